@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DbmergeConfig(AppConfig):
+    name = "dbmerge"
+    verbose_name = "External database jobs"

@@ -1,0 +1,1 @@
+"""Models of the dbmerge app: external database merge jobs (see issue #6)."""

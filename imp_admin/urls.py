@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from imp_admin import views
+
+urlpatterns = [
+    path("", views.HomeView.as_view(), name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.AuditTrailView.as_view(), name="audit_list"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("topology.urls")),
+    path("messaging/", include("messaging.urls")),
+    path("messaging/jobs/", include("dbmerge.urls")),
+]

@@ -1,0 +1,105 @@
+"""Console-wide views: the home dashboard, the audit trail, placeholders, health."""
+
+from __future__ import annotations
+
+import django_filters
+import django_tables2 as tables
+from auditlog.models import LogEntry
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.models import Count, Q
+from django.http import JsonResponse
+from django.views.generic import TemplateView
+from django_filters.views import FilterView
+from django_tables2.views import SingleTableMixin
+
+from imp_admin.permissions import ConsolePermissionMixin
+from topology.models import Cluster, EndUser, Node, RedundancyGroup
+
+
+class HomeView(ConsolePermissionMixin, TemplateView):
+    """The dashboard: the size and health of the deployment at a glance."""
+
+    template_name = "home.html"
+    permission_required = "topology.view_cluster"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        nodes = list(Node.objects.select_related("cluster", "redundancy_group"))
+        groups = RedundancyGroup.objects.aggregate(total=Count("pk"), ha=Count("pk", filter=Q(ha_enabled=True)))
+        context.update(
+            clusters=Cluster.objects.count(),
+            nodes=nodes,
+            nodes_reporting=sum(node.agent_reporting for node in nodes),
+            groups_total=groups["total"],
+            groups_ha=groups["ha"],
+            users=EndUser.objects.count(),
+            unassigned_users=EndUser.objects.filter(assigned_node__isnull=True).count(),
+            recent_changes=LogEntry.objects.select_related("actor", "content_type")[:8],
+        )
+        return context
+
+
+class PlannedPageView(ConsolePermissionMixin, TemplateView):
+    """A menu entry whose page a later release fills; it says what it will hold."""
+
+    template_name = "planned.html"
+    permission_required = "topology.view_cluster"
+    title = ""
+    planned = ""
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(title=self.title, planned=self.planned, **kwargs)
+
+
+class LogEntryFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    content_type = django_filters.ModelChoiceFilter(
+        label="Object type",
+        queryset=ContentType.objects.filter(app_label__in=["topology", "messaging", "dbmerge"]),
+    )
+    action = django_filters.ChoiceFilter(choices=LogEntry.Action.choices)
+    since = django_filters.DateTimeFilter(field_name="timestamp", lookup_expr="gte", label="Since")
+
+    class Meta:
+        model = LogEntry
+        fields = ["q", "content_type", "action", "actor", "since"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(object_repr__icontains=value) | Q(actor__username__icontains=value))
+
+
+class LogEntryTable(tables.Table):
+    timestamp = tables.DateTimeColumn(format="Y-m-d H:i:s")
+    actor = tables.Column(default="system")
+    content_type = tables.Column(verbose_name="Object type")
+    object_repr = tables.Column(verbose_name="Object")
+    action = tables.Column()
+    changes = tables.TemplateColumn(template_name="audit/changes_cell.html", orderable=False)
+
+    class Meta:
+        model = LogEntry
+        fields = ("timestamp", "actor", "action", "content_type", "object_repr", "changes")
+        attrs = {"class": "table table-sm table-striped align-middle"}
+
+
+class AuditTrailView(ConsolePermissionMixin, SingleTableMixin, FilterView):
+    """Who changed what, when, with the values before and after."""
+
+    permission_required = "auditlog.view_logentry"
+    template_name = "audit/logentry_list.html"
+    table_class = LogEntryTable
+    filterset_class = LogEntryFilter
+    paginate_by = 50
+
+    def get_queryset(self):
+        return LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
+
+
+@login_not_required
+def healthz(request):
+    """Liveness for load balancers: the config DB answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})

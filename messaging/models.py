@@ -1,0 +1,1 @@
+"""Models of the messaging app: chat settings, external databases (see issue #3)."""

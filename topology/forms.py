@@ -1,0 +1,70 @@
+"""Forms of the topology pages; the same forms back the Django admin."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db import transaction
+
+from topology.models import Cluster, EndUser, Node, RedundancyGroup
+
+
+class ClusterForm(forms.ModelForm):
+    class Meta:
+        model = Cluster
+        fields = ["name", "cluster_id", "domain", "description", "user_assignment_mode"]
+
+
+class NodeForm(forms.ModelForm):
+    class Meta:
+        model = Node
+        fields = ["name", "ip_address", "role", "cluster", "agent_host", "agent_port"]
+
+
+class RedundancyGroupForm(forms.ModelForm):
+    """Presence Redundancy Group Configuration: name, description, two servers, HA."""
+
+    server1 = forms.ModelChoiceField(
+        label="Presence Server 1", queryset=Node.objects.select_related("cluster", "redundancy_group")
+    )
+    server2 = forms.ModelChoiceField(
+        label="Presence Server 2",
+        queryset=Node.objects.select_related("cluster", "redundancy_group"),
+        required=False,
+        help_text="Optional; high availability needs a second node.",
+    )
+
+    class Meta:
+        model = RedundancyGroup
+        fields = ["name", "description", "server1", "server2", "ha_enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            server1, server2 = self.instance.servers()
+            self.initial.setdefault("server1", server1)
+            self.initial.setdefault("server2", server2)
+
+    def clean(self):
+        cleaned = super().clean()
+        self.instance.proposed_servers = (cleaned.get("server1"), cleaned.get("server2"))
+        return cleaned
+
+    def _save_m2m(self):
+        super()._save_m2m()
+        self.instance.set_servers(self.cleaned_data["server1"], self.cleaned_data.get("server2"))
+
+    @transaction.atomic
+    def save(self, commit=True):
+        return super().save(commit)
+
+
+class EndUserForm(forms.ModelForm):
+    class Meta:
+        model = EndUser
+        fields = ["user_id", "jid", "display_name", "assigned_node"]
+
+
+class AssignUsersForm(forms.Form):
+    """Apply a cluster's User Assignment Mode to its users."""
+
+    cluster = forms.ModelChoiceField(queryset=Cluster.objects.all())

@@ -1,0 +1,94 @@
+"""Create the reference use case's topology: two clusters, HA groups, Andy, Bob, Catherine, Deborah."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from imp_admin.roles import SUPER_ADMINISTRATOR
+from topology.choices import NodeRole, UserAssignmentMode
+from topology.models import Cluster, EndUser, Node, RedundancyGroup
+
+DEMO_PORT_BASE = 7400  # node agents listen on 7401, 7402, … on loopback
+
+CLUSTERS = [
+    # name, cluster id, domain, user assignment mode, groups: (name, ha, [(node, role)])
+    (
+        "cluster1",
+        "imp1",
+        "example.com",
+        UserAssignmentMode.NONE,
+        [
+            ("subcluster1", True, [("imp-1a", NodeRole.PUBLISHER), ("imp-1b", NodeRole.SUBSCRIBER)]),
+            ("subcluster2", True, [("imp-2a", NodeRole.SUBSCRIBER), ("imp-2b", NodeRole.SUBSCRIBER)]),
+        ],
+    ),
+    (
+        "cluster2",
+        "imp2",
+        "example.com",
+        UserAssignmentMode.BALANCED,
+        [("c2-subcluster1", False, [("imp-c2a", NodeRole.PUBLISHER), ("imp-c2b", NodeRole.SUBSCRIBER)])],
+    ),
+]
+USERS = [
+    ("andy", "Andy", "imp-1a"),
+    ("bob", "Bob", "imp-1b"),
+    ("catherine", "Catherine", "imp-2a"),
+    ("deborah", "Deborah", "imp-2b"),
+    ("erin", "Erin", "imp-c2a"),
+    ("frank", "Frank", "imp-c2b"),
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo topology of the reference use case and create an admin login."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-password", help="Password for the 'admin' login (default: random).")
+
+    @transaction.atomic
+    def handle(self, *args, admin_password=None, **options):
+        port = DEMO_PORT_BASE
+        nodes: dict[str, Node] = {}
+        for name, cluster_id, domain, mode, groups in CLUSTERS:
+            cluster, _ = Cluster.objects.update_or_create(
+                name=name, defaults={"cluster_id": cluster_id, "domain": domain, "user_assignment_mode": mode}
+            )
+            for group_name, ha, members in groups:
+                for node_name, role in members:
+                    port += 1
+                    nodes[node_name], _ = Node.objects.update_or_create(
+                        name=node_name,
+                        defaults={
+                            "cluster": cluster,
+                            "role": role,
+                            "ip_address": "127.0.0.1",
+                            "agent_host": "127.0.0.1",
+                            "agent_port": port,
+                        },
+                    )
+                group, _ = RedundancyGroup.objects.update_or_create(
+                    name=group_name, defaults={"cluster": cluster, "ha_enabled": False}
+                )
+                group.set_servers(*[nodes[node_name] for node_name, _ in members])
+                group.ha_enabled = ha
+                group.full_clean()
+                group.save()
+        for user_id, display, node in USERS:
+            EndUser.objects.update_or_create(
+                user_id=user_id,
+                defaults={"jid": f"{user_id}@example.com", "display_name": display, "assigned_node": nodes[node]},
+            )
+
+        password = admin_password or secrets.token_urlsafe(12)
+        admin, _ = User.objects.get_or_create(username="admin")
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
+        admin.groups.add(Group.objects.get(name=SUPER_ADMINISTRATOR))
+        self.stdout.write(self.style.SUCCESS("Demo topology loaded: 2 clusters, 6 nodes, 3 groups, 6 users."))
+        self.stdout.write(f"Log in as admin / {password}")

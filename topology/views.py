@@ -1,0 +1,184 @@
+"""Pages of System > Presence Topology, Presence Redundancy Groups, Users, Clusters, Nodes."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Count, Prefetch
+from django.shortcuts import redirect
+from django.views.generic import DetailView, TemplateView, View
+
+from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
+from imp_admin.permissions import ConsolePermissionMixin
+from topology import filters, forms, tables
+from topology.assignment import assign_users
+from topology.models import Cluster, EndUser, Node, RedundancyGroup
+
+MEMBERS = Prefetch("members", queryset=Node.objects.order_by("group_position"))
+
+
+class TopologyView(ConsolePermissionMixin, TemplateView):
+    """System > Presence Topology: clusters, their groups and nodes, users per node."""
+
+    template_name = "topology/topology.html"
+    permission_required = "topology.view_cluster"
+
+    def get_context_data(self, **kwargs):
+        nodes = Node.objects.annotate(
+            home_user_count=Count("assigned_users", distinct=True),
+            backup_user_count=Count("backup_users", distinct=True),
+        ).order_by("group_position", "name")
+        clusters = Cluster.objects.prefetch_related(
+            Prefetch(
+                "redundancy_groups",
+                queryset=RedundancyGroup.objects.prefetch_related(Prefetch("members", queryset=nodes)),
+            ),
+            Prefetch("nodes", queryset=nodes.filter(redundancy_group__isnull=True), to_attr="ungrouped_nodes"),
+        )
+        return super().get_context_data(clusters=clusters, **kwargs)
+
+
+class ClusterListView(ObjectListView):
+    model = Cluster
+    table_class = tables.ClusterTable
+    filterset_class = filters.ClusterFilter
+    add_url_name = "topology:cluster_add"
+
+    def get_queryset(self):
+        return Cluster.objects.annotate(
+            node_count=Count("nodes", distinct=True), group_count=Count("redundancy_groups", distinct=True)
+        )
+
+
+class ClusterEditView(ObjectEditView):
+    model = Cluster
+    form_class = forms.ClusterForm
+    list_url_name = "topology:cluster_list"
+
+
+class ClusterDeleteView(ObjectDeleteView):
+    model = Cluster
+    list_url_name = "topology:cluster_list"
+
+
+class NodeListView(ObjectListView):
+    model = Node
+    table_class = tables.NodeTable
+    filterset_class = filters.NodeFilter
+    add_url_name = "topology:node_add"
+
+    def get_queryset(self):
+        return Node.objects.select_related("cluster", "redundancy_group").annotate(user_count=Count("assigned_users"))
+
+
+class NodeDetailView(ConsolePermissionMixin, DetailView):
+    """A node's page: its configuration, HA state and users."""
+
+    model = Node
+    template_name = "topology/node_detail.html"
+    permission_required = "topology.view_node"
+    queryset = Node.objects.select_related("cluster", "redundancy_group")
+
+    def get_context_data(self, **kwargs):
+        node = self.object
+        return super().get_context_data(
+            home_users=node.assigned_users.count(),
+            backup_users=node.backup_users.count(),
+            **kwargs,
+        )
+
+
+class NodeEditView(ObjectEditView):
+    model = Node
+    form_class = forms.NodeForm
+    list_url_name = "topology:node_list"
+
+
+class NodeDeleteView(ObjectDeleteView):
+    model = Node
+    list_url_name = "topology:node_list"
+
+
+class RedundancyGroupListView(ObjectListView):
+    model = RedundancyGroup
+    table_class = tables.RedundancyGroupTable
+    filterset_class = filters.RedundancyGroupFilter
+    add_url_name = "topology:group_add"
+
+    def get_queryset(self):
+        return RedundancyGroup.objects.select_related("cluster").prefetch_related(MEMBERS)
+
+
+class RedundancyGroupDetailView(ConsolePermissionMixin, DetailView):
+    """Presence Redundancy Group Configuration: both nodes' state and reason, Server Action."""
+
+    model = RedundancyGroup
+    template_name = "topology/group_detail.html"
+    permission_required = "topology.view_redundancygroup"
+    queryset = RedundancyGroup.objects.select_related("cluster").prefetch_related(MEMBERS)
+
+
+class RedundancyGroupEditView(ObjectEditView):
+    model = RedundancyGroup
+    form_class = forms.RedundancyGroupForm
+    list_url_name = "topology:group_list"
+    queryset = RedundancyGroup.objects.prefetch_related(MEMBERS)
+
+
+class RedundancyGroupDeleteView(ObjectDeleteView):
+    model = RedundancyGroup
+    list_url_name = "topology:group_list"
+
+
+class EndUserListView(ObjectListView):
+    model = EndUser
+    table_class = tables.EndUserTable
+    filterset_class = filters.EndUserFilter
+    add_url_name = "topology:user_add"
+    template_name = "topology/enduser_list.html"
+
+    def get_queryset(self):
+        return EndUser.objects.select_related("assigned_node", "active_node")
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            assign_form=forms.AssignUsersForm(),
+            can_assign=self.request.user.has_perm("topology.change_enduser"),
+            **kwargs,
+        )
+
+
+class EndUserEditView(ObjectEditView):
+    model = EndUser
+    form_class = forms.EndUserForm
+    list_url_name = "topology:user_list"
+
+
+class EndUserDeleteView(ObjectDeleteView):
+    model = EndUser
+    list_url_name = "topology:user_list"
+
+
+class AssignUsersView(ConsolePermissionMixin, View):
+    """Apply the cluster's User Assignment Mode to its users (POST only)."""
+
+    permission_required = "topology.view_enduser"
+    change_permission = "topology.change_enduser"
+    http_method_names = ["post"]
+
+    def post(self, request):
+        form = forms.AssignUsersForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose the cluster whose users to assign.")
+            return redirect("topology:user_list")
+        cluster = form.cleaned_data["cluster"]
+        counts = assign_users(cluster)
+        mode = cluster.get_user_assignment_mode_display()
+        if not counts:
+            messages.warning(
+                request,
+                f"No users assigned: the mode of {cluster} is {mode}, or it has no node in a redundancy group.",
+            )
+        else:
+            summary = ", ".join(f"{node}: {count}" for node, count in sorted(counts.items(), key=lambda i: i[0].name))
+            messages.success(request, f"Users of {cluster} assigned ({mode}): {summary}.")
+        return redirect("topology:user_list")
