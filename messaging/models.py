@@ -1,1 +1,0 @@
-"""Models of the messaging app: chat settings, external databases (see issue #3)."""

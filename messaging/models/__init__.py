@@ -1,0 +1,3 @@
+from .databases import DatabaseType, ExternalDatabase, PersistentChatAssignment
+
+__all__ = ["DatabaseType", "ExternalDatabase", "PersistentChatAssignment"]

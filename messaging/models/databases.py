@@ -1,0 +1,106 @@
+"""External databases (Messaging > External Server Setup > External Databases, reference 5)
+and the persistent chat database assignment of each chat node (reference 4.3)."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+
+from imp_admin import crypto
+
+
+class DatabaseType(models.TextChoices):
+    POSTGRES = "postgres", "Postgres"
+    ORACLE = "oracle", "Oracle"
+    MSSQL = "mssql", "Microsoft SQL Server"
+
+
+DEFAULT_PORTS = {DatabaseType.POSTGRES: 5432, DatabaseType.ORACLE: 1521, DatabaseType.MSSQL: 1433}
+ORACLE_SSL_PORT = 2484
+
+
+class ExternalDatabase(models.Model):
+    """A connection to an external database holding persistent chat (`tc_*`) tables.
+
+    The password is stored encrypted with the secrets key (``imp_admin.crypto``) and is
+    never rendered back into a page, a form or a log.
+    """
+
+    database_name = models.CharField(
+        "Database Name", max_length=128, help_text="Name of the database instance, e.g. tcmadb."
+    )
+    db_type = models.CharField("Database Type", max_length=16, choices=DatabaseType.choices)
+    tablespace = models.CharField(max_length=128, blank=True, help_text="Oracle only: the user's default tablespace.")
+    username = models.CharField("User Name", max_length=128)
+    password_encrypted = models.TextField(editable=False, help_text="The password, encrypted with IMP_SECRETS_KEY.")
+    hostname = models.CharField(
+        "Hostname", max_length=253, help_text="Host name, IPv4 or IPv6 address of the database server."
+    )
+    port = models.PositiveIntegerField("Port Number", validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    enable_ssl = models.BooleanField("Enable SSL", default=False, help_text="Oracle and SQL Server only.")
+    certificate_name = models.CharField("Certificate Name", max_length=255, blank=True)
+    windows_authentication = models.BooleanField("Enable Windows Authentication", default=False)
+    domain = models.CharField(max_length=255, blank=True, help_text="SQL Server Windows authentication only.")
+
+    class Meta:
+        ordering = ["hostname", "database_name"]
+        verbose_name = "external database"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hostname", "port", "database_name"],
+                name="%(app_label)s_%(class)s_unique_instance",
+                violation_error_message="This database is already configured.",
+            ),
+        ]
+        permissions = [("check_externaldatabase", "Can run external database status checks")]
+
+    def __str__(self) -> str:
+        return f"{self.database_name}@{self.hostname}:{self.port}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("messaging:externaldatabase_detail", args=[self.pk])
+
+    def set_password(self, password: str) -> None:
+        self.password_encrypted = crypto.encrypt(password)
+
+    def get_password(self) -> str:
+        return crypto.decrypt(self.password_encrypted) if self.password_encrypted else ""
+
+    def postgres_conninfo(self, connect_timeout: int = 5) -> dict:
+        """Keyword arguments for ``psycopg.connect`` (PostgreSQL entries only)."""
+        return {
+            "host": self.hostname,
+            "port": self.port,
+            "dbname": self.database_name,
+            "user": self.username,
+            "password": self.get_password(),
+            "connect_timeout": connect_timeout,
+            "application_name": "imp-admin",
+        }
+
+
+class PersistentChatAssignment(models.Model):
+    """Which external database a chat node's Text Conference Manager uses.
+
+    With HA on, both nodes of a redundancy group point at the same logical database and no
+    other group uses it; without HA, each node has its own. No row, or an empty database,
+    means "unassigned".
+    """
+
+    node = models.OneToOneField("topology.Node", on_delete=models.CASCADE, related_name="chat_assignment")
+    database = models.ForeignKey(
+        ExternalDatabase,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assignments",
+        help_text="The external database for persistent chat on this node; empty = unassigned.",
+    )
+
+    class Meta:
+        ordering = ["node__name"]
+        verbose_name = "persistent chat database assignment"
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.database or 'unassigned'}"

@@ -1,0 +1,1 @@
+"""The Text Conference (persistent chat) tables in an external database."""
