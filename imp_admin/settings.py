@@ -125,6 +125,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests that start node agents or workers need a file the processes share.
+            "TEST": {"NAME": env("SQLITE_TEST_PATH")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
+import psycopg
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
+from psycopg import sql
 
 from imp_admin.roles import OPERATOR, READ_ONLY, SUPER_ADMINISTRATOR
 from topology.choices import NodeRole
@@ -111,3 +116,63 @@ def demo_topology(db):
 
     call_command("load_demo", admin_password="demo-admin-password", stdout=StringIO())
     return {node.name: node for node in Node.objects.all()}
+
+
+# --- Throw-away PostgreSQL databases for external-database, merge and chat tests ----------
+
+PG_ADMIN = {
+    "host": os.environ.get("PGHOST", "127.0.0.1"),
+    "port": int(os.environ.get("PGPORT", "5432")),
+    "user": os.environ.get("PGUSER", "postgres"),
+}
+
+
+class PostgresFactory:
+    """Creates databases (and roles) on the local PostgreSQL server and drops them after."""
+
+    def __init__(self) -> None:
+        self.databases: list[str] = []
+        self.roles: list[str] = []
+
+    def _admin(self):
+        return psycopg.connect(dbname="postgres", autocommit=True, **PG_ADMIN)
+
+    def database(self, prefix: str = "imp_test", owner: str | None = None) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with self._admin() as conn:
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if owner:
+                query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
+            conn.execute(query)
+        self.databases.append(name)
+        return name
+
+    def role(self, prefix: str = "imp_role", password: str = "role-password") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with self._admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password))
+            )
+        self.roles.append(name)
+        return name
+
+    def connect(self, dbname: str, **kwargs):
+        return psycopg.connect(dbname=dbname, **{**PG_ADMIN, **kwargs})
+
+    def dsn(self, dbname: str) -> str:
+        return f"host={PG_ADMIN['host']} port={PG_ADMIN['port']} user={PG_ADMIN['user']} dbname={dbname}"
+
+    def cleanup(self) -> None:
+        with self._admin() as conn:
+            for name in reversed(self.databases):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            for name in reversed(self.roles):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def postgres():
+    """A factory of throw-away PostgreSQL databases and roles, dropped after the test."""
+    factory = PostgresFactory()
+    yield factory
+    factory.cleanup()
