@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("topology.urls")),
     path("messaging/", include("messaging.urls")),
     path("messaging/jobs/", include("dbmerge.urls")),
+    path("messaging/rooms/", include("messaging.chat.urls")),
 ]

@@ -14,3 +14,11 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("IMP_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 os.environ.setdefault("STATIC_MANIFEST", "0")
+# A file (not in-memory) test config DB, so node agents and Celery workers started by the
+# tests share it; one per pytest process so concurrent runs never collide.
+os.environ.setdefault(
+    "SQLITE_TEST_PATH",
+    os.path.join(os.environ["IMP_VAR_DIR"], f"configdb-{os.getpid()}.sqlite3"),
+)
+os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"imp-admin-test-{os.getpid()}")
+os.makedirs(os.environ["IMP_VAR_DIR"], exist_ok=True)

@@ -1,0 +1,33 @@
+"""What every service a node agent runs looks like.
+
+The agent owns the life cycle (start, stop, health) and reports the observed state; each
+service does its own work. The XCP Router and the Text Conference Manager live in
+``messaging.chat``; the Server Recovery Manager in ``topology``.
+"""
+
+from __future__ import annotations
+
+import abc
+
+
+class ServiceStartError(Exception):
+    """A service could not start; the message is the reason shown in the Control Center."""
+
+
+class NodeService(abc.ABC):
+    """A service hosted by a node agent, run on the agent's asyncio loop."""
+
+    #: The product's service name, e.g. "Cisco XCP Text Conference Manager".
+    name: str = ""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the service; raise ServiceStartError with a readable reason on failure."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop the service and release what it holds (ports, connections)."""
+
+    @abc.abstractmethod
+    def is_running(self) -> bool:
+        """Whether the service is working right now (checked every reconcile interval)."""
