@@ -1,3 +1,26 @@
-from .databases import DatabaseType, ExternalDatabase, PersistentChatAssignment
+from .aliases import ChatAlias
+from .chat import ChatSettings, ParticipationLevel
+from .databases import (
+    ACTIVE_CHECK_STATES,
+    STATUS_CHECKS,
+    CheckName,
+    CheckRunState,
+    DatabaseType,
+    ExternalDatabase,
+    ExternalDatabaseCheck,
+    PersistentChatAssignment,
+)
 
-__all__ = ["DatabaseType", "ExternalDatabase", "PersistentChatAssignment"]
+__all__ = [
+    "ACTIVE_CHECK_STATES",
+    "STATUS_CHECKS",
+    "ChatAlias",
+    "ChatSettings",
+    "CheckName",
+    "CheckRunState",
+    "DatabaseType",
+    "ExternalDatabase",
+    "ExternalDatabaseCheck",
+    "ParticipationLevel",
+    "PersistentChatAssignment",
+]

@@ -3,6 +3,7 @@ and the persistent chat database assignment of each chat node (reference 4.3).""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -18,6 +19,28 @@ class DatabaseType(models.TextChoices):
 
 DEFAULT_PORTS = {DatabaseType.POSTGRES: 5432, DatabaseType.ORACLE: 1521, DatabaseType.MSSQL: 1433}
 ORACLE_SSL_PORT = 2484
+
+
+class CheckName(models.TextChoices):
+    """The External Database Status checks (reference 5.3, plus the merge's privileges)."""
+
+    REACHABILITY = "reachability", "Database reachability"
+    CONNECTIVITY = "connectivity", "Database connectivity"
+    SCHEMA = "schema", "Database schema verification"
+    PRIVILEGES = "privileges", "Database privileges"
+
+
+# The three checks the product shows as check marks; privileges matter to a merge only.
+STATUS_CHECKS = (CheckName.REACHABILITY, CheckName.CONNECTIVITY, CheckName.SCHEMA)
+
+
+class CheckRunState(models.TextChoices):
+    IDLE = "idle", "Idle"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+
+
+ACTIVE_CHECK_STATES = {CheckRunState.QUEUED, CheckRunState.RUNNING}
 
 
 class ExternalDatabase(models.Model):
@@ -42,6 +65,21 @@ class ExternalDatabase(models.Model):
     certificate_name = models.CharField("Certificate Name", max_length=255, blank=True)
     windows_authentication = models.BooleanField("Enable Windows Authentication", default=False)
     domain = models.CharField(max_length=255, blank=True, help_text="SQL Server Windows authentication only.")
+
+    # Written by the status check (a Celery worker); the results are ExternalDatabaseCheck rows.
+    check_state = models.CharField(
+        max_length=16,
+        choices=CheckRunState.choices,
+        default=CheckRunState.IDLE,
+        editable=False,
+        help_text="Whether a status check is queued or running; the console sets Queued, the worker the rest.",
+    )
+    check_requested_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a status check was last asked for."
+    )
+    last_checked_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the worker last finished the status checks."
+    )
 
     class Meta:
         ordering = ["hostname", "database_name"]
@@ -104,3 +142,37 @@ class PersistentChatAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node}: {self.database or 'unassigned'}"
+
+    def clean(self) -> None:
+        from messaging.assignment import validate_assignments
+
+        if not self.node_id:
+            return
+        errors = validate_assignments({self.node: self.database})
+        if errors:
+            raise ValidationError({"database": [m for messages in errors.values() for m in messages]})
+
+
+class ExternalDatabaseCheck(models.Model):
+    """The latest result of one status check of an external database (one row per check).
+
+    Written only by the checker (``messaging.checks``), run by a Celery worker, a
+    management command or a test.
+    """
+
+    database = models.ForeignKey(ExternalDatabase, on_delete=models.CASCADE, related_name="checks")
+    name = models.CharField(max_length=16, choices=CheckName.choices)
+    passed = models.BooleanField(editable=False)
+    message = models.TextField(editable=False, help_text="What the check found, in words an administrator acts on.")
+    checked_at = models.DateTimeField(editable=False, help_text="When the check finished.")
+    duration = models.DurationField(editable=False, help_text="How long the check took.")
+
+    class Meta:
+        ordering = ["database", "name"]
+        verbose_name = "external database check"
+        constraints = [
+            models.UniqueConstraint(fields=["database", "name"], name="%(app_label)s_%(class)s_unique_check"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.database} {self.get_name_display()}: {'passed' if self.passed else 'failed'}"
