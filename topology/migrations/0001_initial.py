@@ -68,7 +68,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=128, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{1,128}$', 'Use only letters, digits, underscore (_) and dash (-), at most 128 characters.')])),
-                ('description', models.CharField(blank=True, max_length=128, validators=[django.core.validators.RegexValidator('["%&\\\\<>]', 'The description cannot contain any of these characters: " % & \\ < >', inverse_match=True)])),
+                ('description', models.CharField(blank=True, max_length=128, validators=[django.core.validators.RegexValidator('["%&\\\\<>]', 'The description cannot contain any of these characters: " %% & \\ < >', inverse_match=True)])),
                 ('ha_enabled', models.BooleanField(default=False, help_text="When on, each node's Server Recovery Manager fails its peer over when the peer's critical services stay down or its heartbeat stops.", verbose_name='Enable High Availability')),
                 ('cluster', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='redundancy_groups', to='topology.cluster')),
             ],

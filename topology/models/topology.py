@@ -26,7 +26,10 @@ SAME_NODE_TWICE_MESSAGE = "Server 1 and Server 2 must be two different IM and Pr
 HA_NEEDS_TWO_NODES_MESSAGE = "High availability needs two nodes in the group; choose Server 2 first."
 
 group_name_validator = RegexValidator(r"^[A-Za-z0-9_-]{1,128}$", GROUP_NAME_MESSAGE)
-group_description_validator = RegexValidator(r'["%&\\<>]', GROUP_DESCRIPTION_MESSAGE, inverse_match=True)
+# Validator messages are %-formatted by Django, hence the doubled percent sign.
+group_description_validator = RegexValidator(
+    r'["%&\\<>]', GROUP_DESCRIPTION_MESSAGE.replace("%", "%%"), inverse_match=True
+)
 cluster_id_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
     "Use lower-case letters, digits and dashes (not at the start or end), at most 63 characters.",
