@@ -51,7 +51,7 @@ def _set_ha(modeladmin, request, queryset, enabled: bool) -> None:
         try:
             group.full_clean()
         except ValidationError as exc:
-            messages.error(request, f"{group}: {' '.join(exc.messages)}")
+            messages.error(request, f"Group {group}: {' '.join(exc.messages)}")
             continue
         group.save(update_fields=["ha_enabled"])
         changed += 1

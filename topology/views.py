@@ -46,7 +46,7 @@ class ClusterListView(ObjectListView):
     def get_queryset(self):
         return Cluster.objects.annotate(
             node_count=Count("nodes", distinct=True), group_count=Count("redundancy_groups", distinct=True)
-        )
+        ).order_by("name")
 
 
 class ClusterEditView(ObjectEditView):
@@ -67,7 +67,11 @@ class NodeListView(ObjectListView):
     add_url_name = "topology:node_add"
 
     def get_queryset(self):
-        return Node.objects.select_related("cluster", "redundancy_group").annotate(user_count=Count("assigned_users"))
+        return (
+            Node.objects.select_related("cluster", "redundancy_group")
+            .annotate(user_count=Count("assigned_users"))
+            .order_by("cluster__name", "name")
+        )
 
 
 class NodeDetailView(ConsolePermissionMixin, DetailView):

@@ -63,7 +63,11 @@ def test_database_refuses_two_publishers_in_a_cluster(build):
         ("agent_port", "80", "Ensure this value is greater than or equal to 1024."),
         ("agent_port", "70000", "Ensure this value is less than or equal to 65535."),
         ("ip_address", "300.1.1.1", "Enter a valid IPv4 or IPv6 address."),
-        ("name", "bad name!", "Enter a host name or FQDN: letters, digits, dashes and dots, such as imp-1a.example.com."),
+        (
+            "name",
+            "bad name!",
+            "Enter a host name or FQDN: letters, digits, dashes and dots, such as imp-1a.example.com.",
+        ),
     ],
 )
 def test_out_of_range_or_malformed_node_fields_are_refused(super_client, build, field, value, message):

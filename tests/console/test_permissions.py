@@ -1,0 +1,124 @@
+"""Every URL of the console, walked for every persona.
+
+Anonymous visitors are sent to the login page; read-only users can open every page and get
+403 on every POST; operators and super administrators act as their role allows. The walk
+covers URLs added by any app, so a new view without a permission check fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+pytestmark = pytest.mark.django_db
+
+# Public by design: the login page itself, logout (POST only, no change to data),
+# the health endpoint for load balancers, and the Django admin (staff login of its own).
+PUBLIC = {"login", "logout", "healthz"}
+SAMPLE_KWARGS = {
+    "int": 1,
+    "str": "imp-1a",
+    "slug": "imp-1a",
+    "uuid": "00000000-0000-0000-0000-000000000001",
+    "path": "x",
+}
+
+
+def console_urls() -> list[tuple[str, str]]:
+    """(URL name, concrete path) for every named console URL pattern."""
+    found: list[tuple[str, str]] = []
+
+    def walk(patterns, namespace: str | None) -> None:
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                if entry.app_name == "admin":
+                    continue
+                walk(entry.url_patterns, entry.namespace or namespace)
+            elif isinstance(entry, URLPattern) and entry.name:
+                name = f"{namespace}:{entry.name}" if namespace else entry.name
+                if name in PUBLIC:
+                    continue
+                converters = getattr(entry.pattern, "converters", {})
+                kwargs = {
+                    key: SAMPLE_KWARGS.get(type(conv).__name__.replace("Converter", "").lower(), 1)
+                    for key, conv in converters.items()
+                }
+                found.append((name, reverse(name, kwargs=kwargs)))
+
+    walk(get_resolver().url_patterns, None)
+    return found
+
+
+URLS = console_urls()
+
+
+def test_the_walk_finds_the_console_pages():
+    names = {name for name, _ in URLS}
+    assert {"home", "topology:overview", "topology:group_list", "topology:user_assign", "audit_list"} <= names
+
+
+@pytest.mark.parametrize(("name", "url"), URLS, ids=[name for name, _ in URLS])
+def test_anonymous_visitor_is_sent_to_login(anon_client, name, url):
+    for method in (anon_client.get, anon_client.post):
+        response = method(url)
+        assert response.status_code == 302, f"{name} answered {response.status_code}"
+        assert response["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.parametrize(("name", "url"), URLS, ids=[name for name, _ in URLS])
+def test_read_only_user_can_view_but_gets_403_on_post(read_only_client, demo_topology, name, url):
+    response = read_only_client.get(url)
+    assert response.status_code not in (401, 403), f"{name}: read-only user cannot view"
+    assert response.status_code < 500
+    assert read_only_client.post(url, {}).status_code == 403, f"{name} accepted a POST from a read-only user"
+
+
+def test_logged_in_user_without_a_role_gets_403_everywhere(db, demo_topology):
+    from django.contrib.auth.models import User
+
+    client = Client()
+    client.force_login(User.objects.create_user("nobody", password="x-password-123"))
+    for name, url in URLS:
+        assert client.get(url).status_code in (403, 405), f"{name} is visible without a role"
+
+
+@pytest.mark.parametrize(
+    ("url", "payload"),
+    [
+        ("/system/redundancy-groups/add/", {"name": "g"}),
+        ("/system/clusters/add/", {"name": "c"}),
+        ("/system/nodes/add/", {"name": "n"}),
+        ("/system/users/add/", {"user_id": "u"}),
+        ("/system/users/assign/", {"cluster": "1"}),
+    ],
+)
+def test_operator_may_view_topology_but_not_change_it(operator_client, demo_topology, url, payload):
+    assert operator_client.get("/system/topology/").status_code == 200
+    assert operator_client.post(url, payload).status_code == 403
+
+
+def test_super_administrator_may_change_topology(super_client, demo_topology):
+    response = super_client.post(
+        "/system/clusters/add/",
+        {"name": "c3", "cluster_id": "c3", "domain": "example.org", "user_assignment_mode": "balanced"},
+    )
+    assert response.status_code == 302
+
+
+def test_post_without_csrf_token_is_refused(super_admin, demo_topology):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(super_admin)
+    response = client.post("/system/clusters/add/", {"name": "c3", "cluster_id": "c3", "domain": "example.org"})
+    assert response.status_code == 403
+    assert b"CSRF verification failed" in response.content
+
+
+def test_health_endpoint_needs_no_login(anon_client):
+    response = anon_client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_django_admin_needs_a_staff_login(anon_client, read_only_client):
+    assert anon_client.get("/admin/").status_code == 302
+    assert read_only_client.get("/admin/").status_code == 302  # not staff: back to the admin login
