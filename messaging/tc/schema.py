@@ -260,10 +260,16 @@ def verify(dialect: Dialect, actual: dict[str, dict[str, ActualColumn]]) -> list
     return problems
 
 
+# From pg_catalog rather than information_schema, which hides the columns of tables the
+# user holds no privilege on: a table someone else created still conflicts with the schema.
 POSTGRES_COLUMNS_SQL = """
-    SELECT table_name, column_name, data_type, character_maximum_length, is_nullable = 'YES'
-    FROM information_schema.columns
-    WHERE table_schema = current_schema() AND table_name = ANY(%s)
+    SELECT c.relname, a.attname, format_type(a.atttypid, NULL),
+           CASE WHEN a.atttypid = 'varchar'::regtype AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
+           NOT a.attnotnull
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v')
+      AND c.relname = ANY(%s)
 """
 
 
