@@ -176,3 +176,45 @@ def postgres():
     factory = PostgresFactory()
     yield factory
     factory.cleanup()
+
+
+# --- Headless Chromium (Debian's package) driven by Playwright ------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    """A Playwright page in headless Chromium, with ``page.base_url`` set to the live server.
+
+    Playwright's sync API runs an event loop in the test's thread; the ORM calls the test
+    makes between browser steps are still plain synchronous calls.
+    """
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def browser_login(page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
