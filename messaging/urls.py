@@ -1,26 +1,36 @@
 from django.urls import path
 
-from imp_admin.views import PlannedPageView
+from messaging import views
 
 app_name = "messaging"
 
 urlpatterns = [
+    path("group-chat/", views.ChatSettingsView.as_view(), name="chatsettings_edit"),
+    path("group-chat/aliases/", views.ChatAliasListView.as_view(), name="chatalias_list"),
+    path("group-chat/aliases/add/", views.ChatAliasEditView.as_view(), name="chatalias_add"),
+    path("group-chat/aliases/<int:pk>/", views.ChatAliasEditView.as_view(), name="chatalias_edit"),
+    path("group-chat/aliases/<int:pk>/delete/", views.ChatAliasDeleteView.as_view(), name="chatalias_delete"),
+    path("external-databases/", views.ExternalDatabaseListView.as_view(), name="externaldatabase_list"),
+    path("external-databases/add/", views.ExternalDatabaseEditView.as_view(), name="externaldatabase_add"),
+    path("external-databases/<int:pk>/", views.ExternalDatabaseDetailView.as_view(), name="externaldatabase_detail"),
+    path("external-databases/<int:pk>/edit/", views.ExternalDatabaseEditView.as_view(), name="externaldatabase_edit"),
     path(
-        "group-chat/",
-        PlannedPageView.as_view(
-            title="Group Chat and Persistent Chat",
-            planned="Group chat and persistent chat settings per cluster, and the persistent chat "
-            "database assignment of every chat node.",
-        ),
-        name="chatsettings_edit",
+        "external-databases/<int:pk>/delete/",
+        views.ExternalDatabaseDeleteView.as_view(),
+        name="externaldatabase_delete",
     ),
     path(
-        "external-databases/",
-        PlannedPageView.as_view(
-            title="External Databases",
-            planned="PostgreSQL, Oracle and SQL Server connections with live reachability, "
-            "connectivity and schema checks.",
-        ),
-        name="externaldatabase_list",
+        "external-databases/<int:pk>/status/",
+        views.ExternalDatabaseStatusView.as_view(),
+        name="externaldatabase_status",
     ),
+    path(
+        "external-databases/<int:pk>/check/", views.ExternalDatabaseCheckView.as_view(), name="externaldatabase_check"
+    ),
+    path(
+        "external-databases/<int:pk>/install-schema/",
+        views.ExternalDatabaseInstallView.as_view(),
+        name="externaldatabase_install",
+    ),
+    path("verify-ha/", views.VerifyHAView.as_view(), name="verify_ha"),
 ]

@@ -1,0 +1,32 @@
+import django_tables2 as tables
+
+from messaging.models import ChatAlias, ExternalDatabase
+
+TABLE_ATTRS = {"class": "table table-sm table-striped table-hover align-middle"}
+
+
+class ExternalDatabaseTable(tables.Table):
+    database_name = tables.Column(linkify=True)
+    status = tables.TemplateColumn(
+        template_name="messaging/_database_status_cell.html", orderable=False, verbose_name="Status"
+    )
+    assigned_to = tables.TemplateColumn(
+        template_name="messaging/_database_assigned_cell.html", orderable=False, verbose_name="Assigned to"
+    )
+
+    class Meta:
+        model = ExternalDatabase
+        fields = ("database_name", "db_type", "hostname", "port", "username", "status", "assigned_to")
+        attrs = TABLE_ATTRS
+
+
+class ChatAliasTable(tables.Table):
+    alias = tables.Column(linkify=True)
+    node = tables.Column(linkify=True, verbose_name="Server Name")
+    cluster = tables.Column(accessor="node__cluster", verbose_name="Cluster", orderable=False)
+    is_primary = tables.BooleanColumn(verbose_name="Primary")
+
+    class Meta:
+        model = ChatAlias
+        fields = ("alias", "node", "cluster", "is_primary")
+        attrs = TABLE_ATTRS

@@ -1,0 +1,127 @@
+"""Verify High Availability settings: for every redundancy group, one row per check with
+pass/fail, the reason and the page that fixes it.
+
+Database checks use the results recorded on each external database; ``live=True`` runs the
+checks again first (the Verify button and ``manage.py verify_ha`` do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch
+from django.urls import reverse
+
+from messaging.dbcheck import record, run_checks
+from messaging.models import (
+    STATUS_CHECKS,
+    ChatSettings,
+    CheckName,
+    ExternalDatabaseCheck,
+    PersistentChatAssignment,
+)
+from topology.models import Node, RedundancyGroup
+from topology.observed import TEXT_CONFERENCE_MANAGER, service_running
+
+
+@dataclass(frozen=True)
+class VerifyRow:
+    group: str
+    check: str
+    passed: bool
+    reason: str
+    fix_url: str
+
+
+def verify_ha(live: bool = False) -> list[VerifyRow]:
+    """Every check of every redundancy group, in the order an administrator fixes them."""
+    groups = list(
+        RedundancyGroup.objects.select_related("cluster").prefetch_related(
+            Prefetch("members", queryset=Node.objects.order_by("group_position")),
+            Prefetch("cluster__nodes", queryset=Node.objects.order_by("name")),
+        )
+    )
+    assignments = {a.node_id: a.database for a in PersistentChatAssignment.objects.select_related("database")}
+    databases = {db.pk: db for db in assignments.values() if db is not None}
+    if live:
+        for database in databases.values():
+            record(database, run_checks(database, privileges=False))
+    results: dict[int, dict[str, ExternalDatabaseCheck]] = {}
+    for check in ExternalDatabaseCheck.objects.filter(database__in=databases.values()):
+        results.setdefault(check.database_id, {})[check.name] = check
+    settings_by_cluster = {
+        s.cluster_id: s for s in ChatSettings.objects.filter(cluster__in={g.cluster_id for g in groups})
+    }
+
+    rows: list[VerifyRow] = []
+    for group in groups:
+        rows.extend(_group_rows(group, assignments, results, settings_by_cluster))
+    return rows
+
+
+def _group_rows(group, assignments, results, settings_by_cluster) -> list[VerifyRow]:
+    rows: list[VerifyRow] = []
+    name = str(group)
+    group_url = reverse("topology:group_edit", args=[group.pk])
+    settings_url = reverse("messaging:chatsettings_edit") + f"?cluster={group.cluster_id}"
+
+    def add(check: str, passed: bool, reason: str, url: str) -> None:
+        rows.append(VerifyRow(name, check, passed, reason, url))
+
+    add(
+        "High availability enabled",
+        group.ha_enabled,
+        "Enable High Availability is on." if group.ha_enabled else "Enable High Availability is off for this group.",
+        group_url,
+    )
+    settings = settings_by_cluster.get(group.cluster_id) or ChatSettings(cluster=group.cluster)
+    add(
+        "Persistent chat enabled",
+        settings.enable_persistent_chat,
+        f"Persistent chat is {'on' if settings.enable_persistent_chat else 'off'} in cluster {group.cluster}.",
+        settings_url,
+    )
+    members = list(group.members.all())
+    assigned = {node: assignments.get(node.pk) for node in members}
+    missing = [str(node) for node, db in assigned.items() if db is None]
+    if len(members) < 2:
+        missing.append("Server 2 (the group has one node)")
+    add(
+        "External database assigned to both nodes",
+        not missing,
+        f"Unassigned: {', '.join(missing)}." if missing else "Both nodes have an external database.",
+        settings_url,
+    )
+    distinct = {db.pk: db for db in assigned.values() if db is not None}
+    same = len(distinct) == 1 and not missing
+    if len(distinct) > 1:
+        reason = "The nodes use different databases: " + ", ".join(f"{n}: {db}" for n, db in assigned.items() if db)
+    elif same:
+        reason = f"Both nodes use {next(iter(distinct.values()))}."
+    else:
+        reason = "Not both nodes are assigned."
+    add("Both nodes use the same database", same, reason, settings_url)
+
+    database = next(iter(distinct.values())) if len(distinct) == 1 else None
+    for check_name in STATUS_CHECKS:
+        label = CheckName(check_name).label
+        if database is None:
+            add(label, False, "Not checked: the group has no single external database.", settings_url)
+            continue
+        found = results.get(database.pk, {}).get(check_name)
+        url = database.get_absolute_url()
+        if found is None:
+            add(label, False, f"{database} has not been checked yet; run Check now on its page.", url)
+        else:
+            add(label, found.passed, f"{database}: {found.message}", url)
+
+    control_center = reverse("topology:controlcenter_feature")
+    for node in group.cluster.nodes.all():
+        running = service_running(node, TEXT_CONFERENCE_MANAGER)
+        reason = {
+            True: "Running.",
+            False: "Not running; start it in Control Center – Feature Services.",
+            None: "Unknown — node agent not reporting.",
+        }[running]
+        add(f"{TEXT_CONFERENCE_MANAGER} on {node}", running is True, reason, control_center)
+    return rows

@@ -1,0 +1,182 @@
+"""External Databases pages: Find and List, Add New, Edit, Delete, status and install."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from imp_admin import crypto
+from messaging.models import CheckName, CheckRunState, ExternalDatabase, PersistentChatAssignment
+from tests.messaging.conftest import make_external_database
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "database_name": "tcmadb",
+    "db_type": "postgres",
+    "username": "tcuser",
+    "password": "s3cret-pass",
+    "confirm_password": "s3cret-pass",
+    "hostname": "db1.example.com",
+    "port": "",
+}
+
+
+def add(client, **changes):
+    return client.post(reverse("messaging:externaldatabase_add"), {**VALID, **changes})
+
+
+def errors_of(response) -> dict[str, list[str]]:
+    return {name: list(errs) for name, errs in response.context["form"].errors.items()}
+
+
+def test_adding_a_database_stores_the_password_encrypted_and_fills_the_port(operator_client):
+    response = add(operator_client)
+    database = ExternalDatabase.objects.get()
+    assert response.status_code == 302 and response["Location"] == database.get_absolute_url()
+    assert database.port == 5432
+    assert database.password_encrypted != "s3cret-pass"
+    assert crypto.decrypt(database.password_encrypted) == "s3cret-pass"
+
+
+@pytest.mark.parametrize(
+    ("db_type", "ssl", "port"), [("oracle", False, 1521), ("oracle", True, 2484), ("mssql", False, 1433)]
+)
+def test_port_is_prefilled_by_type(operator_client, db_type, ssl, port):
+    extra = {"tablespace": "USERS"} if db_type == "oracle" else {}
+    add(operator_client, db_type=db_type, enable_ssl="on" if ssl else "", **extra)
+    assert ExternalDatabase.objects.get().port == port
+
+
+def test_password_never_appears_in_a_page(operator_client):
+    add(operator_client)
+    database = ExternalDatabase.objects.get()
+    for url in (
+        reverse("messaging:externaldatabase_edit", args=[database.pk]),
+        database.get_absolute_url(),
+        reverse("messaging:externaldatabase_list"),
+    ):
+        body = operator_client.get(url).content.decode()
+        assert "s3cret-pass" not in body
+        assert database.password_encrypted not in body
+
+
+def test_an_edit_with_an_empty_password_keeps_the_stored_one(operator_client):
+    add(operator_client)
+    database = ExternalDatabase.objects.get()
+    data = {**VALID, "password": "", "confirm_password": "", "port": "6543", "hostname": "db2.example.com"}
+    response = operator_client.post(reverse("messaging:externaldatabase_edit", args=[database.pk]), data)
+    assert response.status_code == 302
+    database.refresh_from_db()
+    assert (database.hostname, database.port, database.get_password()) == ("db2.example.com", 6543, "s3cret-pass")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"confirm_password": "other"}, "confirm_password", "Password and Confirm Password do not match."),
+        (
+            {"password": "x" * 31, "confirm_password": "x" * 31},
+            "password",
+            "The password can be at most 30 characters.",
+        ),
+        ({"password": "", "confirm_password": ""}, "password", "Enter the password of the database user."),
+        (
+            {"enable_ssl": "on"},
+            "enable_ssl",
+            "Enable SSL is available for Oracle and Microsoft SQL Server only; PostgreSQL connections do not use SSL.",
+        ),
+        ({"port": "70000"}, "port", "Enter a port number from 1 to 65535."),
+        ({"port": "0"}, "port", "Enter a port number from 1 to 65535."),
+        ({"hostname": "bad host!"}, "hostname", None),
+        ({"db_type": "oracle"}, "tablespace", None),
+        ({"tablespace": "USERS"}, "tablespace", "Tablespace applies to Oracle databases only; leave it empty."),
+        ({"windows_authentication": "on"}, "windows_authentication", None),
+        ({"db_type": "mssql", "windows_authentication": "on"}, "domain", None),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_nothing_saved(operator_client, changes, field, message):
+    response = add(operator_client, **changes)
+    assert response.status_code == 200
+    errors = errors_of(response)
+    assert field in errors
+    if message:
+        assert errors[field] == [message]
+    assert not ExternalDatabase.objects.exists()
+
+
+def test_ipv6_and_ipv4_hosts_are_accepted(operator_client):
+    add(operator_client, hostname="2001:DB8::10")
+    add(operator_client, hostname="192.0.2.10")
+    assert sorted(ExternalDatabase.objects.values_list("hostname", flat=True)) == ["192.0.2.10", "2001:db8::10"]
+
+
+def test_deleting_an_assigned_database_is_refused_with_the_reason(operator_client, build):
+    node = build.node("imp-1a", build.cluster())
+    database = make_external_database("tcmadb", "tcuser")
+    PersistentChatAssignment.objects.create(node=node, database=database)
+    response = operator_client.post(reverse("messaging:externaldatabase_delete", args=[database.pk]), follow=True)
+    assert ExternalDatabase.objects.filter(pk=database.pk).exists()
+    assert (
+        f"{database} cannot be deleted: it is the persistent chat database of imp-1a. "
+        "Unassign it on the Group Chat and Persistent Chat page first."
+        in [str(m) for m in response.context["messages"]]
+    )
+
+
+def test_deleting_an_unassigned_database_removes_it(operator_client):
+    database = make_external_database("tcmadb", "tcuser")
+    operator_client.post(reverse("messaging:externaldatabase_delete", args=[database.pk]))
+    assert not ExternalDatabase.objects.exists()
+
+
+def test_check_now_queues_a_check_and_the_page_polls_until_it_finishes(
+    operator_client, django_capture_on_commit_callbacks
+):
+    database = make_external_database("tcmadb", "tcuser")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        operator_client.post(reverse("messaging:externaldatabase_check", args=[database.pk]))
+    assert len(callbacks) == 1  # the Celery task is sent once the request commits
+    database.refresh_from_db()
+    assert database.check_state == CheckRunState.QUEUED
+    page = operator_client.get(database.get_absolute_url()).content.decode()
+    assert 'hx-trigger="every 1s"' in page and "Checking…" in page
+    status = operator_client.get(reverse("messaging:externaldatabase_status", args=[database.pk]))
+    assert status.status_code == 200
+
+
+def test_install_schema_button_installs_and_reports(
+    operator_client, empty_database, django_capture_on_commit_callbacks
+):
+    url = reverse("messaging:externaldatabase_install", args=[empty_database.pk])
+    with django_capture_on_commit_callbacks(execute=False):
+        response = operator_client.post(url, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert f"The TC schema (tc_* tables, xcp_sequence and their keys) was installed in {empty_database}." in shown
+    with django_capture_on_commit_callbacks(execute=False):
+        response = operator_client.post(url, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert f"{empty_database} already holds a valid TC schema; nothing was changed." in shown
+
+
+def test_status_shows_each_recorded_check(operator_client, installed_database):
+    from messaging.dbcheck import record, run_checks
+
+    record(installed_database, run_checks(installed_database))
+    page = operator_client.get(installed_database.get_absolute_url()).content.decode()
+    for check in CheckName:
+        assert check.label in page
+    assert page.count('data-passed="true"') == 3
+
+
+def test_the_list_shows_status_and_assignment_in_a_fixed_number_of_queries(
+    operator_client, build, django_assert_max_num_queries
+):
+    cluster = build.cluster()
+    for index in range(6):
+        database = make_external_database(f"tcmadb{index}", "tcuser")
+        PersistentChatAssignment.objects.create(node=build.node(f"imp-{index}", cluster), database=database)
+    with django_assert_max_num_queries(10):
+        response = operator_client.get(reverse("messaging:externaldatabase_list"))
+    assert response.status_code == 200
+    assert "imp-5" in response.content.decode()
