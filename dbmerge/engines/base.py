@@ -1,0 +1,100 @@
+"""What every merge engine shares: errors, callbacks, the report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+# Tables in the order they are reported; tc_rooms and tc_users are small and staged,
+# the three history tables are streamed straight into place.
+REPORT_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog", "xcp_sequence")
+
+
+class MergeError(Exception):
+    """An expected reason the merge cannot go on; the message is shown to the administrator."""
+
+
+class AlreadyMerged(MergeError):
+    """The destination's merge record shows these sources were merged into it before."""
+
+
+class MergeCancelled(MergeError):
+    """The administrator cancelled the job; the destination was left as it was."""
+
+
+@dataclass
+class MergeHooks:
+    """How an engine reports progress and learns of a cancellation.
+
+    ``progress(table, done, total)`` is called between batches; ``should_cancel()`` is asked
+    at most every ``poll_seconds`` and stops the merge (rolling the destination back) when
+    it answers True.
+    """
+
+    progress: Callable[[str, int, int], None] = lambda table, done, total: None
+    should_cancel: Callable[[], bool] = lambda: False
+    poll_seconds: float = 1.0
+    _last_poll: float = field(default=0.0, repr=False)
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_poll >= self.poll_seconds:
+            self._last_poll = now
+            return True
+        return False
+
+    def checkpoint(self, table: str, done: int, total: int, force: bool = False) -> None:
+        """Report progress and honour a cancellation, if due (or ``force``)."""
+        if force or self.due():
+            self.progress(table, done, total)
+            if self.should_cancel():
+                raise MergeCancelled("Cancelled by the administrator; the destination was left as it was.")
+
+
+@dataclass
+class TableFigures:
+    read: int = 0
+    written: int = 0
+    duplicates_removed: int = 0
+    ids_remapped: int = 0
+
+
+@dataclass
+class SharedRoom:
+    """A room present in both sides of a merge step, and how it was merged."""
+
+    room_jid: str
+    messages_kept_ids: int
+    messages_renumbered: int
+    renumbered_side: str
+    fields_from: str
+    members: int
+    next_msg_id: int
+
+
+@dataclass
+class MergeReport:
+    """What a merge did; stored on the job and shown on its page."""
+
+    method: str
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tables: dict[str, TableFigures] = field(default_factory=lambda: {name: TableFigures() for name in REPORT_TABLES})
+    shared_rooms: list[SharedRoom] = field(default_factory=list)
+    sequence_new_id: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_written(self) -> int:
+        return sum(figures.written for figures in self.tables.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_written / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["rows_written"] = self.rows_written
+        data["rows_per_second"] = round(self.rows_per_second, 1)
+        return data

@@ -1,0 +1,343 @@
+# ruff: noqa: S608 -- SQL is assembled from the schema module's constant names; values are bind parameters.
+"""The merge, step by step, the same for every database type (DESIGN.md, "Database merge").
+
+Each source that is not the destination itself is folded into the destination in turn:
+its small tables (rooms, members, sequence) and per-room message statistics are staged in
+the destination, every decision (which rooms are shared, which side is renumbered, by how
+much, which archive ids collide) is taken there in SQL, and the large history tables are
+then streamed straight into place with the remapping done in the source's SELECT. All of it
+happens in one destination transaction; the caller commits only when every step succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dbmerge.engines import sqlbuild as q
+from dbmerge.engines.base import AlreadyMerged, MergeError, MergeHooks, MergeReport, SharedRoom
+from messaging.tc.schema import Dialect
+
+logger = logging.getLogger("dbmerge.engine")
+
+# The report lists at most this many shared rooms by name (it always gives their number).
+REPORT_ROOMS = 500
+# More runs of colliding archive ids than this and the id map is too large for one SELECT.
+MAX_ID_RUNS = 200_000
+PROGRESS_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog")
+
+
+class SourceSide(ABC):
+    """A source database, read in one consistent snapshot."""
+
+    label: str
+    fingerprint: str
+
+    @abstractmethod
+    def query(self, statement: q.Statement) -> list[tuple]: ...
+
+
+class DestinationSide(ABC):
+    """The destination database, written in one transaction."""
+
+    label: str
+    fingerprint: str
+    dialect: Dialect
+
+    @abstractmethod
+    def execute(self, text: str, params: dict | None = None) -> int: ...
+
+    @abstractmethod
+    def query(self, text: str, params: dict | None = None) -> list[tuple]: ...
+
+    @abstractmethod
+    def prepare(self) -> list[str]:
+        """Install what is missing (TC schema, merge record), create the staging tables and
+        lock the TC tables; return notes for the report."""
+
+    @abstractmethod
+    def clear_staging(self) -> None: ...
+
+
+class Transport(ABC):
+    """Moves the rows of a source SELECT into a destination table."""
+
+    name: str
+
+    @abstractmethod
+    def transfer(
+        self, source: SourceSide, statement: q.Statement, into: q.StagedColumns, on_rows=lambda rows: None
+    ) -> int:
+        """Return the number of rows written; call ``on_rows(rows so far)`` between batches."""
+
+
+@dataclass
+class _Progress:
+    hooks: MergeHooks
+    totals: dict[str, int]
+    done: dict[str, int] = field(default_factory=dict)
+
+    def reporter(self, table: str):
+        base = self.done.get(table, 0)
+
+        def on_rows(rows: int) -> None:
+            self.done[table] = base + min(rows, self.totals[table] - base)
+            self.hooks.checkpoint(table, self.done[table], self.totals[table])
+
+        return on_rows
+
+    def finish(self, table: str, rows: int, base: int) -> None:
+        self.done[table] = min(base + rows, self.totals[table])
+        self.hooks.checkpoint(table, self.done[table], self.totals[table], force=True)
+
+
+def merge(
+    destination: DestinationSide,
+    sources: list[SourceSide],
+    transport: Transport,
+    hooks: MergeHooks,
+    job_id: int,
+) -> MergeReport:
+    """Merge ``sources`` (two of them) into ``destination``; the caller commits on success."""
+    started = time.monotonic()
+    dialect = destination.dialect
+    report = MergeReport(method=transport.name, sources=[s.label for s in sources])
+    if sources[0].fingerprint == sources[1].fingerprint:
+        raise MergeError(
+            f"{sources[0].label} and {sources[1].label} are the same database; choose two different sources."
+        )
+    report.notes += destination.prepare()
+
+    pair = "|".join(sorted(s.fingerprint for s in sources))
+    lookup = q.merge_record_lookup(dialect)
+    earlier = destination.query(lookup.text, {"pair": pair})
+    if earlier:
+        job, when = earlier[0]
+        raise AlreadyMerged(
+            f"{destination.label} already holds the merge of these two sources (job {job}, {when:%Y-%m-%d %H:%M} UTC); "
+            "the same merge cannot be applied twice."
+        )
+
+    incoming = []
+    for source in sources:
+        if source.fingerprint == destination.fingerprint:
+            report.notes.append(f"The destination is {source.label}: its rows stay as they are and the other is added.")
+        else:
+            incoming.append(source)
+    own_rows = (
+        destination.query("SELECT COUNT(*) FROM tc_rooms")[0][0]
+        + destination.query("SELECT COUNT(*) FROM tc_msgarchive")[0][0]
+    )
+    if own_rows and len(incoming) == 2:
+        report.notes.append("The destination was not empty: its own rows are kept and merged like a third source.")
+
+    counts = {}
+    for source in incoming:
+        row = source.query(q.source_counts_select())[0]
+        counts[source.fingerprint] = dict(zip(q.SOURCE_COUNT_TABLES, row[:6], strict=True))
+        counts[source.fingerprint]["archive_range"] = (row[6], row[7])
+        for table in q.SOURCE_COUNT_TABLES:
+            report.tables[table].read += counts[source.fingerprint][table]
+    progress = _Progress(hooks, {t: sum(counts[s.fingerprint][t] for s in incoming) for t in PROGRESS_TABLES})
+    for table in PROGRESS_TABLES:
+        hooks.progress(table, 0, progress.totals[table])
+
+    for source in incoming:
+        logger.info("Merging %s into %s.", source.label, destination.label)
+        _fold(destination, source, transport, progress, report, counts[source.fingerprint])
+        destination.clear_staging()
+
+    destination.execute(**_st(q.sequence_insert_if_missing(dialect)))
+    destination.execute(**_st(q.sequence_past_every_id(dialect)))
+    report.sequence_new_id = destination.query(
+        "SELECT new_id FROM xcp_sequence WHERE name_id = " + q.ph(dialect, "name"), {"name": "tc_message_id"}
+    )[0][0]
+    record = q.merge_record_insert(dialect)
+    destination.execute(
+        record.text,
+        {
+            "job_id": job_id,
+            "source_pair": pair,
+            "source_1": sources[0].label[:512],
+            "source_2": sources[1].label[:512],
+            "merged_at": datetime.now(UTC),
+        },
+    )
+    report.seconds = time.monotonic() - started
+    logger.info(
+        "Merge ready to commit: %s rows written in %.1f s (%.0f rows/s).",
+        report.rows_written,
+        report.seconds,
+        report.rows_per_second,
+    )
+    return report
+
+
+def _st(statement: q.Statement) -> dict:
+    return {"text": statement.text, "params": statement.params}
+
+
+def _fold(
+    destination: DestinationSide,
+    source: SourceSide,
+    transport: Transport,
+    progress: _Progress,
+    report: MergeReport,
+    counts: dict,
+) -> None:
+    dialect = destination.dialect
+    tables = report.tables
+
+    # 1. Stage the small tables and the per-room statistics of the source.
+    base = progress.done.get("tc_rooms", 0)
+    rows = transport.transfer(
+        source,
+        q.plain_select(q.TC_ROOMS, dialect),
+        q.table_columns(q.TC_ROOMS, dialect, q.STAGE_ROOMS),
+        progress.reporter("tc_rooms"),
+    )
+    progress.finish("tc_rooms", rows, base)
+    base = progress.done.get("tc_users", 0)
+    rows = transport.transfer(
+        source,
+        q.plain_select(q.TC_USERS, dialect),
+        q.table_columns(q.TC_USERS, dialect, q.STAGE_USERS),
+        progress.reporter("tc_users"),
+    )
+    progress.finish("tc_users", rows, base)
+    transport.transfer(
+        source, q.plain_select(q.XCP_SEQUENCE, dialect), q.table_columns(q.XCP_SEQUENCE, dialect, q.STAGE_SEQUENCE)
+    )
+    transport.transfer(source, q.room_stats_select(dialect), q.room_stats_columns(dialect))
+
+    # 2. Rooms on both sides: who is renumbered, by how much, whose fields win.
+    destination.execute(q.shared_rooms_insert())
+    destination.execute(q.SHARED_DECIDE)
+    destination.execute(q.SHARED_SHIFT)
+    shared = destination.query(
+        f"SELECT room_jid, renumber, shift, latest, t_n, s_n FROM {q.STAGE_SHARED} ORDER BY room_jid"
+    )
+    renumbered_here = destination.execute(q.RENUMBER_DESTINATION_ROOMS[0])
+    if renumbered_here:
+        destination.execute(q.RENUMBER_DESTINATION_ROOMS[1])
+    tables["tc_messages"].ids_remapped += renumbered_here
+
+    # 3. Room histories, the incoming side's shared rooms renumbered in the SELECT.
+    shifts = [(room, shift) for room, renumber, shift, *_ in shared if renumber == "S"]
+    base = progress.done.get("tc_messages", 0)
+    written = transport.transfer(
+        source,
+        q.messages_select(dialect, shifts),
+        q.table_columns(q.TC_MESSAGES, dialect),
+        progress.reporter("tc_messages"),
+    )
+    progress.finish("tc_messages", written, base)
+    tables["tc_messages"].written += written
+    tables["tc_messages"].ids_remapped += sum(s_n for _, renumber, _, _, _, s_n in shared if renumber == "S")
+
+    # 4. The archive: ids that collide are moved past the largest id in use.
+    runs = _colliding_runs(destination, source, transport, counts)
+    remapped = sum(n for _, _, _, n in runs)
+    if runs:
+        logger.info("%s archive ids of %s collide with the destination's; they are moved.", remapped, source.label)
+    base = progress.done.get("tc_msgarchive", 0)
+    written = transport.transfer(
+        source,
+        q.archive_select(dialect, [(lo, hi, shift) for lo, hi, shift, _ in runs]),
+        q.table_columns(q.TC_MSGARCHIVE, dialect),
+        progress.reporter("tc_msgarchive"),
+    )
+    progress.finish("tc_msgarchive", written, base)
+    tables["tc_msgarchive"].written += written
+    tables["tc_msgarchive"].ids_remapped += remapped
+
+    # 5. Join and leave events, appended as they are.
+    base = progress.done.get("tc_timelog", 0)
+    written = transport.transfer(
+        source,
+        q.plain_select(q.TC_TIMELOG, dialect),
+        q.table_columns(q.TC_TIMELOG, dialect),
+        progress.reporter("tc_timelog"),
+    )
+    progress.finish("tc_timelog", written, base)
+    tables["tc_timelog"].written += written
+
+    # 6. Rooms, members, sequence rows from the staging tables.
+    tables["tc_rooms"].written += destination.execute(q.insert_new_rooms())
+    destination.execute(q.update_rooms_from_latest(dialect))
+    destination.execute(q.NEXT_MSG_ID_UPDATE)
+    tables["tc_rooms"].duplicates_removed += len(shared)
+    members_before = destination.query(q.USERS_ALREADY_MEMBERS)[0][0]
+    staged_users = destination.query(f"SELECT COUNT(*) FROM {q.STAGE_USERS}")[0][0]
+    destination.execute(q.merge_users(dialect))
+    tables["tc_users"].written += staged_users - members_before
+    tables["tc_users"].duplicates_removed += members_before
+    staged_sequences = destination.query(f"SELECT COUNT(*) FROM {q.STAGE_SEQUENCE}")[0][0]
+    new_sequences = destination.query(
+        f"SELECT COUNT(*) FROM {q.STAGE_SEQUENCE} s WHERE NOT EXISTS "
+        "(SELECT 1 FROM xcp_sequence t WHERE t.name_id = s.name_id)"
+    )[0][0]
+    destination.execute(q.merge_sequence(dialect))
+    tables["xcp_sequence"].written += new_sequences
+    tables["xcp_sequence"].duplicates_removed += staged_sequences - new_sequences
+
+    _report_shared(destination, source, shared, report)
+
+
+def _colliding_runs(
+    destination: DestinationSide, source: SourceSide, transport: Transport, counts: dict
+) -> list[tuple[int, int, int, int]]:
+    """(lo, hi, shift, rows) of each run of incoming archive ids already used in the destination."""
+    low, high = counts["archive_range"]
+    if not counts["tc_msgarchive"]:
+        return []
+    d_low, d_high = destination.query("SELECT MIN(msg_id), MAX(msg_id) FROM tc_msgarchive")[0]
+    if d_low is None or high < d_low or low > d_high:
+        return []
+    transport.transfer(source, q.ids_select(destination.dialect), q.ids_columns(destination.dialect))
+    runs = destination.query(q.COLLIDING_RUNS)
+    if len(runs) > MAX_ID_RUNS:
+        raise MergeError(
+            f"The archive ids of {source.label} interleave with the destination's in {len(runs)} runs; "
+            f"at most {MAX_ID_RUNS} can be remapped in one merge."
+        )
+    next_free = max(high, d_high) + 1
+    result = []
+    for lo, hi, rows in runs:
+        result.append((lo, hi, next_free - lo, rows))
+        next_free += hi - lo + 1
+    return result
+
+
+def _report_shared(destination: DestinationSide, source: SourceSide, shared: list[tuple], report: MergeReport) -> None:
+    if not shared:
+        return
+    rooms = [row[0] for row in shared[:REPORT_ROOMS]]
+    details = {}
+    for room in rooms:
+        members = destination.query(
+            "SELECT COUNT(*) FROM tc_users WHERE room_jid = " + q.ph(destination.dialect, "room"), {"room": room}
+        )[0][0]
+        next_id = destination.query(
+            "SELECT next_msg_id FROM tc_rooms WHERE room_jid = " + q.ph(destination.dialect, "room"), {"room": room}
+        )
+        details[room] = (members, next_id[0][0] if next_id else 0)
+    incoming, existing = source.label, "destination so far"
+    for room, renumber, _shift, latest, t_n, s_n in shared[:REPORT_ROOMS]:
+        members, next_id = details[room]
+        report.shared_rooms.append(
+            SharedRoom(
+                room_jid=room,
+                messages_kept_ids=t_n if renumber == "S" else s_n if renumber == "T" else t_n + s_n,
+                messages_renumbered=s_n if renumber == "S" else t_n if renumber == "T" else 0,
+                renumbered_side={"S": incoming, "T": existing}.get(renumber, "none"),
+                fields_from=incoming if latest == "S" else existing,
+                members=members,
+                next_msg_id=next_id,
+            )
+        )
+    if len(shared) > REPORT_ROOMS:
+        report.notes.append(f"{len(shared)} rooms of {source.label} were merged with rooms of the same name.")

@@ -1,0 +1,351 @@
+# ruff: noqa: S608 -- SQL is assembled from the schema module's constant names; values are bind parameters.
+"""SQL of the merge, built once for every database type.
+
+Table and column names come from ``messaging.tc.schema`` (constants, never input); values
+(room names, id ranges, shifts) are always bind parameters. Placeholders follow the dialect:
+``%(name)s`` for psycopg (bound client side inside ``COPY``), ``:name`` for python-oracledb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from messaging.tc.schema import TABLES_BY_NAME, Dialect, Kind, Table
+
+TC_ROOMS = TABLES_BY_NAME["tc_rooms"]
+TC_USERS = TABLES_BY_NAME["tc_users"]
+TC_MESSAGES = TABLES_BY_NAME["tc_messages"]
+TC_TIMELOG = TABLES_BY_NAME["tc_timelog"]
+TC_MSGARCHIVE = TABLES_BY_NAME["tc_msgarchive"]
+XCP_SEQUENCE = TABLES_BY_NAME["xcp_sequence"]
+
+MERGE_RECORD_TABLE = "imp_merge_record"
+
+# Staging tables in the destination, dropped (PostgreSQL) or emptied (Oracle) at commit.
+STAGE_ROOMS = "imp_stage_rooms"
+STAGE_USERS = "imp_stage_users"
+STAGE_SEQUENCE = "imp_stage_sequence"
+STAGE_ROOM_STATS = "imp_stage_room_stats"
+STAGE_SHARED = "imp_stage_shared"
+STAGE_IDS = "imp_stage_ids"
+
+# Oracle offers no arrays in plain SQL: ranges and shifts go in as a UNION ALL of binds.
+ORACLE_MAX_BINDS = 60000
+
+
+@dataclass(frozen=True)
+class Statement:
+    """SQL text and its parameters."""
+
+    text: str
+    params: dict = field(default_factory=dict)
+
+
+def ph(dialect: Dialect, name: str) -> str:
+    return f":{name}" if dialect is Dialect.ORACLE else f"%({name})s"
+
+
+@dataclass(frozen=True)
+class StagedColumns:
+    """Columns of a transfer's destination table, with their type in the destination."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+def table_columns(table: Table, dialect: Dialect, into: str | None = None) -> StagedColumns:
+    return StagedColumns(into or table.name, tuple((c.name, c.type_sql(dialect)) for c in table.columns))
+
+
+def room_stats_columns(dialect: Dialect) -> StagedColumns:
+    big = "BIGINT" if dialect is Dialect.POSTGRES else "NUMBER(19)"
+    jid = "VARCHAR(3071)" if dialect is Dialect.POSTGRES else "VARCHAR2(3071)"
+    return StagedColumns(
+        STAGE_ROOM_STATS, (("room_jid", jid), ("n", big), ("lo", big), ("hi", big), ("last_stamp", "TIMESTAMP"))
+    )
+
+
+def ids_columns(dialect: Dialect) -> StagedColumns:
+    return StagedColumns(STAGE_IDS, (("msg_id", "BIGINT" if dialect is Dialect.POSTGRES else "NUMBER(19)"),))
+
+
+def _column(dialect: Dialect, alias: str, name: str, kind: Kind) -> str:
+    """A source column, cast where two valid schemas may differ (binary COPY needs exact types)."""
+    if dialect is not Dialect.POSTGRES:
+        return f"{alias}.{name}"
+    cast = {Kind.BIGINT: "BIGINT", Kind.INT: "INTEGER", Kind.TIMESTAMP: "TIMESTAMP"}.get(kind)
+    return f"CAST({alias}.{name} AS {cast})" if cast else f"{alias}.{name}"
+
+
+def plain_select(table: Table, dialect: Dialect) -> Statement:
+    """Every row of a source table, as it is."""
+    columns = ", ".join(_column(dialect, "s", c.name, c.kind) for c in table.columns)
+    return Statement(f"SELECT {columns} FROM {table.name} s")
+
+
+def room_stats_select(dialect: Dialect) -> Statement:
+    """Per room of a source: message count, lowest and highest msg_id, latest stamp."""
+    return Statement(
+        "SELECT s.room_jid, COUNT(*), MIN(s.msg_id), MAX(s.msg_id), "
+        + ("CAST(MAX(s.stamp) AS TIMESTAMP)" if dialect is Dialect.POSTGRES else "MAX(s.stamp)")
+        + " FROM tc_messages s GROUP BY s.room_jid"
+    )
+
+
+def ids_select(dialect: Dialect) -> Statement:
+    return Statement(f"SELECT {_column(dialect, 's', 'msg_id', Kind.BIGINT)} FROM tc_msgarchive s")
+
+
+def source_counts_select() -> Statement:
+    """Rows of every table of a source, plus the range of its archive ids, in one query."""
+    parts = [f"(SELECT COUNT(*) FROM {name})" for name in ("tc_rooms", "tc_users", "tc_messages")]
+    parts += ["(SELECT COUNT(*) FROM tc_msgarchive)", "(SELECT COUNT(*) FROM tc_timelog)"]
+    parts += ["(SELECT COUNT(*) FROM xcp_sequence)"]
+    parts += ["(SELECT MIN(msg_id) FROM tc_msgarchive)", "(SELECT MAX(msg_id) FROM tc_msgarchive)"]
+    return Statement("SELECT " + ", ".join(parts) + " FROM (SELECT 1 AS one) dual_row")
+
+
+SOURCE_COUNT_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog", "xcp_sequence")
+
+
+def _oracle_rows(prefix: str, rows: list[tuple], names: tuple[str, ...]) -> tuple[str, dict]:
+    if len(rows) * len(names) > ORACLE_MAX_BINDS:
+        raise ValueError(f"{len(rows)} {prefix} entries exceed what one Oracle statement can bind.")
+    selects, params = [], {}
+    for index, row in enumerate(rows):
+        cols = []
+        for name, value in zip(names, row, strict=True):
+            key = f"{prefix}_{name}_{index}"
+            params[key] = value
+            cols.append(f":{key} AS {name}")
+        selects.append("SELECT " + ", ".join(cols) + " FROM dual")
+    return " UNION ALL ".join(selects), params
+
+
+def messages_select(dialect: Dialect, shifts: list[tuple[str, int]]) -> Statement:
+    """A source's tc_messages, the rooms it shares with the destination renumbered after the
+    destination's messages (shift per room, computed before the transfer)."""
+    if not shifts:
+        return plain_select(TC_MESSAGES, dialect)
+    others = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MESSAGES.columns if c.name != "msg_id")
+    if dialect is Dialect.POSTGRES:
+        return Statement(
+            f"SELECT CAST(s.msg_id + COALESCE(o.shift, 0) AS BIGINT), {others} FROM tc_messages s "
+            "LEFT JOIN unnest(%(rooms)s::text[], %(shifts)s::bigint[]) AS o(room_jid, shift) "
+            "ON o.room_jid = s.room_jid",
+            {"rooms": [room for room, _ in shifts], "shifts": [shift for _, shift in shifts]},
+        )
+    rows_sql, params = _oracle_rows("room", shifts, ("room_jid", "shift"))
+    return Statement(
+        f"SELECT s.msg_id + COALESCE(o.shift, 0), {others} FROM tc_messages s "
+        f"LEFT JOIN ({rows_sql}) o ON o.room_jid = s.room_jid",
+        params,
+    )
+
+
+def archive_select(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
+    """A source's tc_msgarchive with the ids that collide with the destination's moved past the
+    largest id in use. ``runs`` are (lowest id, highest id, shift) of each run of colliding ids,
+    sorted; every other id is kept."""
+    if not runs:
+        return plain_select(TC_MSGARCHIVE, dialect)
+    others = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MSGARCHIVE.columns if c.name != "msg_id")
+    if dialect is Dialect.POSTGRES:
+        # width_bucket finds the run by binary search over the sorted lower bounds.
+        return Statement(
+            "SELECT CAST(CASE WHEN w.b > 0 AND s.msg_id <= r.hi[w.b] THEN s.msg_id + r.shift[w.b] "
+            f"ELSE s.msg_id END AS BIGINT), {others} FROM tc_msgarchive s "
+            "CROSS JOIN (SELECT %(lo)s::bigint[] AS lo, %(hi)s::bigint[] AS hi, %(shift)s::bigint[] AS shift) r "
+            "CROSS JOIN LATERAL (SELECT width_bucket(s.msg_id, r.lo) AS b) w",
+            {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]},
+        )
+    rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
+    return Statement(
+        f"SELECT s.msg_id + COALESCE(r.shift, 0), {others} FROM tc_msgarchive s "
+        f"LEFT JOIN ({rows_sql}) r ON s.msg_id BETWEEN r.lo AND r.hi",
+        params,
+    )
+
+
+# --- Statements run in the destination --------------------------------------------------
+
+
+def shared_rooms_insert() -> str:
+    """Rooms present (in tc_rooms or by their messages) on both sides of a merge step."""
+    return f"""
+        INSERT INTO {STAGE_SHARED} (room_jid, t_n, t_lo, t_hi, t_last, s_n, s_lo, s_hi, s_last)
+        SELECT k.room_jid, COALESCE(tm.n, 0), tm.lo, tm.hi, tm.last_stamp,
+               COALESCE(ss.n, 0), ss.lo, ss.hi, ss.last_stamp
+        FROM (SELECT room_jid FROM {STAGE_ROOMS} UNION SELECT room_jid FROM {STAGE_ROOM_STATS}) k
+        LEFT JOIN (
+            SELECT room_jid, COUNT(*) AS n, MIN(msg_id) AS lo, MAX(msg_id) AS hi, MAX(stamp) AS last_stamp
+            FROM tc_messages
+            WHERE room_jid IN (SELECT room_jid FROM {STAGE_ROOMS} UNION SELECT room_jid FROM {STAGE_ROOM_STATS})
+            GROUP BY room_jid
+        ) tm ON tm.room_jid = k.room_jid
+        LEFT JOIN {STAGE_ROOM_STATS} ss ON ss.room_jid = k.room_jid
+        WHERE EXISTS (SELECT 1 FROM tc_rooms t WHERE t.room_jid = k.room_jid) OR tm.room_jid IS NOT NULL
+    """
+
+
+# The side with fewer messages is renumbered after the other's (the incoming side on a tie);
+# the room's other fields come from the side whose room saw the latest message.
+SHARED_DECIDE = f"""
+    UPDATE {STAGE_SHARED} SET
+        renumber = CASE WHEN s_n = 0 OR t_n = 0 THEN 'N' WHEN s_n <= t_n THEN 'S' ELSE 'T' END,
+        latest = CASE WHEN s_last IS NOT NULL AND (t_last IS NULL OR s_last > t_last) THEN 'S' ELSE 'T' END
+"""
+SHARED_SHIFT = f"""
+    UPDATE {STAGE_SHARED} SET shift = CASE renumber
+        WHEN 'S' THEN t_hi + 1 - s_lo WHEN 'T' THEN s_hi + 1 - t_lo ELSE 0 END
+"""
+# Two steps, so that no intermediate id collides with one not yet moved.
+RENUMBER_DESTINATION_ROOMS = (
+    f"UPDATE tc_messages SET msg_id = -msg_id - 1 "
+    f"WHERE room_jid IN (SELECT room_jid FROM {STAGE_SHARED} WHERE renumber = 'T')",
+    f"UPDATE tc_messages SET msg_id = (-msg_id - 1) + "
+    f"(SELECT x.shift FROM {STAGE_SHARED} x WHERE x.room_jid = tc_messages.room_jid) "
+    f"WHERE msg_id < 0 AND room_jid IN (SELECT room_jid FROM {STAGE_SHARED} WHERE renumber = 'T')",
+)
+
+# Runs of consecutive (in id order) incoming ids that collide with the destination's.
+COLLIDING_RUNS = f"""
+    SELECT MIN(msg_id), MAX(msg_id), COUNT(*) FROM (
+        SELECT i.msg_id, CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END AS hit,
+               ROW_NUMBER() OVER (ORDER BY i.msg_id)
+               - ROW_NUMBER() OVER (PARTITION BY CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END ORDER BY i.msg_id)
+               AS grp
+        FROM {STAGE_IDS} i LEFT JOIN tc_msgarchive t ON t.msg_id = i.msg_id
+    ) x WHERE hit = 1 GROUP BY grp ORDER BY 1
+"""
+
+
+def insert_new_rooms() -> str:
+    cols = ", ".join(TC_ROOMS.column_names)
+    return (
+        f"INSERT INTO tc_rooms ({cols}) SELECT {cols} FROM {STAGE_ROOMS} s "
+        "WHERE NOT EXISTS (SELECT 1 FROM tc_rooms t WHERE t.room_jid = s.room_jid)"
+    )
+
+
+def _merge_on(dialect: Dialect, condition: str) -> str:
+    return f"ON ({condition})"
+
+
+def update_rooms_from_latest(dialect: Dialect) -> str:
+    fields = [c for c in TC_ROOMS.column_names if c not in ("room_jid", "next_msg_id")]
+    sets = ", ".join(f"{c} = s.{c}" for c in fields)
+    return (
+        f"MERGE INTO tc_rooms t USING (SELECT s.* FROM {STAGE_ROOMS} s JOIN {STAGE_SHARED} x "
+        f"ON x.room_jid = s.room_jid AND x.latest = 'S') s {_merge_on(dialect, 't.room_jid = s.room_jid')} "
+        f"WHEN MATCHED THEN UPDATE SET {sets}"
+    )
+
+
+NEXT_MSG_ID_UPDATE = f"""
+    UPDATE tc_rooms SET next_msg_id = GREATEST(
+        next_msg_id,
+        COALESCE((SELECT s.next_msg_id FROM {STAGE_ROOMS} s WHERE s.room_jid = tc_rooms.room_jid), 0),
+        COALESCE((SELECT MAX(m.msg_id) FROM tc_messages m WHERE m.room_jid = tc_rooms.room_jid), 0) + 1)
+    WHERE room_jid IN (SELECT room_jid FROM {STAGE_SHARED})
+"""
+
+USERS_ALREADY_MEMBERS = (
+    f"SELECT COUNT(*) FROM {STAGE_USERS} s "
+    "WHERE EXISTS (SELECT 1 FROM tc_users t WHERE t.room_jid = s.room_jid AND t.real_jid = s.real_jid)"
+)
+
+
+def merge_users(dialect: Dialect) -> str:
+    """Members are the union; a member of both keeps the row of the side whose room saw the
+    latest message."""
+    cols = TC_USERS.column_names
+    fields = [c for c in cols if c not in TC_USERS.primary_key]
+    sets = ", ".join(f"{c} = s.{c}" for c in fields)
+    insert = f"INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})"
+    source = (
+        f"(SELECT u.*, COALESCE(x.latest, 'T') AS latest FROM {STAGE_USERS} u "
+        f"LEFT JOIN {STAGE_SHARED} x ON x.room_jid = u.room_jid) s"
+    )
+    on = _merge_on(dialect, "t.room_jid = s.room_jid AND t.real_jid = s.real_jid")
+    if dialect is Dialect.ORACLE:
+        return (
+            f"MERGE INTO tc_users t USING {source} {on} "
+            f"WHEN MATCHED THEN UPDATE SET {sets} WHERE s.latest = 'S' WHEN NOT MATCHED THEN {insert}"
+        )
+    return (
+        f"MERGE INTO tc_users t USING {source} {on} "
+        f"WHEN MATCHED AND s.latest = 'S' THEN UPDATE SET {sets} WHEN NOT MATCHED THEN {insert}"
+    )
+
+
+def merge_sequence(dialect: Dialect) -> str:
+    on = _merge_on(dialect, "t.name_id = s.name_id")
+    insert = "INSERT (name_id, new_id) VALUES (s.name_id, s.new_id)"
+    if dialect is Dialect.ORACLE:
+        return (
+            f"MERGE INTO xcp_sequence t USING {STAGE_SEQUENCE} s {on} "
+            f"WHEN MATCHED THEN UPDATE SET new_id = s.new_id WHERE s.new_id > t.new_id WHEN NOT MATCHED THEN {insert}"
+        )
+    return (
+        f"MERGE INTO xcp_sequence t USING {STAGE_SEQUENCE} s {on} "
+        f"WHEN MATCHED AND s.new_id > t.new_id THEN UPDATE SET new_id = s.new_id WHEN NOT MATCHED THEN {insert}"
+    )
+
+
+def sequence_past_every_id(dialect: Dialect) -> Statement:
+    """xcp_sequence.tc_message_id above every id in the archive and in room histories."""
+    top = (
+        "GREATEST(COALESCE((SELECT MAX(msg_id) FROM tc_msgarchive), 0), "
+        "COALESCE((SELECT MAX(msg_id) FROM tc_messages), 0)) + 1"
+    )
+    name = ph(dialect, "name")
+    return Statement(
+        f"UPDATE xcp_sequence SET new_id = GREATEST(new_id, {top}) WHERE name_id = {name}",
+        {"name": "tc_message_id"},
+    )
+
+
+def sequence_insert_if_missing(dialect: Dialect) -> Statement:
+    top = (
+        "GREATEST(COALESCE((SELECT MAX(msg_id) FROM tc_msgarchive), 0), "
+        "COALESCE((SELECT MAX(msg_id) FROM tc_messages), 0)) + 1"
+    )
+    name = ph(dialect, "name")
+    dual = " FROM dual" if dialect is Dialect.ORACLE else ""
+    return Statement(
+        f"INSERT INTO xcp_sequence (name_id, new_id) SELECT CAST({name} AS VARCHAR(64)), {top}{dual} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM xcp_sequence WHERE name_id = {name})",
+        {"name": "tc_message_id"},
+    )
+
+
+def merge_record_lookup(dialect: Dialect) -> Statement:
+    return Statement(
+        f"SELECT job_id, merged_at FROM {MERGE_RECORD_TABLE} "
+        f"WHERE source_pair = {ph(dialect, 'pair')} ORDER BY merged_at",
+        {},
+    )
+
+
+def merge_record_insert(dialect: Dialect) -> Statement:
+    cols = ("job_id", "source_pair", "source_1", "source_2", "merged_at")
+    return Statement(
+        f"INSERT INTO {MERGE_RECORD_TABLE} ({', '.join(cols)}) VALUES ({', '.join(ph(dialect, c) for c in cols)})",
+        {},
+    )
+
+
+def merge_record_create(dialect: Dialect) -> str:
+    text = "VARCHAR(512)" if dialect is Dialect.POSTGRES else "VARCHAR2(512)"
+    big = "BIGINT" if dialect is Dialect.POSTGRES else "NUMBER(19)"
+    when = "TIMESTAMP WITH TIME ZONE"
+    exists = "IF NOT EXISTS " if dialect is Dialect.POSTGRES else ""
+    return (
+        f"CREATE TABLE {exists}{MERGE_RECORD_TABLE} (job_id {big} NOT NULL, source_pair {text} NOT NULL, "
+        f"source_1 {text} NOT NULL, source_2 {text} NOT NULL, merged_at {when} NOT NULL)"
+    )

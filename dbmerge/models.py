@@ -1,1 +1,0 @@
-"""Models of the dbmerge app: external database merge jobs (see issue #6)."""
