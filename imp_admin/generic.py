@@ -6,6 +6,7 @@ Each takes its permissions from the model: ``view_<model>`` to see a page, ``add
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.db.models import ProtectedError
 from django.shortcuts import redirect
@@ -21,6 +22,15 @@ def _perm(model, action: str) -> str:
     return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
 
 
+def style_widgets(form: forms.Form) -> forms.Form:
+    """Give a form's widgets Bootstrap's classes (filter forms are not rendered by crispy)."""
+    for field in form.fields.values():
+        widget = field.widget
+        css = "form-select form-select-sm" if isinstance(widget, forms.Select) else "form-control form-control-sm"
+        widget.attrs.setdefault("class", css)
+    return form
+
+
 class ObjectListView(ConsolePermissionMixin, SingleTableMixin, FilterView):
     """Find and List: a filter form, a sortable table, pagination."""
 
@@ -31,6 +41,11 @@ class ObjectListView(ConsolePermissionMixin, SingleTableMixin, FilterView):
     def get_permission_required(self):
         self.permission_required = _perm(self.model, "view")
         return super().get_permission_required()
+
+    def get_filterset(self, filterset_class):
+        filterset = super().get_filterset(filterset_class)
+        style_widgets(filterset.form)
+        return filterset
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

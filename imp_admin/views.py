@@ -11,9 +11,8 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.views.generic import TemplateView
-from django_filters.views import FilterView
-from django_tables2.views import SingleTableMixin
 
+from imp_admin.generic import ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
@@ -84,10 +83,10 @@ class LogEntryTable(tables.Table):
         attrs = {"class": "table table-sm table-striped align-middle"}
 
 
-class AuditTrailView(ConsolePermissionMixin, SingleTableMixin, FilterView):
+class AuditTrailView(ObjectListView):
     """Who changed what, when, with the values before and after."""
 
-    permission_required = "auditlog.view_logentry"
+    model = LogEntry
     template_name = "audit/logentry_list.html"
     table_class = LogEntryTable
     filterset_class = LogEntryFilter
@@ -95,6 +94,9 @@ class AuditTrailView(ConsolePermissionMixin, SingleTableMixin, FilterView):
 
     def get_queryset(self):
         return LogEntry.objects.select_related("actor", "content_type").order_by("-timestamp")
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "title": "Audit Trail", "add_url": None}
 
 
 @login_not_required

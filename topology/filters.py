@@ -44,8 +44,16 @@ class RedundancyGroupFilter(SearchFilterSet):
 
 class EndUserFilter(SearchFilterSet):
     search_fields = ("user_id", "jid", "display_name")
-    unassigned = django_filters.BooleanFilter(field_name="assigned_node", lookup_expr="isnull", label="Unassigned")
+    assignment = django_filters.ChoiceFilter(
+        label="Assignment",
+        choices=[("unassigned", "Unassigned only"), ("assigned", "Assigned only")],
+        empty_label="Any",
+        method="filter_assignment",
+    )
 
     class Meta:
         model = EndUser
-        fields = ["q", "assigned_node", "unassigned"]
+        fields = ["q", "assigned_node", "assignment"]
+
+    def filter_assignment(self, queryset, name, value):
+        return queryset.filter(assigned_node__isnull=value == "unassigned")
