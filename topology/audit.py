@@ -1,17 +1,41 @@
 """Register the topology models with the audit trail (django-auditlog).
 
-Observed state (heartbeats, HA state written by the agents) is left out: the audit trail
-records what people change, and the HA timeline records what the SRM does.
+Observed state (heartbeats, HA state, service status written by the agents) is left out:
+the audit trail records what people change, and the HA timeline records what the SRM does.
+Control Center actions and Server Actions are rows of desired state, so the trail shows who
+asked for what.
 """
 
 from auditlog.registry import auditlog
 
-from topology.models import Cluster, EndUser, Node, RedundancyGroup
+from topology.models import (
+    Cluster,
+    EndUser,
+    Node,
+    NodeServiceParameters,
+    RedundancyGroup,
+    ServerAction,
+    Service,
+    ServiceParameters,
+)
 
 auditlog.register(Cluster)
 auditlog.register(
     Node,
-    exclude_fields=["ha_state", "ha_reason", "ha_state_changed_at", "last_heartbeat", "agent_started_at"],
+    exclude_fields=[
+        "ha_state",
+        "ha_reason",
+        "ha_state_changed_at",
+        "last_heartbeat",
+        "agent_started_at",
+        "heartbeat_expires_at",
+        "rooms_hosted_by",
+        "rooms_moving",
+    ],
 )
 auditlog.register(RedundancyGroup)
 auditlog.register(EndUser, exclude_fields=["active_node"])
+auditlog.register(Service, include_fields=["activated", "desired_state", "request_number", "request_action"])
+auditlog.register(ServerAction, include_fields=["group", "node", "action"])
+auditlog.register(ServiceParameters)
+auditlog.register(NodeServiceParameters)

@@ -1,3 +1,14 @@
+from .ha import (
+    FINISHED_ACTION_STATUSES,
+    AlarmName,
+    HAAlarm,
+    HATransition,
+    ServerAction,
+    ServerActionName,
+    ServerActionStatus,
+)
+from .parameters import NodeServiceParameters, ServiceParameters
+from .services import CONTROL_TIMEOUT, Service, ensure_services
 from .topology import (
     MAX_GROUPS_PER_CLUSTER,
     MAX_NODES_PER_CLUSTER,
@@ -9,11 +20,23 @@ from .topology import (
 from .users import EndUser
 
 __all__ = [
+    "CONTROL_TIMEOUT",
+    "FINISHED_ACTION_STATUSES",
     "MAX_GROUPS_PER_CLUSTER",
     "MAX_NODES_PER_CLUSTER",
+    "AlarmName",
     "Cluster",
     "EndUser",
+    "HAAlarm",
+    "HATransition",
     "Node",
+    "NodeServiceParameters",
     "RedundancyGroup",
+    "ServerAction",
+    "ServerActionName",
+    "ServerActionStatus",
+    "Service",
+    "ServiceParameters",
+    "ensure_services",
     "validate_group_membership",
 ]

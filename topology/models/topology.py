@@ -144,7 +144,34 @@ class Node(models.Model):
         null=True, blank=True, editable=False, help_text="Last heartbeat written by the node agent."
     )
     agent_started_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the running node agent started."
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the running node agent started; cleared when it stops cleanly.",
+    )
+    heartbeat_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Last heartbeat plus the SRM's heartbeat timeout, written by the node agent with each "
+        "heartbeat; after it the node counts as not reporting. Set to the stop time on a clean stop.",
+    )
+    rooms_hosted_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="hosted_rooms_of",
+        editable=False,
+        help_text="The node whose Text Conference Manager serves this node's rooms while it is failed over; "
+        "empty when the node serves its own rooms. Written by the SRM in the failover and fallback "
+        "transactions.",
+    )
+    rooms_moving = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="True while this node's rooms move back to it during a fallback: the backup has "
+        "released them and no node serves them. Written by the SRM.",
     )
 
     class Meta:
@@ -180,7 +207,9 @@ class Node(models.Model):
 
     @property
     def agent_reporting(self) -> bool:
-        """Whether the node agent has sent a heartbeat recently."""
+        """Whether the node agent has sent a heartbeat within its SRM's heartbeat timeout."""
+        if self.heartbeat_expires_at is not None:
+            return timezone.now() < self.heartbeat_expires_at
         return bool(self.last_heartbeat and timezone.now() - self.last_heartbeat < AGENT_REPORTING_WINDOW)
 
     @property

@@ -1,0 +1,288 @@
+"""The node agent: reconciles a node's services to the desired state and reports what it sees.
+
+Every reconcile interval it reads the node's service rows, starts, stops or restarts each
+service to match what the console asked, carries out each numbered request once, and
+writes the observed status back. Every heartbeat interval (an SRM service parameter) it
+writes the node's heartbeat. When the SRM moves rooms between nodes it asks the Text
+Conference Manager to re-read which rooms it serves (``refresh_hosting``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+
+from topology import observed
+from topology.agent.base import NodeService, ServiceStartError
+from topology.agent.db import db
+from topology.agent.factories import build_service
+from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
+from topology.ha.transitions import HOLD_DOWN_STATES
+from topology.models import Node, Service, ServiceParameters, ensure_services
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+AGENT_STOPPED = "The node agent stopped."
+
+
+@dataclass
+class Snapshot:
+    """What the console wants, read once per reconcile tick."""
+
+    rows: dict[str, Service]
+    ha_state: str
+    critical: list[str]
+
+
+class NodeAgent:
+    """The process that is one IM and Presence node."""
+
+    def __init__(self, node_name: str, *, reconcile_interval: float = 0.5, restart_delay: float = 5.0) -> None:
+        self.node_name = node_name
+        self.reconcile_interval = reconcile_interval
+        self.restart_delay = restart_delay
+        self.node: Node | None = None
+        self.instances: dict[str, NodeService] = {}
+        self._failed_at: dict[str, float] = {}
+        self._stop = asyncio.Event()
+        self._hosting: tuple[int, ...] | None = None
+        self._hosting_lock = asyncio.Lock()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop every service and report it."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self.request_stop)
+        self.node = await db(self._register)
+        log.info("Node agent of %s started", self.node)
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
+        await self._stop.wait()
+        log.info("Node agent of %s stopping", self.node)
+        reconcile.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reconcile
+        for name in reversed(START_ORDER):
+            if name in self.instances:
+                await self._stop_service(name, ServiceStatus.STOPPED, AGENT_STOPPED)
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        await db(self._unregister)
+        log.info("Node agent of %s stopped", self.node)
+
+    def _register(self) -> Node:
+        node = Node.objects.get(name=self.node_name)
+        ensure_services(node)
+        now = timezone.now()
+        params = ServiceParameters.for_cluster(node.cluster_id)
+        # Nothing runs before the agent starts: forget what an earlier run left behind.
+        Service.objects.filter(node=node).exclude(status=ServiceStatus.STOPPED).update(
+            status=ServiceStatus.STOPPED, status_reason="", status_changed_at=now, started_at=None
+        )
+        Node.objects.filter(pk=node.pk).update(
+            agent_started_at=now,
+            last_heartbeat=now,
+            heartbeat_expires_at=now + timedelta(seconds=params.heartbeat_timeout),
+        )
+        node.refresh_from_db()
+        return node
+
+    def _unregister(self) -> None:
+        now = timezone.now()
+        Node.objects.filter(pk=self.node.pk).update(agent_started_at=None, heartbeat_expires_at=now)
+
+    # --- heartbeat ----------------------------------------------------------------------
+
+    def _beat(self) -> float:
+        now = timezone.now()
+        params = ServiceParameters.for_cluster(self.node.cluster_id)
+        Node.objects.filter(pk=self.node.pk).update(
+            last_heartbeat=now, heartbeat_expires_at=now + timedelta(seconds=params.heartbeat_timeout)
+        )
+        return params.heartbeat_interval
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            interval = 1.0
+            try:
+                interval = await db(self._beat)
+            except Exception:
+                log.exception("Heartbeat failed")
+            await asyncio.sleep(interval)
+
+    # --- reconcile ----------------------------------------------------------------------
+
+    def _read(self) -> Snapshot:
+        node = Node.objects.only("ha_state", "cluster_id").get(pk=self.node.pk)
+        rows = {row.name: row for row in Service.objects.filter(node_id=self.node.pk)}
+        critical = ServiceParameters.for_cluster(node.cluster_id).critical_services
+        return Snapshot(rows, node.ha_state, critical)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Reconcile failed")
+            await asyncio.sleep(self.reconcile_interval)
+
+    async def reconcile_once(self) -> None:
+        snapshot = await db(self._read)
+        for name in START_ORDER:
+            row = snapshot.rows.get(name)
+            if row is not None:
+                await self._reconcile_service(name, row, snapshot)
+        await self.sync_room_hosting()
+
+    def _why_not(self, name: str, row: Service, snapshot: Snapshot) -> tuple[ServiceStatus, str] | None:
+        """None if the service should run; else the status and reason to show while it does not."""
+        if not row.activated or row.desired_state == DesiredState.STOPPED:
+            return ServiceStatus.STOPPED, ""
+        if snapshot.ha_state in HOLD_DOWN_STATES and name in snapshot.critical:
+            return ServiceStatus.STOPPED, "Stopped by the Server Recovery Manager: the node is failed over."
+        for dependency in CATALOG[name].depends_on:
+            instance = self.instances.get(dependency)
+            if instance is None or not instance.is_running():
+                return ServiceStatus.NOT_RUNNING, f"{ServiceName(dependency).label} is not running."
+        return None
+
+    async def _reconcile_service(self, name: str, row: Service, snapshot: Snapshot) -> None:
+        instance = self.instances.get(name)
+        if instance is not None and not instance.is_running():
+            log.warning("%s stopped unexpectedly", name)
+            self.instances.pop(name)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(instance.stop(), STOP_TIMEOUT)
+            self._failed_at[name] = time.monotonic()
+            await db(self._write, name, ServiceStatus.NOT_RUNNING, "The service stopped unexpectedly.")
+            instance = None
+        new_request = row.request_number > row.handled_request_number
+        blocked = self._why_not(name, row, snapshot)
+        if new_request and row.request_action == ControlAction.RESTART and instance is not None:
+            for dependent in _dependents_running(name, self.instances):
+                await self._stop_service(dependent, ServiceStatus.STOPPED, "")
+            await self._stop_service(name, ServiceStatus.STOPPED, "")
+            instance = None
+        if blocked is None and instance is None:
+            last_failure = self._failed_at.get(name)
+            if new_request or last_failure is None or time.monotonic() - last_failure >= self.restart_delay:
+                await self._start_service(name)
+        elif blocked is not None and instance is not None:
+            missing = f"{ServiceName(name).label} is not running."
+            for dependent in _dependents_running(name, self.instances):
+                await self._stop_service(dependent, ServiceStatus.NOT_RUNNING, missing)
+            await self._stop_service(name, *blocked)
+        elif blocked is not None and (row.status, row.status_reason) != blocked:
+            await db(self._write, name, *blocked)
+        if new_request:
+            await db(self._handled, name, row.request_number)
+
+    async def _start_service(self, name: str) -> None:
+        await db(self._write, name, ServiceStatus.STARTING, "")
+        hosting = await db(self._hosted_ids) if name == ServiceName.TEXT_CONFERENCE_MANAGER else None
+        reason = ""
+        instance: NodeService | None = None
+        try:
+            instance = build_service(ServiceName(name), self)
+            await asyncio.wait_for(instance.start(), START_TIMEOUT)
+        except ServiceStartError as exc:
+            reason = str(exc)
+        except TimeoutError:
+            reason = f"The service did not start within {START_TIMEOUT:.0f} s."
+        except Exception as exc:
+            log.exception("%s failed to start", name)
+            reason = f"{type(exc).__name__}: {exc}"
+        if reason:
+            log.warning("%s could not start: %s", name, reason)
+            if instance is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(instance.stop(), STOP_TIMEOUT)
+            self._failed_at[name] = time.monotonic()
+            await db(self._write, name, ServiceStatus.NOT_RUNNING, reason)
+            return
+        self.instances[name] = instance
+        self._failed_at.pop(name, None)
+        if hosting is not None:
+            self._hosting = hosting
+        await db(self._write, name, ServiceStatus.STARTED, "")
+        log.info("%s started", ServiceName(name).label)
+
+    async def _stop_service(self, name: str, status: ServiceStatus, reason: str) -> None:
+        instance = self.instances.pop(name, None)
+        if instance is None:
+            return
+        await db(self._write, name, ServiceStatus.STOPPING, "")
+        try:
+            await asyncio.wait_for(instance.stop(), STOP_TIMEOUT)
+        except Exception:
+            log.exception("%s did not stop cleanly", name)
+        if name == ServiceName.TEXT_CONFERENCE_MANAGER:
+            self._hosting = None
+        await db(self._write, name, status, reason)
+        log.info("%s stopped", ServiceName(name).label)
+
+    def _write(self, name: str, status: ServiceStatus, reason: str) -> None:
+        now = timezone.now()
+        fields = {"status": status, "status_reason": reason[:500], "status_changed_at": now}
+        if status == ServiceStatus.STARTED:
+            fields["started_at"] = now
+        elif status != ServiceStatus.STOPPING:
+            fields["started_at"] = None
+        Service.objects.filter(node_id=self.node.pk, name=name).update(**fields)
+
+    def _handled(self, name: str, number: int) -> None:
+        Service.objects.filter(node_id=self.node.pk, name=name, handled_request_number__lt=number).update(
+            handled_request_number=number
+        )
+
+    # --- room hosting -------------------------------------------------------------------
+
+    def _hosted_ids(self) -> tuple[int, ...]:
+        return tuple(home.pk for home in observed.hosted_homes(self.node))
+
+    async def sync_room_hosting(self, force: bool = False) -> bool:
+        """Tell the Text Conference Manager when the rooms it must serve changed.
+
+        Returns False if the TC failed to re-read them; True otherwise (also when the TC is
+        not running: it reads the hosting itself when it starts).
+        """
+        async with self._hosting_lock:
+            hosting = await db(self._hosted_ids)
+            tc = self.instances.get(ServiceName.TEXT_CONFERENCE_MANAGER)
+            if tc is None or not tc.is_running():
+                return True
+            if hosting == self._hosting and not force:
+                return True
+            try:
+                result = tc.refresh_hosting()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("The Text Conference Manager could not re-read its rooms")
+                return False
+            log.info("Room hosting of %s now: nodes %s", self.node, hosting)
+            self._hosting = hosting
+            return True
+
+
+def _dependents_running(name: str, instances: dict[str, NodeService]) -> list[str]:
+    return [other for other in reversed(START_ORDER) if name in CATALOG[other].depends_on and other in instances]

@@ -1,0 +1,1 @@
+"""High availability: the Server Recovery Manager's state transitions and its monitor."""

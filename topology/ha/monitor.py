@@ -1,0 +1,201 @@
+"""The Server Recovery Manager's judgement: watch the peer and this node, decide what to do.
+
+``RecoveryManager.tick()`` runs every few tenths of a second inside the node agent. It reads
+the group, both nodes, the service parameters and the services' observed state from the
+config DB, carries out pending Server Actions, and makes the transitions of
+``topology.ha.transitions``. A transition that needs this node's Text Conference Manager to
+load or unload rooms returns a follow-up: the agent re-reads the room hosting, then calls the
+follow-up with whether that worked. Plain module: no HTTP and no asyncio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from topology.catalog import ServiceStatus
+from topology.choices import HAReason, HAState
+from topology.ha import transitions
+from topology.models import Node, ServiceParameters
+
+log = logging.getLogger(__name__)
+
+FollowUp = Callable[[bool], object]
+
+
+@dataclass
+class Verdict:
+    """Why the peer must be failed over."""
+
+    reason: HAReason
+    failed_reason: HAReason
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+class RecoveryManager:
+    """The SRM of one node."""
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.started_at = timezone.now()
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _read(self):
+        node = Node.objects.select_related("redundancy_group").get(pk=self.node_id)
+        group = node.redundancy_group
+        peer = None
+        if group is not None:
+            peer = Node.objects.filter(redundancy_group=group).exclude(pk=node.pk).first()
+        params = ServiceParameters.for_cluster(node.cluster_id)
+        return node, group, peer, params
+
+    @staticmethod
+    def critical_down_since(node: Node, params: ServiceParameters) -> datetime | None:
+        """Since when a critical service of ``node`` is not Started (None if all run).
+
+        Measured from the node agent's start at the earliest, so the stopped state left over
+        from an earlier run does not count.
+        """
+        rows = {
+            name: (status, changed_at)
+            for name, status, changed_at in node.services.filter(name__in=params.critical_services).values_list(
+                "name", "status", "status_changed_at"
+            )
+        }
+        floor = node.agent_started_at
+        down_since: datetime | None = None
+        for name in params.critical_services:
+            status, changed_at = rows.get(name, (ServiceStatus.NOT_RUNNING, None))
+            if status == ServiceStatus.STARTED:
+                continue
+            since = max(filter(None, [changed_at, floor]), default=None) or timezone.now()
+            down_since = since if down_since is None else min(down_since, since)
+        return down_since
+
+    def peer_verdict(self, peer: Node, params: ServiceParameters, now: datetime) -> Verdict | None:
+        """Whether the peer must be failed over now, and why (reference 1.5, 1.6)."""
+        initializing = peer.ha_state in (HAState.INITIALIZING, HAState.UNKNOWN)
+        stopped_cleanly = peer.last_heartbeat is not None and peer.agent_started_at is None
+        timeout = params.initialization_heartbeat_timeout if initializing else params.heartbeat_timeout
+        last_seen = peer.last_heartbeat or self.started_at
+        if now - last_seen >= _seconds(timeout):
+            if stopped_cleanly:
+                return Verdict(HAReason.PEER_REBOOT, HAReason.PEER_REBOOT)
+            if initializing:
+                return Verdict(HAReason.PEER_DOWN_DURING_INITIALIZATION, HAReason.INITIALIZATION)
+            return Verdict(HAReason.PEER_DOWN, HAReason.PEER_DOWN)
+        down_since = self.critical_down_since(peer, params)
+        if down_since is not None and now - down_since >= _seconds(params.critical_service_delay):
+            if stopped_cleanly:
+                return Verdict(HAReason.PEER_REBOOT, HAReason.PEER_REBOOT)
+            if initializing:
+                return Verdict(HAReason.PEER_DOWN_DURING_INITIALIZATION, HAReason.INITIALIZATION)
+            return Verdict(HAReason.CRITICAL_SERVICE_DOWN, HAReason.CRITICAL_SERVICE_DOWN)
+        return None
+
+    def interval(self) -> float:
+        """How often to tick: the heartbeat interval, at most every second, at least every 0.1 s."""
+        node = Node.objects.only("cluster_id").get(pk=self.node_id)
+        return max(0.1, min(ServiceParameters.for_cluster(node.cluster_id).heartbeat_interval, 1.0))
+
+    # --- deciding --------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """The SRM starts: Initializing, unless the node is in the middle of a failover."""
+        _node, group, peer, _params = self._read()
+        if group is None or not group.ha_enabled or peer is None:
+            transitions.set_ha_not_enabled(self.node_id)
+            return
+        transitions.set_own_state(
+            self.node_id,
+            HAState.INITIALIZING,
+            HAReason.INITIALIZATION,
+            only_from={HAState.NORMAL, HAState.UNKNOWN, HAState.INITIALIZING},
+        )
+
+    def tick(self) -> FollowUp | None:
+        """One look at the group; returns a follow-up when the TC must re-read its rooms first."""
+        node, group, peer, params = self._read()
+        if group is None or not group.ha_enabled or peer is None:
+            transitions.set_ha_not_enabled(self.node_id)
+            return None
+        if transitions.apply_server_actions(self.node_id):
+            node, group, peer, params = self._read()
+        now = timezone.now()
+        state = HAState(node.ha_state)
+        my_down_since = self.critical_down_since(node, params)
+        delay = _seconds(params.critical_service_delay)
+
+        if state == HAState.UNKNOWN:  # HA was just enabled
+            transitions.set_own_state(self.node_id, HAState.INITIALIZING, HAReason.INITIALIZATION)
+        elif state == HAState.INITIALIZING:
+            if my_down_since is None:
+                return lambda ok: (
+                    ok
+                    and transitions.set_own_state(
+                        self.node_id, HAState.NORMAL, HAReason.NORMAL, only_from={HAState.INITIALIZING}
+                    )
+                )
+        elif state == HAState.NORMAL:
+            if my_down_since is None and peer.ha_state in transitions.TAKE_OVER_FROM:
+                verdict = self.peer_verdict(peer, params, now)
+                if verdict is not None and transitions.take_over(
+                    self.node_id, peer.pk, reason=verdict.reason, failed_reason=verdict.failed_reason
+                ):
+                    return self._finish_take_over
+        elif state == HAState.TAKING_OVER:
+            return self._finish_take_over
+        elif state == HAState.RUNNING_IN_BACKUP_MODE:
+            if my_down_since is not None and now - my_down_since >= delay:
+                transitions.fail_backup(self.node_id, HAReason.CRITICAL_SERVICE_DOWN)
+            elif self._automatic_fallback_due(peer, params, now):
+                transitions.begin_fallback(peer.pk, HAReason.AUTOMATIC_FALLBACK)
+        elif state == HAState.FALLING_BACK:
+            return lambda ok: transitions.release_rooms(self.node_id, ok)
+        elif state == HAState.TAKING_BACK:
+            if my_down_since is not None and now - node.ha_state_changed_at >= delay:
+                transitions.fail_backup(peer.pk, HAReason.START_OF_CRITICAL_SERVICES_FAILED)
+            elif my_down_since is None and transitions.reclaim_rooms(self.node_id):
+                return lambda ok: transitions.finish_take_back(self.node_id, ok)
+        elif state == HAState.FAILING_OVER:
+            if my_down_since is not None:  # the agent has stopped the critical services
+                transitions.set_own_state(
+                    self.node_id, HAState.IDLE, HAReason(node.ha_reason), only_from={HAState.FAILING_OVER}
+                )
+        elif state == HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING:
+            if my_down_since is None:
+                transitions.set_own_state(
+                    self.node_id,
+                    HAState.FAILED_OVER,
+                    HAReason(node.ha_reason),
+                    only_from={HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING},
+                )
+        elif state == HAState.FAILED_OVER and my_down_since is not None:
+            transitions.set_own_state(
+                self.node_id,
+                HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
+                HAReason.CRITICAL_SERVICE_DOWN,
+                only_from={HAState.FAILED_OVER},
+            )
+        return None
+
+    def _finish_take_over(self, rooms_loaded: bool) -> None:
+        transitions.finish_take_over(self.node_id, rooms_loaded)
+
+    @staticmethod
+    def _automatic_fallback_due(peer: Node, params: ServiceParameters, now: datetime) -> bool:
+        return (
+            params.enable_automatic_fallback
+            and peer.ha_state == HAState.FAILED_OVER
+            and peer.agent_reporting
+            and peer.ha_state_changed_at is not None
+            and now - peer.ha_state_changed_at >= _seconds(params.automatic_fallback_delay)
+        )

@@ -1,0 +1,332 @@
+"""The SRM's state transitions of a presence redundancy group (reference 1.4–1.6).
+
+Each function is one database transaction that locks the group's row first (on SQLite the
+IMMEDIATE transaction takes the write lock up front), re-reads both nodes and checks the
+states the transition starts from, so two SRMs racing can never both take over and no room
+is ever assigned to two nodes. Every state change is recorded as an ``HATransition``.
+Plain module: no HTTP, no asyncio; the node agent's SRM and the tests call it alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from topology.catalog import ControlAction, ServiceName
+from topology.choices import HAReason, HAState
+from topology.models import (
+    AlarmName,
+    EndUser,
+    HAAlarm,
+    HATransition,
+    Node,
+    RedundancyGroup,
+    ServerAction,
+    ServerActionName,
+    ServerActionStatus,
+    Service,
+)
+
+log = logging.getLogger(__name__)
+
+# A peer in one of these states may be taken over automatically.
+TAKE_OVER_FROM = {HAState.NORMAL, HAState.INITIALIZING, HAState.UNKNOWN}
+# States in which the node's critical services are held stopped (manual failover).
+HOLD_DOWN_STATES = {HAState.FAILING_OVER, HAState.IDLE}
+# States of a failed-over node from which Fallback is allowed (reference 1.3).
+FALLBACK_FROM = {HAState.IDLE, HAState.FAILED_OVER}
+
+
+@dataclass
+class GroupState:
+    """A group and its two members, read and locked inside one transition."""
+
+    group: RedundancyGroup
+    node: Node
+    peer: Node | None
+    recorded_by: int | None
+
+    def set(self, node: Node, state: HAState, reason: HAReason) -> None:
+        """Change ``node``'s state and record the transition (no-op when unchanged)."""
+        if node.ha_state == state and node.ha_reason == reason:
+            return
+        now = timezone.now()
+        HATransition.objects.create(
+            group=self.group,
+            node=node,
+            at=now,
+            from_state=node.ha_state,
+            to_state=state,
+            reason=reason,
+            recorded_by_id=self.recorded_by,
+        )
+        log.info("%s: %s -> %s (%s)", node, node.ha_state, state, reason)
+        node.ha_state, node.ha_reason, node.ha_state_changed_at = state, reason, now
+        node.save(update_fields=["ha_state", "ha_reason", "ha_state_changed_at"])
+
+    def alarm(self, name: AlarmName, from_node: Node, to_node: Node | None, reason: HAReason) -> None:
+        HAAlarm.objects.create(name=name, group=self.group, from_node=from_node, to_node=to_node, reason=reason)
+        log.warning("%s FromNode=%s ToNode=%s Reason=%s", name, from_node, to_node, reason)
+
+
+def _lock(node_id: int, recorded_by: int | None = None) -> GroupState | None:
+    """Lock the group of ``node_id`` and read both members; None if the node is in no group."""
+    group_id = Node.objects.filter(pk=node_id).values_list("redundancy_group_id", flat=True).first()
+    if group_id is None:
+        return None
+    group = RedundancyGroup.objects.select_for_update().get(pk=group_id)
+    members = {n.pk: n for n in Node.objects.select_for_update().filter(redundancy_group=group)}
+    node = members.pop(node_id, None)
+    if node is None:  # moved out of the group meanwhile
+        return None
+    peer = next(iter(members.values()), None)
+    return GroupState(group, node, peer, recorded_by)
+
+
+def set_own_state(node_id: int, state: HAState, reason: HAReason, *, only_from: set[HAState] | None = None) -> bool:
+    """A node's SRM changes its own state (Initializing → Normal, Failed Over …)."""
+    with transaction.atomic():
+        locked = _lock(node_id, recorded_by=node_id)
+        if locked is None or (only_from is not None and locked.node.ha_state not in only_from):
+            return False
+        locked.set(locked.node, state, reason)
+        return True
+
+
+def take_over(
+    backup_id: int,
+    failed_id: int,
+    *,
+    reason: HAReason,
+    failed_state: HAState = HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
+    failed_reason: HAReason | None = None,
+    failed_from: set[HAState] = TAKE_OVER_FROM,
+) -> bool:
+    """The backup takes over the failed node's users and rooms: first half of a failover.
+
+    Returns False, changing nothing, unless HA is on, the backup is Normal and the failed node
+    is still in a state it can be taken over from.
+    """
+    with transaction.atomic():
+        locked = _lock(backup_id, recorded_by=backup_id)
+        if locked is None or locked.peer is None or locked.peer.pk != failed_id or not locked.group.ha_enabled:
+            return False
+        backup, failed = locked.node, locked.peer
+        if backup.ha_state != HAState.NORMAL or failed.ha_state not in failed_from:
+            return False
+        locked.set(failed, failed_state, failed_reason or reason)
+        locked.set(backup, HAState.TAKING_OVER, reason)
+        failed.rooms_hosted_by, failed.rooms_moving = backup, False
+        failed.save(update_fields=["rooms_hosted_by", "rooms_moving"])
+        EndUser.objects.filter(assigned_node=failed).update(active_node=backup)
+        locked.alarm(AlarmName.SRM_FAILOVER, failed, backup, reason)
+        return True
+
+
+def finish_take_over(backup_id: int, rooms_loaded: bool) -> bool:
+    """Second half of a failover, once the backup's TC loaded the peer's rooms (or failed to)."""
+    with transaction.atomic():
+        locked = _lock(backup_id, recorded_by=backup_id)
+        if locked is None or locked.node.ha_state != HAState.TAKING_OVER:
+            return False
+        if rooms_loaded:
+            locked.set(locked.node, HAState.RUNNING_IN_BACKUP_MODE, HAReason(locked.node.ha_reason))
+        else:
+            _both_failed(locked, HAReason.TAKE_OVER_USERS_FAILED)
+        return True
+
+
+def begin_fallback(home_id: int, reason: HAReason) -> str | None:
+    """Taking Back / Falling Back: the backup is to release the home node's rooms.
+
+    Returns None when started, or why it cannot start.
+    """
+    with transaction.atomic():
+        locked = _lock(home_id, recorded_by=home_id)
+        if locked is None or locked.peer is None:
+            return "The node is not in a redundancy group with a peer."
+        home, backup = locked.node, locked.peer
+        if home.ha_state not in FALLBACK_FROM:
+            return f"Fallback is allowed from Idle or Failed Over; {home} is {home.get_ha_state_display()}."
+        if backup.ha_state != HAState.RUNNING_IN_BACKUP_MODE:
+            return f"{backup} is {backup.get_ha_state_display()}, not Running in Backup Mode."
+        locked.set(home, HAState.TAKING_BACK, reason)
+        locked.set(backup, HAState.FALLING_BACK, reason)
+        home.rooms_moving = True
+        home.save(update_fields=["rooms_moving"])
+        return None
+
+
+def release_rooms(backup_id: int, rooms_unloaded: bool) -> bool:
+    """The falling-back node has unloaded its peer's rooms: hand rooms and users back, go Normal."""
+    with transaction.atomic():
+        locked = _lock(backup_id, recorded_by=backup_id)
+        if locked is None or locked.node.ha_state != HAState.FALLING_BACK:
+            return False
+        if not rooms_unloaded:
+            _both_failed(locked, HAReason.TAKE_BACK_USERS_FAILED)
+            return True
+        Node.objects.filter(rooms_hosted_by=locked.node).update(rooms_hosted_by=None)
+        EndUser.objects.filter(active_node=locked.node).update(active_node=None)
+        locked.set(locked.node, HAState.NORMAL, HAReason.NORMAL)
+        return True
+
+
+def reclaim_rooms(home_id: int) -> bool:
+    """The taking-back node's rooms are released by the peer: they are its own again."""
+    with transaction.atomic():
+        locked = _lock(home_id, recorded_by=home_id)
+        if locked is None or locked.node.ha_state != HAState.TAKING_BACK or locked.node.rooms_hosted_by_id:
+            return False
+        locked.node.rooms_moving = False
+        locked.node.save(update_fields=["rooms_moving"])
+        return True
+
+
+def finish_take_back(home_id: int, rooms_loaded: bool) -> bool:
+    with transaction.atomic():
+        locked = _lock(home_id, recorded_by=home_id)
+        if locked is None or locked.node.ha_state != HAState.TAKING_BACK:
+            return False
+        if rooms_loaded:
+            locked.set(locked.node, HAState.NORMAL, HAReason.NORMAL)
+        else:
+            _both_failed(locked, HAReason.TAKE_BACK_USERS_FAILED)
+        return True
+
+
+def fail_backup(backup_id: int, reason: HAReason) -> bool:
+    """The backup lost its own critical services while serving its peer: both Running in Failed Mode."""
+    with transaction.atomic():
+        locked = _lock(backup_id, recorded_by=backup_id)
+        if locked is None or locked.node.ha_state != HAState.RUNNING_IN_BACKUP_MODE:
+            return False
+        _both_failed(locked, reason)
+        return True
+
+
+def _both_failed(locked: GroupState, reason: HAReason) -> None:
+    for node in (locked.node, locked.peer):
+        if node is not None:
+            locked.set(node, HAState.RUNNING_IN_FAILED_MODE, reason)
+    locked.alarm(AlarmName.SRM_FAILED, locked.node, None, reason)
+
+
+def recover(node_id: int) -> None:
+    """Recover: both nodes back to their own rooms and users, and both SRMs restarted."""
+    locked = _lock(node_id, recorded_by=node_id)
+    for node in (locked.node, locked.peer):
+        if node is None:
+            continue
+        locked.set(node, HAState.INITIALIZING, HAReason.INITIALIZATION)
+        node.rooms_hosted_by, node.rooms_moving = None, False
+        node.save(update_fields=["rooms_hosted_by", "rooms_moving"])
+        EndUser.objects.filter(assigned_node=node).update(active_node=None)
+        srm = Service.objects.filter(node=node, name=ServiceName.SERVER_RECOVERY_MANAGER).first()
+        if srm is not None:
+            srm.request(ControlAction.RESTART)
+
+
+def set_ha_not_enabled(node_id: int) -> bool:
+    """HA is off on the group (or the node has no group): the state the CLI shows for it."""
+    with transaction.atomic():
+        group_id = Node.objects.filter(pk=node_id).values_list("redundancy_group_id", flat=True).first()
+        node = Node.objects.get(pk=node_id)
+        if node.ha_state == HAState.UNKNOWN and node.ha_reason == HAReason.HA_NOT_ENABLED:
+            return False
+        now = timezone.now()
+        if group_id is not None:
+            HATransition.objects.create(
+                group_id=group_id,
+                node=node,
+                at=now,
+                from_state=node.ha_state,
+                to_state=HAState.UNKNOWN,
+                reason=HAReason.HA_NOT_ENABLED,
+                recorded_by=node,
+            )
+        Node.objects.filter(pk=node_id).update(
+            ha_state=HAState.UNKNOWN, ha_reason=HAReason.HA_NOT_ENABLED, ha_state_changed_at=now
+        )
+        return True
+
+
+# --- Server Action buttons -------------------------------------------------------------
+
+
+def offered_actions(group: RedundancyGroup, node: Node) -> list[ServerActionName]:
+    """The Server Action buttons the reference offers for ``node`` in its current state (1.3)."""
+    peer = group.peer_of(node)
+    if not group.ha_enabled or peer is None:
+        return []
+    if node.ha_state == HAState.NORMAL and peer.ha_state == HAState.NORMAL:
+        return [ServerActionName.FAILOVER]
+    if node.ha_state in FALLBACK_FROM and peer.ha_state == HAState.RUNNING_IN_BACKUP_MODE:
+        return [ServerActionName.FALLBACK]
+    if node.ha_state == HAState.RUNNING_IN_FAILED_MODE:
+        return [ServerActionName.RECOVER]
+    return []
+
+
+def apply_server_actions(node_id: int) -> int:
+    """Carry out the pending Server Actions of ``node_id``'s group; returns how many were handled.
+
+    Any SRM of the group may do it: the claim happens under the group lock, so each request
+    is carried out once.
+    """
+    handled = 0
+    with transaction.atomic():
+        locked = _lock(node_id, recorded_by=node_id)
+        if locked is None:
+            return 0
+        for request in ServerAction.objects.filter(group=locked.group, status=ServerActionStatus.PENDING):
+            result = _apply(locked, request)
+            request.status = ServerActionStatus.REFUSED if result.startswith("Refused") else ServerActionStatus.APPLIED
+            request.result, request.handled_at = result, timezone.now()
+            request.save(update_fields=["status", "result", "handled_at"])
+            handled += 1
+    return handled
+
+
+def _apply(locked: GroupState, request: ServerAction) -> str:
+    members = {n.pk: n for n in (locked.node, locked.peer) if n is not None}
+    target = members.get(request.node_id)
+    if target is None:
+        return "Refused: the node is no longer in this group."
+    allowed = offered_actions(_GroupView(locked.group, list(members.values())), target)
+    if request.action not in allowed:
+        return (
+            f"Refused: {request.get_action_display()} is not offered while {target} is {target.get_ha_state_display()}."
+        )
+    peer = next(n for pk, n in members.items() if pk != target.pk)
+    if request.action == ServerActionName.FAILOVER:
+        locked.set(target, HAState.FAILING_OVER, HAReason.ON_ADMIN_REQUEST)
+        locked.set(peer, HAState.TAKING_OVER, HAReason.ON_ADMIN_REQUEST)
+        target.rooms_hosted_by, target.rooms_moving = peer, False
+        target.save(update_fields=["rooms_hosted_by", "rooms_moving"])
+        EndUser.objects.filter(assigned_node=target).update(active_node=peer)
+        locked.alarm(AlarmName.SRM_FAILOVER, target, peer, HAReason.ON_ADMIN_REQUEST)
+        return f"{target} is failing over to {peer}."
+    if request.action == ServerActionName.FALLBACK:
+        locked.set(target, HAState.TAKING_BACK, HAReason.ON_ADMIN_REQUEST)
+        locked.set(peer, HAState.FALLING_BACK, HAReason.ON_ADMIN_REQUEST)
+        target.rooms_moving = True
+        target.save(update_fields=["rooms_moving"])
+        return f"{target} is taking back its users and rooms from {peer}."
+    # Recover: restart both SRMs from a clean slate.
+    recover(target.pk)
+    return f"Recovering {target} and {peer}: both Server Recovery Managers restart."
+
+
+class _GroupView:
+    """A group with already-locked members, for ``offered_actions`` inside a transition."""
+
+    def __init__(self, group: RedundancyGroup, members: list[Node]) -> None:
+        self.ha_enabled = group.ha_enabled
+        self._members = members
+
+    def peer_of(self, node: Node) -> Node | None:
+        return next((n for n in self._members if n.pk != node.pk), None)
