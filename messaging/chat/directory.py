@@ -1,0 +1,116 @@
+"""What the chat services need from the config DB, cached: nodes and their chat ports, which
+alias belongs to which home node, and which node hosts each home node's rooms right now.
+
+The cache is read in a worker thread and refreshed on a timer (and on demand after a
+"room moved"), so no request ever waits on the config DB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from messaging.aliases import aliases_of
+from topology import observed
+from topology.models import Node
+
+logger = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """A node's chat port (its XCP Router)."""
+
+    name: str
+    host: str
+    port: int
+    cluster_pk: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    nodes: dict[str, NodeAddress] = field(default_factory=dict)
+    alias_home: dict[str, str] = field(default_factory=dict)  # alias → home node name
+    primary_alias: dict[str, str] = field(default_factory=dict)  # node name → alias for new rooms
+    host_of: dict[str, str] = field(default_factory=dict)  # home node name → node hosting its rooms
+
+    def home_of_room(self, room_jid: str) -> str | None:
+        return self.alias_home.get(room_jid.split("/", 1)[0].rpartition("@")[2].lower())
+
+    def host_of_room(self, room_jid: str) -> NodeAddress | None:
+        home = self.home_of_room(room_jid)
+        host = self.host_of.get(home) if home else None
+        return self.nodes.get(host) if host else None
+
+    def aliases_of(self, node_name: str) -> list[str]:
+        return [alias for alias, home in self.alias_home.items() if home == node_name]
+
+
+def read_snapshot() -> Snapshot:
+    """Read the snapshot from the config DB (blocking; run it in a thread)."""
+    close_old_connections()
+    try:
+        nodes = list(Node.objects.select_related("cluster"))
+        addresses = {n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id) for n in nodes}
+        alias_home: dict[str, str] = {}
+        primary: dict[str, str] = {}
+        host_of: dict[str, str] = {}
+        for node in nodes:
+            aliases = aliases_of(node)
+            for alias in aliases:
+                alias_home.setdefault(alias.lower(), node.name)
+            if aliases:
+                primary[node.name] = aliases[0].lower()
+            host = _room_host(node)
+            if host is not None:
+                host_of[node.name] = host.name
+        return Snapshot(addresses, alias_home, primary, host_of)
+    finally:
+        close_old_connections()
+
+
+def _room_host(home: Node) -> Node | None:
+    # TODO(issue 4): observed.room_host lands with the SRM; until then a node hosts its own rooms.
+    finder = getattr(observed, "room_host", None)
+    return finder(home) if finder is not None else home
+
+
+class Directory:
+    """A Snapshot kept fresh by a background task."""
+
+    def __init__(self, interval: float = REFRESH_SECONDS) -> None:
+        self.interval = interval
+        self.snapshot = Snapshot()
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="chat-directory")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> Snapshot:
+        async with self._lock:
+            self.snapshot = await sync_to_async(read_snapshot, thread_sensitive=False)()
+            return self.snapshot
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the config DB busy or away: keep the last snapshot
+                logger.warning("Could not refresh the chat directory: %s", exc)

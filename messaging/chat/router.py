@@ -1,0 +1,487 @@
+"""Cisco XCP Router: the node's chat port. Clients connect here over WebSocket (JSON protocol,
+``docs/chat-protocol.md``), sign in, and their room requests are routed to the node hosting
+the room: the local Text Conference Manager, or another node's over the bus.
+
+A user signs in on the node serving them (their home node, or its backup during a
+failover); a user who connects elsewhere, or whose serving node changes while connected, is
+told to reconnect to the right node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from messaging.chat import bus as chat_bus
+from messaging.chat import protocol as proto
+from messaging.chat.directory import Directory, NodeAddress
+from messaging.chat.protocol import ChatError, ErrorCode
+from messaging.chat.rooms import bare_room_jid, nick_for
+from topology.agent.base import NodeService, ServiceStartError
+from topology.models import EndUser, Node
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
+ROUTE_ATTEMPTS = 3
+WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
+OUTBOX_LIMIT = 10000
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    user_id: str
+    jid: str
+    serving: str | None
+    home: str | None
+    backup: str | None
+
+
+def lookup_user(name: str) -> UserInfo | None:
+    close_old_connections()
+    try:
+        user = (
+            EndUser.objects.select_related("assigned_node__redundancy_group", "active_node")
+            .filter(**({"jid__iexact": name} if "@" in name else {"user_id": name}))
+            .first()
+        )
+        if user is None:
+            return None
+        home = user.assigned_node
+        backup = None
+        if home is not None and home.redundancy_group is not None:
+            peer = home.redundancy_group.peer_of(home)
+            backup = peer.name if peer else None
+        serving = user.serving_node
+        return UserInfo(
+            user.user_id, user.jid.lower(), serving.name if serving else None, home.name if home else None, backup
+        )
+    finally:
+        close_old_connections()
+
+
+def serving_nodes(jids: list[str]) -> dict[str, str | None]:
+    close_old_connections()
+    try:
+        rows = EndUser.objects.filter(jid__in=jids).values_list("jid", "active_node__name", "assigned_node__name")
+        return {jid.lower(): active or assigned for jid, active, assigned in rows}
+    finally:
+        close_old_connections()
+
+
+def relogin_limits(node: Node) -> tuple[int, int]:
+    """The node's Client Re-Login Lower and Upper Limits (SRM service parameters)."""
+    close_old_connections()
+    try:
+        from topology.models import NodeServiceParameters
+
+        row = NodeServiceParameters.objects.filter(node=node).first() or NodeServiceParameters(node=node)
+        return row.client_relogin_lower_limit, row.client_relogin_upper_limit
+    finally:
+        close_old_connections()
+
+
+@dataclass(eq=False)
+class Session:
+    """One client connection."""
+
+    ws: ServerConnection
+    user: UserInfo | None = None
+    rooms: dict[str, str] = field(default_factory=dict)  # room JID → nick
+    outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    closing: bool = False
+
+    def send(self, event: dict) -> None:
+        if self.closing:
+            return
+        try:
+            self.outbox.put_nowait(proto.encode(event))
+        except asyncio.QueueFull:  # a client that does not read: drop it, it will resync
+            self.closing = True
+            self.outbox = asyncio.Queue()
+            self.outbox.put_nowait(None)
+
+    def finish(self) -> None:
+        self.closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.outbox.put_nowait(None)
+
+
+class XcpRouter(NodeService):
+    """The node's message router and chat port, bound to ``node.agent_host:agent_port``."""
+
+    name = "Cisco XCP Router"
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.tc = None
+        self.directory = Directory()
+        self.bus: chat_bus.Bus | None = None
+        self.server = None
+        self.sessions: dict[str, Session] = {}
+        self.room_sessions: dict[str, set[Session]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.directory.start()
+        self.bus = chat_bus.Bus()
+        try:
+            await self.bus.start()
+        except Exception as exc:
+            await self.directory.stop()
+            raise ServiceStartError(f"The chat bus (Redis at {self.bus.url}) is unreachable: {exc}") from exc
+        try:
+            self.server = await serve(
+                self._connection, self.node.agent_host, self.node.agent_port, max_size=proto.MAX_FRAME_BYTES
+            )
+        except OSError as exc:
+            await self.bus.stop()
+            await self.directory.stop()
+            raise ServiceStartError(
+                f"Cannot listen on {self.node.agent_host}:{self.node.agent_port}: {exc.strerror or exc}"
+            ) from exc
+        self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await self.server.wait_closed()
+            self.server = None
+        for task in list(self._background):
+            task.cancel()
+        if self.bus is not None:
+            await self.bus.stop()
+            self.bus = None
+        await self.directory.stop()
+        self.sessions.clear()
+        self.room_sessions.clear()
+
+    def is_running(self) -> bool:
+        return self.server is not None and self.server.is_serving()
+
+    def attach_tc(self, tc) -> None:
+        self.tc = tc
+
+    def detach_tc(self, tc) -> None:
+        if self.tc is tc:
+            self.tc = None
+
+    # --- connections --------------------------------------------------------------------------
+
+    async def _connection(self, ws: ServerConnection) -> None:
+        session = Session(ws)
+        pump = asyncio.create_task(self._pump(session))
+        try:
+            async for frame in ws:
+                if session.closing:
+                    break
+                try:
+                    command = proto.decode(frame)
+                except proto.ProtocolError as exc:
+                    session.send(proto.error(exc.request_id, exc))
+                    continue
+                try:
+                    await self._dispatch(session, command)
+                except ChatError as exc:
+                    session.send(proto.error(command.id, exc))
+                except Exception:
+                    logger.exception("Request %r failed", command)
+                    session.send(proto.error(command.id, ChatError(ErrorCode.INTERNAL, "The request failed.")))
+        except ConnectionClosed:
+            pass
+        finally:
+            session.finish()
+            await self._signed_out(session)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pump, 2)
+            pump.cancel()
+
+    async def _pump(self, session: Session) -> None:
+        """Send the session's frames in order; close the connection after the last one."""
+        try:
+            while True:
+                frame = await session.outbox.get()
+                if frame is None:
+                    break
+                await session.ws.send(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await session.ws.close()
+
+    async def _signed_out(self, session: Session) -> None:
+        user = session.user
+        if user is None:
+            return
+        if self.sessions.get(user.jid) is session:
+            del self.sessions[user.jid]
+        for room in list(session.rooms):
+            await self._drop_from_room(session, room)
+            with contextlib.suppress(Exception):
+                await self._route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
+
+    async def _dispatch(self, session: Session, command: proto.Command) -> None:
+        if isinstance(command, proto.Ping):
+            session.send(proto.reply(command.id, "pong"))
+            return
+        if isinstance(command, proto.SignIn):
+            await self._sign_in(session, command)
+            return
+        if session.user is None:
+            raise ChatError(ErrorCode.NOT_SIGNED_IN, 'Sign in first: {"type": "sign_in", "user": "<user ID>"}.')
+        user = session.user
+        snapshot = self.directory.snapshot
+        if isinstance(command, proto.ListRooms):
+            home = user.home or self.node.name
+            answer = await self._route_home(home, {"op": "rooms", "home": home, "user": user.jid})
+            session.send(proto.reply(command.id, "rooms", rooms=answer["rooms"]))
+            return
+        default_alias = snapshot.primary_alias.get(user.home or self.node.name, "")
+        room = bare_room_jid(command.room, default_alias)
+        if isinstance(command, proto.CreateRoom):
+            domain = user.jid.partition("@")[2]
+            members = [m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in command.members]
+            answer = await self._route(
+                room,
+                {
+                    "op": "create",
+                    "room": room,
+                    "user": user.jid,
+                    "persistent": command.persistent,
+                    "subject": command.subject,
+                    "members_only": command.members_only,
+                    "max_occupants": command.max_occupants,
+                    "members": members,
+                },
+            )
+            session.send(proto.reply(command.id, "created", **_without_ok(answer)))
+        elif isinstance(command, proto.Join):
+            nick = nick_for(user.jid)
+            was_in = room in session.rooms
+            await self._add_to_room(session, room, nick)
+            request = {"op": "join", "room": room, "user": user.jid, "nick": nick, "router": self.node.name}
+            if command.since is not None:
+                request["since"] = command.since
+            if command.history is not None:
+                request["history"] = command.history
+            try:
+                answer = await self._route(room, request)
+            except ChatError:
+                if not was_in:
+                    await self._drop_from_room(session, room)
+                raise
+            session.send(proto.reply(command.id, "joined", **_without_ok(answer)))
+        elif isinstance(command, proto.Leave):
+            if room not in session.rooms:
+                raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in {room}.")
+            await self._drop_from_room(session, room)
+            answer = await self._route(room, {"op": "leave", "room": room, "user": user.jid})
+            session.send(proto.reply(command.id, "left", **_without_ok(answer)))
+        elif isinstance(command, proto.Post):
+            if room not in session.rooms:
+                raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before posting to it.")
+            answer = await self._route(
+                room,
+                {
+                    "op": "post",
+                    "room": room,
+                    "user": user.jid,
+                    "nick": session.rooms[room],
+                    "body": command.body,
+                    "cid": command.cid,
+                    "joined": True,
+                    "router": self.node.name,
+                },
+            )
+            session.send(proto.reply(command.id, "ack", **_without_ok(answer)))
+        elif isinstance(command, proto.History):
+            request = {"op": "history", "room": room, "user": user.jid}
+            for name in ("before", "after", "limit"):
+                if getattr(command, name) is not None:
+                    request[name] = getattr(command, name)
+            answer = await self._route(room, request)
+            session.send(proto.reply(command.id, "history", **_without_ok(answer)))
+        elif isinstance(command, proto.Presence):
+            answer = await self._route(room, {"op": "presence", "room": room, "user": user.jid})
+            session.send(proto.reply(command.id, "presence", **_without_ok(answer)))
+
+    async def _sign_in(self, session: Session, command: proto.SignIn) -> None:
+        if session.user is not None:
+            raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
+        info = await sync_to_async(lookup_user, thread_sensitive=False)(command.user.strip())
+        if info is None:
+            raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {command.user!r} in IM and Presence.")
+        if info.serving is None:
+            raise ChatError(ErrorCode.UNKNOWN_USER, f"{info.user_id} is not assigned to any IM and Presence node.")
+        if info.serving != self.node.name:
+            await self._send_reconnect(session, info.serving, f"{info.user_id} is served by {info.serving}.")
+            return
+        earlier = self.sessions.get(info.jid)
+        if earlier is not None:
+            earlier.send({"type": "signed_out", "reason": "You signed in again on another connection."})
+            earlier.finish()
+        session.user = info
+        self.sessions[info.jid] = session
+        snapshot = self.directory.snapshot
+        backup = snapshot.nodes.get(info.backup) if info.backup else None
+        session.send(
+            proto.reply(
+                command.id,
+                "signed_in",
+                user=info.user_id,
+                jid=info.jid,
+                node=self.node.name,
+                home=info.home,
+                backup=_address(backup),
+            )
+        )
+
+    async def _send_reconnect(self, session: Session, node_name: str, reason: str) -> None:
+        address = self.directory.snapshot.nodes.get(node_name)
+        if address is None:
+            address = (await self.directory.refresh()).nodes.get(node_name)
+        low, high = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+        session.send(proto.reconnect(node_name, address.host, address.port, reason, low, high))
+        session.finish()
+
+    # --- rooms and routing --------------------------------------------------------------------
+
+    async def _add_to_room(self, session: Session, room: str, nick: str) -> None:
+        sessions = self.room_sessions.get(room)
+        if sessions is None:
+            sessions = self.room_sessions[room] = set()
+            # Subscribe before joining, so nothing posted after the join's history is missed.
+            await self.bus.subscribe(chat_bus.room_channel(self.bus.prefix, room), self._room_event_handler(room))
+        sessions.add(session)
+        session.rooms[room] = nick
+
+    async def _drop_from_room(self, session: Session, room: str) -> None:
+        session.rooms.pop(room, None)
+        sessions = self.room_sessions.get(room)
+        if sessions is None:
+            return
+        sessions.discard(session)
+        if not sessions:
+            del self.room_sessions[room]
+            if self.bus is not None:
+                await self.bus.unsubscribe(chat_bus.room_channel(self.bus.prefix, room))
+
+    def _room_event_handler(self, room: str):
+        def deliver(event: dict) -> None:
+            kind = event.pop("event", None)
+            sessions = self.room_sessions.get(room, ())
+            if kind == "room_loaded":
+                self._spawn(self._resync(room))
+                return
+            if kind in ("message", "presence"):
+                for session in list(sessions):
+                    session.send({"type": kind, **event})
+
+        return deliver
+
+    async def _resync(self, room: str) -> None:
+        """Tell the room's new host which of our users are in it."""
+        occupants = [
+            (s.user.jid, s.rooms[room]) for s in self.room_sessions.get(room, ()) if s.user and room in s.rooms
+        ]
+        if occupants:
+            with contextlib.suppress(ChatError):
+                await self._route(
+                    room, {"op": "resync", "room": room, "occupants": occupants, "router": self.node.name}, attempts=1
+                )
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
+        """Send a room request to the TC hosting the room now; retry while the room moves."""
+        answer: dict = {}
+        for attempt in range(attempts):
+            snapshot = self.directory.snapshot
+            if snapshot.home_of_room(room) is None:
+                snapshot = await self.directory.refresh()
+                if snapshot.home_of_room(room) is None:
+                    raise ChatError(
+                        ErrorCode.ROOM_NOT_FOUND, f"No IM and Presence node answers to the alias of {room}."
+                    )
+            host = snapshot.host_of_room(room)
+            answer = await self._ask(host, request, room)
+            if answer.get("ok"):
+                return answer
+            if answer.get("code") != ErrorCode.ROOM_UNAVAILABLE or attempt == attempts - 1:
+                break
+            await asyncio.sleep(0.2 * (attempt + 1))
+            await self.directory.refresh()
+        raise ChatError(ErrorCode(answer.get("code", ErrorCode.INTERNAL)), answer.get("message", "The request failed."))
+
+    async def _route_home(self, home: str, request: dict) -> dict:
+        snapshot = self.directory.snapshot
+        host = snapshot.nodes.get(snapshot.host_of.get(home, ""))
+        answer = await self._ask(host, request, f"the rooms of {home}")
+        if not answer.get("ok"):
+            raise ChatError(ErrorCode(answer["code"]), answer["message"])
+        return answer
+
+    async def _ask(self, host: NodeAddress | None, request: dict, what: str) -> dict:
+        if host is None:
+            return _unavailable(f"No node serves {what} right now (a fallback is moving it); try again.")
+        if host.name == self.node.name and self.tc is not None:
+            return await self.tc.handle(request)
+        try:
+            return await self.bus.request(chat_bus.tc_channel(self.bus.prefix, host.name), request, REQUEST_TIMEOUT)
+        except chat_bus.NoListener:
+            return _unavailable(f"The Text Conference Manager of {host.name}, which hosts {what}, is not running.")
+        except chat_bus.BusTimeout:
+            return _unavailable(f"{host.name}, which hosts {what}, did not answer in time.")
+
+    # --- users moved by a failover or fallback ------------------------------------------------
+
+    async def _watch_users(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if not self.sessions:
+                continue
+            try:
+                serving = await sync_to_async(serving_nodes, thread_sensitive=False)(list(self.sessions))
+            except Exception as exc:
+                logger.warning("Could not read where users are served: %s", exc)
+                continue
+            for jid, session in list(self.sessions.items()):
+                node = serving.get(jid)
+                if node and node != self.node.name:
+                    logger.info("%s is now served by %s; asking the client to reconnect", jid, node)
+                    try:
+                        await self._send_reconnect(session, node, f"{session.user.user_id} is now served by {node}.")
+                    except Exception as exc:
+                        logger.warning("Could not send reconnect to %s: %s", jid, exc)
+                        session.finish()
+
+
+def _without_ok(answer: dict) -> dict:
+    return {key: value for key, value in answer.items() if key not in {"ok", "rid"}}
+
+
+def _unavailable(message: str) -> dict:
+    return {"ok": False, "code": str(ErrorCode.ROOM_UNAVAILABLE), "message": message}
+
+
+def _address(address: NodeAddress | None) -> dict | None:
+    if address is None:
+        return None
+    return {"node": address.name, "host": address.host, "port": address.port}

@@ -1,0 +1,391 @@
+"""Where a Text Conference Manager keeps rooms: the ``tc_*`` tables of the external database
+(``PostgresStore``), or memory when persistent chat is off and no database is assigned
+(``MemoryStore``: ad hoc rooms only, gone when the service stops, as in the product).
+
+Every write that backs an acknowledgement is committed before the method returns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from messaging.chat.protocol import ChatError, ErrorCode
+from messaging.chat.rooms import RECENT_POSTS_KEPT, Affiliation, ChatMessage, Role, Room, RoomConfig, RoomType
+from messaging.tc import schema
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_ID_BLOCK = 100  # ids reserved from xcp_sequence at a time (the product's own step)
+VARCHAR_LIMIT = 4000
+GETCONN_TIMEOUT = 5.0
+
+
+def utcnow() -> datetime:
+    """tc_* TIMESTAMP columns hold UTC without a zone."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class PendingPost:
+    """A post waiting to be stored."""
+
+    sender: str
+    nick: str
+    body: str
+    cid: str
+
+
+class DatabaseUnavailable(ChatError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            f"The persistent chat database is unavailable, so nothing was stored; try again shortly. ({detail})",
+        )
+
+
+class PostgresStore:
+    """The ``tc_*`` tables through an async connection pool of ``size`` connections."""
+
+    def __init__(self, conninfo: dict, size: int) -> None:
+        self.conninfo = dict(conninfo)
+        self.conninfo.pop("connect_timeout", None)
+        self.size = size
+        self.pool: AsyncConnectionPool | None = None
+        self._archive_ids: list[int] = []
+
+    async def open(self) -> None:
+        """Open the pool and wait for a first connection; raise psycopg.Error if none comes."""
+        self.pool = AsyncConnectionPool(
+            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5},
+            min_size=self.size,
+            max_size=self.size,
+            open=False,
+            timeout=GETCONN_TIMEOUT,
+            reconnect_timeout=0,  # keep trying for ever; the heartbeat reports the outage
+            check=AsyncConnectionPool.check_connection,
+            name="tc",
+        )
+        await self.pool.open(wait=False)
+        # One direct connection proves the database answers with the stored credentials.
+        async with await psycopg.AsyncConnection.connect(**self.conninfo, connect_timeout=5) as conn:
+            await conn.execute("SELECT 1")
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    def _connection(self):
+        if self.pool is None:
+            raise DatabaseUnavailable("the connection pool is closed")
+        return self.pool.connection()
+
+    async def verify_schema(self) -> list[str]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(schema.POSTGRES_COLUMNS_SQL, ([table.name for table in schema.TABLES],))
+            actual: dict[str, dict[str, schema.ActualColumn]] = {}
+            for table_name, column_name, data_type, length, nullable in await cursor.fetchall():
+                actual.setdefault(table_name, {})[column_name] = schema.ActualColumn(data_type, length, nullable)
+            problems = schema.verify(schema.Dialect.POSTGRES, actual)
+            if not problems:
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM xcp_sequence WHERE name_id = %s", (schema.MESSAGE_ID_SEQUENCE,)
+                )
+                if (await cursor.fetchone())[0] != 1:
+                    problems.append(f"Table xcp_sequence has no row {schema.MESSAGE_ID_SEQUENCE}.")
+            return problems
+
+    async def heartbeat(self) -> None:
+        """Exercise the connections (the product's database connection heartbeat)."""
+        if self.pool is None:
+            raise DatabaseUnavailable("the connection pool is closed")
+        await self.pool.check()
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
+
+    # --- rooms -------------------------------------------------------------------------------
+
+    async def load_room(self, jid: str, default_occupancy: int) -> Room | None:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT creator_jid, type, config, next_msg_id, subject FROM tc_rooms WHERE room_jid = %s", (jid,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            creator, room_type, config, next_msg_id, subject = row
+            room = Room(
+                jid=jid,
+                room_type=RoomType(room_type),
+                creator=creator,
+                config=RoomConfig.from_xml(config, jid.split("@")[0], room_type, default_occupancy),
+                known_next_msg_id=next_msg_id,
+            )
+            if subject and not room.config.subject:
+                room.config.subject = subject
+            cursor = await conn.execute("SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (jid,))
+            for real_jid, affiliation in await cursor.fetchall():
+                room.members[real_jid] = Affiliation(affiliation) if affiliation in Affiliation else Affiliation.NONE
+            cursor = await conn.execute(
+                "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id >= %s ORDER BY msg_id",
+                (jid, next_msg_id - RECENT_POSTS_KEPT),
+            )
+            for msg_id, stamp, msg in await cursor.fetchall():
+                message = ChatMessage.from_row(jid, msg_id, stamp, msg)
+                room.remember_post(message.sender, message.cid, msg_id)
+            return room
+
+    async def count_rooms(self, aliases: list[str]) -> tuple[int, int]:
+        """(rooms, persistent rooms) whose JID is under one of ``aliases``."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE type = 'persistent') FROM tc_rooms "
+                "WHERE lower(split_part(room_jid, '@', 2)) = ANY(%s)",
+                (aliases,),
+            )
+            total, persistent = await cursor.fetchone()
+            return total, persistent
+
+    async def create_room(self, room: Room) -> None:
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "INSERT INTO tc_rooms (room_jid, creator_jid, subject, type, config, spacket, start_msg_id, "
+                "next_msg_id) VALUES (%s, %s, %s, %s, %s, '', 1, 1) ON CONFLICT (room_jid) DO NOTHING",
+                (room.jid, room.creator, room.config.subject, str(room.room_type), room.config.to_xml()),
+            )
+            if cursor.rowcount == 0:
+                raise ChatError(ErrorCode.ROOM_EXISTS, f"{room.jid} already exists; join it or choose another name.")
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) "
+                    "VALUES (%s, %s, %s, %s, %s, '', %s)",
+                    [
+                        (room.jid, jid, str(Role.NONE), str(aff), room.nick_jid(jid.split("@")[0]), room.creator)
+                        for jid, aff in room.members.items()
+                    ],
+                )
+
+    async def add_member(self, room: Room, jid: str, nick: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) "
+                "VALUES (%s, %s, %s, %s, %s, '', %s) ON CONFLICT (room_jid, real_jid) DO NOTHING",
+                (room.jid, jid, str(Role.NONE), str(Affiliation.MEMBER), room.nick_jid(nick), jid),
+            )
+
+    async def destroy_room(self, room: Room) -> None:
+        async with self._connection() as conn, conn.transaction():
+            for table in ("tc_messages", "tc_users", "tc_rooms"):
+                await conn.execute(f"DELETE FROM {table} WHERE room_jid = %s", (room.jid,))  # noqa: S608 (constant)
+
+    async def list_rooms(self, aliases: list[str], limit: int) -> list[dict]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT room_jid, type, subject FROM tc_rooms WHERE lower(split_part(room_jid, '@', 2)) = ANY(%s) "
+                "ORDER BY room_jid LIMIT %s",
+                (aliases, limit),
+            )
+            return [{"room": jid, "type": kind, "subject": subject} for jid, kind, subject in await cursor.fetchall()]
+
+    # --- messages ----------------------------------------------------------------------------
+
+    async def _reserve_archive_ids(self, conn, count: int) -> list[int]:
+        """Take ``count`` tc_msgarchive ids, reserving blocks from xcp_sequence as needed."""
+        if len(self._archive_ids) < count:
+            size = max(ARCHIVE_ID_BLOCK, count - len(self._archive_ids))
+            async with conn.transaction():
+                cursor = await conn.execute(
+                    "UPDATE xcp_sequence SET new_id = new_id + %s WHERE name_id = %s RETURNING new_id",
+                    (size, schema.MESSAGE_ID_SEQUENCE),
+                )
+                row = await cursor.fetchone()
+            if row is None:
+                raise ChatError(ErrorCode.INTERNAL, f"xcp_sequence has no row {schema.MESSAGE_ID_SEQUENCE}.")
+            self._archive_ids.extend(range(row[0] - size, row[0]))
+        taken, self._archive_ids = self._archive_ids[:count], self._archive_ids[count:]
+        return taken
+
+    async def store_posts(self, room: Room, posts: list[PendingPost], archive: bool) -> list[tuple[ChatMessage, bool]]:
+        """Store posts in one transaction; return each one's message and whether it is new
+        (False for a post already stored under the same sender and client id, which keeps its
+        first id). Raises on failure, and then nothing of the batch is stored."""
+        async with self._connection() as conn:
+            archive_ids = await self._reserve_archive_ids(conn, len(posts)) if archive else []
+            stamp = utcnow()
+            async with conn.transaction():
+                cursor = await conn.execute(
+                    "SELECT next_msg_id FROM tc_rooms WHERE room_jid = %s FOR UPDATE", (room.jid,)
+                )
+                row = await cursor.fetchone()
+                if row is None:
+                    raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"{room.jid} no longer exists.")
+                next_id = row[0]
+                seen = dict(room.recent_posts)
+                if next_id != room.known_next_msg_id:
+                    # Another node wrote to the room since we last looked (a hand-over).
+                    cursor = await conn.execute(
+                        "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id >= %s",
+                        (room.jid, room.known_next_msg_id),
+                    )
+                    for msg_id, old_stamp, msg in await cursor.fetchall():
+                        message = ChatMessage.from_row(room.jid, msg_id, old_stamp, msg)
+                        seen[(message.sender, message.cid)] = msg_id
+                results: list[tuple[ChatMessage, bool]] = []
+                rows, archive_rows = [], []
+                ids = itertools.count(next_id)
+                for post in posts:
+                    earlier = seen.get((post.sender, post.cid))
+                    if earlier is not None:
+                        old = ChatMessage(room.jid, earlier, post.sender, post.nick, post.body, stamp, post.cid)
+                        results.append((old, False))
+                        continue
+                    message = ChatMessage(room.jid, next(ids), post.sender, post.nick, post.body, stamp, post.cid)
+                    seen[(post.sender, post.cid)] = message.msg_id
+                    results.append((message, True))
+                    stanza = message.to_stanza()
+                    rows.append((message.msg_id, room.jid, stamp, stanza))
+                    if archive:
+                        archive_rows.append(_archive_row(archive_ids.pop(0), room, message, stanza))
+                new_next = next(ids)
+                if rows:
+                    async with conn.cursor() as cur:
+                        await cur.executemany(
+                            "INSERT INTO tc_messages (msg_id, room_jid, stamp, msg) VALUES (%s, %s, %s, %s)", rows
+                        )
+                        if archive_rows:
+                            await cur.executemany(
+                                "INSERT INTO tc_msgarchive (msg_id, to_jid, from_jid, nick_jid, sent_date, msg_type, "
+                                "body_len, message_len, body_string, message_string, body_text, message_text, subject) "
+                                "VALUES (%s, %s, %s, %s, %s, 'g', %s, %s, %s, %s, %s, %s, NULL)",
+                                archive_rows,
+                            )
+                    await conn.execute("UPDATE tc_rooms SET next_msg_id = %s WHERE room_jid = %s", (new_next, room.jid))
+            # Committed: only now does the room remember these ids.
+            room.known_next_msg_id = new_next
+            for message, _ in results:
+                room.remember_post(message.sender, message.cid, message.msg_id)
+            self._archive_ids = archive_ids + self._archive_ids
+            return results
+
+    async def history(self, jid: str, before: int | None, after: int | None, limit: int) -> list[ChatMessage]:
+        """Up to ``limit`` messages, oldest first: the last ones, those before or after an id."""
+        if limit <= 0:
+            return []
+        async with self._connection() as conn:
+            if after is not None:
+                cursor = await conn.execute(
+                    "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id > %s "
+                    "ORDER BY msg_id LIMIT %s",
+                    (jid, after, limit),
+                )
+                rows = await cursor.fetchall()
+            else:
+                cursor = await conn.execute(
+                    "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id < %s "
+                    "ORDER BY msg_id DESC LIMIT %s",
+                    (jid, before if before is not None else 2**62, limit),
+                )
+                rows = list(reversed(await cursor.fetchall()))
+            return [ChatMessage.from_row(jid, msg_id, stamp, msg) for msg_id, stamp, msg in rows]
+
+    async def log_presence(self, real_jid: str, nick_jid: str, direction: str) -> None:
+        """A tc_timelog row: E when a user enters a room, L when the user leaves."""
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO tc_timelog (real_jid, nick_jid, direction, stamp) VALUES (%s, %s, %s, %s)",
+                (real_jid, nick_jid, direction, utcnow()),
+            )
+
+
+def _archive_row(archive_id: int, room: Room, message: ChatMessage, stanza: str) -> tuple:
+    body, long_body = (message.body, None) if len(message.body) <= VARCHAR_LIMIT else (None, message.body)
+    packet, long_packet = (stanza, None) if len(stanza) <= VARCHAR_LIMIT else (None, stanza)
+    return (
+        archive_id,
+        room.jid,
+        message.sender,
+        room.nick_jid(message.nick),
+        message.stamp,
+        len(message.body),
+        len(stanza),
+        body,
+        packet,
+        long_body,
+        long_packet,
+    )
+
+
+class MemoryStore:
+    """Ad hoc rooms in memory, for a node with persistent chat off and no database."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, Room] = {}
+        self.messages: dict[str, list[ChatMessage]] = {}
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.rooms.clear()
+        self.messages.clear()
+
+    async def verify_schema(self) -> list[str]:
+        return []
+
+    async def heartbeat(self) -> None:
+        pass
+
+    async def load_room(self, jid: str, default_occupancy: int) -> Room | None:
+        return self.rooms.get(jid)
+
+    async def count_rooms(self, aliases: list[str]) -> tuple[int, int]:
+        total = sum(1 for jid in self.rooms if jid.split("@")[1] in aliases)
+        return total, 0
+
+    async def create_room(self, room: Room) -> None:
+        if room.jid in self.rooms:
+            raise ChatError(ErrorCode.ROOM_EXISTS, f"{room.jid} already exists; join it or choose another name.")
+        self.rooms[room.jid] = room
+        self.messages[room.jid] = []
+
+    async def add_member(self, room: Room, jid: str, nick: str) -> None:
+        pass
+
+    async def destroy_room(self, room: Room) -> None:
+        self.rooms.pop(room.jid, None)
+        self.messages.pop(room.jid, None)
+
+    async def list_rooms(self, aliases: list[str], limit: int) -> list[dict]:
+        jids = sorted(jid for jid in self.rooms if jid.split("@")[1] in aliases)[:limit]
+        return [{"room": jid, "type": str(self.rooms[jid].room_type), "subject": ""} for jid in jids]
+
+    async def store_posts(self, room: Room, posts: list[PendingPost], archive: bool) -> list[tuple[ChatMessage, bool]]:
+        stored = self.messages.setdefault(room.jid, [])
+        results = []
+        for post in posts:
+            earlier = room.stored_post(post.sender, post.cid)
+            msg_id = earlier if earlier is not None else room.known_next_msg_id
+            message = ChatMessage(room.jid, msg_id, post.sender, post.nick, post.body, utcnow(), post.cid)
+            if earlier is None:
+                stored.append(message)
+                room.known_next_msg_id += 1
+                room.remember_post(post.sender, post.cid, msg_id)
+            results.append((message, earlier is None))
+        return results
+
+    async def history(self, jid: str, before: int | None, after: int | None, limit: int) -> list[ChatMessage]:
+        messages = self.messages.get(jid, [])
+        if limit <= 0:
+            return []
+        if after is not None:
+            return [m for m in messages if m.msg_id > after][:limit]
+        return [m for m in messages if before is None or m.msg_id < before][-limit:]
+
+    async def log_presence(self, real_jid: str, nick_jid: str, direction: str) -> None:
+        pass

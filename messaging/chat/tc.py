@@ -1,0 +1,450 @@
+"""Cisco XCP Text Conference Manager (TC): hosts the rooms of a node, and of its failed peer
+while running in backup mode, and stores them in the node's external database.
+
+Requests reach it from the local XCP Router directly and from the routers of other nodes
+(other clusters too) over the bus; both take the same path, ``handle(request)``. A request
+is a plain dict (op, room, user, …) and so is the answer: this module knows rooms, not the
+client protocol.
+
+Posts to a room are queued and stored in batches, one transaction per batch; a post is
+answered (and so acknowledged to its sender) only after its batch is committed. While the
+database is away, posts are refused with ``database-unavailable`` until the heartbeat,
+every "database connection heartbeat interval", finds it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import psycopg
+import psycopg_pool
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+
+from messaging.chat import bus as chat_bus
+from messaging.chat.directory import Directory
+from messaging.chat.protocol import ChatError, ErrorCode
+from messaging.chat.rooms import Affiliation, ChatMessage, Occupant, Policy, Room, RoomType, bare_room_jid, nick_for
+from messaging.chat.store import DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
+from topology.agent.base import NodeService, ServiceStartError
+from topology.models import Node
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+ROOM_LIST_LIMIT = 200
+DATABASE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class TCConfig:
+    """What the service reads from the config DB when it starts."""
+
+    policy: Policy
+    conninfo: dict | None
+    database_label: str
+
+
+def administrators_of(cluster) -> frozenset[str]:
+    """JIDs of the cluster's group chat system administrators (reference 4.5).
+
+    The console has no page for them yet, so the set is empty: with "Allow only group chat
+    system administrators to create persistent chat rooms" on, nobody may create one.
+    """
+    return frozenset()
+
+
+def read_config(node: Node) -> TCConfig:
+    from messaging.assignment import database_for_node
+    from messaging.models import ChatSettings
+
+    close_old_connections()
+    try:
+        node = Node.objects.select_related("cluster").get(pk=node.pk)
+        settings = ChatSettings.for_node(node)
+        policy = Policy.from_settings(settings, administrators_of(node.cluster))
+        database = database_for_node(node)
+        if database is None:
+            return TCConfig(policy, None, "")
+        return TCConfig(policy, database.postgres_conninfo(), str(database))
+    finally:
+        close_old_connections()
+
+
+class HostedRoom:
+    """A loaded room and the queue of posts waiting to be stored."""
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+        self.queue: asyncio.Queue[tuple[PendingPost, asyncio.Future]] = asyncio.Queue()
+        self.worker: asyncio.Task | None = None
+        self.lock = asyncio.Lock()  # joins and leaves of this room, one at a time
+
+
+class TextConferenceManager(NodeService):
+    """The node's text conference service."""
+
+    name = "Cisco XCP Text Conference Manager"
+
+    def __init__(self, node: Node, router) -> None:
+        self.node = node
+        self.router = router
+        self.config: TCConfig | None = None
+        self.store: PostgresStore | MemoryStore | None = None
+        self.bus: chat_bus.Bus | None = None
+        self.directory = Directory()
+        self.rooms: dict[str, HostedRoom] = {}
+        self.database_ok = False
+        self.last_database_error = ""
+        self._running = False
+        self._tasks: list[asyncio.Task] = []
+        self._loading: dict[str, asyncio.Future] = {}
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.config = await sync_to_async(read_config, thread_sensitive=False)(self.node)
+        policy = self.config.policy
+        if policy.persistent_chat_enabled:
+            if self.config.conninfo is None:
+                raise ServiceStartError(
+                    f"Persistent chat is enabled but no external database is assigned to {self.node}; "
+                    "assign one under Messaging > Group Chat and Persistent Chat."
+                )
+            self.store = PostgresStore(self.config.conninfo, policy.db_connections)
+            try:
+                await self.store.open()
+                problems = await self.store.verify_schema()
+            except (psycopg.Error, psycopg_pool.PoolTimeout, ChatError) as exc:
+                await self.store.close()
+                raise ServiceStartError(
+                    f"Persistent chat is enabled but the external database {self.config.database_label} "
+                    f"is unreachable: {_first_line(exc)}"
+                ) from exc
+            if problems:
+                await self.store.close()
+                raise ServiceStartError(
+                    f"The external database {self.config.database_label} failed schema verification: "
+                    + " ".join(problems)
+                )
+        else:
+            self.store = MemoryStore()
+        self.database_ok = True
+        await self.directory.start()
+        self.bus = chat_bus.Bus()
+        await self.bus.start()
+        await self.bus.serve(chat_bus.tc_channel(self.bus.prefix, self.node.name), self._answer_bus)
+        self._tasks = [asyncio.create_task(self._heartbeat(), name="tc-db-heartbeat")]
+        self._running = True
+        if self.router is not None:
+            self.router.attach_tc(self)
+
+    async def stop(self) -> None:
+        self._running = False
+        if self.router is not None:
+            self.router.detach_tc(self)
+        for task in self._tasks:
+            task.cancel()
+        for hosted in list(self.rooms.values()):
+            await self._unload(hosted, "The Text Conference Manager stopped.")
+        self.rooms.clear()
+        if self.bus is not None:
+            await self.bus.stop()
+            self.bus = None
+        await self.directory.stop()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    def is_running(self) -> bool:
+        return self._running
+
+    async def refresh_hosting(self) -> None:
+        """Re-read which home nodes' rooms this node serves; unload the rooms it gave up.
+
+        Rooms newly hosted are loaded from the database on their first request."""
+        snapshot = await self.directory.refresh()
+        for jid, hosted in list(self.rooms.items()):
+            host = snapshot.host_of_room(jid)
+            if host is None or host.name != self.node.name:
+                await self._unload(hosted, f"{jid} moved to another node.")
+
+    # --- requests ----------------------------------------------------------------------------
+
+    async def _answer_bus(self, request: dict) -> dict:
+        return await self.handle(request)
+
+    async def handle(self, request: dict) -> dict:
+        """Carry out one request; the answer is ``{"ok": True, …}`` or ``{"ok": False, code, message}``."""
+        try:
+            if not self._running:
+                raise ChatError(ErrorCode.ROOM_UNAVAILABLE, f"The Text Conference Manager of {self.node} is stopped.")
+            op = request.get("op")
+            handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+            if handler is None:
+                raise ChatError(ErrorCode.BAD_REQUEST, f"Unknown request {op!r}.")
+            return {"ok": True, **(await handler(request))}
+        except ChatError as exc:
+            return {"ok": False, "code": str(exc.code), "message": exc.message}
+        except DATABASE_ERRORS as exc:
+            self._database_lost(exc)
+            error = DatabaseUnavailable(_first_line(exc))
+            return {"ok": False, "code": str(error.code), "message": error.message}
+
+    async def _op_create(self, request: dict) -> dict:
+        user = request["user"]
+        snapshot = self.directory.snapshot
+        jid = request["room"]
+        home = snapshot.home_of_room(jid)
+        self._check_hosted(jid)
+        persistent = bool(request.get("persistent", True))
+        self._check_database()
+        aliases = snapshot.aliases_of(home)
+        total, persistent_count = await self.store.count_rooms(aliases)
+        policy = self.config.policy
+        policy.check_create(user, persistent, total, persistent_count)
+        config = policy.new_room_config(
+            jid.split("@")[0],
+            persistent,
+            request.get("subject", ""),
+            request.get("members_only"),
+            request.get("max_occupants"),
+        )
+        room = Room(
+            jid=jid,
+            room_type=RoomType.PERSISTENT if persistent else RoomType.AD_HOC,
+            creator=user,
+            config=config,
+            members={user: Affiliation.OWNER},
+        )
+        for member in request.get("members", ()):
+            room.members.setdefault(member, Affiliation.MEMBER)
+        await self.store.create_room(room)
+        hosted = HostedRoom(room)
+        self.rooms[jid] = hosted
+        return {"room": jid, "persistent": persistent, "members_only": config.members_only}
+
+    async def _op_join(self, request: dict) -> dict:
+        hosted = await self._room(request["room"])
+        room, user, policy = hosted.room, request["user"], self.config.policy
+        nick = request.get("nick") or nick_for(user)
+        async with hosted.lock:
+            new = user not in room.occupants
+            room.check_join(user, policy)
+            if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
+                await self.store.add_member(room, user, nick)
+                room.members[user] = Affiliation.MEMBER
+            room.occupants[user] = Occupant(user, nick, request.get("router", ""))
+            if new and policy.archive_joins_and_exits:
+                await self.store.log_presence(user, room.nick_jid(nick), "E")
+        if request.get("since") is not None:
+            history = await self.store.history(room.jid, None, request["since"], policy.history_max)
+        else:
+            history = await self.store.history(room.jid, None, None, policy.history_count(request.get("history")))
+        if new:
+            await self._broadcast(
+                room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": nick, "status": "joined"}
+            )
+        return {
+            "room": room.jid,
+            "subject": room.config.subject,
+            "persistent": room.persistent,
+            "members_only": room.config.members_only,
+            "occupants": sorted(room.occupants),
+            "history": [message.as_event() for message in history],
+        }
+
+    async def _op_leave(self, request: dict) -> dict:
+        hosted = await self._room(request["room"])
+        room, user = hosted.room, request["user"]
+        async with hosted.lock:
+            occupant = room.occupants.pop(user, None)
+            if occupant is None:
+                return {"room": room.jid}
+            if self.config.policy.archive_joins_and_exits:
+                await self.store.log_presence(user, room.nick_jid(occupant.nick), "L")
+            if not room.occupants and not room.persistent:
+                # An ad hoc room ends when its last occupant leaves.
+                await self.store.destroy_room(room)
+                self.rooms.pop(room.jid, None)
+                if hosted.worker is not None:
+                    hosted.worker.cancel()
+        await self._broadcast(
+            room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": occupant.nick, "status": "left"}
+        )
+        return {"room": room.jid}
+
+    async def _op_resync(self, request: dict) -> dict:
+        """A router restates which of its users are in a room (after the room moved here)."""
+        hosted = await self._room(request["room"])
+        for jid, nick in request.get("occupants", []):
+            hosted.room.occupants.setdefault(jid, Occupant(jid, nick, request.get("router", "")))
+        return {"room": hosted.room.jid}
+
+    async def _op_post(self, request: dict) -> dict:
+        hosted = await self._room(request["room"])
+        room, user = hosted.room, request["user"]
+        if user not in room.occupants:
+            if not request.get("joined"):
+                raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before posting to it.")
+            # The user's router says the user is in the room: the room moved here and the
+            # occupant list is being rebuilt.
+            room.check_join(user, self.config.policy)
+            room.occupants[user] = Occupant(user, request.get("nick") or nick_for(user), request.get("router", ""))
+        self._check_database()
+        post = PendingPost(user, room.occupants[user].nick, request["body"], request["cid"])
+        future = asyncio.get_running_loop().create_future()
+        hosted.queue.put_nowait((post, future))
+        if hosted.worker is None or hosted.worker.done():
+            hosted.worker = asyncio.create_task(self._store_posts(hosted), name=f"tc-posts-{room.jid}")
+        message: ChatMessage = await future
+        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid}
+
+    async def _op_history(self, request: dict) -> dict:
+        hosted = await self._room(request["room"])
+        room = hosted.room
+        if room.config.members_only and not room.is_member(request["user"]):
+            raise ChatError(ErrorCode.MEMBERS_ONLY, f"The history of {room.jid} is for its members only.")
+        limit = self.config.policy.page_size(request.get("limit"))
+        messages = await self.store.history(room.jid, request.get("before"), request.get("after"), limit)
+        return {"room": room.jid, "messages": [message.as_event() for message in messages]}
+
+    async def _op_presence(self, request: dict) -> dict:
+        hosted = await self._room(request["room"])
+        occupants = hosted.room.occupants.values()
+        return {"room": hosted.room.jid, "occupants": [{"user": o.jid, "nick": o.nick} for o in occupants]}
+
+    async def _op_rooms(self, request: dict) -> dict:
+        self._check_database()
+        home = request.get("home") or self.node.name
+        aliases = self.directory.snapshot.aliases_of(home)
+        return {"rooms": await self.store.list_rooms(aliases, ROOM_LIST_LIMIT)}
+
+    # --- rooms ---------------------------------------------------------------------------------
+
+    def _check_hosted(self, jid: str) -> None:
+        host = self.directory.snapshot.host_of_room(jid)
+        if self.directory.snapshot.home_of_room(jid) is None:
+            raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"No node answers to the alias of {jid}.")
+        if host is None or host.name != self.node.name:
+            raise ChatError(ErrorCode.ROOM_UNAVAILABLE, f"{self.node} does not host {jid} now; try again.")
+
+    def _check_database(self) -> None:
+        if not self.database_ok:
+            raise DatabaseUnavailable(self.last_database_error or "connection lost")
+
+    async def _room(self, jid: str) -> HostedRoom:
+        jid = bare_room_jid(jid, "invalid")
+        hosted = self.rooms.get(jid)
+        if hosted is not None:
+            return hosted
+        self._check_hosted(jid)
+        self._check_database()
+        # One load per room even when many requests for it arrive at once.
+        loading = self._loading.get(jid)
+        if loading is None:
+            loading = asyncio.get_running_loop().create_future()
+            self._loading[jid] = loading
+            try:
+                room = await self.store.load_room(jid, self.config.policy.default_max_occupancy)
+                if room is None:
+                    raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"There is no room {jid}.")
+                hosted = self.rooms.setdefault(jid, HostedRoom(room))
+                loading.set_result(hosted)
+            except BaseException as exc:
+                loading.set_exception(exc)
+                loading.exception()  # retrieved here; waiters re-raise it
+                raise
+            finally:
+                self._loading.pop(jid, None)
+            await self._broadcast(jid, {"event": "room_loaded", "room": jid, "node": self.node.name})
+            return hosted
+        return await asyncio.shield(loading)
+
+    async def _unload(self, hosted: HostedRoom, reason: str) -> None:
+        self.rooms.pop(hosted.room.jid, None)
+        if hosted.worker is not None:
+            hosted.worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await hosted.worker
+        while not hosted.queue.empty():
+            _, future = hosted.queue.get_nowait()
+            if not future.done():
+                future.set_exception(ChatError(ErrorCode.ROOM_UNAVAILABLE, f"{reason} Nothing was stored; try again."))
+
+    async def _store_posts(self, hosted: HostedRoom) -> None:
+        """Store queued posts in batches; answer each post after its batch is committed."""
+        room = hosted.room
+        while not hosted.queue.empty():
+            batch = [hosted.queue.get_nowait()]
+            while len(batch) < MAX_BATCH and not hosted.queue.empty():
+                batch.append(hosted.queue.get_nowait())
+            try:
+                self._check_database()
+                results = await self.store.store_posts(
+                    room, [post for post, _ in batch], self.config.policy.archive_room_messages
+                )
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(
+                            ChatError(ErrorCode.ROOM_UNAVAILABLE, f"{room.jid} moved; nothing was stored; try again.")
+                        )
+                raise
+            except Exception as exc:
+                if isinstance(exc, DATABASE_ERRORS):
+                    self._database_lost(exc)
+                    exc = DatabaseUnavailable(_first_line(exc))
+                elif not isinstance(exc, ChatError):
+                    logger.exception("Storing posts to %s failed", room.jid)
+                    exc = ChatError(ErrorCode.INTERNAL, "The message could not be stored; try again.")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for message, new in results:
+                if new:
+                    await self._broadcast(room.jid, {"event": "message", **message.as_event()})
+            for (message, _), (_, future) in zip(results, batch, strict=True):
+                if not future.done():
+                    future.set_result(message)
+
+    async def _broadcast(self, jid: str, event: dict) -> None:
+        if self.bus is None:
+            return
+        try:
+            await self.bus.publish(chat_bus.room_channel(self.bus.prefix, jid), event)
+        except Exception as exc:  # stored already; readers catch up from the history
+            logger.warning("Could not broadcast to %s: %s", jid, exc)
+
+    # --- database health -------------------------------------------------------------------
+
+    def _database_lost(self, exc: Exception) -> None:
+        if self.database_ok:
+            logger.error("Persistent chat database lost on %s: %s", self.node, _first_line(exc))
+        self.database_ok = False
+        self.last_database_error = _first_line(exc)
+
+    async def _heartbeat(self) -> None:
+        interval = self.config.policy.db_heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.heartbeat()
+            except Exception as exc:
+                self._database_lost(exc)
+                continue
+            if not self.database_ok:
+                logger.warning("Persistent chat database back on %s", self.node)
+            self.database_ok = True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+__all__ = ["TextConferenceManager", "bare_room_jid"]

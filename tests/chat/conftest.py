@@ -1,0 +1,170 @@
+"""Fixtures for the chat suites: a throw-away external database with the TC schema, a bus
+prefix of the test's own, and nodes whose XCP Router and Text Conference Manager run in the
+test's event loop (in-process) against real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+from messaging.assignment import assign
+from messaging.chat.client import ChatClient
+from messaging.chat.router import XcpRouter
+from messaging.chat.tc import TextConferenceManager
+from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
+from messaging.tc.schema import Dialect, install_statements
+from tests.conftest import PG_ADMIN
+from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def install_schema(postgres, name: str) -> None:
+    with postgres.connect(name, autocommit=True) as conn:
+        for statement in install_statements(Dialect.POSTGRES):
+            conn.execute(statement)
+
+
+def external_database(name: str) -> ExternalDatabase:
+    database = ExternalDatabase(
+        database_name=name,
+        db_type=DatabaseType.POSTGRES,
+        username=PG_ADMIN["user"],
+        hostname=PG_ADMIN["host"],
+        port=PG_ADMIN["port"],
+    )
+    database.set_password("")
+    database.save()
+    return database
+
+
+@pytest.fixture
+def bus_prefix(settings) -> str:
+    settings.CHAT_BUS_PREFIX = f"imp-chat-test-{uuid.uuid4().hex[:10]}"
+    return settings.CHAT_BUS_PREFIX
+
+
+@pytest.fixture
+def tc_database(postgres) -> str:
+    """A PostgreSQL database with the persistent chat schema installed."""
+    name = postgres.database("imp_chat")
+    install_schema(postgres, name)
+    return name
+
+
+@dataclass
+class ChatWorld:
+    """Two clusters: cluster1 (1A+1B in an HA group, one external DB), cluster2 (node C2A)."""
+
+    nodes: dict[str, Node]
+    database: str
+    settings: dict[str, ChatSettings]
+    users: dict[str, EndUser] = field(default_factory=dict)
+
+    def user(self, user_id: str, node: str) -> EndUser:
+        user = EndUser.objects.create(user_id=user_id, jid=f"{user_id}@example.com", assigned_node=self.nodes[node])
+        self.users[user_id] = user
+        return user
+
+    def configure(self, cluster: str = "cluster1", **values) -> None:
+        chat = self.settings[cluster]
+        for name, value in values.items():
+            setattr(chat, name, value)
+        chat.full_clean()
+        chat.save()
+
+
+@pytest.fixture
+def world(transactional_db, tc_database, bus_prefix) -> ChatWorld:
+    cluster1 = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
+    cluster2 = Cluster.objects.create(name="cluster2", cluster_id="imp2", domain="example.com")
+    nodes = {}
+    for name, cluster in (("imp-1a", cluster1), ("imp-1b", cluster1), ("imp-c2a", cluster2)):
+        nodes[name] = Node.objects.create(
+            name=name, cluster=cluster, ip_address="127.0.0.1", agent_host="127.0.0.1", agent_port=free_port()
+        )
+        NodeServiceParameters.objects.create(
+            node=nodes[name], client_relogin_lower_limit=1, client_relogin_upper_limit=1
+        )
+    group = RedundancyGroup.objects.create(name="subcluster1", cluster=cluster1)
+    group.set_servers(nodes["imp-1a"], nodes["imp-1b"])
+    group.ha_enabled = True
+    group.save()
+    RedundancyGroup.objects.create(name="c2-subcluster1", cluster=cluster2).set_servers(nodes["imp-c2a"], None)
+    database = external_database(tc_database)
+    assign({nodes["imp-1a"]: database, nodes["imp-1b"]: database})
+    settings = {}
+    for cluster in (cluster1, cluster2):
+        settings[cluster.name] = ChatSettings.for_cluster(cluster)
+    settings["cluster1"].enable_persistent_chat = True
+    settings["cluster1"].save()
+    return ChatWorld(nodes, tc_database, settings)
+
+
+class RunningNode:
+    """A node's XCP Router and Text Conference Manager running in the current event loop."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.router = XcpRouter(node)
+        self.tc = TextConferenceManager(node, self.router)
+
+    async def start(self) -> RunningNode:
+        await self.router.start()
+        await self.tc.start()
+        return self
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.tc.stop()
+        with contextlib.suppress(Exception):
+            await self.router.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(*nodes: Node):
+    started = []
+    try:
+        for node in nodes:
+            started.append(await RunningNode(node).start())
+        yield started
+    finally:
+        for item in reversed(started):
+            await item.stop()
+
+
+@contextlib.asynccontextmanager
+async def signed_in(node: Node, *users: str):
+    clients = [
+        ChatClient(user, node.agent_host, node.agent_port, max_relogin_delay=1, give_up_after=20) for user in users
+    ]
+    try:
+        for client in clients:
+            await client.connect()
+        yield clients
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+async def next_event(client: ChatClient, kind: str, timeout: float = 5.0) -> dict:
+    """The next event of ``kind`` the client receives (others are skipped)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await client.events.get()
+            if event.get("type") == kind:
+                return event
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
