@@ -184,3 +184,26 @@ def test_alias_list_shows_system_aliases_in_a_fixed_number_of_queries(
         page = operator_client.get(reverse("messaging:chatalias_list")).content.decode()
     assert f"conference-{nodes[0].pk}-cluster1.example.com" in page
     assert "chat-imp-2b.example.com" in page
+
+
+def test_admin_bulk_edit_refuses_two_databases_for_one_ha_group(admin_client, cluster1):
+    _, nodes = cluster1
+    db1, db2 = make_external_database("db1", "tcuser"), make_external_database("db2", "tcuser")
+    rows = [PersistentChatAssignment.objects.create(node=node) for node in nodes[:2]]
+    data = {
+        "form-TOTAL_FORMS": "2",
+        "form-INITIAL_FORMS": "2",
+        "form-0-id": rows[0].pk,
+        "form-0-database": db1.pk,
+        "form-1-id": rows[1].pk,
+        "form-1-database": db2.pk,
+        "_save": "Save",
+    }
+    response = admin_client.post(reverse("admin:messaging_persistentchatassignment_changelist"), data)
+    assert response.status_code == 200
+    assert "must use the same external database" in response.content.decode()
+    assert not PersistentChatAssignment.objects.filter(database__isnull=False).exists()
+    data["form-1-database"] = db1.pk
+    response = admin_client.post(reverse("admin:messaging_persistentchatassignment_changelist"), data)
+    assert response.status_code == 302
+    assert PersistentChatAssignment.objects.filter(database=db1).count() == 2

@@ -180,3 +180,13 @@ def test_the_list_shows_status_and_assignment_in_a_fixed_number_of_queries(
         response = operator_client.get(reverse("messaging:externaldatabase_list"))
     assert response.status_code == 200
     assert "imp-5" in response.content.decode()
+
+
+def test_the_audit_trail_records_a_database_change_without_the_password(operator_client):
+    from auditlog.models import LogEntry
+
+    add(operator_client)
+    entry = LogEntry.objects.get(content_type__model="externaldatabase")
+    assert entry.actor.username == "operator"
+    assert "s3cret-pass" not in str(entry.changes)
+    assert ExternalDatabase.objects.get().password_encrypted not in str(entry.changes)
