@@ -89,7 +89,12 @@ class ChatDatabase:
     def timelog(self, real_jid, direction, minutes):
         self.execute(
             "INSERT INTO tc_timelog VALUES (%s, %s, %s, %s)",
-            (real_jid, f"lobby@conf.example.com/{real_jid.split('@')[0]}", direction, T0 + dt.timedelta(minutes=minutes)),
+            (
+                real_jid,
+                f"lobby@conf.example.com/{real_jid.split('@')[0]}",
+                direction,
+                T0 + dt.timedelta(minutes=minutes),
+            ),
         )
 
     def sequence(self, new_id: int) -> None:

@@ -1,0 +1,35 @@
+"""Celery tasks of merge jobs. The task gets the job's id only; the job row holds the rest."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.utils import timezone
+
+from dbmerge import runner
+from dbmerge.choices import RUNNING, JobState
+from dbmerge.models import MergeJob
+
+# A merge of large databases takes hours; never inherit a short global limit.
+SOFT_TIME_LIMIT = 12 * 3600
+TIME_LIMIT = SOFT_TIME_LIMIT + 600
+
+
+@shared_task(name="dbmerge.run_merge_job", acks_late=True, soft_time_limit=SOFT_TIME_LIMIT, time_limit=TIME_LIMIT)
+def run_merge_job(job_id: int) -> None:
+    """Run a merge job. acks_late is safe: a redelivered message finds the job claimed."""
+    try:
+        runner.run_job(job_id)
+    except SoftTimeLimitExceeded:
+        MergeJob.objects.filter(pk=job_id, state__in=RUNNING).update(
+            state=JobState.FAILED,
+            finished=timezone.now(),
+            reason=f"The job ran past its time limit of {SOFT_TIME_LIMIT // 3600} hours; the destination was "
+            "left as it was.",
+        )
+
+
+@shared_task(name="dbmerge.mark_stale_jobs", soft_time_limit=60, time_limit=120)
+def mark_stale_jobs() -> int:
+    """Fail jobs whose worker died (a periodic check; pages also run it)."""
+    return runner.mark_stale_jobs()

@@ -1,0 +1,177 @@
+"""Messaging > External Server Setup > External Database Jobs: list, add, details, actions.
+
+Thin views: the job's life cycle is in ``dbmerge.runner``, the checks in
+``dbmerge.validation``, the merge in ``dbmerge.engines``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.generic import DetailView, FormView, View
+
+from dbmerge import runner
+from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind, JobState
+from dbmerge.filters import MergeJobFilter
+from dbmerge.forms import MergeJobForm
+from dbmerge.models import MergeJob
+from dbmerge.tables import MergeJobTable
+from imp_admin.generic import ObjectListView
+from imp_admin.permissions import ConsolePermissionMixin
+
+# htmx stops polling when the answer is 286.
+HTMX_STOP_POLLING = 286
+MERGE_NEEDS_VALIDATION = (
+    "Merge Selected Tables is allowed only after a validation of the same selection passed; "
+    "press Validate Selected Tables first."
+)
+
+
+class MergeJobListView(ObjectListView):
+    """Find and List External Database Jobs."""
+
+    model = MergeJob
+    table_class = MergeJobTable
+    filterset_class = MergeJobFilter
+    add_url_name = "dbmerge:mergejob_add"
+
+    def get(self, request, *args, **kwargs):
+        runner.mark_stale_jobs()
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return MergeJob.objects.select_related("source_1", "source_2", "target", "created_by")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["title"] = "Find and List External Database Jobs"
+        return context
+
+
+class MergeJobAddView(ConsolePermissionMixin, FormView):
+    """Add Merge Job: Validate Selected Tables, then Merge Selected Tables."""
+
+    form_class = MergeJobForm
+    template_name = "dbmerge/mergejob_add.html"
+    permission_required = "dbmerge.view_mergejob"
+    change_permission = "dbmerge.add_mergejob"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            title="Add External Database Merge Job",
+            available_feature_tables=AVAILABLE_FEATURE_TABLES,
+            can_add=self.request.user.has_perm("dbmerge.add_mergejob"),
+        )
+        return context
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        selection = dict(
+            db_type=data["db_type"],
+            source_1=data["source_1"],
+            source_2=data["source_2"],
+            target=data["target"],
+            tablespace=data["tablespace"],
+            method=data["method"],
+        )
+        if self.request.POST.get("action") == "merge":
+            job = MergeJob.objects.filter(state=JobState.VALIDATED, **selection).order_by("-pk").first()
+            if job is None:
+                form.add_error(None, MERGE_NEEDS_VALIDATION)
+                return self.form_invalid(form)
+            return self._merge(job)
+        with transaction.atomic():
+            job = MergeJob.objects.create(
+                **selection,
+                database_name=data["database_name"],
+                feature_tables=data["feature_tables"],
+                kind=JobKind.VALIDATE,
+                created_by=self.request.user,
+            )
+            runner.enqueue(job)
+        messages.info(self.request, f"Merge job {job.pk}: validation started.")
+        return redirect(job)
+
+    def _merge(self, job: MergeJob):
+        with transaction.atomic():
+            started = runner.request_merge(job)
+        if started:
+            messages.info(self.request, f"Merge job {job.pk}: merge started.")
+        else:
+            messages.error(self.request, MERGE_NEEDS_VALIDATION)
+        return redirect(job)
+
+
+class MergeJobDetailView(ConsolePermissionMixin, DetailView):
+    """The job's details: state, Validation Details, progress, report, log, next steps."""
+
+    model = MergeJob
+    template_name = "dbmerge/mergejob_detail.html"
+    permission_required = "dbmerge.view_mergejob"
+    queryset = MergeJob.objects.select_related("source_1", "source_2", "target", "created_by")
+
+    def get(self, request, *args, **kwargs):
+        runner.mark_stale_jobs()
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        job = self.object
+        context.update(
+            title=f"External Database Merge Job {job.pk}",
+            can_change=self.request.user.has_perm("dbmerge.change_mergejob"),
+            checks=list(job.checks.all()),
+            log_entries=list(job.log_entries.all()),
+            tables=sorted(job.progress.items()),
+        )
+        return context
+
+
+class MergeJobStatusView(MergeJobDetailView):
+    """The live part of the details page alone, for htmx polling; 286 once the job is done."""
+
+    template_name = "dbmerge/_mergejob_status.html"
+
+    def render_to_response(self, context, **kwargs):
+        response = super().render_to_response(context, **kwargs)
+        if not self.object.is_active:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+
+
+class MergeJobActionView(ConsolePermissionMixin, View):
+    permission_required = "dbmerge.view_mergejob"
+    change_permission = "dbmerge.change_mergejob"
+    http_method_names = ["post"]
+
+
+class MergeJobMergeView(MergeJobActionView):
+    """Merge Selected Tables for a validated job."""
+
+    def post(self, request, pk: int) -> HttpResponse:
+        job = get_object_or_404(MergeJob, pk=pk)
+        with transaction.atomic():
+            started = runner.request_merge(job)
+        if started:
+            messages.info(request, f"Merge job {job.pk}: merge started.")
+        else:
+            messages.error(request, MERGE_NEEDS_VALIDATION)
+        return redirect(job)
+
+
+class MergeJobCancelView(MergeJobActionView):
+    """Cancel a pending or running job."""
+
+    def post(self, request, pk: int) -> HttpResponse:
+        job = get_object_or_404(MergeJob, pk=pk)
+        if runner.request_cancel(job):
+            messages.info(request, f"Merge job {job.pk}: cancellation requested.")
+        else:
+            messages.error(
+                request, f"Merge job {job.pk} is {job.get_state_display()}; only a running job can be cancelled."
+            )
+        return redirect(reverse("dbmerge:mergejob_detail", args=[job.pk]))

@@ -1,0 +1,240 @@
+"""The PostgreSQL merge engine against real databases: the DESIGN.md merge rules, row by row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from dbmerge.engines import AlreadyMerged, MergeCancelled, MergeError, MergeHooks
+from dbmerge.engines import postgres as engine
+from tests.dbmerge.conftest import T0
+
+LOBBY = "lobby@conf.example.com"
+LONG_BODY = "Grüße 🌍 " * 600  # well over 4000 characters
+
+
+def fill_two_sources(a, b):
+    """Two per-node databases: a room in both, colliding archive ids, members in both."""
+    a.room(LOBBY, subject="from A", next_msg_id=4)
+    b.room(LOBBY, subject="from B", next_msg_id=3)
+    a.room("a-only@conf.example.com", subject="A only", kind="ad-hoc")
+    b.room("b-only@conf.example.com", subject="B only")
+    for i in (1, 2, 3):
+        a.message(LOBBY, i, i, f"A says {i}")
+    for i in (1, 2):
+        b.message(LOBBY, i, 30 + i, f"B says {i}")  # B's room saw the latest message
+    a.member(LOBBY, "alice@example.com", role="moderator")
+    b.member(LOBBY, "alice@example.com", role="participant")
+    b.member(LOBBY, "bob@example.com")
+    for i in (1, 2, 3, 4):
+        a.archive(i, body=f"a{i}")
+    for i in (3, 4, 5, 6):
+        b.archive(i, body=f"b{i}", sender="bob@example.com")
+    a.sequence(5)
+    b.sequence(7)
+    a.timelog("alice@example.com", "E", 1)
+    b.timelog("bob@example.com", "E", 2)
+    b.timelog("bob@example.com", "L", 3)
+
+
+def test_merge_into_empty_destination_holds_the_union_with_colliding_ids_moved(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    before_a, before_b = a.rows(), b.rows()
+
+    report = engine.merge(target.engine, [a.engine, b.engine], hooks=MergeHooks(), job_id=41)
+
+    rows = target.rows()
+    assert [(r[0], r[2], r[3], r[6], r[7]) for r in rows["tc_rooms"]] == [
+        ("a-only@conf.example.com", "A only", "ad-hoc", 1, 1),
+        ("b-only@conf.example.com", "B only", "persistent", 1, 1),
+        # B's room saw the latest message: its fields win; next_msg_id past the largest id.
+        (LOBBY, "from B", "persistent", 1, 6),
+    ]
+    # A has more messages, so B's are renumbered after A's within the room.
+    assert [(r[0], r[3]) for r in rows["tc_messages"]] == [
+        (1, "A says 1"),
+        (2, "A says 2"),
+        (3, "A says 3"),
+        (4, "B says 1"),
+        (5, "B says 2"),
+    ]
+    # Members: the union; alice is in both and keeps the row of B (latest message).
+    assert [(r[1], r[2]) for r in rows["tc_users"]] == [
+        ("alice@example.com", "participant"),
+        ("bob@example.com", "participant"),
+    ]
+    # Archive: A's ids kept; B's 3 and 4 collide and move past the largest id (6); 5, 6 kept.
+    assert [(r[0], r[8]) for r in rows["tc_msgarchive"]] == [
+        (1, "a1"),
+        (2, "a2"),
+        (3, "a3"),
+        (4, "a4"),
+        (5, "b5"),
+        (6, "b6"),
+        (7, "b3"),
+        (8, "b4"),
+    ]
+    assert rows["xcp_sequence"] == [("tc_message_id", 9)]
+    assert len(rows["tc_timelog"]) == 3
+    assert a.rows() == before_a and b.rows() == before_b  # sources only read
+
+    assert report.tables["tc_msgarchive"].ids_remapped == 2
+    assert report.tables["tc_users"].duplicates_removed == 1
+    assert [
+        (room.room_jid, room.messages_renumbered, room.members, room.next_msg_id) for room in report.shared_rooms
+    ] == [(LOBBY, 2, 2, 6)]
+    assert report.shared_rooms[0].fields_from == b.name
+
+
+def test_destination_that_is_a_source_keeps_its_rows_and_gains_the_other(chat_db):
+    a, b = chat_db(), chat_db()
+    fill_two_sources(a, b)
+    before_b = b.rows()
+
+    report = engine.merge(a.engine, [a.engine, b.engine])
+
+    rows = a.rows()
+    assert [r[0] for r in rows["tc_msgarchive"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [(r[0], r[3]) for r in rows["tc_messages"]][-2:] == [(4, "B says 1"), (5, "B says 2")]
+    assert len(rows["tc_rooms"]) == 3
+    assert b.rows() == before_b
+    assert any("The destination is" in note for note in report.notes)
+
+
+def test_destination_with_rooms_of_its_own_keeps_them_and_renumbers_the_smaller_side(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    target.room(LOBBY, subject="from target", next_msg_id=2)
+    target.message(LOBBY, 1, 0, "target says 1")
+    target.archive(1, body="t1")
+
+    engine.merge(target.engine, [a.engine, b.engine])
+
+    rows = target.rows()
+    # target (1 message) < A (3): the target's message is renumbered after A's; then B (2 < 4) after those.
+    assert [(r[0], r[3]) for r in rows["tc_messages"]] == [
+        (1, "A says 1"),
+        (2, "A says 2"),
+        (3, "A says 3"),
+        (4, "target says 1"),
+        (5, "B says 1"),
+        (6, "B says 2"),
+    ]
+    assert sorted(r[8] for r in rows["tc_msgarchive"]) == sorted(["t1", "a1", "a2", "a3", "a4", "b3", "b4", "b5", "b6"])
+    assert len({r[0] for r in rows["tc_msgarchive"]}) == 9
+    assert rows["xcp_sequence"][0][1] > max(r[0] for r in rows["tc_msgarchive"])
+
+
+def test_unicode_long_bodies_and_nulls_in_every_nullable_column_arrive_unchanged(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    a.archive(1, body=None)  # body_string, message_string NULL
+    a.archive(2, body="x", body_text=LONG_BODY, message_text="<m>" + LONG_BODY + "</m>", subject="Тема 主题")
+    b.archive(1, body="日本語のメッセージ", body_text=None, message_text=None, subject=None)
+    b.message(LOBBY, 1, 0, LONG_BODY)
+    b.room(LOBBY, subject="Ünïcödé ✓")
+
+    engine.merge(target.engine, [a.engine, b.engine])
+
+    archive = target.rows()["tc_msgarchive"]
+    assert [(r[0], r[8], r[9], r[10], r[11], r[12]) for r in archive] == [
+        (1, None, None, None, None, None),
+        (2, "x", "<message>x</message>", LONG_BODY, "<m>" + LONG_BODY + "</m>", "Тема 主题"),
+        (3, "日本語のメッセージ", "<message>日本語のメッセージ</message>", None, None, None),
+    ]
+    assert target.rows()["tc_messages"][0][3] == LONG_BODY
+    assert target.rows()["tc_rooms"][0][2] == "Ünïcödé ✓"
+
+
+def test_copy_and_dblink_methods_give_identical_destinations(chat_db):
+    a, b, by_copy, by_dblink = chat_db(), chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    a.archive(100, body="long", body_text=LONG_BODY)
+    by_dblink.execute("CREATE EXTENSION dblink")
+
+    copy_report = engine.merge(by_copy.engine, [a.engine, b.engine], method="copy")
+    dblink_report = engine.merge(by_dblink.engine, [a.engine, b.engine], method="dblink")
+
+    assert by_copy.rows() == by_dblink.rows()
+    assert copy_report.tables == dblink_report.tables
+    assert dblink_report.method == "dblink"
+
+
+def test_the_same_merge_cannot_be_applied_twice(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    engine.merge(target.engine, [a.engine, b.engine], job_id=5)
+    after_first = target.rows()
+
+    with pytest.raises(AlreadyMerged, match=r"already holds the merge of these two sources \(job 5, "):
+        engine.merge(target.engine, [b.engine, a.engine], job_id=6)
+    assert target.rows() == after_first
+
+
+def test_cancelling_mid_merge_leaves_the_destination_untouched(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    target.room("keep@conf.example.com")
+    before = target.rows()
+    seen = []
+    hooks = MergeHooks(
+        progress=lambda table, done, total: seen.append(table), should_cancel=lambda: "tc_messages" in seen
+    )
+    hooks.poll_seconds = 0
+
+    with pytest.raises(MergeCancelled, match="the destination was left as it was"):
+        engine.merge(target.engine, [a.engine, b.engine], hooks=hooks)
+    assert target.rows() == before
+    with target.factory.connect(target.name) as conn:
+        assert conn.execute("SELECT to_regclass('imp_merge_record')").fetchone()[0] is None
+
+
+def test_two_names_for_one_database_are_refused(chat_db):
+    a, target = chat_db(), chat_db()
+    same = engine.PostgresDatabase("the same, by another name", {**a.engine.conninfo, "host": "localhost"})
+    with pytest.raises(MergeError, match="are the same database; choose two different sources"):
+        engine.merge(target.engine, [a.engine, same])
+
+
+def test_destination_without_tc_tables_gets_the_schema_installed(chat_db):
+    a, b = chat_db(), chat_db()
+    fill_two_sources(a, b)
+    empty = chat_db(schema=False)
+
+    report = engine.merge(empty.engine, [a.engine, b.engine])
+
+    assert len(empty.rows()["tc_msgarchive"]) == 8
+    assert report.notes[0] == f"{empty.name} held no TC tables; the TC schema was installed in it."
+
+
+def test_progress_reports_every_table_up_to_its_total(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    last = {}
+    engine.merge(
+        target.engine, [a.engine, b.engine], hooks=MergeHooks(progress=lambda t, d, n: last.update({t: (d, n)}))
+    )
+    assert last == {
+        "tc_rooms": (4, 4),
+        "tc_users": (3, 3),
+        "tc_messages": (5, 5),
+        "tc_msgarchive": (8, 8),
+        "tc_timelog": (3, 3),
+    }
+
+
+def test_interleaved_archive_ids_move_each_colliding_run_past_the_largest(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    for i in (1, 3, 5, 7):
+        a.archive(i, body=f"a{i}")
+    for i in (2, 3, 4, 5, 10):
+        b.archive(i, body=f"b{i}")
+
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    archive = {r[8]: r[0] for r in target.rows()["tc_msgarchive"]}
+    assert archive == {"a1": 1, "a3": 3, "a5": 5, "a7": 7, "b2": 2, "b4": 4, "b10": 10, "b3": 11, "b5": 12}
+    assert report.tables["tc_msgarchive"].ids_remapped == 2
+    assert target.rows()["xcp_sequence"] == [("tc_message_id", 13)]
+    _ = dt, T0
