@@ -68,18 +68,12 @@ def read_snapshot() -> Snapshot:
                 alias_home.setdefault(alias.lower(), node.name)
             if aliases:
                 primary[node.name] = aliases[0].lower()
-            host = _room_host(node)
+            host = observed.room_host(node)
             if host is not None:
                 host_of[node.name] = host.name
         return Snapshot(addresses, alias_home, primary, host_of)
     finally:
         close_old_connections()
-
-
-def _room_host(home: Node) -> Node | None:
-    # TODO(issue 4): observed.room_host lands with the SRM; until then a node hosts its own rooms.
-    finder = getattr(observed, "room_host", None)
-    return finder(home) if finder is not None else home
 
 
 class Directory:

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 ARCHIVE_ID_BLOCK = 100  # ids reserved from xcp_sequence at a time (the product's own step)
 VARCHAR_LIMIT = 4000
+KNOWN_AFFILIATIONS = {str(value) for value in Affiliation}
 GETCONN_TIMEOUT = 5.0
 
 
@@ -131,7 +132,9 @@ class PostgresStore:
                 room.config.subject = subject
             cursor = await conn.execute("SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (jid,))
             for real_jid, affiliation in await cursor.fetchall():
-                room.members[real_jid] = Affiliation(affiliation) if affiliation in Affiliation else Affiliation.NONE
+                room.members[real_jid] = (
+                    Affiliation(affiliation) if affiliation in KNOWN_AFFILIATIONS else Affiliation.NONE
+                )
             cursor = await conn.execute(
                 "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id >= %s ORDER BY msg_id",
                 (jid, next_msg_id - RECENT_POSTS_KEPT),

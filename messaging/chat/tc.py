@@ -165,8 +165,17 @@ class TextConferenceManager(NodeService):
     async def refresh_hosting(self) -> None:
         """Re-read which home nodes' rooms this node serves; unload the rooms it gave up.
 
-        Rooms newly hosted are loaded from the database on their first request."""
+        Rooms newly hosted are loaded from the database on their first request; the
+        database is checked now, so a node that cannot reach its peer's rooms says so (the
+        SRM then does not count the rooms as loaded)."""
+        before = set(self.directory.snapshot.host_of.items())
         snapshot = await self.directory.refresh()
+        gained = {home for home, host in snapshot.host_of.items() if host == self.node.name} - {
+            home for home, host in before if host == self.node.name
+        }
+        if gained and self.store is not None:
+            await self.store.heartbeat()
+            self.database_ok = True
         for jid, hosted in list(self.rooms.items()):
             host = snapshot.host_of_room(jid)
             if host is None or host.name != self.node.name:

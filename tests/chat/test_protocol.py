@@ -1,0 +1,93 @@
+"""The wire protocol: bad input gets a clear error, sign-in sends users to their node."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from messaging.chat import protocol
+from tests.chat.conftest import run, running
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("not json", 'A frame must be one JSON object, such as {"type": "ping"}.'),
+        ("[1, 2]", 'A frame must be a JSON object with a "type" field.'),
+        (
+            '{"type": "shout"}',
+            "Unknown message type 'shout'; expected one of: sign_in, create, join, leave, post, "
+            "history, presence, rooms, ping.",
+        ),
+        ('{"type": "post", "room": "ops", "body": "hi"}', 'A post message needs the field "cid".'),
+        ('{"type": "post", "room": "ops", "body": "  ", "cid": "1"}', "A post needs a body that is not blank."),
+        ('{"type": "join", "room": "ops", "since": true}', 'The field "since" of a join message must be an integer.'),
+        ('{"type": "join", "room": "ops", "colour": "red"}', "A join message has no field colour."),
+        ('{"type": "history", "room": "ops", "limit": -1}', 'The field "limit" must be 0 or more.'),
+    ],
+)
+def test_a_malformed_frame_is_refused_with_a_sentence_saying_what_is_wrong(frame, message):
+    with pytest.raises(protocol.ProtocolError) as caught:
+        protocol.decode(frame)
+    assert caught.value.code == protocol.ErrorCode.BAD_REQUEST
+    assert caught.value.message == message
+
+
+def test_a_well_formed_post_decodes_into_a_post_command():
+    command = protocol.decode('{"type": "post", "id": 7, "room": "ops", "body": "hi", "cid": "c1"}')
+    assert command == protocol.Post(id="7", room="ops", body="hi", cid="c1")
+
+
+def test_the_server_answers_bad_input_with_an_error_and_keeps_the_connection(world):
+    world.user("andy", "imp-1a")
+    node = world.nodes["imp-1a"]
+
+    async def scenario():
+        async with running(node), connect(f"ws://{node.agent_host}:{node.agent_port}") as ws:
+            replies = []
+            for frame in (
+                "{oops",
+                {"type": "post", "id": "p1", "room": "ops", "body": "hi", "cid": "1"},
+                {"type": "sign_in", "id": "s1", "user": "nobody"},
+                {"type": "sign_in", "id": "s2", "user": "andy"},
+                {"type": "post", "id": "p2", "room": "ops", "body": "hi", "cid": "1"},
+                {"type": "join", "id": "j1", "room": "nosuchroom@nowhere.example.com"},
+            ):
+                await ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+                replies.append(json.loads(await ws.recv()))
+            return replies
+
+    replies = run(scenario())
+    assert [(r["type"], r.get("code")) for r in replies] == [
+        ("error", "bad-request"),
+        ("error", "not-signed-in"),
+        ("error", "unknown-user"),
+        ("signed_in", None),
+        ("error", "not-in-room"),
+        ("error", "room-not-found"),
+    ]
+    assert replies[2]["message"] == "There is no user 'nobody' in IM and Presence."
+    assert replies[3]["node"] == "imp-1a" and replies[3]["backup"]["node"] == "imp-1b"
+
+
+def test_a_user_signing_in_on_another_node_is_told_to_reconnect_to_their_node(world):
+    world.user("bob", "imp-1b")
+    node, home = world.nodes["imp-1a"], world.nodes["imp-1b"]
+
+    async def scenario():
+        async with running(node), connect(f"ws://{node.agent_host}:{node.agent_port}") as ws:
+            await ws.send(json.dumps({"type": "sign_in", "id": "1", "user": "bob"}))
+            return json.loads(await ws.recv())
+
+    notice = run(scenario())
+    assert notice == {
+        "type": "reconnect",
+        "node": "imp-1b",
+        "host": home.agent_host,
+        "port": home.agent_port,
+        "reason": "bob is served by imp-1b.",
+        "delay_min": 1,
+        "delay_max": 1,
+    }

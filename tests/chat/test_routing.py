@@ -1,0 +1,118 @@
+"""Routing across nodes and clusters over the Redis bus, with every node's XCP Router and Text
+Conference Manager running in-process against the shared external database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+
+from tests.chat.conftest import next_event, run, running, signed_in
+from topology.models import EndUser, Node
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+def test_posts_from_other_nodes_and_clusters_reach_the_hosting_node_and_every_occupant(world):
+    world.user("andy", "imp-1a")
+    world.user("bob", "imp-1b")
+    world.user("erin", "imp-c2a")
+    nodes = world.nodes
+
+    async def scenario():
+        async with (
+            running(nodes["imp-1a"], nodes["imp-1b"], nodes["imp-c2a"]),
+            signed_in(nodes["imp-1a"], "andy") as (andy,),
+            signed_in(nodes["imp-1b"], "bob") as (bob,),
+            signed_in(nodes["imp-c2a"], "erin") as (erin,),
+        ):
+            room = (await andy.create("ops"))["room"]
+            for client in (andy, bob, erin):
+                await client.join(room)
+            presence = await erin.presence(room)
+            acks = [await client.post(room, f"from {client.user}") for client in (andy, bob, erin)]
+            await wait_for(lambda: all(len(c.rooms[room].messages) == 3 for c in (andy, bob, erin)))
+            return room, presence, acks, [c.rooms[room].messages for c in (andy, bob, erin)]
+
+    room, presence, acks, seen = run(scenario())
+    assert room.endswith(f"@conference-{nodes['imp-1a'].pk}-imp1.example.com")
+    assert sorted(o["user"] for o in presence["occupants"]) == [
+        "andy@example.com",
+        "bob@example.com",
+        "erin@example.com",
+    ]
+    assert [ack["msg_id"] for ack in acks] == [1, 2, 3]
+    for messages in seen:
+        assert [messages[i]["body"] for i in (1, 2, 3)] == ["from andy", "from bob", "from erin"]
+
+
+def move_rooms_and_users(home: str, backup: str | None) -> None:
+    """What the SRM writes in its failover (backup given) and fallback (None) transactions."""
+    home_node = Node.objects.get(name=home)
+    Node.objects.filter(pk=home_node.pk).update(rooms_hosted_by=Node.objects.filter(name=backup).first())
+    EndUser.objects.filter(assigned_node=home_node).update(active_node=Node.objects.filter(name=backup).first())
+
+
+def test_after_the_rooms_and_users_move_clients_reconnect_and_no_acknowledged_message_is_lost(world):
+    world.user("andy", "imp-1a")
+    world.user("bob", "imp-1b")
+    world.user("erin", "imp-c2a")
+    nodes = world.nodes
+
+    async def scenario():
+        async with (
+            running(nodes["imp-1a"], nodes["imp-1b"], nodes["imp-c2a"]) as (node_1a, node_1b, _),
+            signed_in(nodes["imp-1a"], "andy") as (andy,),
+            signed_in(nodes["imp-1b"], "bob") as (bob,),
+            signed_in(nodes["imp-c2a"], "erin") as (erin,),
+        ):
+            room = (await andy.create("ops"))["room"]
+            for client in (andy, bob, erin):
+                await client.join(room)
+            acked: dict[str, list[int]] = {"andy": [], "bob": [], "erin": []}
+            stop = asyncio.Event()
+
+            async def keep_posting(client):
+                n = 0
+                while not stop.is_set():
+                    ack = await client.post(room, f"{client.user} {n}", retry_for=30)
+                    acked[client.user].append(ack["msg_id"])
+                    n += 1
+                    await asyncio.sleep(0.01)
+
+            posters = [asyncio.create_task(keep_posting(c)) for c in (andy, bob, erin)]
+            await asyncio.sleep(0.5)
+            await node_1a.tc.stop()  # the TC of 1A fails
+            await sync_to_async(move_rooms_and_users, thread_sensitive=False)("imp-1a", "imp-1b")
+            await node_1b.tc.refresh_hosting()
+            notice = await next_event(andy, "reconnected", timeout=20)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*posters)
+            await wait_for(
+                lambda: all(c.rooms[room].last_id >= max(max(v) for v in acked.values()) for c in (bob, erin))
+            )
+            history = []
+            before = None
+            while True:
+                page = (await bob.history(room, before=before, limit=100))["messages"] if before != 1 else []
+                if not page:
+                    break
+                history = page + history
+                before = page[0]["msg_id"]
+            return notice, acked, history, andy.node
+
+    notice, acked, history, andy_node = run(scenario())
+    assert notice["node"] == "imp-1b" and andy_node == "imp-1b"
+    ids = [m["msg_id"] for m in history]
+    assert ids == list(range(1, len(ids) + 1))
+    all_acked = sorted(i for v in acked.values() for i in v)
+    assert all_acked == ids  # every acknowledged message stored exactly once, nothing else stored
+    for user, msg_ids in acked.items():
+        bodies = [m["body"] for m in history if m["from"] == f"{user}@example.com"]
+        assert bodies == [f"{user} {n}" for n in range(len(msg_ids))]
+        assert msg_ids == sorted(msg_ids)
