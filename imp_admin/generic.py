@@ -64,6 +64,7 @@ class ObjectEditView(ConsolePermissionMixin, UpdateView):
 
     template_name = "generic/object_edit.html"
     list_url_name: str = ""
+    delete_url_name: str | None = None
 
     def get_object(self, queryset=None):
         return super().get_object(queryset) if "pk" in self.kwargs else None
@@ -87,6 +88,9 @@ class ObjectEditView(ConsolePermissionMixin, UpdateView):
             ),
             list_url=reverse(self.list_url_name),
             can_save=self.request.user.has_perm(self.change_permission),
+            delete_url=reverse(self.delete_url_name, args=[self.object.pk])
+            if self.object and self.delete_url_name and self.request.user.has_perm(_perm(self.model, "delete"))
+            else None,
         )
         return context
 

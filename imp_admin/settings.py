@@ -177,6 +177,8 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "imp-admin")
 
 # How long a reachability or login check of an external database may take.
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
+# How often (seconds) Celery beat re-checks every external database; 0 turns it off.
+EXTERNAL_DB_CHECK_INTERVAL = env_int("EXTERNAL_DB_CHECK_INTERVAL", 300)
 
 # Production hardening; `manage.py check --deploy` is clean with DEBUG off.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

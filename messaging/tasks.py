@@ -55,6 +55,6 @@ def check_all_external_databases() -> int:
 
 @app.on_after_finalize.connect
 def schedule_periodic_checks(sender, **kwargs) -> None:
-    interval = getattr(settings, "EXTERNAL_DB_CHECK_INTERVAL", 300)
+    interval = settings.EXTERNAL_DB_CHECK_INTERVAL
     if interval:
         sender.add_periodic_task(interval, check_all_external_databases.s(), name="external database status")

@@ -53,6 +53,7 @@ class ClusterEditView(ObjectEditView):
     model = Cluster
     form_class = forms.ClusterForm
     list_url_name = "topology:cluster_list"
+    delete_url_name = "topology:cluster_delete"
 
 
 class ClusterDeleteView(ObjectDeleteView):
@@ -95,6 +96,7 @@ class NodeEditView(ObjectEditView):
     model = Node
     form_class = forms.NodeForm
     list_url_name = "topology:node_list"
+    delete_url_name = "topology:node_delete"
 
 
 class NodeDeleteView(ObjectDeleteView):
@@ -125,6 +127,7 @@ class RedundancyGroupEditView(ObjectEditView):
     model = RedundancyGroup
     form_class = forms.RedundancyGroupForm
     list_url_name = "topology:group_list"
+    delete_url_name = "topology:group_delete"
     queryset = RedundancyGroup.objects.prefetch_related(MEMBERS)
 
 
@@ -155,6 +158,7 @@ class EndUserEditView(ObjectEditView):
     model = EndUser
     form_class = forms.EndUserForm
     list_url_name = "topology:user_list"
+    delete_url_name = "topology:user_delete"
 
 
 class EndUserDeleteView(ObjectDeleteView):

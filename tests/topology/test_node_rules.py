@@ -89,3 +89,15 @@ def test_moving_a_grouped_node_to_another_cluster_is_refused(super_client, build
         "imp-a is in presence redundancy group pair, which belongs to cluster cluster1; remove it from the group first."
     ]
     assert Node.objects.get(pk=a.pk).cluster == one
+
+
+def test_edit_page_links_to_delete_and_delete_refuses_a_node_in_use(super_client, build):
+    cluster = build.cluster()
+    node = build.node("imp-a", cluster)
+    page = super_client.get(f"/system/nodes/{node.pk}/edit/").content.decode()
+    assert f'href="/system/nodes/{node.pk}/delete/"' in page
+    cluster_page = super_client.get(f"/system/clusters/{cluster.pk}/").content.decode()
+    assert f'href="/system/clusters/{cluster.pk}/delete/"' in cluster_page
+    response = super_client.post(f"/system/clusters/{cluster.pk}/delete/", follow=True)
+    assert "cluster1 cannot be deleted while these depend on it: imp-a." in response.content.decode()
+    assert cluster.__class__.objects.filter(pk=cluster.pk).exists()
