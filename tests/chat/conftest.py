@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from django.conf import settings
 
 from messaging.assignment import assign
 from messaging.chat.client import ChatClient
@@ -168,3 +173,46 @@ async def next_event(client: ChatClient, kind: str, timeout: float = 5.0) -> dic
 
 def run(coroutine):
     return asyncio.run(coroutine)
+
+
+class NodesInThread:
+    """In-process nodes on an event loop of their own thread, for tests that run a client
+    as a separate process (``manage.py chat``)."""
+
+    def __init__(self, *nodes: Node) -> None:
+        self.nodes = nodes
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.running: list[RunningNode] = []
+
+    def __enter__(self) -> NodesInThread:
+        self.thread.start()
+        for node in self.nodes:
+            future = asyncio.run_coroutine_threadsafe(RunningNode(node).start(), self.loop)
+            self.running.append(future.result(30))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for item in reversed(self.running):
+            asyncio.run_coroutine_threadsafe(item.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def manage(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``manage.py`` against this test's config DB."""
+    env = {**os.environ, "SQLITE_PATH": settings.DATABASES["default"]["NAME"], "CHAT_BUS_PREFIX": bus_prefix_now()}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=settings.BASE_DIR,
+    )
+
+
+def bus_prefix_now() -> str:
+    return getattr(settings, "CHAT_BUS_PREFIX", "") or ""
