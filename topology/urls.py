@@ -1,7 +1,6 @@
 from django.urls import path
 
-from imp_admin.views import PlannedPageView
-from topology import views
+from topology import views, views_ha, views_services
 
 app_name = "topology"
 
@@ -27,30 +26,25 @@ urlpatterns = [
     path("system/users/<int:pk>/", views.EndUserEditView.as_view(), name="user_edit"),
     path("system/users/<int:pk>/delete/", views.EndUserDeleteView.as_view(), name="user_delete"),
     path(
-        "system/service-parameters/",
-        PlannedPageView.as_view(
-            title="Service Parameters",
-            planned="Cisco Server Recovery Manager parameters: heartbeat interval and timeouts, "
-            "critical service delay, automatic fallback, client re-login limits.",
-        ),
-        name="serviceparameters_edit",
+        "system/redundancy-groups/<int:pk>/server-action/",
+        views_ha.GroupServerActionView.as_view(),
+        name="group_server_action",
     ),
+    path("system/redundancy-groups/<int:pk>/ha/", views_ha.GroupHAPanelView.as_view(), name="group_ha"),
+    path("system/service-parameters/", views_services.ServiceParametersView.as_view(), name="serviceparameters_edit"),
     path(
         "serviceability/control-center/feature/",
-        PlannedPageView.as_view(
-            title="Control Center – Feature Services",
-            planned="Start, stop and restart each node's feature services (Cisco XCP Text Conference "
-            "Manager…) with the status the node agent observes.",
-        ),
+        views_services.FeatureServicesView.as_view(),
         name="controlcenter_feature",
     ),
     path(
         "serviceability/control-center/network/",
-        PlannedPageView.as_view(
-            title="Control Center – Network Services",
-            planned="Start, stop and restart each node's network services (Cisco XCP Router, Cisco "
-            "Server Recovery Manager…) with the status the node agent observes.",
-        ),
+        views_services.NetworkServicesView.as_view(),
         name="controlcenter_network",
+    ),
+    path(
+        "serviceability/service-activation/",
+        views_services.ServiceActivationView.as_view(),
+        name="serviceactivation",
     ),
 ]

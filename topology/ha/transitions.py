@@ -257,10 +257,9 @@ def set_ha_not_enabled(node_id: int) -> bool:
 # --- Server Action buttons -------------------------------------------------------------
 
 
-def offered_actions(group: RedundancyGroup, node: Node) -> list[ServerActionName]:
+def offered_actions(node: Node, peer: Node | None, ha_enabled: bool) -> list[ServerActionName]:
     """The Server Action buttons the reference offers for ``node`` in its current state (1.3)."""
-    peer = group.peer_of(node)
-    if not group.ha_enabled or peer is None:
+    if not ha_enabled or peer is None:
         return []
     if node.ha_state == HAState.NORMAL and peer.ha_state == HAState.NORMAL:
         return [ServerActionName.FAILOVER]
@@ -296,12 +295,12 @@ def _apply(locked: GroupState, request: ServerAction) -> str:
     target = members.get(request.node_id)
     if target is None:
         return "Refused: the node is no longer in this group."
-    allowed = offered_actions(_GroupView(locked.group, list(members.values())), target)
+    peer = next((n for pk, n in members.items() if pk != target.pk), None)
+    allowed = offered_actions(target, peer, locked.group.ha_enabled)
     if request.action not in allowed:
         return (
             f"Refused: {request.get_action_display()} is not offered while {target} is {target.get_ha_state_display()}."
         )
-    peer = next(n for pk, n in members.items() if pk != target.pk)
     if request.action == ServerActionName.FAILOVER:
         locked.set(target, HAState.FAILING_OVER, HAReason.ON_ADMIN_REQUEST)
         locked.set(peer, HAState.TAKING_OVER, HAReason.ON_ADMIN_REQUEST)
@@ -319,14 +318,3 @@ def _apply(locked: GroupState, request: ServerAction) -> str:
     # Recover: restart both SRMs from a clean slate.
     recover(target.pk)
     return f"Recovering {target} and {peer}: both Server Recovery Managers restart."
-
-
-class _GroupView:
-    """A group with already-locked members, for ``offered_actions`` inside a transition."""
-
-    def __init__(self, group: RedundancyGroup, members: list[Node]) -> None:
-        self.ha_enabled = group.ha_enabled
-        self._members = members
-
-    def peer_of(self, node: Node) -> Node | None:
-        return next((n for n in self._members if n.pk != node.pk), None)

@@ -1,0 +1,167 @@
+"""Real node agents (``manage.py run_node``) as subprocesses against the test's config DB,
+with the SRM's timers shortened through its own service parameters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import close_old_connections
+
+from messaging.assignment import assign
+from messaging.models import ChatSettings
+from tests.chat.conftest import external_database, free_port, install_schema
+from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Short timers for tests, set through the SRM's own service parameters.
+FAST_SRM = {
+    "heartbeat_interval": 0.3,
+    "heartbeat_timeout": 3,
+    "initialization_heartbeat_timeout": 20,
+    "critical_service_delay": 2,
+}
+
+
+def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy; fail saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        close_old_connections()
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out waiting for: {what}")
+        time.sleep(interval)
+
+
+def agent_env() -> dict[str, str]:
+    env = dict(os.environ)
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        env["SQLITE_PATH"] = str(database["NAME"])
+    else:
+        user = database.get("USER") or "postgres"
+        env["DATABASE_URL"] = f"postgres://{user}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Agent:
+    """One ``manage.py run_node NAME`` subprocess."""
+
+    def __init__(self, name: str, log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"agent-{name}-{time.monotonic_ns()}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Agent:
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_node", self.name, "--reconcile-interval", "0.2", "--restart-delay", "1"],
+            cwd=ROOT,
+            env=agent_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def agents(tmp_path):
+    """Start node agents by node name; every one still running is stopped after the test."""
+    started: list[Agent] = []
+
+    def start(name: str) -> Agent:
+        agent = Agent(name, tmp_path).start()
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.terminate()
+    for agent in started:
+        if "Traceback" in agent.log():
+            print(f"--- log of {agent.name} ---\n{agent.log()}")
+
+
+def fast_srm(cluster: Cluster, **overrides) -> ServiceParameters:
+    params = ServiceParameters.for_cluster(cluster.pk)
+    for name, value in {**FAST_SRM, **overrides}.items():
+        setattr(params, name, value)
+    params.full_clean()
+    params.save()
+    return params
+
+
+@pytest.fixture
+def pair(transactional_db, postgres):
+    """cluster1 with node A and node B in an HA group sharing one persistent chat database, users
+    Andy (home A) and Bob (home B), and the SRM's timers shortened.
+
+    Node names are unique per test: the agents' chat bus (Redis) is shared with other test
+    runs on this host, and its channels are named after the nodes.
+    """
+    cluster = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
+    suffix = uuid.uuid4().hex[:6]
+    nodes = {}
+    for key in ("a", "b"):
+        nodes[key] = Node.objects.create(
+            name=f"imp-1{key}-{suffix}",
+            cluster=cluster,
+            ip_address="127.0.0.1",
+            agent_host="127.0.0.1",
+            agent_port=free_port(),
+        )
+        NodeServiceParameters.objects.create(
+            node=nodes[key], client_relogin_lower_limit=1, client_relogin_upper_limit=1
+        )
+    group = RedundancyGroup.objects.create(name="subcluster1", cluster=cluster)
+    group.set_servers(nodes["a"], nodes["b"])
+    group.ha_enabled = True
+    group.save()
+    database_name = postgres.database("imp_srm")
+    install_schema(postgres, database_name)
+    database = external_database(database_name)
+    assign({nodes["a"]: database, nodes["b"]: database})
+    chat = ChatSettings.for_cluster(cluster)
+    chat.enable_persistent_chat = True
+    chat.save()
+    EndUser.objects.create(user_id="andy", jid="andy@example.com", assigned_node=nodes["a"])
+    EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=nodes["b"])
+    fast_srm(cluster)
+    return {"cluster": cluster, "group": group, "database": database, "db_name": database_name, **nodes}
+
+
+def state_of(name: str) -> tuple[str, str]:
+    node = Node.objects.get(name=name)
+    return node.ha_state, node.ha_reason

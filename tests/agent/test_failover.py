@@ -1,0 +1,211 @@
+"""Automatic failover and manual fallback with real node agents, a real config DB and a real
+shared PostgreSQL persistent chat database; the SRM's timers shortened through its service
+parameters (critical service delay 2 s, heartbeat every 0.3 s, timeout 3 s)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from tests.agent.conftest import state_of, wait_for
+from tests.chat.conftest import signed_in
+from topology import observed
+from topology.catalog import ServiceName, ServiceStatus
+from topology.choices import HAReason, HAState
+from topology.models import EndUser, HAAlarm, HATransition, Node, Service
+
+pytestmark = pytest.mark.slow
+
+
+def both_normal(pair) -> bool:
+    return all(state_of(pair[key].name) == (HAState.NORMAL, HAReason.NORMAL) for key in ("a", "b"))
+
+
+def tc_of(node: Node) -> Service:
+    return Service.objects.get(node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER)
+
+
+def control(client, node: Node, action: str, service: ServiceName = ServiceName.TEXT_CONFERENCE_MANAGER):
+    """Press Start / Stop / Restart on Control Center – Feature Services, as the operator does."""
+    row = Service.objects.get(node=node, name=service)
+    page = "feature" if service == ServiceName.TEXT_CONFERENCE_MANAGER else "network"
+    response = client.post(
+        f"/serviceability/control-center/{page}/?server={node.pk}",
+        {"server": node.pk, "service": row.pk, "action": action},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def post_before_failover(node: Node, messages: list[str]) -> str:
+    async def scenario():
+        async with signed_in(node, "andy") as (andy,):
+            room = (await andy.create("ops"))["room"]
+            await andy.join(room)
+            for body in messages:
+                await andy.post(room, body)
+            return room
+
+    return asyncio.run(scenario())
+
+
+def history_seen_by_andy(node: Node, room: str) -> tuple[str, list[str]]:
+    async def scenario():
+        async with signed_in(node, "andy") as (andy,):
+            reply = await andy.join(room, history=50)
+            return andy.node, [message["body"] for message in reply.get("history", [])]
+
+    return asyncio.run(scenario())
+
+
+def test_stopping_tc_on_a_fails_it_over_to_b_after_the_critical_service_delay_then_fallback_restores_normal(
+    pair, agents, operator_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    agents(a.name)
+    agents(b.name)
+    wait_for("both nodes Normal", lambda: both_normal(pair))
+    room = post_before_failover(a, ["before failover 1", "before failover 2"])
+
+    page = control(operator_client, a, "stop")
+    assert "Stop of Cisco XCP Text Conference Manager" in page
+    wait_for("TC on A stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    page = operator_client.get(f"/serviceability/control-center/feature/?server={a.pk}").content.decode()
+    assert "Commanded out of service" in page
+
+    wait_for(
+        "A failed over to B",
+        lambda: (
+            state_of(a.name) == (HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING, HAReason.CRITICAL_SERVICE_DOWN)
+            and state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN)
+        ),
+    )
+    # Not before the delay: the takeover was recorded at least 2 s after A's TC was seen down.
+    takeover = HATransition.objects.get(node=b, to_state=HAState.TAKING_OVER)
+    assert takeover.at - tc_of(a).status_changed_at >= timedelta(seconds=2)
+    assert list(HATransition.objects.filter(node=b).order_by("at").values_list("to_state", flat=True))[-2:] == [
+        HAState.TAKING_OVER,
+        HAState.RUNNING_IN_BACKUP_MODE,
+    ]
+    assert EndUser.objects.get(user_id="andy").active_node == b
+    assert EndUser.objects.get(user_id="bob").active_node is None  # Bob is at home on B
+    assert observed.room_host(Node.objects.get(pk=a.pk)) == b
+    alarm = HAAlarm.objects.get()
+    assert alarm.text == f"UC_SRM-2-SRMFailover: FromNode {a} ToNode {b} Reason Critical Service Down"
+
+    group_page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    assert "Failed Over with Critical Services Not Running" in group_page
+    assert "Running in Backup Mode" in group_page
+    assert "Critical Service Down" in group_page
+    assert "Taking Over" in group_page  # in the timeline
+    assert 'value="fallback"' not in group_page  # A's critical services are not running yet
+
+    # B serves A's room now, with the history stored before the failover (from the shared database).
+    served_by, history = history_seen_by_andy(b, room)
+    assert served_by == b.name
+    assert history == ["before failover 1", "before failover 2"]
+
+    control(operator_client, a, "start")
+    wait_for("A Failed Over", lambda: state_of(a.name)[0] == HAState.FAILED_OVER)
+    group_page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    assert 'value="fallback"' in group_page
+    assert 'value="failover"' not in group_page
+
+    response = operator_client.post(
+        f"/system/redundancy-groups/{group.pk}/server-action/", {"node": a.pk, "action": "fallback"}, follow=True
+    )
+    assert "Fallback of" in response.content.decode()
+    wait_for("both Normal after fallback", lambda: both_normal(pair))
+    a_states = list(HATransition.objects.filter(node=a).order_by("at", "pk").values_list("to_state", "reason"))
+    b_states = list(HATransition.objects.filter(node=b).order_by("at", "pk").values_list("to_state", "reason"))
+    assert a_states[-2:] == [(HAState.TAKING_BACK, HAReason.ON_ADMIN_REQUEST), (HAState.NORMAL, HAReason.NORMAL)]
+    assert b_states[-2:] == [(HAState.FALLING_BACK, HAReason.ON_ADMIN_REQUEST), (HAState.NORMAL, HAReason.NORMAL)]
+    assert EndUser.objects.get(user_id="andy").active_node is None
+    assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)
+    served_by, history = history_seen_by_andy(a, room)
+    assert served_by == a.name
+    assert history == ["before failover 1", "before failover 2"]
+
+
+def test_a_critical_service_outage_shorter_than_the_delay_causes_no_failover(pair, agents, operator_client):
+    a, b = pair["a"], pair["b"]
+    agents(a.name)
+    agents(b.name)
+    wait_for("both nodes Normal", lambda: both_normal(pair))
+    control(operator_client, a, "stop")
+    wait_for("TC on A stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    down_at = tc_of(a).status_changed_at
+    control(operator_client, a, "start")  # well inside the 2 s delay
+    wait_for("TC on A started", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    assert tc_of(a).status_changed_at - down_at < timedelta(seconds=2)
+    # Watch for longer than the delay: B's SRM ticks every 0.3 s and must not take over.
+    wait_for(
+        "B's SRM to have looked at A past the delay",
+        lambda: Node.objects.get(pk=b.pk).last_heartbeat > tc_of(a).status_changed_at + timedelta(seconds=3),
+    )
+    assert both_normal(pair)
+    assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
+    assert EndUser.objects.get(user_id="andy").active_node is None
+
+
+def test_no_failover_when_high_availability_is_disabled_on_the_group(pair, agents, operator_client):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    group.ha_enabled = False
+    group.save()
+    agents(a.name)
+    agents(b.name)
+    wait_for(
+        "both nodes report HA not enabled",
+        lambda: (
+            all(state_of(n.name) == (HAState.UNKNOWN, HAReason.HA_NOT_ENABLED) for n in (a, b))
+            and Service.objects.filter(node__in=[a, b], status=ServiceStatus.STARTED).count() == 6
+        ),
+    )
+    control(operator_client, a, "stop")
+    wait_for("TC on A stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    wait_for(
+        "B alive well past the critical service delay",
+        lambda: Node.objects.get(pk=b.pk).last_heartbeat > tc_of(a).status_changed_at + timedelta(seconds=4),
+    )
+    assert state_of(b.name) == (HAState.UNKNOWN, HAReason.HA_NOT_ENABLED)
+    assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
+    assert EndUser.objects.get(user_id="andy").active_node is None
+
+
+def test_a_killed_agent_is_failed_over_by_its_peer_when_the_heartbeat_times_out(pair, agents, operator_client):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    agent_a = agents(a.name)
+    agents(b.name)
+    wait_for("both nodes Normal", lambda: both_normal(pair))
+    agent_a.kill()
+    wait_for(
+        "B took over with Peer Down",
+        lambda: state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.PEER_DOWN),
+    )
+    a_now = Node.objects.get(pk=a.pk)
+    takeover = HATransition.objects.get(node=b, to_state=HAState.TAKING_OVER)
+    assert takeover.at - a_now.last_heartbeat >= timedelta(seconds=3)  # not before the heartbeat timeout
+    assert EndUser.objects.get(user_id="andy").active_node == b
+    group_page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    assert "Peer Down" in group_page
+    assert "Node agent not reporting" in group_page  # A's row
+
+    # A comes back: it stays failed over, with its services running, until a fallback.
+    agents(a.name)
+    wait_for("A back as Failed Over", lambda: state_of(a.name)[0] == HAState.FAILED_OVER)
+    assert EndUser.objects.get(user_id="andy").active_node == b
+
+
+def test_a_clean_stop_reports_every_service_stopped_and_the_node_not_reporting(pair, agents, operator_client):
+    a = pair["a"]
+    agent = agents(a.name)
+    wait_for("A's services started", lambda: Service.objects.filter(node=a, status=ServiceStatus.STARTED).count() == 3)
+    assert agent.terminate() == 0
+    statuses = set(Service.objects.filter(node=a).values_list("status", "status_reason"))
+    assert statuses == {(ServiceStatus.STOPPED, "The node agent stopped.")}
+    page = operator_client.get(f"/serviceability/control-center/network/?server={a.pk}").content.decode()
+    assert "not reporting" in page
+    assert Node.objects.get(pk=a.pk).agent_started_at is None

@@ -1,0 +1,69 @@
+"""Forms of System > Service Parameters for the Cisco Server Recovery Manager."""
+
+from __future__ import annotations
+
+from django import forms
+
+from topology.catalog import CRITICAL_SERVICE_CHOICES
+from topology.models import NodeServiceParameters, ServiceParameters
+
+
+class ServiceParametersForm(forms.ModelForm):
+    """Clusterwide parameters."""
+
+    critical_services = forms.MultipleChoiceField(
+        choices=CRITICAL_SERVICE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        label="Critical services",
+        help_text=ServiceParameters._meta.get_field("critical_services").help_text,
+        error_messages={"required": "Choose at least one critical service."},
+    )
+
+    class Meta:
+        model = ServiceParameters
+        fields = [
+            "critical_service_delay",
+            "enable_automatic_fallback",
+            "automatic_fallback_delay",
+            "initialization_heartbeat_timeout",
+            "heartbeat_timeout",
+            "heartbeat_interval",
+            "critical_services",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        interval, timeout = cleaned.get("heartbeat_interval"), cleaned.get("heartbeat_timeout")
+        init_timeout = cleaned.get("initialization_heartbeat_timeout")
+        if interval is not None and timeout is not None and timeout <= interval:
+            self.add_error(
+                "heartbeat_timeout",
+                f"The heartbeat timeout ({timeout:g} s) must be longer than the heartbeat interval ({interval:g} s).",
+            )
+        if timeout is not None and init_timeout is not None and init_timeout < timeout:
+            self.add_error(
+                "initialization_heartbeat_timeout",
+                f"The initialization heartbeat timeout ({init_timeout:g} s) cannot be shorter than the heartbeat "
+                f"timeout ({timeout:g} s).",
+            )
+        return cleaned
+
+
+class NodeServiceParametersForm(forms.ModelForm):
+    """Per-node parameters; saved on both nodes of the node's redundancy group."""
+
+    prefix = "node"
+
+    class Meta:
+        model = NodeServiceParameters
+        fields = ["client_relogin_lower_limit", "client_relogin_upper_limit"]
+
+    def clean(self):
+        cleaned = super().clean()
+        lower, upper = cleaned.get("client_relogin_lower_limit"), cleaned.get("client_relogin_upper_limit")
+        if lower is not None and upper is not None and upper < lower:
+            self.add_error(
+                "client_relogin_upper_limit",
+                f"The upper limit ({upper} s) cannot be below the lower limit ({lower} s).",
+            )
+        return cleaned
