@@ -42,7 +42,7 @@ class PostgresDatabase:
 
 def connect(database: PostgresDatabase, **kwargs) -> psycopg.Connection:
     try:
-        return psycopg.connect(**database.conninfo, **kwargs)
+        return psycopg.connect(**{**database.conninfo, **kwargs})
     except psycopg.OperationalError as exc:
         raise MergeError(f"Cannot connect to {database.label}: {_first_line(exc)}") from exc
 

@@ -130,3 +130,123 @@ def chat_db(postgres):
         return database
 
     return make
+
+
+def fill_generated(database: ChatDatabase, rows: int, rooms: int = 50, offset: int = 0) -> None:
+    """``rows`` archive rows, half as many room messages, a fifth as many time log rows."""
+    with database.factory.connect(database.name) as conn:
+        conn.execute(
+            "INSERT INTO tc_rooms SELECT 'room' || g || '@conf.example.com', 'owner@example.com', 'Room ' || g, "
+            "'persistent', '<x/>', '<s/>', 1, %s FROM generate_series(1, %s) g",
+            (rows, rooms),
+        )
+        conn.execute(
+            "INSERT INTO tc_msgarchive SELECT g, 'room' || (g %% %s + 1) || '@conf.example.com', "
+            "'user' || (g %% 997) || '@example.com', 'nick', timestamp '2024-01-01' + (g + %s) * interval '1 second', "
+            "'g', 24, 80, 'message body number ' || g, '<message>body ' || g || '</message>', NULL, NULL, NULL "
+            "FROM generate_series(1, %s) g",
+            (rooms, offset, rows),
+        )
+        conn.execute(
+            "INSERT INTO tc_messages SELECT g, 'room' || (g %% %s + 1) || '@conf.example.com', "
+            "timestamp '2024-01-01' + (g + %s) * interval '1 second', '<message>history ' || g || '</message>' "
+            "FROM generate_series(1, %s) g",
+            (rooms, offset, rows // 2),
+        )
+        conn.execute(
+            "INSERT INTO tc_timelog SELECT 'user' || (g %% 997) || '@example.com', 'room/nick', "
+            "CASE WHEN g %% 2 = 0 THEN 'E' ELSE 'L' END, timestamp '2024-01-01' + g * interval '1 second' "
+            "FROM generate_series(1, %s) g",
+            (rows // 5,),
+        )
+        conn.execute("UPDATE xcp_sequence SET new_id = %s", (rows + 1,))
+        conn.execute("ANALYZE")
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A real Celery worker subprocess on this run's queue, sharing the test config DB file."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    env = {
+        **os.environ,
+        "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "imp_admin",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    process.log_path = tmp_path / "worker.log"
+    yield process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log.close()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true; fail the test after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out waiting for {what}.")
+
+
+def tc_stopped_on(node) -> None:
+    """Make ``node``'s agent report (fresh heartbeat) with Text Conference Manager stopped,
+    through the models the node agent writes."""
+    from django.utils import timezone
+
+    from topology.catalog import ServiceName, ServiceStatus
+    from topology.models import Node, Service
+
+    now = timezone.now()
+    Node.objects.filter(pk=node.pk).update(last_heartbeat=now, heartbeat_expires_at=now + dt.timedelta(hours=1))
+    Service.objects.update_or_create(
+        node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER, defaults={"status": ServiceStatus.STOPPED}
+    )
+
+
+def tc_running_on(node) -> None:
+    from django.utils import timezone
+
+    from topology.catalog import ServiceName, ServiceStatus
+    from topology.models import Node, Service
+
+    now = timezone.now()
+    Node.objects.filter(pk=node.pk).update(last_heartbeat=now, heartbeat_expires_at=now + dt.timedelta(hours=1))
+    Service.objects.update_or_create(
+        node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER, defaults={"status": ServiceStatus.STARTED}
+    )

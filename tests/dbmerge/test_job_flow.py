@@ -1,0 +1,164 @@
+"""Merge jobs end to end through a real Celery worker subprocess, real Redis and real
+PostgreSQL databases: validate, merge, cancel, a worker killed mid-merge, a second merge."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from django.urls import reverse
+
+from dbmerge import runner
+from dbmerge.choices import JobState
+from dbmerge.models import MergeJob
+from messaging.models import PersistentChatAssignment
+from tests.dbmerge.conftest import fill_generated, tc_stopped_on, wait_for
+from tests.dbmerge.test_engine_postgres import fill_two_sources
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def state_of(job_id: int) -> str:
+    return MergeJob.objects.get(pk=job_id).state
+
+
+def add_form(a, b, target) -> dict:
+    return {
+        "db_type": "postgres",
+        "source_1": a.pk,
+        "source_2": b.pk,
+        "target": target.pk,
+        "feature_tables": ["tc"],
+        "method": "copy",
+    }
+
+
+@pytest.fixture
+def three(chat_db, build):
+    """Two filled sources and an empty destination, each an External Database, and the two
+    nodes of a redundancy group that used the sources, reporting TC stopped."""
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    entries = (a.external(), b.external(), target.external())
+    cluster = build.cluster()
+    for name, entry in (("imp-1a", entries[0]), ("imp-1b", entries[1])):
+        node = build.node(name, cluster)
+        PersistentChatAssignment.objects.create(node=node, database=entry)
+        tc_stopped_on(node)
+    return (a, b, target), entries
+
+
+def test_operator_validates_then_merges_and_sees_report_and_next_steps(three, operator_client, celery_worker):
+    (a, b, target), entries = three
+    response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
+    job = MergeJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
+    wait_for(lambda: state_of(job.pk) not in (JobState.PENDING, JobState.VALIDATING), what="validation")
+    job.refresh_from_db()
+    assert job.state == JobState.VALIDATED, job.reason
+
+    page = operator_client.get(job.get_absolute_url()).content.decode()
+    assert "Validated" in page and "Merge Selected Tables" in page
+    assert (
+        "Cisco requires at least one persistent room in the destination; imp-admin accepts an empty destination" in page
+    )
+    assert "Text Conference Manager is stopped on imp-1a" in page
+
+    response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "merge"})
+    assert response.status_code == 302
+    wait_for(lambda: state_of(job.pk) in (JobState.COMPLETED, JobState.FAILED, JobState.ERRORED), what="merge")
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED, job.reason
+
+    status = operator_client.get(reverse("dbmerge:mergejob_status", args=[job.pk]))
+    assert status.status_code == 286  # htmx stops polling
+    page = status.content.decode()
+    assert "Next steps" in page and reverse("topology:controlcenter_network") in page
+    assert reverse("messaging:chatsettings_edit") in page
+    assert "lobby@conf.example.com" in page  # the shared room is listed in the report
+    assert [r[0] for r in target.rows()["tc_msgarchive"]] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert job.progress["tc_msgarchive"] == {"done": 8, "total": 8}
+    assert job.log_entries.filter(message__startswith="Merge completed").exists()
+    assert job.started and job.finished and job.heartbeat
+
+
+def test_running_the_same_merge_again_is_refused_by_the_destination_record(three, operator_client, celery_worker):
+    (a, b, target), entries = three
+    for attempt in range(2):
+        operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
+        job = MergeJob.objects.order_by("-pk").first()
+        wait_for(lambda job=job: state_of(job.pk) not in (JobState.PENDING, JobState.VALIDATING), what="validation")
+        if attempt == 0:
+            operator_client.post(reverse("dbmerge:mergejob_merge", args=[job.pk]))
+            wait_for(lambda job=job: state_of(job.pk) == JobState.COMPLETED, what="first merge")
+    after_first = target.rows()
+    job.refresh_from_db()
+    assert job.state == JobState.VALIDATION_FAILED
+    check = job.checks.get(name="not_merged_before")
+    assert not check.passed
+    assert "already holds the merge of these two sources" in check.message
+    assert operator_client.post(reverse("dbmerge:mergejob_merge", args=[job.pk])).status_code == 302
+    assert state_of(job.pk) == JobState.VALIDATION_FAILED
+    assert target.rows() == after_first
+
+
+def _start_big_merge(chat_db, rows: int = 400_000):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_generated(a, rows)
+    fill_generated(b, rows, offset=rows)
+    target.room("keep@conf.example.com")
+    entries = (a.external(), b.external(), target.external())
+    job = MergeJob.objects.create(
+        db_type="postgres",
+        source_1=entries[0],
+        source_2=entries[1],
+        target=entries[2],
+        database_name=target.name,
+        kind="merge",
+    )
+    from dbmerge.tasks import run_merge_job
+
+    run_merge_job.delay(job.pk)
+    return target, job
+
+
+def _copying(job_id: int) -> bool:
+    job = MergeJob.objects.get(pk=job_id)
+    return job.state == JobState.MERGING and job.progress.get("tc_messages", {}).get("done", 0) > 0
+
+
+def test_cancel_stops_the_merge_between_batches_and_leaves_the_destination(chat_db, operator_client, celery_worker):
+    target, job = _start_big_merge(chat_db)
+    before = target.rows()
+    wait_for(lambda: _copying(job.pk), what="copying")
+
+    response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]))
+    assert response.status_code == 302
+    wait_for(lambda: state_of(job.pk) not in (JobState.MERGING,), what="cancel")
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert job.reason == "Cancelled by the administrator; the destination was left as it was."
+    assert target.rows() == before
+
+
+def test_a_worker_killed_mid_merge_leaves_the_job_failed_and_the_destination_untouched(
+    chat_db, operator_client, celery_worker, monkeypatch
+):
+    target, job = _start_big_merge(chat_db)
+    before = target.rows()
+    wait_for(lambda: _copying(job.pk), what="copying")
+
+    os.kill(celery_worker.pid, signal.SIGKILL)
+    celery_worker.wait(timeout=10)
+    monkeypatch.setattr(runner, "HEARTBEAT_STALE_AFTER", runner.timedelta(seconds=3))
+    wait_for(
+        lambda: operator_client.get(job.get_absolute_url()) and state_of(job.pk) == JobState.FAILED,
+        interval=0.5,
+        what="the stale heartbeat to be noticed",
+    )
+    job.refresh_from_db()
+    assert job.reason.startswith("The worker running this job stopped (no heartbeat for 3 s).")
+    page = operator_client.get(job.get_absolute_url()).content.decode()
+    assert "The worker running this job stopped" in page
+    assert wait_for(lambda: target.rows() == before, timeout=30, what="the destination to be as before")
