@@ -262,7 +262,10 @@ def inspect(database: PostgresDatabase, role: str, method: str = "copy", timeout
         facts.tc_tables = bool(actual)
         facts.schema_problems = verify(Dialect.POSTGRES, actual) if actual else []
         present = [name for name in TC_TABLE_NAMES if name in actual]
-        if "tc_rooms" in actual and not facts.schema_problems:
+        readable = (
+            "tc_rooms" in actual and cur.execute("SELECT has_table_privilege('tc_rooms', 'SELECT')").fetchone()[0]
+        )
+        if readable and not facts.schema_problems:
             facts.rooms, facts.persistent_rooms = cur.execute(
                 "SELECT COUNT(*), COUNT(*) FILTER (WHERE type = 'persistent') FROM tc_rooms"
             ).fetchone()

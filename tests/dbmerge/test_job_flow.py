@@ -50,7 +50,7 @@ def three(chat_db, build):
 
 
 def test_operator_validates_then_merges_and_sees_report_and_next_steps(three, operator_client, celery_worker):
-    (a, b, target), entries = three
+    (_a, _b, target), entries = three
     response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
     job = MergeJob.objects.get()
     assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
@@ -84,7 +84,7 @@ def test_operator_validates_then_merges_and_sees_report_and_next_steps(three, op
 
 
 def test_running_the_same_merge_again_is_refused_by_the_destination_record(three, operator_client, celery_worker):
-    (a, b, target), entries = three
+    (_a, _b, target), entries = three
     for attempt in range(2):
         operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
         job = MergeJob.objects.order_by("-pk").first()

@@ -1,0 +1,132 @@
+"""Validate Selected Tables: each check fails for its own reason, with the message shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbmerge.choices import CheckName
+from dbmerge.models import MergeJob
+from dbmerge.validation import Validator
+from messaging.models import DatabaseType, PersistentChatAssignment
+from tests.dbmerge.conftest import tc_running_on, tc_stopped_on
+from tests.dbmerge.test_engine_postgres import fill_two_sources
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dbs(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    return a, b, target
+
+
+def job_for(a, b, target, **fields) -> MergeJob:
+    return MergeJob.objects.create(
+        db_type=fields.pop("db_type", "postgres"),
+        source_1=a,
+        source_2=b,
+        target=target,
+        database_name=target.database_name,
+        **fields,
+    )
+
+
+def failed(job: MergeJob) -> dict[str, str]:
+    return {f"{o.name.value} {o.subject}".strip(): o.message for o in Validator(job).run() if not o.passed}
+
+
+def test_every_check_passes_for_two_stopped_nodes_and_an_empty_destination(dbs, build):
+    a, b, target = dbs
+    entries = [a.external(), b.external(), target.external()]
+    cluster = build.cluster()
+    for name, entry in zip(("imp-1a", "imp-1b"), entries, strict=False):
+        node = build.node(name, cluster)
+        PersistentChatAssignment.objects.create(node=node, database=entry)
+        tc_stopped_on(node)
+    outcomes = Validator(job_for(*entries)).run()
+    assert all(o.passed for o in outcomes), [o.message for o in outcomes if not o.passed]
+    names = [o.name for o in outcomes]
+    for name in CheckName:
+        assert name in names
+    content = next(o for o in outcomes if o.name == CheckName.DESTINATION_CONTENT)
+    assert content.message == (
+        "The destination holds no room. Cisco requires at least one persistent room in the destination; "
+        "imp-admin accepts an empty destination and merges into it."
+    )
+    space = next(o for o in outcomes if o.name == CheckName.FREE_SPACE)
+    assert space.message.startswith("PostgreSQL does not report free disk space to its clients")
+
+
+def test_sql_server_databases_are_refused_with_the_product_message(dbs):
+    a, b, target = dbs
+    job = job_for(a.external(), b.external(), target.external(db_type=DatabaseType.MSSQL, hostname="localhost"))
+    assert failed(job) == {"database_type": "MS SQL is not supported for merging."}
+
+
+def test_a_node_whose_agent_is_not_reporting_fails_the_tc_stopped_check(dbs, build):
+    a, b, target = dbs
+    entries = [a.external(), b.external(), target.external()]
+    node = build.node("imp-1a", build.cluster())
+    PersistentChatAssignment.objects.create(node=node, database=entries[0])
+    message = failed(job_for(*entries))["tc_stopped imp-1a"]
+    assert message.startswith("Node agent not reporting: the state of Text Conference Manager on imp-1a")
+
+
+def test_a_running_text_conference_manager_fails_the_check_and_the_destination_in_use_check(dbs, build):
+    a, b, target = dbs
+    entries = [a.external(), b.external(), target.external()]
+    node = build.node("imp-2a", build.cluster())
+    PersistentChatAssignment.objects.create(node=node, database=entries[2])
+    tc_running_on(node)
+    problems = failed(job_for(*entries))
+    assert problems["tc_stopped imp-2a"].startswith("Cisco XCP Text Conference Manager is running on imp-2a")
+    assert problems[f"destination_not_in_use {entries[2]}"].startswith("The destination is assigned to imp-2a")
+
+
+def test_an_unreachable_database_fails_reachability(dbs):
+    a, b, target = dbs
+    entry = b.external(hostname="db.invalid")
+    problems = failed(job_for(a.external(), entry, target.external()))
+    assert problems[f"reachable Source database 2: {entry}"] == (
+        "The host name db.invalid cannot be resolved; check the Hostname field."
+    )
+
+
+def test_a_source_without_a_valid_schema_fails_the_schema_check(dbs, chat_db):
+    a, _b, target = dbs
+    bare = chat_db(schema=False)
+    entry = bare.external()
+    problems = failed(job_for(a.external(), entry, target.external()))
+    assert f"schema Source database 2: {entry}" in problems
+
+
+def test_the_same_database_under_two_names_fails_the_different_sources_check(dbs):
+    a, _b, target = dbs
+    problems = failed(job_for(a.external(), a.external(hostname="localhost"), target.external()))
+    assert problems["different_sources"].endswith(
+        "are the same database under two names; choose the two per-node databases."
+    )
+
+
+def test_a_destination_user_without_privileges_fails_the_privileges_check(dbs, postgres):
+    a, b, target = dbs
+    role = postgres.role()
+    entry = target.external()
+    entry.username = role
+    entry.set_password("role-password")
+    entry.save()
+    problems = failed(job_for(a.external(), b.external(), entry))
+    assert problems[f"privileges Destination database: {entry}"].startswith(
+        "Missing: SELECT on tc_rooms; INSERT on tc_rooms"
+    )
+
+
+def test_dblink_method_needs_the_dblink_extension_in_the_destination(dbs):
+    a, b, target = dbs
+    entry = target.external()
+    problems = failed(job_for(a.external(), b.external(), entry, method="dblink"))
+    assert (
+        "the dblink extension (CREATE EXTENSION dblink, by the DB owner)"
+        in problems[f"privileges Destination database: {entry}"]
+    )
