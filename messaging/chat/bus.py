@@ -127,6 +127,14 @@ class Bus:
         """Publish; return how many subscribers received it."""
         return await self._redis.publish(channel, json.dumps(payload, default=str))
 
+    async def set_occupants(self, room_jid: str, count: int) -> None:
+        """Record how many users are in a room now, for the console's room report."""
+        key = f"{self.prefix}:occupants"
+        if count:
+            await self._redis.hset(key, room_jid, count)
+        else:
+            await self._redis.hdel(key, room_jid)
+
     async def request(self, channel: str, payload: dict[str, Any], timeout: float) -> dict:
         """Send a request and wait for its reply."""
         rid = uuid.uuid4().hex

@@ -254,6 +254,7 @@ class TextConferenceManager(NodeService):
         else:
             history = await self.store.history(room.jid, None, None, policy.history_count(request.get("history")))
         if new:
+            await self._publish_occupants(room)
             await self._broadcast(
                 room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": nick, "status": "joined"}
             )
@@ -281,6 +282,7 @@ class TextConferenceManager(NodeService):
                 self.rooms.pop(room.jid, None)
                 if hosted.worker is not None:
                     hosted.worker.cancel()
+        await self._publish_occupants(room)
         await self._broadcast(
             room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": occupant.nick, "status": "left"}
         )
@@ -291,6 +293,7 @@ class TextConferenceManager(NodeService):
         hosted = await self._room(request["room"])
         for jid, nick in request.get("occupants", []):
             hosted.room.occupants.setdefault(jid, Occupant(jid, nick, request.get("router", "")))
+        await self._publish_occupants(hosted.room)
         return {"room": hosted.room.jid}
 
     async def _op_post(self, request: dict) -> dict:
@@ -420,6 +423,14 @@ class TextConferenceManager(NodeService):
             for (message, _), (_, future) in zip(results, batch, strict=True):
                 if not future.done():
                     future.set_result(message)
+
+    async def _publish_occupants(self, room: Room) -> None:
+        if self.bus is None:
+            return
+        try:
+            await self.bus.set_occupants(room.jid, len(room.occupants))
+        except Exception as exc:
+            logger.warning("Could not publish the occupants of %s: %s", room.jid, exc)
 
     async def _broadcast(self, jid: str, event: dict) -> None:
         if self.bus is None:
