@@ -1,0 +1,98 @@
+"""The Oracle engine at the python-oracledb driver boundary.
+
+No Oracle server can run here, so these tests replace the *connection* with a recorder and
+check what the engine asks of the driver: array fetch in batches, executemany per batch,
+SQL from the shared builder. This is the only mock in the merge suites.
+"""
+
+from __future__ import annotations
+
+from dbmerge.engines import oracle, sqlbuild
+from dbmerge.engines.sqlbuild import Statement
+from messaging.tc.schema import Dialect
+
+
+class RecordingCursor:
+    def __init__(self, rows=()):
+        self.rows = list(rows)
+        self.arraysize = 100
+        self.calls = []
+
+    def execute(self, text, params=None):
+        self.calls.append(("execute", text, params))
+
+    def fetchmany(self, size):
+        self.calls.append(("fetchmany", size))
+        batch, self.rows = self.rows[:size], self.rows[size:]
+        return batch
+
+    def executemany(self, text, rows):
+        self.calls.append(("executemany", text, list(rows)))
+
+
+class Side:
+    def __init__(self, cursor):
+        self.conn = self
+        self._cursor = cursor
+        self.label = "db"
+        self.fingerprint = "x"
+
+    def cursor(self):
+        return self._cursor
+
+
+def test_array_transport_fetches_and_inserts_in_batches_of_the_batch_size():
+    rows = [(i, f"room{i}", None) for i in range(25)]
+    read, write = RecordingCursor(rows), RecordingCursor()
+    transport = oracle.ArrayTransport(Side(write), batch_rows=10)
+    into = sqlbuild.StagedColumns("tc_x", (("a", "NUMBER(19)"), ("b", "VARCHAR2(10)"), ("c", "CLOB")))
+    progress = []
+
+    written = transport.transfer(Side(read), Statement("SELECT a, b, c FROM t", {}), into, progress.append)
+
+    assert written == 25 and progress == [10, 20, 25]
+    assert read.arraysize == 10 and read.prefetchrows == 11
+    inserts = [call for call in write.calls if call[0] == "executemany"]
+    assert [len(call[2]) for call in inserts] == [10, 10, 5]
+    assert inserts[0][1] == "INSERT INTO tc_x (a, b, c) VALUES (:1, :2, :3)"
+    assert [call[0] for call in read.calls] == ["execute", "fetchmany", "fetchmany", "fetchmany", "fetchmany"]
+
+
+def test_oracle_archive_select_moves_colliding_runs_with_bind_variables_only():
+    statement = sqlbuild.archive_select(Dialect.ORACLE, [(3, 4, 4), (9, 9, 2)])
+    assert statement.text.startswith("SELECT s.msg_id + COALESCE(r.shift, 0), s.to_jid, ")
+    assert "LEFT JOIN (SELECT :run_lo_0 AS lo, :run_hi_0 AS hi, :run_shift_0 AS shift FROM dual UNION ALL " in (
+        statement.text
+    )
+    assert statement.params == {
+        "run_lo_0": 3,
+        "run_hi_0": 4,
+        "run_shift_0": 4,
+        "run_lo_1": 9,
+        "run_hi_1": 9,
+        "run_shift_1": 2,
+    }
+
+
+def test_oracle_member_merge_uses_merge_with_update_where_for_the_latest_side():
+    text = sqlbuild.merge_users(Dialect.ORACLE)
+    assert text.startswith("MERGE INTO tc_users t USING ")
+    assert "WHEN MATCHED THEN UPDATE SET role = s.role" in text and "WHERE s.latest = 'S' WHEN NOT MATCHED" in text
+
+
+def test_oracle_settings_come_from_the_external_database_entry(db):
+    from messaging.models import ExternalDatabase
+
+    entry = ExternalDatabase(
+        database_name="TCMADB", db_type="oracle", username="tc", hostname="ora.example.com", port=1521
+    )
+    entry.set_password("secret")
+    entry.save()
+    settings = oracle.database_settings(entry)
+    assert settings.params == {
+        "user": "tc",
+        "password": "secret",
+        "host": "ora.example.com",
+        "port": 1521,
+        "service_name": "TCMADB",
+    }
