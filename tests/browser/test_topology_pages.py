@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import browser_login
 from topology.models import RedundancyGroup
@@ -60,5 +61,5 @@ def test_a_refused_group_shows_the_reason_next_to_the_field(browser_page, super_
     page.select_option("select[name=server1]", label="imp-1a")
     page.check("input[name=ha_enabled]")
     page.click("button[type=submit]")
-    assert page.get_by_text("High availability needs two nodes in the group; choose Server 2 first.").is_visible()
+    expect(page.get_by_text("High availability needs two nodes in the group; choose Server 2 first.")).to_be_visible()
     assert not RedundancyGroup.objects.exists()
