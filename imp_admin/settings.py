@@ -175,6 +175,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tests give each run its own queue so concurrent runs never take each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "imp-admin")
 
+# Redis pub/sub channels of the chat bus between node agents start with this prefix; test
+# runs give themselves their own so concurrent runs never hear each other.
+CHAT_BUS_PREFIX = env("CHAT_BUS_PREFIX", "imp-chat")
+
 # How long a reachability or login check of an external database may take.
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
 # How often (seconds) Celery beat re-checks every external database; 0 turns it off.

@@ -21,4 +21,5 @@ os.environ.setdefault(
     os.path.join(os.environ["IMP_VAR_DIR"], f"configdb-{os.getpid()}.sqlite3"),
 )
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"imp-admin-test-{os.getpid()}")
+os.environ.setdefault("CHAT_BUS_PREFIX", f"imp-chat-test-{os.getpid()}")
 os.makedirs(os.environ["IMP_VAR_DIR"], exist_ok=True)

@@ -10,9 +10,18 @@ from django.db import transaction
 
 from imp_admin.roles import SUPER_ADMINISTRATOR
 from topology.choices import NodeRole, UserAssignmentMode
-from topology.models import Cluster, EndUser, Node, RedundancyGroup
+from topology.models import Cluster, EndUser, Node, RedundancyGroup, ServiceParameters
 
 DEMO_PORT_BASE = 7400  # node agents listen on 7401, 7402, … on loopback
+
+# Server Recovery Manager timers for the demo, short enough to watch a failover happen; set
+# through the same service parameters an administrator edits (product defaults: 15/60/120/90).
+DEMO_SRM_TIMERS = {
+    "heartbeat_interval": 2,
+    "heartbeat_timeout": 10,
+    "initialization_heartbeat_timeout": 20,
+    "critical_service_delay": 15,
+}
 
 CLUSTERS = [
     # name, cluster id, domain, user assignment mode, groups: (name, ha, [(node, role)])
@@ -58,6 +67,7 @@ class Command(BaseCommand):
             cluster, _ = Cluster.objects.update_or_create(
                 name=name, defaults={"cluster_id": cluster_id, "domain": domain, "user_assignment_mode": mode}
             )
+            ServiceParameters.objects.update_or_create(cluster=cluster, defaults=DEMO_SRM_TIMERS)
             for group_name, ha, members in groups:
                 for node_name, role in members:
                     port += 1
@@ -91,4 +101,10 @@ class Command(BaseCommand):
         admin.save()
         admin.groups.add(Group.objects.get(name=SUPER_ADMINISTRATOR))
         self.stdout.write(self.style.SUCCESS("Demo topology loaded: 2 clusters, 6 nodes, 3 groups, 6 users."))
+        timers = DEMO_SRM_TIMERS
+        self.stdout.write(
+            "Server Recovery Manager timers shortened for the demo: critical service delay "
+            f"{timers['critical_service_delay']} s, heartbeat timeout {timers['heartbeat_timeout']} s "
+            "(System > Service Parameters)."
+        )
         self.stdout.write(f"Log in as admin / {password}")
