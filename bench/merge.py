@@ -51,7 +51,9 @@ def create(name: str, schema: bool = True) -> None:
                 conn.execute(statement)
 
 
-def fill(name: str, rows: int) -> None:
+def fill(name: str, rows: int, node: str) -> None:
+    """Both sources use the same ids and rooms (as two per-node databases do), but their
+    messages differ (``node`` is in every body), so no row is an exact duplicate."""
     rooms = max(rows // 2000, 10)
     with psycopg.connect(dbname=name, **PG) as conn:
         conn.execute(
@@ -69,16 +71,17 @@ def fill(name: str, rows: int) -> None:
             "INSERT INTO tc_msgarchive SELECT g, 'room' || (g %% %s + 1) || '@conf.example.com', "
             "'user' || (g %% 997) || '@example.com', 'room' || (g %% %s + 1) || '@conf.example.com/nick', "
             "timestamp '2024-01-01' + g * interval '1 second', 'g', 60, 200, "
-            "'A chat message of a realistic length, number ' || g || ', with a little more text in it.', "
-            "'<message type=\"groupchat\"><body>A chat message of a realistic length, number ' || g || "
-            "'</body></message>', NULL, NULL, NULL FROM generate_series(1, %s) g",
-            (rooms, rooms, rows),
+            "'A chat message of a realistic length on ' || %s || ', number ' || g || ', with a little more text.', "
+            "'<message type=\"groupchat\"><body>A chat message of a realistic length on ' || %s || ', number ' || g "
+            "|| '</body></message>', NULL, NULL, NULL FROM generate_series(1, %s) g",
+            (rooms, rooms, node, node, rows),
         )
         conn.execute(
             "INSERT INTO tc_messages SELECT g, 'room' || (g %% %s + 1) || '@conf.example.com', "
             "timestamp '2024-01-01' + g * interval '1 second', "
-            "'<message type=\"groupchat\"><body>history ' || g || '</body></message>' FROM generate_series(1, %s) g",
-            (rooms, rows // 2),
+            "'<message type=\"groupchat\"><body>history of ' || %s || ' ' || g || '</body></message>' "
+            "FROM generate_series(1, %s) g",
+            (rooms, node, rows // 2),
         )
         conn.execute(
             "INSERT INTO tc_timelog SELECT 'user' || (g %% 997) || '@example.com', 'room/nick', "
@@ -148,8 +151,8 @@ def main() -> None:
     try:
         for name in names.values():
             create(name)
-        fill(names["s1"], args.rows)
-        fill(names["s2"], args.rows)
+        fill(names["s1"], args.rows, "imp-1a")
+        fill(names["s2"], args.rows, "imp-1b")
         with psycopg.connect(dbname=names["dblink"], autocommit=True, **PG) as conn:
             conn.execute("CREATE EXTENSION dblink")
         sources = [names["s1"], names["s2"]]

@@ -32,11 +32,17 @@ STAGING_DDL = {
         "CREATE GLOBAL TEMPORARY TABLE {name} (room_jid VARCHAR2(3071), n NUMBER(19), lo NUMBER(19), "
         "hi NUMBER(19), last_stamp TIMESTAMP) ON COMMIT DELETE ROWS"
     ),
-    q.STAGE_IDS: "CREATE GLOBAL TEMPORARY TABLE {name} (msg_id NUMBER(19)) ON COMMIT DELETE ROWS",
     q.STAGE_SHARED: (
         "CREATE GLOBAL TEMPORARY TABLE {name} (room_jid VARCHAR2(3071) PRIMARY KEY, t_n NUMBER(19), "
         "t_lo NUMBER(19), t_hi NUMBER(19), t_last TIMESTAMP, s_n NUMBER(19), s_lo NUMBER(19), s_hi NUMBER(19), "
-        "s_last TIMESTAMP, renumber CHAR(1), latest CHAR(1), shift NUMBER(19)) ON COMMIT DELETE ROWS"
+        "s_last TIMESTAMP, dups NUMBER(19), renumber CHAR(1), latest CHAR(1), shift NUMBER(19)) ON COMMIT DELETE ROWS"
+    ),
+    q.STAGE_MESSAGES: (
+        "CREATE GLOBAL TEMPORARY TABLE {name} ON COMMIT DELETE ROWS "
+        "AS SELECT m.*, CAST(NULL AS CHAR(1)) AS dup FROM tc_messages m WHERE 1 = 0"
+    ),
+    q.STAGE_ARCHIVE: (
+        "CREATE GLOBAL TEMPORARY TABLE {name} ON COMMIT DELETE ROWS AS SELECT * FROM tc_msgarchive WHERE 1 = 0"
     ),
 }
 

@@ -3,10 +3,12 @@
 
 Each source that is not the destination itself is folded into the destination in turn:
 its small tables (rooms, members, sequence) and per-room message statistics are staged in
-the destination, every decision (which rooms are shared, which side is renumbered, by how
-much, which archive ids collide) is taken there in SQL, and the large history tables are
-then streamed straight into place with the remapping done in the source's SELECT. All of it
-happens in one destination transaction; the caller commits only when every step succeeded.
+the destination, and every decision (which rooms are shared, which rows are exact duplicates,
+which side is renumbered, by how much, which archive ids collide) is taken there in SQL. Of
+the large history tables, only the rows that can meet a row of the destination (messages of
+rooms with history on both sides, archive rows in the range of ids the destination uses) are
+staged; the rest stream straight into place. All of it happens in one destination
+transaction; the caller commits only when every step succeeded.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,8 +28,6 @@ logger = logging.getLogger("dbmerge.engine")
 
 # The report lists at most this many shared rooms by name (it always gives their number).
 REPORT_ROOMS = 500
-# More runs of colliding archive ids than this and the id map is too large for one SELECT.
-MAX_ID_RUNS = 200_000
 PROGRESS_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog")
 
 
@@ -191,90 +192,71 @@ def _fold(
     dialect = destination.dialect
     tables = report.tables
 
+    def stream(table: str, statement: q.Statement, into: q.StagedColumns) -> int:
+        base = progress.done.get(table, 0)
+        rows = transport.transfer(source, statement, into, progress.reporter(table))
+        progress.finish(table, rows, base)
+        return rows
+
     # 1. Stage the small tables and the per-room statistics of the source.
-    base = progress.done.get("tc_rooms", 0)
-    rows = transport.transfer(
-        source,
-        q.plain_select(q.TC_ROOMS, dialect),
-        q.table_columns(q.TC_ROOMS, dialect, q.STAGE_ROOMS),
-        progress.reporter("tc_rooms"),
-    )
-    progress.finish("tc_rooms", rows, base)
-    base = progress.done.get("tc_users", 0)
-    rows = transport.transfer(
-        source,
-        q.plain_select(q.TC_USERS, dialect),
-        q.table_columns(q.TC_USERS, dialect, q.STAGE_USERS),
-        progress.reporter("tc_users"),
-    )
-    progress.finish("tc_users", rows, base)
+    stream("tc_rooms", q.plain_select(q.TC_ROOMS, dialect), q.table_columns(q.TC_ROOMS, dialect, q.STAGE_ROOMS))
+    stream("tc_users", q.plain_select(q.TC_USERS, dialect), q.table_columns(q.TC_USERS, dialect, q.STAGE_USERS))
     transport.transfer(
         source, q.plain_select(q.XCP_SEQUENCE, dialect), q.table_columns(q.XCP_SEQUENCE, dialect, q.STAGE_SEQUENCE)
     )
     transport.transfer(source, q.room_stats_select(dialect), q.room_stats_columns(dialect))
-
-    # 2. Rooms on both sides: who is renumbered, by how much, whose fields win.
     destination.execute(q.shared_rooms_insert())
+
+    # 2. Room histories. Rooms with messages on one side only stream straight into place; the
+    # others are staged, their messages identical to the destination's dropped, and the side
+    # with fewer messages of its own renumbered after the other's.
+    both = [row[0] for row in destination.query(f"SELECT room_jid FROM {q.STAGE_SHARED} WHERE t_n > 0 AND s_n > 0")]
+    messages = q.table_columns(q.TC_MESSAGES, dialect)
+    tables["tc_messages"].written += stream("tc_messages", q.messages_select(dialect, both, staged=False), messages)
+    if both:
+        staged = stream(
+            "tc_messages",
+            q.messages_select(dialect, both, staged=True),
+            q.table_columns(q.TC_MESSAGES, dialect, q.STAGE_MESSAGES),
+        )
+        duplicates = destination.execute(q.mark_duplicate_messages(dialect))
+        destination.execute(q.SHARED_OWN_INCOMING)
+        if duplicates:
+            destination.execute(q.SHARED_OWN_DESTINATION)
+        tables["tc_messages"].duplicates_removed += duplicates
+        tables["tc_messages"].written += staged - duplicates
     destination.execute(q.SHARED_DECIDE)
     destination.execute(q.SHARED_SHIFT)
     shared = destination.query(
-        f"SELECT room_jid, renumber, shift, latest, t_n, s_n FROM {q.STAGE_SHARED} ORDER BY room_jid"
+        f"SELECT room_jid, renumber, shift, latest, t_n, s_n, COALESCE(dups, 0) FROM {q.STAGE_SHARED} ORDER BY room_jid"
     )
     renumbered_here = destination.execute(q.RENUMBER_DESTINATION_ROOMS[0])
     if renumbered_here:
         destination.execute(q.RENUMBER_DESTINATION_ROOMS[1])
-    tables["tc_messages"].ids_remapped += renumbered_here
+    if both:
+        destination.execute(q.insert_staged_messages())
+    tables["tc_messages"].ids_remapped += renumbered_here + sum(row[5] for row in shared if row[1] == "S")
 
-    # 3. Room histories, the incoming side's shared rooms renumbered in the SELECT.
-    shifts = [(room, shift) for room, renumber, shift, *_ in shared if renumber == "S"]
-    base = progress.done.get("tc_messages", 0)
-    written = transport.transfer(
-        source,
-        q.messages_select(dialect, shifts),
-        q.table_columns(q.TC_MESSAGES, dialect),
-        progress.reporter("tc_messages"),
+    # 3. The archive: rows identical to the destination's are dropped, other rows whose id is
+    # in use are moved past the largest id in use.
+    _merge_archive(destination, stream, report, counts)
+
+    # 4. Join and leave events, appended as they are.
+    tables["tc_timelog"].written += stream(
+        "tc_timelog", q.plain_select(q.TC_TIMELOG, dialect), q.table_columns(q.TC_TIMELOG, dialect)
     )
-    progress.finish("tc_messages", written, base)
-    tables["tc_messages"].written += written
-    tables["tc_messages"].ids_remapped += sum(s_n for _, renumber, _, _, _, s_n in shared if renumber == "S")
 
-    # 4. The archive: ids that collide are moved past the largest id in use.
-    runs = _colliding_runs(destination, source, transport, counts)
-    remapped = sum(n for _, _, _, n in runs)
-    if runs:
-        logger.info("%s archive ids of %s collide with the destination's; they are moved.", remapped, source.label)
-    base = progress.done.get("tc_msgarchive", 0)
-    written = transport.transfer(
-        source,
-        q.archive_select(dialect, [(lo, hi, shift) for lo, hi, shift, _ in runs]),
-        q.table_columns(q.TC_MSGARCHIVE, dialect),
-        progress.reporter("tc_msgarchive"),
-    )
-    progress.finish("tc_msgarchive", written, base)
-    tables["tc_msgarchive"].written += written
-    tables["tc_msgarchive"].ids_remapped += remapped
-
-    # 5. Join and leave events, appended as they are.
-    base = progress.done.get("tc_timelog", 0)
-    written = transport.transfer(
-        source,
-        q.plain_select(q.TC_TIMELOG, dialect),
-        q.table_columns(q.TC_TIMELOG, dialect),
-        progress.reporter("tc_timelog"),
-    )
-    progress.finish("tc_timelog", written, base)
-    tables["tc_timelog"].written += written
-
-    # 6. Rooms, members, sequence rows from the staging tables.
+    # 5. Rooms, members, sequence rows from the staging tables.
     tables["tc_rooms"].written += destination.execute(q.insert_new_rooms())
     destination.execute(q.update_rooms_from_latest(dialect))
     destination.execute(q.NEXT_MSG_ID_UPDATE)
     tables["tc_rooms"].duplicates_removed += len(shared)
-    members_before = destination.query(q.USERS_ALREADY_MEMBERS)[0][0]
+    members_before = destination.query("SELECT COUNT(*) FROM tc_users")[0][0]
     staged_users = destination.query(f"SELECT COUNT(*) FROM {q.STAGE_USERS}")[0][0]
     destination.execute(q.merge_users(dialect))
-    tables["tc_users"].written += staged_users - members_before
-    tables["tc_users"].duplicates_removed += members_before
+    new_members = destination.query("SELECT COUNT(*) FROM tc_users")[0][0] - members_before
+    tables["tc_users"].written += new_members
+    tables["tc_users"].duplicates_removed += staged_users - new_members
     staged_sequences = destination.query(f"SELECT COUNT(*) FROM {q.STAGE_SEQUENCE}")[0][0]
     new_sequences = destination.query(
         f"SELECT COUNT(*) FROM {q.STAGE_SEQUENCE} s WHERE NOT EXISTS "
@@ -287,29 +269,36 @@ def _fold(
     _report_shared(destination, source, shared, report)
 
 
-def _colliding_runs(
-    destination: DestinationSide, source: SourceSide, transport: Transport, counts: dict
-) -> list[tuple[int, int, int, int]]:
-    """(lo, hi, shift, rows) of each run of incoming archive ids already used in the destination."""
+Stream = Callable[[str, q.Statement, q.StagedColumns], int]
+
+
+def _merge_archive(destination: DestinationSide, stream: Stream, report: MergeReport, counts: dict) -> None:
+    """Rows whose id falls outside the ids the destination uses stream straight into place;
+    the others are staged and sorted into identical (dropped), colliding (moved past the
+    largest id in use, in id order) and free (kept as they are)."""
+    dialect = destination.dialect
+    figures = report.tables["tc_msgarchive"]
     low, high = counts["archive_range"]
-    if not counts["tc_msgarchive"]:
-        return []
     d_low, d_high = destination.query("SELECT MIN(msg_id), MAX(msg_id) FROM tc_msgarchive")[0]
-    if d_low is None or high < d_low or low > d_high:
-        return []
-    transport.transfer(source, q.ids_select(destination.dialect), q.ids_columns(destination.dialect))
-    runs = destination.query(q.COLLIDING_RUNS)
-    if len(runs) > MAX_ID_RUNS:
-        raise MergeError(
-            f"The archive ids of {source.label} interleave with the destination's in {len(runs)} runs; "
-            f"at most {MAX_ID_RUNS} can be remapped in one merge."
-        )
-    next_free = max(high, d_high) + 1
-    result = []
-    for lo, hi, rows in runs:
-        result.append((lo, hi, next_free - lo, rows))
-        next_free += hi - lo + 1
-    return result
+    overlap = None
+    if counts["tc_msgarchive"] and d_low is not None and low <= d_high and high >= d_low:
+        overlap = (max(low, d_low), min(high, d_high))
+    archive = q.table_columns(q.TC_MSGARCHIVE, dialect)
+    figures.written += stream("tc_msgarchive", q.archive_select(dialect, overlap, staged=False), archive)
+    if overlap is None:
+        return
+    staged = stream(
+        "tc_msgarchive",
+        q.archive_select(dialect, overlap, staged=True),
+        q.table_columns(q.TC_MSGARCHIVE, dialect, q.STAGE_ARCHIVE),
+    )
+    moved = destination.execute(**_st(q.insert_moved_archive(dialect, max(high, d_high))))
+    kept = destination.execute(q.insert_free_archive())
+    if moved:
+        logger.info("%s archive ids of the incoming source collide with the destination's; they were moved.", moved)
+    figures.written += moved + kept
+    figures.ids_remapped += moved
+    figures.duplicates_removed += staged - moved - kept
 
 
 def _report_shared(destination: DestinationSide, source: SourceSide, shared: list[tuple], report: MergeReport) -> None:
@@ -326,13 +315,15 @@ def _report_shared(destination: DestinationSide, source: SourceSide, shared: lis
         )
         details[room] = (members, next_id[0][0] if next_id else 0)
     incoming, existing = source.label, "destination so far"
-    for room, renumber, _shift, latest, t_n, s_n in shared[:REPORT_ROOMS]:
+    for room, renumber, _shift, latest, t_n, s_n, dups in shared[:REPORT_ROOMS]:
         members, next_id = details[room]
+        # t_n and s_n count each side's own messages; a duplicate is kept once, in place.
+        renumbered = s_n if renumber == "S" else t_n if renumber == "T" else 0
         report.shared_rooms.append(
             SharedRoom(
                 room_jid=room,
-                messages_kept_ids=t_n if renumber == "S" else s_n if renumber == "T" else t_n + s_n,
-                messages_renumbered=s_n if renumber == "S" else t_n if renumber == "T" else 0,
+                messages_kept_ids=t_n + s_n + dups - renumbered,
+                messages_renumbered=renumbered,
                 renumbered_side={"S": incoming, "T": existing}.get(renumber, "none"),
                 fields_from=incoming if latest == "S" else existing,
                 members=members,

@@ -103,21 +103,36 @@ class PostgresDestination(plan.DestinationSide):
         except psycopg.errors.LockNotAvailable as exc:
             raise MergeError(f"{self.label} is in use (its TC tables stay locked by another session).") from exc
         self.conn.execute("SET LOCAL lock_timeout = 0")
-        copies = ((q.STAGE_ROOMS, "tc_rooms"), (q.STAGE_USERS, "tc_users"), (q.STAGE_SEQUENCE, "xcp_sequence"))
+        copies = (
+            (q.STAGE_ROOMS, "tc_rooms"),
+            (q.STAGE_USERS, "tc_users"),
+            (q.STAGE_SEQUENCE, "xcp_sequence"),
+            (q.STAGE_ARCHIVE, "tc_msgarchive"),
+        )
         for name, like in copies:
             self.conn.execute(f"CREATE TEMP TABLE {name} (LIKE {like}) ON COMMIT DROP")
-        for staged in (q.room_stats_columns(Dialect.POSTGRES), q.ids_columns(Dialect.POSTGRES)):
-            columns = ", ".join(f"{n} {t}" for n, t in staged.columns)
-            self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}) ON COMMIT DROP")
+        # dup: set on a staged message identical to one already in the destination.
+        self.conn.execute(f"CREATE TEMP TABLE {q.STAGE_MESSAGES} (LIKE tc_messages, dup CHAR(1)) ON COMMIT DROP")
+        stats = q.room_stats_columns(Dialect.POSTGRES)
+        columns = ", ".join(f"{n} {t}" for n, t in stats.columns)
+        self.conn.execute(f"CREATE TEMP TABLE {stats.table} ({columns}) ON COMMIT DROP")
         self.conn.execute(
             f"CREATE TEMP TABLE {q.STAGE_SHARED} (room_jid VARCHAR(3071) PRIMARY KEY, t_n BIGINT, t_lo BIGINT, "
-            "t_hi BIGINT, t_last TIMESTAMP, s_n BIGINT, s_lo BIGINT, s_hi BIGINT, s_last TIMESTAMP, "
+            "t_hi BIGINT, t_last TIMESTAMP, s_n BIGINT, s_lo BIGINT, s_hi BIGINT, s_last TIMESTAMP, dups BIGINT, "
             "renumber CHAR(1), latest CHAR(1), shift BIGINT) ON COMMIT DROP"
         )
         return notes
 
     def clear_staging(self) -> None:
-        tables = (q.STAGE_ROOMS, q.STAGE_USERS, q.STAGE_SEQUENCE, q.STAGE_ROOM_STATS, q.STAGE_IDS, q.STAGE_SHARED)
+        tables = (
+            q.STAGE_ROOMS,
+            q.STAGE_USERS,
+            q.STAGE_SEQUENCE,
+            q.STAGE_ROOM_STATS,
+            q.STAGE_SHARED,
+            q.STAGE_MESSAGES,
+            q.STAGE_ARCHIVE,
+        )
         self.conn.execute("TRUNCATE " + ", ".join(tables))
 
 

@@ -27,7 +27,8 @@ STAGE_USERS = "imp_stage_users"
 STAGE_SEQUENCE = "imp_stage_sequence"
 STAGE_ROOM_STATS = "imp_stage_room_stats"
 STAGE_SHARED = "imp_stage_shared"
-STAGE_IDS = "imp_stage_ids"
+STAGE_MESSAGES = "imp_stage_messages"
+STAGE_ARCHIVE = "imp_stage_archive"
 
 # Oracle offers no arrays in plain SQL: ranges and shifts go in as a UNION ALL of binds.
 ORACLE_MAX_BINDS = 60000
@@ -69,10 +70,6 @@ def room_stats_columns(dialect: Dialect) -> StagedColumns:
     )
 
 
-def ids_columns(dialect: Dialect) -> StagedColumns:
-    return StagedColumns(STAGE_IDS, (("msg_id", "BIGINT" if dialect is Dialect.POSTGRES else "NUMBER(19)"),))
-
-
 def _column(dialect: Dialect, alias: str, name: str, kind: Kind) -> str:
     """A source column, cast where two valid schemas may differ (binary COPY needs exact types)."""
     if dialect is not Dialect.POSTGRES:
@@ -94,10 +91,6 @@ def room_stats_select(dialect: Dialect) -> Statement:
         + ("CAST(MAX(s.stamp) AS TIMESTAMP)" if dialect is Dialect.POSTGRES else "MAX(s.stamp)")
         + " FROM tc_messages s GROUP BY s.room_jid"
     )
-
-
-def ids_select(dialect: Dialect) -> Statement:
-    return Statement(f"SELECT {_column(dialect, 's', 'msg_id', Kind.BIGINT)} FROM tc_msgarchive s")
 
 
 def source_counts_select() -> Statement:
@@ -126,49 +119,53 @@ def _oracle_rows(prefix: str, rows: list[tuple], names: tuple[str, ...]) -> tupl
     return " UNION ALL ".join(selects), params
 
 
-def messages_select(dialect: Dialect, shifts: list[tuple[str, int]]) -> Statement:
-    """A source's tc_messages, the rooms it shares with the destination renumbered after the
-    destination's messages (shift per room, computed before the transfer)."""
-    if not shifts:
+def messages_select(dialect: Dialect, rooms: list[str], staged: bool) -> Statement:
+    """A source's tc_messages of the rooms that hold messages on both sides (``staged``: they
+    go to the staging table, where duplicates are found and ids renumbered) or of every other
+    room (streamed straight into place, ids as they are)."""
+    if not rooms:
         return plain_select(TC_MESSAGES, dialect)
-    others = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MESSAGES.columns if c.name != "msg_id")
+    columns = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MESSAGES.columns)
     if dialect is Dialect.POSTGRES:
-        return Statement(
-            f"SELECT CAST(s.msg_id + COALESCE(o.shift, 0) AS BIGINT), {others} FROM tc_messages s "
-            "LEFT JOIN unnest(%(rooms)s::text[], %(shifts)s::bigint[]) AS o(room_jid, shift) "
-            "ON o.room_jid = s.room_jid",
-            {"rooms": [room for room, _ in shifts], "shifts": [shift for _, shift in shifts]},
-        )
-    rows_sql, params = _oracle_rows("room", shifts, ("room_jid", "shift"))
-    return Statement(
-        f"SELECT s.msg_id + COALESCE(o.shift, 0), {others} FROM tc_messages s "
-        f"LEFT JOIN ({rows_sql}) o ON o.room_jid = s.room_jid",
-        params,
-    )
+        join = "JOIN unnest(%(rooms)s::text[]) AS o(room_jid) ON o.room_jid = s.room_jid"
+        params: dict = {"rooms": rooms}
+    else:
+        rows_sql, params = _oracle_rows("room", [(room,) for room in rooms], ("room_jid",))
+        join = f"JOIN ({rows_sql}) o ON o.room_jid = s.room_jid"
+    if staged:
+        return Statement(f"SELECT {columns} FROM tc_messages s {join}", params)
+    return Statement(f"SELECT {columns} FROM tc_messages s LEFT {join} WHERE o.room_jid IS NULL", params)
 
 
-def archive_select(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
-    """A source's tc_msgarchive with the ids that collide with the destination's moved past the
-    largest id in use. ``runs`` are (lowest id, highest id, shift) of each run of colliding ids,
-    sorted; every other id is kept."""
-    if not runs:
+def archive_select(dialect: Dialect, overlap: tuple[int, int] | None, staged: bool) -> Statement:
+    """A source's tc_msgarchive rows whose ids fall in ``overlap`` (the range of ids the
+    destination also uses; ``staged``: they go to the staging table, where duplicates are
+    found and colliding ids moved) or outside it (streamed straight into place)."""
+    if overlap is None:
         return plain_select(TC_MSGARCHIVE, dialect)
-    others = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MSGARCHIVE.columns if c.name != "msg_id")
-    if dialect is Dialect.POSTGRES:
-        # width_bucket finds the run by binary search over the sorted lower bounds.
-        return Statement(
-            "SELECT CAST(CASE WHEN w.b > 0 AND s.msg_id <= r.hi[w.b] THEN s.msg_id + r.shift[w.b] "
-            f"ELSE s.msg_id END AS BIGINT), {others} FROM tc_msgarchive s "
-            "CROSS JOIN (SELECT %(lo)s::bigint[] AS lo, %(hi)s::bigint[] AS hi, %(shift)s::bigint[] AS shift) r "
-            "CROSS JOIN LATERAL (SELECT width_bucket(s.msg_id, r.lo) AS b) w",
-            {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]},
-        )
-    rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
+    low, high = ph(dialect, "low"), ph(dialect, "high")
+    where = f"s.msg_id BETWEEN {low} AND {high}" if staged else f"(s.msg_id < {low} OR s.msg_id > {high})"
     return Statement(
-        f"SELECT s.msg_id + COALESCE(r.shift, 0), {others} FROM tc_msgarchive s "
-        f"LEFT JOIN ({rows_sql}) r ON s.msg_id BETWEEN r.lo AND r.hi",
-        params,
+        f"{plain_select(TC_MSGARCHIVE, dialect).text} WHERE {where}", {"low": overlap[0], "high": overlap[1]}
     )
+
+
+def same_row(dialect: Dialect, table: Table, left: str, right: str) -> str:
+    """True when two rows of ``table`` are equal in every column, NULLs equal to NULLs.
+
+    Oracle compares CLOBs with DBMS_LOB.COMPARE (``=`` is not allowed on them) and has no
+    IS NOT DISTINCT FROM; PostgreSQL uses plain ``=`` on NOT NULL columns so that keys can
+    use their index.
+    """
+    terms = []
+    for column in table.columns:
+        a, b = f"{left}.{column.name}", f"{right}.{column.name}"
+        if dialect is Dialect.POSTGRES:
+            terms.append(f"{a} IS NOT DISTINCT FROM {b}" if column.nullable else f"{a} = {b}")
+            continue
+        equal = f"DBMS_LOB.COMPARE({a}, {b}) = 0" if column.kind is Kind.TEXT else f"{a} = {b}"
+        terms.append(f"({equal} OR ({a} IS NULL AND {b} IS NULL))" if column.nullable else equal)
+    return " AND ".join(terms)
 
 
 # --- Statements run in the destination --------------------------------------------------
@@ -192,8 +189,36 @@ def shared_rooms_insert() -> str:
     """
 
 
-# The side with fewer messages is renumbered after the other's (the incoming side on a tie);
-# the room's other fields come from the side whose room saw the latest message.
+def mark_duplicate_messages(dialect: Dialect) -> str:
+    """Flag the staged messages identical to one in the destination (kept there, not added)."""
+    same = same_row(dialect, TC_MESSAGES, "t", "s")
+    return f"UPDATE {STAGE_MESSAGES} s SET dup = 'Y' WHERE EXISTS (SELECT 1 FROM tc_messages t WHERE {same})"
+
+
+# After duplicates are flagged, each side of a shared room counts only its own messages (a
+# duplicate keeps its id on the destination's side): how many, and the lowest id.
+SHARED_OWN_INCOMING = f"""
+    MERGE INTO {STAGE_SHARED} x USING (
+        SELECT room_jid, SUM(CASE WHEN dup IS NULL THEN 1 ELSE 0 END) AS n,
+               MIN(CASE WHEN dup IS NULL THEN msg_id END) AS lo, SUM(CASE WHEN dup = 'Y' THEN 1 ELSE 0 END) AS d
+        FROM {STAGE_MESSAGES} GROUP BY room_jid
+    ) s ON (x.room_jid = s.room_jid)
+    WHEN MATCHED THEN UPDATE SET s_n = s.n, s_lo = s.lo, dups = s.d, t_n = x.t_n - s.d
+"""
+_NOT_DUPLICATED = (
+    f"NOT EXISTS (SELECT 1 FROM {STAGE_MESSAGES} d "
+    "WHERE d.room_jid = tc_messages.room_jid AND d.msg_id = tc_messages.msg_id AND d.dup = 'Y')"
+)
+SHARED_OWN_DESTINATION = f"""
+    MERGE INTO {STAGE_SHARED} x USING (
+        SELECT room_jid, MIN(msg_id) AS lo FROM tc_messages
+        WHERE room_jid IN (SELECT room_jid FROM {STAGE_SHARED} WHERE dups > 0) AND {_NOT_DUPLICATED}
+        GROUP BY room_jid
+    ) s ON (x.room_jid = s.room_jid)
+    WHEN MATCHED THEN UPDATE SET t_lo = s.lo
+"""
+# The side with fewer messages of its own is renumbered after the other's (the incoming side
+# on a tie); the room's other fields come from the side whose room saw the latest message.
 SHARED_DECIDE = f"""
     UPDATE {STAGE_SHARED} SET
         renumber = CASE WHEN s_n = 0 OR t_n = 0 THEN 'N' WHEN s_n <= t_n THEN 'S' ELSE 'T' END,
@@ -203,25 +228,48 @@ SHARED_SHIFT = f"""
     UPDATE {STAGE_SHARED} SET shift = CASE renumber
         WHEN 'S' THEN t_hi + 1 - s_lo WHEN 'T' THEN s_hi + 1 - t_lo ELSE 0 END
 """
-# Two steps, so that no intermediate id collides with one not yet moved.
+# Two steps, so that no intermediate id collides with one not yet moved. Duplicates stay.
 RENUMBER_DESTINATION_ROOMS = (
     f"UPDATE tc_messages SET msg_id = -msg_id - 1 "
-    f"WHERE room_jid IN (SELECT room_jid FROM {STAGE_SHARED} WHERE renumber = 'T')",
+    f"WHERE room_jid IN (SELECT room_jid FROM {STAGE_SHARED} WHERE renumber = 'T') AND {_NOT_DUPLICATED}",
     f"UPDATE tc_messages SET msg_id = (-msg_id - 1) + "
     f"(SELECT x.shift FROM {STAGE_SHARED} x WHERE x.room_jid = tc_messages.room_jid) "
     f"WHERE msg_id < 0 AND room_jid IN (SELECT room_jid FROM {STAGE_SHARED} WHERE renumber = 'T')",
 )
 
-# Runs of consecutive (in id order) incoming ids that collide with the destination's.
-COLLIDING_RUNS = f"""
-    SELECT MIN(msg_id), MAX(msg_id), COUNT(*) FROM (
-        SELECT i.msg_id, CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END AS hit,
-               ROW_NUMBER() OVER (ORDER BY i.msg_id)
-               - ROW_NUMBER() OVER (PARTITION BY CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END ORDER BY i.msg_id)
-               AS grp
-        FROM {STAGE_IDS} i LEFT JOIN tc_msgarchive t ON t.msg_id = i.msg_id
-    ) x WHERE hit = 1 GROUP BY grp ORDER BY 1
-"""
+
+def insert_staged_messages() -> str:
+    """The staged messages that are not duplicates, renumbered where their side is."""
+    others = ", ".join(f"s.{c}" for c in TC_MESSAGES.column_names if c != "msg_id")
+    return (
+        f"INSERT INTO tc_messages ({', '.join(TC_MESSAGES.column_names)}) "
+        f"SELECT s.msg_id + CASE WHEN x.renumber = 'S' THEN x.shift ELSE 0 END, {others} "
+        f"FROM {STAGE_MESSAGES} s JOIN {STAGE_SHARED} x ON x.room_jid = s.room_jid WHERE s.dup IS NULL"
+    )
+
+
+_ID_USED = "EXISTS (SELECT 1 FROM tc_msgarchive t WHERE t.msg_id = s.msg_id"
+
+
+def insert_moved_archive(dialect: Dialect, base: int) -> Statement:
+    """Staged archive rows whose id the destination uses for a different row, with new ids
+    from ``base`` + 1 on, in id order. Rows identical to the destination's are not added."""
+    cols = TC_MSGARCHIVE.column_names
+    others = ", ".join(f"s.{c}" for c in cols if c != "msg_id")
+    return Statement(
+        f"INSERT INTO tc_msgarchive ({', '.join(cols)}) "
+        f"SELECT {ph(dialect, 'base')} + ROW_NUMBER() OVER (ORDER BY s.msg_id), {others} FROM {STAGE_ARCHIVE} s "
+        f"WHERE {_ID_USED}) AND NOT EXISTS (SELECT 1 FROM tc_msgarchive t "
+        f"WHERE {same_row(dialect, TC_MSGARCHIVE, 't', 's')})",
+        {"base": base},
+    )
+
+
+def insert_free_archive() -> str:
+    """Staged archive rows whose id the destination does not use, as they are (run after
+    ``insert_moved_archive``, whose new ids are above every staged id)."""
+    cols = ", ".join(TC_MSGARCHIVE.column_names)
+    return f"INSERT INTO tc_msgarchive ({cols}) SELECT {cols} FROM {STAGE_ARCHIVE} s WHERE NOT {_ID_USED})"
 
 
 def insert_new_rooms() -> str:
@@ -254,21 +302,16 @@ NEXT_MSG_ID_UPDATE = f"""
     WHERE room_jid IN (SELECT room_jid FROM {STAGE_SHARED})
 """
 
-USERS_ALREADY_MEMBERS = (
-    f"SELECT COUNT(*) FROM {STAGE_USERS} s "
-    "WHERE EXISTS (SELECT 1 FROM tc_users t WHERE t.room_jid = s.room_jid AND t.real_jid = s.real_jid)"
-)
-
 
 def merge_users(dialect: Dialect) -> str:
     """Members are the union; a member of both keeps the row of the side whose room saw the
-    latest message."""
+    latest message. DISTINCT: a source without keys may hold the same member row twice."""
     cols = TC_USERS.column_names
     fields = [c for c in cols if c not in TC_USERS.primary_key]
     sets = ", ".join(f"{c} = s.{c}" for c in fields)
     insert = f"INSERT ({', '.join(cols)}) VALUES ({', '.join('s.' + c for c in cols)})"
     source = (
-        f"(SELECT u.*, COALESCE(x.latest, 'T') AS latest FROM {STAGE_USERS} u "
+        f"(SELECT DISTINCT u.*, COALESCE(x.latest, 'T') AS latest FROM {STAGE_USERS} u "
         f"LEFT JOIN {STAGE_SHARED} x ON x.room_jid = u.room_jid) s"
     )
     on = _merge_on(dialect, "t.room_jid = s.room_jid AND t.real_jid = s.real_jid")

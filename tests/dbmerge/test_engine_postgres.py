@@ -238,3 +238,143 @@ def test_interleaved_archive_ids_move_each_colliding_run_past_the_largest(chat_d
     assert report.tables["tc_msgarchive"].ids_remapped == 2
     assert target.rows()["xcp_sequence"] == [("tc_message_id", 13)]
     _ = dt, T0
+
+
+# --- Exact duplicates: a row identical in every column (NULLs equal) is kept once -----------
+
+
+def destination_for(chat_db, method: str):
+    target = chat_db()
+    if method == "dblink":
+        target.execute("CREATE EXTENSION dblink")
+    return target
+
+
+@pytest.mark.parametrize("method", ["copy", "dblink"])
+def test_an_archive_row_identical_in_both_sources_is_kept_once_and_counted_as_a_duplicate(chat_db, method):
+    a, b = chat_db(), chat_db()
+    target = destination_for(chat_db, method)
+    a.archive(1, body="a1")
+    a.archive(2, body="same in both")
+    a.archive(3, body="a3")
+    a.archive(4, body=None)  # body_string, message_string, body_text, message_text, subject all NULL
+    b.archive(2, body="same in both")
+    b.archive(3, body="b3")  # same id, different row: kept, id moved
+    b.archive(4, body=None)
+    b.archive(5, body="b5")
+
+    report = engine.merge(target.engine, [a.engine, b.engine], method=method)
+
+    assert [(r[0], r[8]) for r in target.rows()["tc_msgarchive"]] == [
+        (1, "a1"),
+        (2, "same in both"),
+        (3, "a3"),
+        (4, None),
+        (5, "b5"),
+        (6, "b3"),
+    ]
+    figures = report.tables["tc_msgarchive"]
+    assert (figures.read, figures.written, figures.duplicates_removed, figures.ids_remapped) == (8, 6, 2, 1)
+    assert target.rows()["xcp_sequence"] == [("tc_message_id", 7)]
+
+
+@pytest.mark.parametrize("method", ["copy", "dblink"])
+def test_identical_room_messages_are_kept_once_and_only_the_others_renumbered(chat_db, method):
+    a, b = chat_db(), chat_db()
+    target = destination_for(chat_db, method)
+    for side in (a, b):
+        side.room(LOBBY, next_msg_id=3)
+        side.message(LOBBY, 1, 1, "said before the copy 1")
+        side.message(LOBBY, 2, 2, "said before the copy 2")
+    a.message(LOBBY, 3, 3, "A says 3")
+    a.message(LOBBY, 4, 4, "A says 4")
+    b.message(LOBBY, 3, 5, "B says 3")
+
+    report = engine.merge(target.engine, [a.engine, b.engine], method=method)
+
+    assert [(r[0], r[3]) for r in target.rows()["tc_messages"]] == [
+        (1, "said before the copy 1"),
+        (2, "said before the copy 2"),
+        (3, "A says 3"),
+        (4, "A says 4"),
+        (5, "B says 3"),  # B has fewer messages of its own: renumbered after A's
+    ]
+    figures = report.tables["tc_messages"]
+    assert (figures.read, figures.written, figures.duplicates_removed, figures.ids_remapped) == (7, 5, 2, 1)
+    room = report.shared_rooms[0]
+    assert (room.messages_kept_ids, room.messages_renumbered, room.renumbered_side, room.next_msg_id) == (
+        4,
+        1,
+        b.name,
+        6,
+    )
+
+
+def test_when_the_destination_side_is_renumbered_its_messages_identical_to_the_incoming_stay_in_place(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    for side in (a, b):
+        side.message(LOBBY, 1, 1, "said before the copy 1")
+        side.message(LOBBY, 2, 2, "said before the copy 2")
+    a.message(LOBBY, 3, 3, "A says 3")
+    b.message(LOBBY, 3, 5, "B says 3")
+    b.message(LOBBY, 4, 6, "B says 4")
+
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    assert [(r[0], r[3]) for r in target.rows()["tc_messages"]] == [
+        (1, "said before the copy 1"),
+        (2, "said before the copy 2"),
+        (3, "B says 3"),
+        (4, "B says 4"),
+        (5, "A says 3"),  # A (already in the destination) has fewer of its own: renumbered after B's
+    ]
+    figures = report.tables["tc_messages"]
+    assert (figures.written, figures.duplicates_removed, figures.ids_remapped) == (5, 2, 1)
+    assert report.shared_rooms[0].renumbered_side == "destination so far"
+
+
+def test_destination_that_is_a_source_merged_with_an_overlapping_copy_of_itself_holds_every_row_once(chat_db):
+    a, b = chat_db(), chat_db()
+    for side in (a, b):  # B started as a copy of A
+        side.room(LOBBY, subject="lobby", next_msg_id=3)
+        side.member(LOBBY, "alice@example.com", role="moderator")
+        side.message(LOBBY, 1, 1, "first")
+        side.message(LOBBY, 2, 2, "second")
+        side.archive(1, body="first")
+        side.archive(2, body="second")
+    b.member(LOBBY, "bob@example.com")
+    b.message(LOBBY, 3, 3, "only in B")
+    b.archive(3, body="only in B")
+    before_b = b.rows()
+
+    report = engine.merge(a.engine, [a.engine, b.engine])
+
+    rows = a.rows()
+    assert [(r[0], r[1], r[2]) for r in rows["tc_users"]] == [
+        (LOBBY, "alice@example.com", "moderator"),
+        (LOBBY, "bob@example.com", "participant"),
+    ]
+    assert [(r[0], r[3]) for r in rows["tc_messages"]] == [(1, "first"), (2, "second"), (3, "only in B")]
+    assert [(r[0], r[8]) for r in rows["tc_msgarchive"]] == [(1, "first"), (2, "second"), (3, "only in B")]
+    assert [r[0] for r in rows["tc_rooms"]] == [LOBBY]
+    assert rows["xcp_sequence"] == [("tc_message_id", 4)]
+    assert {name: report.tables[name].duplicates_removed for name in ("tc_users", "tc_messages", "tc_msgarchive")} == {
+        "tc_users": 1,
+        "tc_messages": 2,
+        "tc_msgarchive": 2,
+    }
+    assert b.rows() == before_b
+
+
+def test_a_member_row_held_twice_by_a_source_without_primary_keys_becomes_one_member(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    a.execute("ALTER TABLE tc_users DROP CONSTRAINT tc_users_pkey")  # Cisco documents no keys
+    a.member(LOBBY, "alice@example.com")
+    a.member(LOBBY, "alice@example.com")
+    b.member(LOBBY, "bob@example.com")
+
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    assert [r[1] for r in target.rows()["tc_users"]] == ["alice@example.com", "bob@example.com"]
+    figures = report.tables["tc_users"]
+    assert (figures.read, figures.written, figures.duplicates_removed) == (3, 2, 1)

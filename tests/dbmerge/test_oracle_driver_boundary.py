@@ -1,3 +1,4 @@
+# ruff: noqa: S608 -- expected SQL text of the builder, compared as strings.
 """The Oracle engine at the python-oracledb driver boundary.
 
 No Oracle server can run here, so these tests replace the *connection* with a recorder and
@@ -58,20 +59,59 @@ def test_array_transport_fetches_and_inserts_in_batches_of_the_batch_size():
     assert [call[0] for call in read.calls] == ["execute", "fetchmany", "fetchmany", "fetchmany", "fetchmany"]
 
 
-def test_oracle_archive_select_moves_colliding_runs_with_bind_variables_only():
-    statement = sqlbuild.archive_select(Dialect.ORACLE, [(3, 4, 4), (9, 9, 2)])
-    assert statement.text.startswith("SELECT s.msg_id + COALESCE(r.shift, 0), s.to_jid, ")
-    assert "LEFT JOIN (SELECT :run_lo_0 AS lo, :run_hi_0 AS hi, :run_shift_0 AS shift FROM dual UNION ALL " in (
-        statement.text
+def test_oracle_archive_rows_in_the_overlap_are_staged_and_the_rest_streamed_with_bind_variables_only():
+    staged = sqlbuild.archive_select(Dialect.ORACLE, (3, 9), staged=True)
+    straight = sqlbuild.archive_select(Dialect.ORACLE, (3, 9), staged=False)
+    assert staged.text.startswith("SELECT s.msg_id, s.to_jid, ")
+    assert staged.text.endswith(" FROM tc_msgarchive s WHERE s.msg_id BETWEEN :low AND :high")
+    assert straight.text.endswith(" FROM tc_msgarchive s WHERE (s.msg_id < :low OR s.msg_id > :high)")
+    assert staged.params == straight.params == {"low": 3, "high": 9}
+
+
+def test_oracle_finds_identical_archive_rows_with_nulls_equal_and_clobs_compared_by_dbms_lob():
+    moved = sqlbuild.insert_moved_archive(Dialect.ORACLE, 41)
+    assert moved.params == {"base": 41}
+    assert moved.text.startswith(
+        "INSERT INTO tc_msgarchive (msg_id, to_jid, from_jid, nick_jid, sent_date, msg_type, body_len, message_len, "
+        "body_string, message_string, body_text, message_text, subject) "
+        "SELECT :base + ROW_NUMBER() OVER (ORDER BY s.msg_id), s.to_jid, "
     )
-    assert statement.params == {
-        "run_lo_0": 3,
-        "run_hi_0": 4,
-        "run_shift_0": 4,
-        "run_lo_1": 9,
-        "run_hi_1": 9,
-        "run_shift_1": 2,
-    }
+    same = sqlbuild.same_row(Dialect.ORACLE, sqlbuild.TC_MSGARCHIVE, "t", "s")
+    assert same.split(" AND ")[:2] == ["t.msg_id = s.msg_id", "t.to_jid = s.to_jid"]
+    assert "(t.body_string = s.body_string OR (t.body_string IS NULL AND s.body_string IS NULL))" in same
+    assert "(DBMS_LOB.COMPARE(t.body_text, s.body_text) = 0 OR (t.body_text IS NULL AND s.body_text IS NULL))" in same
+    assert "IS NOT DISTINCT FROM" not in same
+    assert moved.text.endswith(
+        "FROM imp_stage_archive s WHERE EXISTS (SELECT 1 FROM tc_msgarchive t WHERE t.msg_id = s.msg_id) "
+        f"AND NOT EXISTS (SELECT 1 FROM tc_msgarchive t WHERE {same})"
+    )
+
+
+def test_oracle_flags_staged_room_messages_identical_to_the_destinations_comparing_the_clob_body():
+    text = sqlbuild.mark_duplicate_messages(Dialect.ORACLE)
+    assert text == (
+        "UPDATE imp_stage_messages s SET dup = 'Y' WHERE EXISTS (SELECT 1 FROM tc_messages t "
+        "WHERE t.msg_id = s.msg_id AND t.room_jid = s.room_jid AND t.stamp = s.stamp "
+        "AND DBMS_LOB.COMPARE(t.msg, s.msg) = 0)"
+    )
+
+
+def test_oracle_room_histories_are_split_by_binding_each_shared_room():
+    rooms = ["lobby@conf.example.com", "ops@conf.example.com"]
+    staged = sqlbuild.messages_select(Dialect.ORACLE, rooms, staged=True)
+    straight = sqlbuild.messages_select(Dialect.ORACLE, rooms, staged=False)
+    join = (
+        "JOIN (SELECT :room_room_jid_0 AS room_jid FROM dual UNION ALL SELECT :room_room_jid_1 AS room_jid FROM dual) o"
+    )
+    assert (
+        staged.text
+        == f"SELECT s.msg_id, s.room_jid, s.stamp, s.msg FROM tc_messages s {join} ON o.room_jid = s.room_jid"
+    )
+    assert straight.text == (
+        f"SELECT s.msg_id, s.room_jid, s.stamp, s.msg FROM tc_messages s LEFT {join} ON o.room_jid = s.room_jid "
+        "WHERE o.room_jid IS NULL"
+    )
+    assert staged.params == {"room_room_jid_0": rooms[0], "room_room_jid_1": rooms[1]}
 
 
 def test_oracle_member_merge_uses_merge_with_update_where_for_the_latest_side():
