@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.utils import timezone
 
 from dbmerge import runner
 from dbmerge.choices import RUNNING, JobState
 from dbmerge.models import MergeJob
+from imp_admin.celery import app
 
 # A merge of large databases takes hours; never inherit a short global limit.
 SOFT_TIME_LIMIT = 12 * 3600
@@ -33,3 +35,11 @@ def run_merge_job(job_id: int) -> None:
 def mark_stale_jobs() -> int:
     """Fail jobs whose worker died (a periodic check; pages also run it)."""
     return runner.mark_stale_jobs()
+
+
+@app.on_after_finalize.connect
+def schedule_stale_job_check(sender, **kwargs) -> None:
+    # Without it, a job whose worker died stays Merging until someone opens a job page.
+    interval = settings.MERGE_STALE_CHECK_INTERVAL
+    if interval:
+        sender.add_periodic_task(interval, mark_stale_jobs.s(), name="stale merge jobs")

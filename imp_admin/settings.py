@@ -183,6 +183,8 @@ CHAT_BUS_PREFIX = env("CHAT_BUS_PREFIX", "imp-chat")
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
 # How often (seconds) Celery beat re-checks every external database; 0 turns it off.
 EXTERNAL_DB_CHECK_INTERVAL = env_int("EXTERNAL_DB_CHECK_INTERVAL", 300)
+# How often (seconds) Celery beat fails merge jobs whose worker stopped; 0 turns it off.
+MERGE_STALE_CHECK_INTERVAL = env_int("MERGE_STALE_CHECK_INTERVAL", 60)
 
 # Production hardening; `manage.py check --deploy` is clean with DEBUG off.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

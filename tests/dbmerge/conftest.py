@@ -163,52 +163,86 @@ def fill_generated(database: ChatDatabase, rows: int, rooms: int = 50, offset: i
         conn.execute("ANALYZE")
 
 
+class CeleryWorker:
+    """A real Celery worker subprocess on this run's queue, sharing the test config DB file."""
+
+    def __init__(self, tmp_path, *extra_args: str, **extra_env: str) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        from django.conf import settings
+
+        queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+        env = {
+            **os.environ,
+            "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+            **extra_env,
+        }
+        self.log_path = tmp_path / f"worker-{len(list(tmp_path.glob('worker-*.log')))}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "imp_admin",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                queue,
+                "--loglevel=INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                *extra_args,
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.process.pid
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
 @pytest.fixture
 def celery_worker(transactional_db, tmp_path):
     """A real Celery worker subprocess on this run's queue, sharing the test config DB file."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    worker = CeleryWorker(tmp_path)
+    yield worker
+    worker.stop()
 
-    from django.conf import settings
 
-    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
-    env = {
-        **os.environ,
-        "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "imp_admin",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--loglevel=INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+@pytest.fixture
+def celery_worker_with_beat(transactional_db, tmp_path):
+    """A real Celery worker running Celery beat too (``-B``), with the stale merge job check
+    every second and the periodic external database checks off."""
+    worker = CeleryWorker(
+        tmp_path,
+        "-B",
+        "--schedule",
+        str(tmp_path / "beat-schedule"),
+        MERGE_STALE_CHECK_INTERVAL="1",
+        EXTERNAL_DB_CHECK_INTERVAL="0",
     )
-    process.log_path = tmp_path / "worker.log"
-    yield process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    log.close()
+    yield worker
+    worker.stop()
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):

@@ -162,3 +162,39 @@ def test_a_worker_killed_mid_merge_leaves_the_job_failed_and_the_destination_unt
     page = operator_client.get(job.get_absolute_url()).content.decode()
     assert "The worker running this job stopped" in page
     assert wait_for(lambda: target.rows() == before, timeout=30, what="the destination to be as before")
+
+
+def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_page(chat_db, celery_worker_with_beat):
+    from django.utils import timezone
+
+    a, b, target = (chat_db().external() for _ in range(3))
+    now = timezone.now()
+
+    def merging(heartbeat):
+        return MergeJob.objects.create(
+            db_type="postgres",
+            source_1=a,
+            source_2=b,
+            target=target,
+            database_name=target.database_name,
+            kind="merge",
+            state=JobState.MERGING,
+            started=now - runner.timedelta(minutes=10),
+            heartbeat=heartbeat,
+            worker="a-host-that-died:4242",
+        )
+
+    # As a worker killed mid-merge leaves its job: Merging, heartbeat written 5 minutes ago.
+    orphan = merging(now - runner.timedelta(minutes=5))
+    # A job whose worker is alive: its heartbeat stays fresh however long the wait below takes.
+    alive = merging(now + runner.timedelta(minutes=5))
+
+    wait_for(lambda: state_of(orphan.pk) == JobState.FAILED, timeout=60, interval=0.5, what="beat's stale job check")
+
+    orphan.refresh_from_db()
+    assert orphan.reason == (
+        "The worker running this job stopped (no heartbeat for 60 s). The destination was left as it was, "
+        "because the merge commits only when it completes; run the merge again."
+    )
+    assert orphan.finished is not None
+    assert state_of(alive.pk) == JobState.MERGING
