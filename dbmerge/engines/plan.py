@@ -4,11 +4,12 @@
 Each source that is not the destination itself is folded into the destination in turn:
 its small tables (rooms, members, sequence) and per-room message statistics are staged in
 the destination, and every decision (which rooms are shared, which rows are exact duplicates,
-which side is renumbered, by how much, which archive ids collide) is taken there in SQL. Of
-the large history tables, only the rows that can meet a row of the destination (messages of
-rooms with history on both sides, archive rows in the range of ids the destination uses) are
-staged; the rest stream straight into place. All of it happens in one destination
-transaction; the caller commits only when every step succeeded.
+which side is renumbered, by how much, which archive ids collide) is taken there in SQL. The
+messages of rooms with history on both sides are staged too (so that identical messages are
+dropped before anything is renumbered); every other history row streams straight into place,
+colliding archive ids moved in the source's SELECT and the moved rows found identical to the
+destination's deleted again. All of it happens in one destination transaction; the caller
+commits only when every step succeeded.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ logger = logging.getLogger("dbmerge.engine")
 
 # The report lists at most this many shared rooms by name (it always gives their number).
 REPORT_ROOMS = 500
+# More runs of colliding archive ids than this and the id map is too large for one SELECT.
+MAX_ID_RUNS = 200_000
 PROGRESS_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog")
 
 
@@ -237,9 +240,8 @@ def _fold(
         destination.execute(q.insert_staged_messages())
     tables["tc_messages"].ids_remapped += renumbered_here + sum(row[5] for row in shared if row[1] == "S")
 
-    # 3. The archive: rows identical to the destination's are dropped, other rows whose id is
-    # in use are moved past the largest id in use.
-    _merge_archive(destination, stream, report, counts)
+    # 3. The archive: ids in use are moved past the largest id in use; exact duplicates dropped.
+    _merge_archive(destination, source, transport, stream, report, counts)
 
     # 4. Join and leave events, appended as they are.
     tables["tc_timelog"].written += stream(
@@ -272,33 +274,65 @@ def _fold(
 Stream = Callable[[str, q.Statement, q.StagedColumns], int]
 
 
-def _merge_archive(destination: DestinationSide, stream: Stream, report: MergeReport, counts: dict) -> None:
-    """Rows whose id falls outside the ids the destination uses stream straight into place;
-    the others are staged and sorted into identical (dropped), colliding (moved past the
-    largest id in use, in id order) and free (kept as they are)."""
+def _merge_archive(
+    destination: DestinationSide,
+    source: SourceSide,
+    transport: Transport,
+    stream: Stream,
+    report: MergeReport,
+    counts: dict,
+) -> None:
+    """Colliding ids are moved past the largest id in use in the source's SELECT; then the
+    moved rows identical (but for the id) to the destination's row at their old id, exact
+    duplicates, are deleted again."""
     dialect = destination.dialect
     figures = report.tables["tc_msgarchive"]
-    low, high = counts["archive_range"]
-    d_low, d_high = destination.query("SELECT MIN(msg_id), MAX(msg_id) FROM tc_msgarchive")[0]
-    overlap = None
-    if counts["tc_msgarchive"] and d_low is not None and low <= d_high and high >= d_low:
-        overlap = (max(low, d_low), min(high, d_high))
-    archive = q.table_columns(q.TC_MSGARCHIVE, dialect)
-    figures.written += stream("tc_msgarchive", q.archive_select(dialect, overlap, staged=False), archive)
-    if overlap is None:
-        return
-    staged = stream(
+    runs = _colliding_runs(destination, source, transport, counts)
+    colliding = sum(n for _, _, _, n in runs)
+    written = stream(
         "tc_msgarchive",
-        q.archive_select(dialect, overlap, staged=True),
-        q.table_columns(q.TC_MSGARCHIVE, dialect, q.STAGE_ARCHIVE),
+        q.archive_select(dialect, [(lo, hi, shift) for lo, hi, shift, _ in runs]),
+        q.table_columns(q.TC_MSGARCHIVE, dialect),
     )
-    moved = destination.execute(**_st(q.insert_moved_archive(dialect, max(high, d_high))))
-    kept = destination.execute(q.insert_free_archive())
-    if moved:
-        logger.info("%s archive ids of the incoming source collide with the destination's; they were moved.", moved)
-    figures.written += moved + kept
-    figures.ids_remapped += moved
-    figures.duplicates_removed += staged - moved - kept
+    duplicates = (
+        destination.execute(**_st(q.delete_moved_duplicates(dialect, [run[:3] for run in runs]))) if runs else 0
+    )
+    if colliding:
+        logger.info(
+            "%s archive ids of %s collide with the destination's: %s rows were moved, %s exact duplicates dropped.",
+            colliding,
+            source.label,
+            colliding - duplicates,
+            duplicates,
+        )
+    figures.written += written - duplicates
+    figures.ids_remapped += colliding - duplicates
+    figures.duplicates_removed += duplicates
+
+
+def _colliding_runs(
+    destination: DestinationSide, source: SourceSide, transport: Transport, counts: dict
+) -> list[tuple[int, int, int, int]]:
+    """(lo, hi, shift, rows) of each run of incoming archive ids already used in the destination."""
+    low, high = counts["archive_range"]
+    if not counts["tc_msgarchive"]:
+        return []
+    d_low, d_high = destination.query("SELECT MIN(msg_id), MAX(msg_id) FROM tc_msgarchive")[0]
+    if d_low is None or high < d_low or low > d_high:
+        return []
+    transport.transfer(source, q.ids_select(destination.dialect), q.ids_columns(destination.dialect))
+    runs = destination.query(q.COLLIDING_RUNS)
+    if len(runs) > MAX_ID_RUNS:
+        raise MergeError(
+            f"The archive ids of {source.label} interleave with the destination's in {len(runs)} runs; "
+            f"at most {MAX_ID_RUNS} can be remapped in one merge."
+        )
+    next_free = max(high, d_high) + 1
+    result = []
+    for lo, hi, rows in runs:
+        result.append((lo, hi, next_free - lo, rows))
+        next_free += hi - lo + 1
+    return result
 
 
 def _report_shared(destination: DestinationSide, source: SourceSide, shared: list[tuple], report: MergeReport) -> None:

@@ -107,15 +107,14 @@ class PostgresDestination(plan.DestinationSide):
             (q.STAGE_ROOMS, "tc_rooms"),
             (q.STAGE_USERS, "tc_users"),
             (q.STAGE_SEQUENCE, "xcp_sequence"),
-            (q.STAGE_ARCHIVE, "tc_msgarchive"),
         )
         for name, like in copies:
             self.conn.execute(f"CREATE TEMP TABLE {name} (LIKE {like}) ON COMMIT DROP")
         # dup: set on a staged message identical to one already in the destination.
         self.conn.execute(f"CREATE TEMP TABLE {q.STAGE_MESSAGES} (LIKE tc_messages, dup CHAR(1)) ON COMMIT DROP")
-        stats = q.room_stats_columns(Dialect.POSTGRES)
-        columns = ", ".join(f"{n} {t}" for n, t in stats.columns)
-        self.conn.execute(f"CREATE TEMP TABLE {stats.table} ({columns}) ON COMMIT DROP")
+        for staged in (q.room_stats_columns(Dialect.POSTGRES), q.ids_columns(Dialect.POSTGRES)):
+            columns = ", ".join(f"{n} {t}" for n, t in staged.columns)
+            self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}) ON COMMIT DROP")
         self.conn.execute(
             f"CREATE TEMP TABLE {q.STAGE_SHARED} (room_jid VARCHAR(3071) PRIMARY KEY, t_n BIGINT, t_lo BIGINT, "
             "t_hi BIGINT, t_last TIMESTAMP, s_n BIGINT, s_lo BIGINT, s_hi BIGINT, s_last TIMESTAMP, dups BIGINT, "
@@ -130,8 +129,8 @@ class PostgresDestination(plan.DestinationSide):
             q.STAGE_SEQUENCE,
             q.STAGE_ROOM_STATS,
             q.STAGE_SHARED,
+            q.STAGE_IDS,
             q.STAGE_MESSAGES,
-            q.STAGE_ARCHIVE,
         )
         self.conn.execute("TRUNCATE " + ", ".join(tables))
 

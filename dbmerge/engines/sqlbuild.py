@@ -27,8 +27,8 @@ STAGE_USERS = "imp_stage_users"
 STAGE_SEQUENCE = "imp_stage_sequence"
 STAGE_ROOM_STATS = "imp_stage_room_stats"
 STAGE_SHARED = "imp_stage_shared"
+STAGE_IDS = "imp_stage_ids"
 STAGE_MESSAGES = "imp_stage_messages"
-STAGE_ARCHIVE = "imp_stage_archive"
 
 # Oracle offers no arrays in plain SQL: ranges and shifts go in as a UNION ALL of binds.
 ORACLE_MAX_BINDS = 60000
@@ -70,6 +70,10 @@ def room_stats_columns(dialect: Dialect) -> StagedColumns:
     )
 
 
+def ids_columns(dialect: Dialect) -> StagedColumns:
+    return StagedColumns(STAGE_IDS, (("msg_id", "BIGINT" if dialect is Dialect.POSTGRES else "NUMBER(19)"),))
+
+
 def _column(dialect: Dialect, alias: str, name: str, kind: Kind) -> str:
     """A source column, cast where two valid schemas may differ (binary COPY needs exact types)."""
     if dialect is not Dialect.POSTGRES:
@@ -91,6 +95,10 @@ def room_stats_select(dialect: Dialect) -> Statement:
         + ("CAST(MAX(s.stamp) AS TIMESTAMP)" if dialect is Dialect.POSTGRES else "MAX(s.stamp)")
         + " FROM tc_messages s GROUP BY s.room_jid"
     )
+
+
+def ids_select(dialect: Dialect) -> Statement:
+    return Statement(f"SELECT {_column(dialect, 's', 'msg_id', Kind.BIGINT)} FROM tc_msgarchive s")
 
 
 def source_counts_select() -> Statement:
@@ -137,21 +145,32 @@ def messages_select(dialect: Dialect, rooms: list[str], staged: bool) -> Stateme
     return Statement(f"SELECT {columns} FROM tc_messages s LEFT {join} WHERE o.room_jid IS NULL", params)
 
 
-def archive_select(dialect: Dialect, overlap: tuple[int, int] | None, staged: bool) -> Statement:
-    """A source's tc_msgarchive rows whose ids fall in ``overlap`` (the range of ids the
-    destination also uses; ``staged``: they go to the staging table, where duplicates are
-    found and colliding ids moved) or outside it (streamed straight into place)."""
-    if overlap is None:
+def archive_select(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
+    """A source's tc_msgarchive with the ids that collide with the destination's moved past the
+    largest id in use. ``runs`` are (lowest id, highest id, shift) of each run of colliding ids,
+    sorted; every other id is kept."""
+    if not runs:
         return plain_select(TC_MSGARCHIVE, dialect)
-    low, high = ph(dialect, "low"), ph(dialect, "high")
-    where = f"s.msg_id BETWEEN {low} AND {high}" if staged else f"(s.msg_id < {low} OR s.msg_id > {high})"
+    others = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MSGARCHIVE.columns if c.name != "msg_id")
+    if dialect is Dialect.POSTGRES:
+        # width_bucket finds the run by binary search over the sorted lower bounds.
+        return Statement(
+            "SELECT CAST(CASE WHEN w.b > 0 AND s.msg_id <= r.hi[w.b] THEN s.msg_id + r.shift[w.b] "
+            f"ELSE s.msg_id END AS BIGINT), {others} FROM tc_msgarchive s "
+            "CROSS JOIN (SELECT %(lo)s::bigint[] AS lo, %(hi)s::bigint[] AS hi, %(shift)s::bigint[] AS shift) r "
+            "CROSS JOIN LATERAL (SELECT width_bucket(s.msg_id, r.lo) AS b) w",
+            {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]},
+        )
+    rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
     return Statement(
-        f"{plain_select(TC_MSGARCHIVE, dialect).text} WHERE {where}", {"low": overlap[0], "high": overlap[1]}
+        f"SELECT s.msg_id + COALESCE(r.shift, 0), {others} FROM tc_msgarchive s "
+        f"LEFT JOIN ({rows_sql}) r ON s.msg_id BETWEEN r.lo AND r.hi",
+        params,
     )
 
 
-def same_row(dialect: Dialect, table: Table, left: str, right: str) -> str:
-    """True when two rows of ``table`` are equal in every column, NULLs equal to NULLs.
+def same_row(dialect: Dialect, table: Table, left: str, right: str, skip: tuple[str, ...] = ()) -> str:
+    """True when two rows of ``table`` are equal in every column (but ``skip``), NULLs equal.
 
     Oracle compares CLOBs with DBMS_LOB.COMPARE (``=`` is not allowed on them) and has no
     IS NOT DISTINCT FROM; PostgreSQL uses plain ``=`` on NOT NULL columns so that keys can
@@ -159,6 +178,8 @@ def same_row(dialect: Dialect, table: Table, left: str, right: str) -> str:
     """
     terms = []
     for column in table.columns:
+        if column.name in skip:
+            continue
         a, b = f"{left}.{column.name}", f"{right}.{column.name}"
         if dialect is Dialect.POSTGRES:
             terms.append(f"{a} IS NOT DISTINCT FROM {b}" if column.nullable else f"{a} = {b}")
@@ -248,28 +269,38 @@ def insert_staged_messages() -> str:
     )
 
 
-_ID_USED = "EXISTS (SELECT 1 FROM tc_msgarchive t WHERE t.msg_id = s.msg_id"
+# Runs of consecutive (in id order) incoming ids that collide with the destination's.
+COLLIDING_RUNS = f"""
+    SELECT MIN(msg_id), MAX(msg_id), COUNT(*) FROM (
+        SELECT i.msg_id, CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END AS hit,
+               ROW_NUMBER() OVER (ORDER BY i.msg_id)
+               - ROW_NUMBER() OVER (PARTITION BY CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END ORDER BY i.msg_id)
+               AS grp
+        FROM {STAGE_IDS} i LEFT JOIN tc_msgarchive t ON t.msg_id = i.msg_id
+    ) x WHERE hit = 1 GROUP BY grp ORDER BY 1
+"""
 
 
-def insert_moved_archive(dialect: Dialect, base: int) -> Statement:
-    """Staged archive rows whose id the destination uses for a different row, with new ids
-    from ``base`` + 1 on, in id order. Rows identical to the destination's are not added."""
-    cols = TC_MSGARCHIVE.column_names
-    others = ", ".join(f"s.{c}" for c in cols if c != "msg_id")
+def delete_moved_duplicates(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
+    """Delete the incoming archive rows just moved by ``runs`` (lowest id, highest id, shift)
+    that are identical, but for the id, to the destination's row at their original id: exact
+    duplicates, kept once under the id they had."""
+    same = same_row(dialect, TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
+    if dialect is Dialect.POSTGRES:
+        return Statement(
+            "DELETE FROM tc_msgarchive n "
+            "USING unnest(%(lo)s::bigint[], %(hi)s::bigint[], %(shift)s::bigint[]) AS r(lo, hi, shift) "
+            "WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND EXISTS "
+            f"(SELECT 1 FROM tc_msgarchive o WHERE o.msg_id = n.msg_id - r.shift AND {same})",
+            {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]},
+        )
+    rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
     return Statement(
-        f"INSERT INTO tc_msgarchive ({', '.join(cols)}) "
-        f"SELECT {ph(dialect, 'base')} + ROW_NUMBER() OVER (ORDER BY s.msg_id), {others} FROM {STAGE_ARCHIVE} s "
-        f"WHERE {_ID_USED}) AND NOT EXISTS (SELECT 1 FROM tc_msgarchive t "
-        f"WHERE {same_row(dialect, TC_MSGARCHIVE, 't', 's')})",
-        {"base": base},
+        f"DELETE FROM tc_msgarchive n WHERE EXISTS (SELECT 1 FROM ({rows_sql}) r "
+        "JOIN tc_msgarchive o ON o.msg_id = n.msg_id - r.shift "
+        f"WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND {same})",
+        params,
     )
-
-
-def insert_free_archive() -> str:
-    """Staged archive rows whose id the destination does not use, as they are (run after
-    ``insert_moved_archive``, whose new ids are above every staged id)."""
-    cols = ", ".join(TC_MSGARCHIVE.column_names)
-    return f"INSERT INTO tc_msgarchive ({cols}) SELECT {cols} FROM {STAGE_ARCHIVE} s WHERE NOT {_ID_USED})"
 
 
 def insert_new_rooms() -> str:

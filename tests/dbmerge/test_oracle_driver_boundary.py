@@ -59,32 +59,37 @@ def test_array_transport_fetches_and_inserts_in_batches_of_the_batch_size():
     assert [call[0] for call in read.calls] == ["execute", "fetchmany", "fetchmany", "fetchmany", "fetchmany"]
 
 
-def test_oracle_archive_rows_in_the_overlap_are_staged_and_the_rest_streamed_with_bind_variables_only():
-    staged = sqlbuild.archive_select(Dialect.ORACLE, (3, 9), staged=True)
-    straight = sqlbuild.archive_select(Dialect.ORACLE, (3, 9), staged=False)
-    assert staged.text.startswith("SELECT s.msg_id, s.to_jid, ")
-    assert staged.text.endswith(" FROM tc_msgarchive s WHERE s.msg_id BETWEEN :low AND :high")
-    assert straight.text.endswith(" FROM tc_msgarchive s WHERE (s.msg_id < :low OR s.msg_id > :high)")
-    assert staged.params == straight.params == {"low": 3, "high": 9}
-
-
-def test_oracle_finds_identical_archive_rows_with_nulls_equal_and_clobs_compared_by_dbms_lob():
-    moved = sqlbuild.insert_moved_archive(Dialect.ORACLE, 41)
-    assert moved.params == {"base": 41}
-    assert moved.text.startswith(
-        "INSERT INTO tc_msgarchive (msg_id, to_jid, from_jid, nick_jid, sent_date, msg_type, body_len, message_len, "
-        "body_string, message_string, body_text, message_text, subject) "
-        "SELECT :base + ROW_NUMBER() OVER (ORDER BY s.msg_id), s.to_jid, "
+def test_oracle_archive_select_moves_colliding_runs_with_bind_variables_only():
+    statement = sqlbuild.archive_select(Dialect.ORACLE, [(3, 4, 4), (9, 9, 2)])
+    assert statement.text.startswith("SELECT s.msg_id + COALESCE(r.shift, 0), s.to_jid, ")
+    assert "LEFT JOIN (SELECT :run_lo_0 AS lo, :run_hi_0 AS hi, :run_shift_0 AS shift FROM dual UNION ALL " in (
+        statement.text
     )
-    same = sqlbuild.same_row(Dialect.ORACLE, sqlbuild.TC_MSGARCHIVE, "t", "s")
-    assert same.split(" AND ")[:2] == ["t.msg_id = s.msg_id", "t.to_jid = s.to_jid"]
-    assert "(t.body_string = s.body_string OR (t.body_string IS NULL AND s.body_string IS NULL))" in same
-    assert "(DBMS_LOB.COMPARE(t.body_text, s.body_text) = 0 OR (t.body_text IS NULL AND s.body_text IS NULL))" in same
+    assert statement.params == {
+        "run_lo_0": 3,
+        "run_hi_0": 4,
+        "run_shift_0": 4,
+        "run_lo_1": 9,
+        "run_hi_1": 9,
+        "run_shift_1": 2,
+    }
+
+
+def test_oracle_drops_moved_archive_rows_identical_to_the_original_with_nulls_equal_and_clobs_by_dbms_lob():
+    statement = sqlbuild.delete_moved_duplicates(Dialect.ORACLE, [(3, 4, 4)])
+    assert statement.params == {"run_lo_0": 3, "run_hi_0": 4, "run_shift_0": 4}
+    same = sqlbuild.same_row(Dialect.ORACLE, sqlbuild.TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
+    assert statement.text == (
+        "DELETE FROM tc_msgarchive n WHERE EXISTS (SELECT 1 FROM "
+        "(SELECT :run_lo_0 AS lo, :run_hi_0 AS hi, :run_shift_0 AS shift FROM dual) r "
+        "JOIN tc_msgarchive o ON o.msg_id = n.msg_id - r.shift "
+        f"WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND {same})"
+    )
+    assert same.split(" AND ")[:2] == ["o.to_jid = n.to_jid", "o.from_jid = n.from_jid"]
+    assert "o.msg_id" not in same
+    assert "(o.body_string = n.body_string OR (o.body_string IS NULL AND n.body_string IS NULL))" in same
+    assert "(DBMS_LOB.COMPARE(o.body_text, n.body_text) = 0 OR (o.body_text IS NULL AND n.body_text IS NULL))" in same
     assert "IS NOT DISTINCT FROM" not in same
-    assert moved.text.endswith(
-        "FROM imp_stage_archive s WHERE EXISTS (SELECT 1 FROM tc_msgarchive t WHERE t.msg_id = s.msg_id) "
-        f"AND NOT EXISTS (SELECT 1 FROM tc_msgarchive t WHERE {same})"
-    )
 
 
 def test_oracle_flags_staged_room_messages_identical_to_the_destinations_comparing_the_clob_body():
