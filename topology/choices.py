@@ -51,6 +51,10 @@ STEADY_STATES = {
     HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
 }
 ERROR_STATES = {HAState.RUNNING_IN_FAILED_MODE, HAState.UNKNOWN}
+# States of a node that is not part of a failover; every other state is (a node failed over,
+# its backup, a transition between them, or their failure).
+OUT_OF_FAILOVER_STATES = {HAState.NORMAL, HAState.INITIALIZING, HAState.UNKNOWN}
+FAILOVER_STATES = set(HAState) - OUT_OF_FAILOVER_STATES
 
 
 class HAReason(models.TextChoices):

@@ -8,8 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from imp_admin.permissions import ConsolePermissionMixin
+from topology.ha.actions import action_refusal
 from topology.ha.panel import group_ha_context
-from topology.ha.transitions import offered_actions
 from topology.models import RedundancyGroup, ServerAction, ServerActionName
 from topology.views_services import HTMX_STOP_POLLING
 
@@ -29,10 +29,9 @@ class GroupServerActionView(ConsolePermissionMixin, View):
             messages.error(request, "Choose a server of this group and a Server Action.")
             return redirect(group)
         label = ServerActionName(action).label
-        if action not in offered_actions(node, group.peer_of(node), group.ha_enabled):
-            messages.error(
-                request, f"{label} is not offered while {node} is {node.get_ha_state_display()}; nothing was done."
-            )
+        refusal = action_refusal(action, node, group.peer_of(node), group.ha_enabled)
+        if refusal is not None:
+            messages.error(request, f"{refusal} Nothing was done.")
             return redirect(group)
         try:
             ServerAction.objects.create(group=group, node=node, action=action)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.generic import TemplateView
 
 from imp_admin.permissions import ConsolePermissionMixin
-from topology.catalog import CATALOG, ControlAction, ServiceKind, ServiceName
+from topology.catalog import CATALOG, ControlAction, ServiceKind, ServiceName, dependents_of
 from topology.forms_srm import NodeServiceParametersForm, ServiceParametersForm
 from topology.models import Node, NodeServiceParameters, Service, ServiceParameters, ensure_services
 
@@ -96,12 +96,17 @@ class ControlCenterView(ConsolePermissionMixin, ServerChoiceMixin, TemplateView)
                 "Activation page first.",
             )
             return redirect(back)
-        service.request(ControlAction(action))
-        messages.info(
-            request,
+        stopped_with_it = service.request(ControlAction(action))
+        text = (
             f"{ControlAction(action).label} of {service.get_name_display()} on {server} requested; "
-            "the status below follows what the node agent reports.",
+            "the status below follows what the node agent reports."
         )
+        if stopped_with_it:
+            names = ", ".join(dependent.get_name_display() for dependent in stopped_with_it)
+            text += f" {names} stops with it and stays stopped until you start it (Control Center – Feature Services)."
+        elif action == ControlAction.RESTART and dependents_of(service.name):
+            text += " The services that depend on it and run restart with it."
+        messages.info(request, text)
         return redirect(back)
 
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from tests.agent.conftest import wait_for
 from tests.chat.conftest import free_port
-from topology.catalog import ControlAction, ServiceName, ServiceStatus
-from topology.models import NodeServiceParameters, Service, ServiceParameters
+from topology.catalog import ControlAction, DesiredState, ServiceName, ServiceStatus
+from topology.models import Node, NodeServiceParameters, Service, ServiceParameters
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +181,67 @@ def test_service_parameters_are_validated_saved_on_both_nodes_and_audited(operat
     limits = NodeServiceParameters.objects.filter(node__in=[a, b]).values_list("client_relogin_lower_limit", flat=True)
     assert list(limits) == [300, 300]
     assert LogEntry.objects.get_for_object(params).get().actor == operator
+
+
+ROUTER = ServiceName.XCP_ROUTER
+
+
+def router_of(node) -> Service:
+    return Service.objects.get(node=node, name=ROUTER)
+
+
+def test_stopping_the_xcp_router_stops_tc_and_starting_the_router_again_leaves_tc_stopped_until_started_by_hand(
+    pair, agents, operator_client
+):
+    a, group = pair["a"], pair["group"]
+    group.ha_enabled = False  # no failover: this is about the Control Center alone
+    group.save()
+    agents(a.name)
+    wait_for("Router and TC started", lambda: router_of(a).running and tc_of(a).running)
+
+    page = press(operator_client, a, "stop", service=ROUTER)
+    assert "Stop of Cisco XCP Router" in page
+    assert "Cisco XCP Text Conference Manager stops with it and stays stopped until you start it" in page
+    wait_for(
+        "Router and TC stopped",
+        lambda: router_of(a).status == ServiceStatus.STOPPED and tc_of(a).status == ServiceStatus.STOPPED,
+    )
+    row = feature_page(operator_client, a).content.decode().split('data-service="Cisco XCP Text Conference Manager"')[1]
+    assert "Stopped" in row and "Commanded out of service" in row
+
+    press(operator_client, a, "start", service=ROUTER)
+    wait_for("Router started", lambda: router_of(a).running)
+    started = router_of(a).started_at
+    wait_for(
+        "A's agent to reconcile for a second with the Router running",
+        lambda: Node.objects.get(pk=a.pk).last_heartbeat > started + timedelta(seconds=1),
+    )
+    assert tc_of(a).status == ServiceStatus.STOPPED
+    row = feature_page(operator_client, a).content.decode().split('data-service="Cisco XCP Text Conference Manager"')[1]
+    assert "Stopped" in row and "Commanded out of service" in row
+
+    press(operator_client, a, "start")
+    wait_for("TC started by hand", lambda: tc_of(a).running)
+
+
+def test_restarting_the_xcp_router_restarts_the_running_tc_with_it(pair, agents, operator_client):
+    a, group = pair["a"], pair["group"]
+    group.ha_enabled = False
+    group.save()
+    agents(a.name)
+    wait_for("Router and TC started", lambda: router_of(a).running and tc_of(a).running)
+    router_started, tc_started = router_of(a).started_at, tc_of(a).started_at
+
+    page = press(operator_client, a, "restart", service=ROUTER)
+    assert "The services that depend on it and run restart with it." in page
+    wait_for(
+        "Router and TC both started again",
+        lambda: (
+            router_of(a).running
+            and router_of(a).started_at > router_started
+            and tc_of(a).running
+            and tc_of(a).started_at > tc_started
+        ),
+    )
+    assert tc_of(a).desired_state == DesiredState.STARTED and tc_of(a).request_number == 0
+    assert "Commanded out of service" not in feature_page(operator_client, a).content.decode()

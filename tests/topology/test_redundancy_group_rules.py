@@ -131,3 +131,28 @@ def test_database_refuses_a_third_member_in_one_group(build):
     c.redundancy_group, c.group_position = group, 2
     with pytest.raises(IntegrityError), transaction.atomic():
         c.save()
+
+
+def test_the_servers_of_a_group_cannot_change_while_a_node_is_failed_over_but_ha_can_be_switched_off(
+    super_client, build
+):
+    cluster = build.cluster()
+    a, b, c = build.node("imp-a", cluster), build.node("imp-b", cluster), build.node("imp-c", cluster)
+    group = build.group("prg1", a, b, ha=True)
+    # What the SRM leaves after failing A over: A Failed Over, its rooms served by B.
+    Node.objects.filter(pk=a.pk).update(ha_state="failed_over", ha_reason="critical_service_down", rooms_hosted_by=b)
+    Node.objects.filter(pk=b.pk).update(ha_state="backup_mode", ha_reason="critical_service_down")
+    url = f"/system/redundancy-groups/{group.pk}/edit/"
+
+    response = super_client.post(url, {"name": "prg1", "server1": a.pk, "server2": c.pk, "ha_enabled": "on"})
+    errors = form_errors(response)
+    assert errors["server1"] == [
+        "The servers of prg1 cannot change while imp-a is Failed Over: users and rooms of the group are away from "
+        "their home node. Fall back first (or disable High Availability, which hands them back), then change the "
+        "servers."
+    ]
+    assert [node.name for node in RedundancyGroup.objects.get(pk=group.pk).servers()] == ["imp-a", "imp-b"]
+
+    response = super_client.post(url, {"name": "prg1", "server1": a.pk, "server2": b.pk})
+    assert response.status_code == 302
+    assert not RedundancyGroup.objects.get(pk=group.pk).ha_enabled

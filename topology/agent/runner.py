@@ -189,7 +189,11 @@ class NodeAgent:
         elif blocked is not None and instance is not None:
             missing = f"{ServiceName(name).label} is not running."
             for dependent in _dependents_running(name, self.instances):
-                await self._stop_service(dependent, ServiceStatus.NOT_RUNNING, missing)
+                # A dependent stopped by hand with it (Stop of the XCP Router) shows Stopped; one
+                # that still wants to run shows Not Running, and why.
+                dependent_row = snapshot.rows.get(dependent)
+                own = self._why_not(dependent, dependent_row, snapshot) if dependent_row is not None else None
+                await self._stop_service(dependent, *(own or (ServiceStatus.NOT_RUNNING, missing)))
             await self._stop_service(name, *blocked)
         elif blocked is not None and (row.status, row.status_reason) != blocked:
             await db(self._write, name, *blocked)

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
-from topology.catalog import ServiceStatus
+from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
-from topology.ha import transitions
-from topology.models import Node, ServiceParameters
+from topology.ha import actions, transitions
+from topology.models import Node, Service, ServiceParameters
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ class RecoveryManager:
         """Since when a critical service of ``node`` is not Started (None if all run).
 
         Measured from the node agent's start at the earliest, so the stopped state left over
-        from an earlier run does not count.
+        from an earlier run does not count; and, while the node initializes, from the start of
+        its initialization: an SRM that (re)starts, after Recover say, gets the whole critical
+        service delay to bring the node's critical services back before its peer fails it over.
         """
         rows = {
             name: (status, changed_at)
@@ -71,6 +74,8 @@ class RecoveryManager:
             )
         }
         floor = node.agent_started_at
+        if node.ha_state == HAState.INITIALIZING and node.ha_state_changed_at is not None:
+            floor = max(filter(None, [floor, node.ha_state_changed_at]))
         down_since: datetime | None = None
         for name in params.critical_services:
             status, changed_at = rows.get(name, (ServiceStatus.NOT_RUNNING, None))
@@ -112,7 +117,7 @@ class RecoveryManager:
         """The SRM starts: Initializing, unless the node is in the middle of a failover."""
         _node, group, peer, _params = self._read()
         if group is None or not group.ha_enabled or peer is None:
-            transitions.set_ha_not_enabled(self.node_id)
+            transitions.set_ha_not_enabled(self.node_id)  # not while a failover is still to undo
             return
         transitions.set_own_state(
             self.node_id,
@@ -122,22 +127,37 @@ class RecoveryManager:
         )
 
     def tick(self) -> FollowUp | None:
-        """One look at the group; returns a follow-up when the TC must re-read its rooms first."""
+        """One look at the group; returns a follow-up when the TC must re-read its rooms first.
+
+        With HA off the SRM takes nothing over, but a failover in progress is not abandoned:
+        transitions under way finish, and the failed-over node gets its users and rooms back by
+        a fallback as soon as it can take them (reason High Availability Not Enabled). Only then
+        does each node show High Availability Not Enabled.
+        """
         node, group, peer, params = self._read()
-        if group is None or not group.ha_enabled or peer is None:
+        if group is None or peer is None:
             transitions.set_ha_not_enabled(self.node_id)
             return None
-        if transitions.apply_server_actions(self.node_id):
+        if actions.apply_server_actions(self.node_id):
             node, group, peer, params = self._read()
+        follow_up = self._step(node, peer, params, group.ha_enabled)
+        if follow_up is None and not group.ha_enabled:
+            transitions.set_ha_not_enabled(self.node_id)
+        return follow_up
+
+    def _step(self, node: Node, peer: Node, params: ServiceParameters, ha_enabled: bool) -> FollowUp | None:
         now = timezone.now()
         state = HAState(node.ha_state)
         my_down_since = self.critical_down_since(node, params)
         delay = _seconds(params.critical_service_delay)
 
-        if state == HAState.UNKNOWN:  # HA was just enabled
-            transitions.set_own_state(self.node_id, HAState.INITIALIZING, HAReason.INITIALIZATION)
+        if state == HAState.UNKNOWN:
+            if ha_enabled:  # HA was just enabled
+                transitions.set_own_state(self.node_id, HAState.INITIALIZING, HAReason.INITIALIZATION)
         elif state == HAState.INITIALIZING:
-            if my_down_since is None:
+            # Initializing means "the SRM service is starting": after Recover the SRM that is
+            # about to be restarted leaves the initialization to the restarted one.
+            if ha_enabled and my_down_since is None and not self._restart_pending():
                 return lambda ok: (
                     ok
                     and transitions.set_own_state(
@@ -145,16 +165,21 @@ class RecoveryManager:
                     )
                 )
         elif state == HAState.NORMAL:
-            if my_down_since is None and peer.ha_state in transitions.TAKE_OVER_FROM:
+            if ha_enabled and my_down_since is None and peer.ha_state in transitions.TAKE_OVER_FROM:
                 verdict = self.peer_verdict(peer, params, now)
                 if verdict is not None and transitions.take_over(
                     self.node_id, peer.pk, reason=verdict.reason, failed_reason=verdict.failed_reason
                 ):
                     return self._finish_take_over
         elif state == HAState.TAKING_OVER:
+            self._idle_silent_peer(peer, params, now)
             return self._finish_take_over
         elif state == HAState.RUNNING_IN_BACKUP_MODE:
-            if my_down_since is not None and now - my_down_since >= delay:
+            self._idle_silent_peer(peer, params, now)
+            if not ha_enabled:
+                if peer.ha_state in transitions.FALLBACK_FROM and peer.agent_reporting:
+                    transitions.begin_fallback(peer.pk, HAReason.HA_NOT_ENABLED)
+            elif my_down_since is not None and now - my_down_since >= delay:
                 transitions.fail_backup(self.node_id, HAReason.CRITICAL_SERVICE_DOWN)
             elif self._automatic_fallback_due(peer, params, now):
                 transitions.begin_fallback(peer.pk, HAReason.AUTOMATIC_FALLBACK)
@@ -162,7 +187,7 @@ class RecoveryManager:
             return lambda ok: transitions.release_rooms(self.node_id, ok)
         elif state == HAState.TAKING_BACK:
             if my_down_since is not None and now - node.ha_state_changed_at >= delay:
-                transitions.fail_backup(peer.pk, HAReason.START_OF_CRITICAL_SERVICES_FAILED)
+                transitions.fail_take_back(self.node_id)
             elif my_down_since is None and transitions.reclaim_rooms(self.node_id):
                 return lambda ok: transitions.finish_take_back(self.node_id, ok)
         elif state == HAState.FAILING_OVER:
@@ -186,6 +211,22 @@ class RecoveryManager:
                 only_from={HAState.FAILED_OVER},
             )
         return None
+
+    def _idle_silent_peer(self, peer: Node, params: ServiceParameters, now: datetime) -> None:
+        """A peer failing over on admin request whose agent went silent will not go Idle by itself."""
+        if peer.ha_state != HAState.FAILING_OVER:
+            return
+        last_seen = peer.last_heartbeat or self.started_at
+        if now - last_seen >= _seconds(params.heartbeat_timeout):
+            transitions.idle_silent_peer(self.node_id)
+
+    def _restart_pending(self) -> bool:
+        """Whether a restart of this node's SRM was asked for and not yet carried out."""
+        return Service.objects.filter(
+            node_id=self.node_id,
+            name=ServiceName.SERVER_RECOVERY_MANAGER,
+            request_number__gt=F("handled_request_number"),
+        ).exists()
 
     def _finish_take_over(self, rooms_loaded: bool) -> None:
         transitions.finish_take_over(self.node_id, rooms_loaded)

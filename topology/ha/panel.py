@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from topology.choices import TRANSITION_STATES
-from topology.ha.transitions import offered_actions
+from topology.choices import FAILOVER_STATES, TRANSITION_STATES
+from topology.ha.actions import available_actions
 from topology.models import HATransition, Node, RedundancyGroup, ServerAction, ServerActionStatus
 
 TIMELINE_LENGTH = 30
+
+
+def handing_back(group: RedundancyGroup, members: list[Node]) -> list[dict]:
+    """With HA off, the failed-over nodes whose users and rooms are still on their peer.
+
+    The SRMs give them back as soon as the node can take them (``RecoveryManager.tick``);
+    until then the group page says where they are and what the nodes wait for.
+    """
+    if group.ha_enabled:
+        return []
+    waiting = []
+    for node in members:
+        backup = next((m for m in members if m.pk == node.rooms_hosted_by_id), None)
+        if backup is None and not node.rooms_moving:
+            continue
+        waiting.append({"node": node, "backup": backup, "moving": node.rooms_moving})
+    return waiting
 
 
 def group_ha_context(group: RedundancyGroup, user) -> dict:
@@ -18,17 +35,24 @@ def group_ha_context(group: RedundancyGroup, user) -> dict:
     for position in (1, 2):
         node = servers.get(position)
         peer = next((n for n in members if node is not None and n.pk != node.pk), None)
-        actions = offered_actions(node, peer, group.ha_enabled) if node is not None and node.agent_reporting else []
-        rows.append({"position": position, "node": node, "actions": actions})
+        actions, unavailable = [], []
+        if node is not None and node.agent_reporting:
+            actions, unavailable = available_actions(node, peer, group.ha_enabled)
+        rows.append({"position": position, "node": node, "actions": actions, "unavailable": unavailable})
     pending = ServerAction.objects.filter(group=group, status=ServerActionStatus.PENDING).first()
     last_action = ServerAction.objects.filter(group=group).select_related("node").first()
     in_transition = any(node.ha_state in TRANSITION_STATES for node in members if node.agent_reporting)
+    back = handing_back(group, members)
+    in_failover = any(node.ha_state in FAILOVER_STATES for node in members)
     return {
         "group": group,
         "rows": rows,
         "pending": pending,
         "last_action": last_action,
+        "handing_back": back,
         "timeline": HATransition.objects.filter(group=group).select_related("node")[:TIMELINE_LENGTH],
         "can_act": user.has_perm("topology.run_server_action"),
-        "polling": bool(pending) or in_transition,
+        # A group with HA on can fail over at any moment: its page follows the states live.
+        "polling": group.ha_enabled or bool(pending) or in_transition or bool(back) or in_failover,
+        "poll_every": "1s" if pending or in_transition else "2s",
     }

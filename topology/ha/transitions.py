@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from topology.catalog import ControlAction, ServiceName
-from topology.choices import HAReason, HAState
+from topology.choices import FAILOVER_STATES, HAReason, HAState
 from topology.models import (
     AlarmName,
     EndUser,
@@ -24,9 +24,6 @@ from topology.models import (
     HATransition,
     Node,
     RedundancyGroup,
-    ServerAction,
-    ServerActionName,
-    ServerActionStatus,
     Service,
 )
 
@@ -72,7 +69,7 @@ class GroupState:
         log.warning("%s FromNode=%s ToNode=%s Reason=%s", name, from_node, to_node, reason)
 
 
-def _lock(node_id: int, recorded_by: int | None = None) -> GroupState | None:
+def lock_group(node_id: int, recorded_by: int | None = None) -> GroupState | None:
     """Lock the group of ``node_id`` and read both members; None if the node is in no group."""
     group_id = Node.objects.filter(pk=node_id).values_list("redundancy_group_id", flat=True).first()
     if group_id is None:
@@ -89,7 +86,7 @@ def _lock(node_id: int, recorded_by: int | None = None) -> GroupState | None:
 def set_own_state(node_id: int, state: HAState, reason: HAReason, *, only_from: set[HAState] | None = None) -> bool:
     """A node's SRM changes its own state (Initializing → Normal, Failed Over …)."""
     with transaction.atomic():
-        locked = _lock(node_id, recorded_by=node_id)
+        locked = lock_group(node_id, recorded_by=node_id)
         if locked is None or (only_from is not None and locked.node.ha_state not in only_from):
             return False
         locked.set(locked.node, state, reason)
@@ -111,7 +108,7 @@ def take_over(
     is still in a state it can be taken over from.
     """
     with transaction.atomic():
-        locked = _lock(backup_id, recorded_by=backup_id)
+        locked = lock_group(backup_id, recorded_by=backup_id)
         if locked is None or locked.peer is None or locked.peer.pk != failed_id or not locked.group.ha_enabled:
             return False
         backup, failed = locked.node, locked.peer
@@ -129,7 +126,7 @@ def take_over(
 def finish_take_over(backup_id: int, rooms_loaded: bool) -> bool:
     """Second half of a failover, once the backup's TC loaded the peer's rooms (or failed to)."""
     with transaction.atomic():
-        locked = _lock(backup_id, recorded_by=backup_id)
+        locked = lock_group(backup_id, recorded_by=backup_id)
         if locked is None or locked.node.ha_state != HAState.TAKING_OVER:
             return False
         if rooms_loaded:
@@ -145,7 +142,7 @@ def begin_fallback(home_id: int, reason: HAReason) -> str | None:
     Returns None when started, or why it cannot start.
     """
     with transaction.atomic():
-        locked = _lock(home_id, recorded_by=home_id)
+        locked = lock_group(home_id, recorded_by=home_id)
         if locked is None or locked.peer is None:
             return "The node is not in a redundancy group with a peer."
         home, backup = locked.node, locked.peer
@@ -163,7 +160,7 @@ def begin_fallback(home_id: int, reason: HAReason) -> str | None:
 def release_rooms(backup_id: int, rooms_unloaded: bool) -> bool:
     """The falling-back node has unloaded its peer's rooms: hand rooms and users back, go Normal."""
     with transaction.atomic():
-        locked = _lock(backup_id, recorded_by=backup_id)
+        locked = lock_group(backup_id, recorded_by=backup_id)
         if locked is None or locked.node.ha_state != HAState.FALLING_BACK:
             return False
         if not rooms_unloaded:
@@ -178,7 +175,7 @@ def release_rooms(backup_id: int, rooms_unloaded: bool) -> bool:
 def reclaim_rooms(home_id: int) -> bool:
     """The taking-back node's rooms are released by the peer: they are its own again."""
     with transaction.atomic():
-        locked = _lock(home_id, recorded_by=home_id)
+        locked = lock_group(home_id, recorded_by=home_id)
         if locked is None or locked.node.ha_state != HAState.TAKING_BACK or locked.node.rooms_hosted_by_id:
             return False
         locked.node.rooms_moving = False
@@ -188,7 +185,7 @@ def reclaim_rooms(home_id: int) -> bool:
 
 def finish_take_back(home_id: int, rooms_loaded: bool) -> bool:
     with transaction.atomic():
-        locked = _lock(home_id, recorded_by=home_id)
+        locked = lock_group(home_id, recorded_by=home_id)
         if locked is None or locked.node.ha_state != HAState.TAKING_BACK:
             return False
         if rooms_loaded:
@@ -201,10 +198,33 @@ def finish_take_back(home_id: int, rooms_loaded: bool) -> bool:
 def fail_backup(backup_id: int, reason: HAReason) -> bool:
     """The backup lost its own critical services while serving its peer: both Running in Failed Mode."""
     with transaction.atomic():
-        locked = _lock(backup_id, recorded_by=backup_id)
+        locked = lock_group(backup_id, recorded_by=backup_id)
         if locked is None or locked.node.ha_state != HAState.RUNNING_IN_BACKUP_MODE:
             return False
         _both_failed(locked, reason)
+        return True
+
+
+def fail_take_back(home_id: int) -> bool:
+    """The home node's critical services did not start while it took its users back: both nodes
+    Running in Failed Mode, Start of Critical Services Failed (reference 1.5); Recover follows."""
+    with transaction.atomic():
+        locked = lock_group(home_id, recorded_by=home_id)
+        if locked is None or locked.node.ha_state != HAState.TAKING_BACK:
+            return False
+        _both_failed(locked, HAReason.START_OF_CRITICAL_SERVICES_FAILED)
+        return True
+
+
+def idle_silent_peer(backup_id: int) -> bool:
+    """The peer was failing over on admin request when its node agent stopped reporting: with no
+    agent its services are not running, so the backup's SRM finishes the peer's side (Idle)
+    instead of leaving it Failing Over."""
+    with transaction.atomic():
+        locked = lock_group(backup_id, recorded_by=backup_id)
+        if locked is None or locked.peer is None or locked.peer.ha_state != HAState.FAILING_OVER:
+            return False
+        locked.set(locked.peer, HAState.IDLE, HAReason(locked.peer.ha_reason))
         return True
 
 
@@ -217,7 +237,7 @@ def _both_failed(locked: GroupState, reason: HAReason) -> None:
 
 def recover(node_id: int) -> None:
     """Recover: both nodes back to their own rooms and users, and both SRMs restarted."""
-    locked = _lock(node_id, recorded_by=node_id)
+    locked = lock_group(node_id, recorded_by=node_id)
     for node in (locked.node, locked.peer):
         if node is None:
             continue
@@ -231,16 +251,38 @@ def recover(node_id: int) -> None:
 
 
 def set_ha_not_enabled(node_id: int) -> bool:
-    """HA is off on the group (or the node has no group): the state the CLI shows for it."""
+    """HA is off on the group (or the node has no group): the state the CLI shows for it.
+
+    Not while the node is part of a failover in its group: its users and rooms (or its peer's)
+    go home first, by a fallback the SRMs carry out (``RecoveryManager``), so switching HA off
+    strands nobody. A node that left its group (or whose peer left) has nobody to fall back
+    with: it takes its own users and rooms back and gives back any it served for others.
+    """
     with transaction.atomic():
-        group_id = Node.objects.filter(pk=node_id).values_list("redundancy_group_id", flat=True).first()
-        node = Node.objects.get(pk=node_id)
+        locked = lock_group(node_id, recorded_by=node_id)
+        if locked is not None and locked.peer is not None:
+            node, peer = locked.node, locked.peer
+            if (
+                node.ha_state in FAILOVER_STATES
+                or node.rooms_hosted_by_id is not None
+                or node.rooms_moving
+                or peer.rooms_hosted_by_id == node.pk
+            ):
+                return False
+        else:
+            node = Node.objects.select_for_update().get(pk=node_id)
+            if node.rooms_hosted_by_id is not None or node.rooms_moving:
+                node.rooms_hosted_by, node.rooms_moving = None, False
+                node.save(update_fields=["rooms_hosted_by", "rooms_moving"])
+            Node.objects.filter(rooms_hosted_by=node).update(rooms_hosted_by=None, rooms_moving=False)
+            EndUser.objects.filter(assigned_node=node).update(active_node=None)
+            EndUser.objects.filter(active_node=node).update(active_node=None)
         if node.ha_state == HAState.UNKNOWN and node.ha_reason == HAReason.HA_NOT_ENABLED:
             return False
         now = timezone.now()
-        if group_id is not None:
+        if node.redundancy_group_id is not None:
             HATransition.objects.create(
-                group_id=group_id,
+                group_id=node.redundancy_group_id,
                 node=node,
                 at=now,
                 from_state=node.ha_state,
@@ -252,69 +294,3 @@ def set_ha_not_enabled(node_id: int) -> bool:
             ha_state=HAState.UNKNOWN, ha_reason=HAReason.HA_NOT_ENABLED, ha_state_changed_at=now
         )
         return True
-
-
-# --- Server Action buttons -------------------------------------------------------------
-
-
-def offered_actions(node: Node, peer: Node | None, ha_enabled: bool) -> list[ServerActionName]:
-    """The Server Action buttons the reference offers for ``node`` in its current state (1.3)."""
-    if not ha_enabled or peer is None:
-        return []
-    if node.ha_state == HAState.NORMAL and peer.ha_state == HAState.NORMAL:
-        return [ServerActionName.FAILOVER]
-    if node.ha_state in FALLBACK_FROM and peer.ha_state == HAState.RUNNING_IN_BACKUP_MODE:
-        return [ServerActionName.FALLBACK]
-    if node.ha_state == HAState.RUNNING_IN_FAILED_MODE:
-        return [ServerActionName.RECOVER]
-    return []
-
-
-def apply_server_actions(node_id: int) -> int:
-    """Carry out the pending Server Actions of ``node_id``'s group; returns how many were handled.
-
-    Any SRM of the group may do it: the claim happens under the group lock, so each request
-    is carried out once.
-    """
-    handled = 0
-    with transaction.atomic():
-        locked = _lock(node_id, recorded_by=node_id)
-        if locked is None:
-            return 0
-        for request in ServerAction.objects.filter(group=locked.group, status=ServerActionStatus.PENDING):
-            result = _apply(locked, request)
-            request.status = ServerActionStatus.REFUSED if result.startswith("Refused") else ServerActionStatus.APPLIED
-            request.result, request.handled_at = result, timezone.now()
-            request.save(update_fields=["status", "result", "handled_at"])
-            handled += 1
-    return handled
-
-
-def _apply(locked: GroupState, request: ServerAction) -> str:
-    members = {n.pk: n for n in (locked.node, locked.peer) if n is not None}
-    target = members.get(request.node_id)
-    if target is None:
-        return "Refused: the node is no longer in this group."
-    peer = next((n for pk, n in members.items() if pk != target.pk), None)
-    allowed = offered_actions(target, peer, locked.group.ha_enabled)
-    if request.action not in allowed:
-        return (
-            f"Refused: {request.get_action_display()} is not offered while {target} is {target.get_ha_state_display()}."
-        )
-    if request.action == ServerActionName.FAILOVER:
-        locked.set(target, HAState.FAILING_OVER, HAReason.ON_ADMIN_REQUEST)
-        locked.set(peer, HAState.TAKING_OVER, HAReason.ON_ADMIN_REQUEST)
-        target.rooms_hosted_by, target.rooms_moving = peer, False
-        target.save(update_fields=["rooms_hosted_by", "rooms_moving"])
-        EndUser.objects.filter(assigned_node=target).update(active_node=peer)
-        locked.alarm(AlarmName.SRM_FAILOVER, target, peer, HAReason.ON_ADMIN_REQUEST)
-        return f"{target} is failing over to {peer}."
-    if request.action == ServerActionName.FALLBACK:
-        locked.set(target, HAState.TAKING_BACK, HAReason.ON_ADMIN_REQUEST)
-        locked.set(peer, HAState.FALLING_BACK, HAReason.ON_ADMIN_REQUEST)
-        target.rooms_moving = True
-        target.save(update_fields=["rooms_moving"])
-        return f"{target} is taking back its users and rooms from {peer}."
-    # Recover: restart both SRMs from a clean slate.
-    recover(target.pk)
-    return f"Recovering {target} and {peer}: both Server Recovery Managers restart."

@@ -19,11 +19,13 @@ from django.utils import timezone
 from topology.catalog import (
     CATALOG,
     STARTING_ACTIONS,
+    STOPPING_ACTIONS,
     ControlAction,
     DesiredState,
     ServiceKind,
     ServiceName,
     ServiceStatus,
+    dependents_of,
 )
 
 # How long the Control Center waits for a node agent to carry out a request before it says so.
@@ -150,8 +152,15 @@ class Service(models.Model):
             return "Commanded out of service"
         return self.status_reason
 
-    def request(self, action: ControlAction) -> None:
-        """Record an administrator's action; the node agent carries it out."""
+    def request(self, action: ControlAction) -> list[Service]:
+        """Record an administrator's action; the node agent carries it out.
+
+        Stopping a service stops the services that depend on it too, as their own Stop
+        requests (reference 8: Stop then Start of the XCP Router does not bring the other
+        XCP services back; they are started by hand). A Restart keeps them wanted: the agent
+        restarts the running ones with it. Returns the dependent services stopped with it.
+        """
+        stopped_with_it: list[Service] = []
         with transaction.atomic():
             fresh = Service.objects.select_for_update().get(pk=self.pk)
             if action == ControlAction.ACTIVATE:
@@ -162,11 +171,26 @@ class Service(models.Model):
                 fresh.desired_state = DesiredState.STOPPED
             else:
                 fresh.desired_state = DesiredState.STARTED
-            fresh.request_number += 1
-            fresh.request_action = action
-            fresh.requested_at = timezone.now()
-            fresh.save(update_fields=["activated", "desired_state", "request_number", "request_action", "requested_at"])
+            fresh._record(action)
+            if action in STOPPING_ACTIONS:
+                dependents = Service.objects.select_for_update().filter(
+                    node_id=fresh.node_id,
+                    name__in=dependents_of(fresh.name),
+                    desired_state=DesiredState.STARTED,
+                )
+                for dependent in dependents:
+                    dependent.desired_state = DesiredState.STOPPED
+                    dependent._record(ControlAction.STOP)
+                    stopped_with_it.append(dependent)
         self.refresh_from_db()
+        return stopped_with_it
+
+    def _record(self, action: ControlAction) -> None:
+        """Save the desired-state fields with a new request number (inside ``request``'s transaction)."""
+        self.request_number += 1
+        self.request_action = action
+        self.requested_at = timezone.now()
+        self.save(update_fields=["activated", "desired_state", "request_number", "request_action", "requested_at"])
 
 
 def ensure_services(node) -> None:

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from topology.choices import ERROR_STATES, HAReason, HAState, NodeRole, UserAssignmentMode
+from topology.choices import ERROR_STATES, FAILOVER_STATES, HAReason, HAState, NodeRole, UserAssignmentMode
 
 MAX_NODES_PER_CLUSTER = 6
 MAX_GROUPS_PER_CLUSTER = 3
@@ -361,6 +361,17 @@ def validate_group_membership(
             )
     if ha_enabled and (server1 is None or server2 is None):
         add("ha_enabled", HA_NEEDS_TWO_NODES_MESSAGE)
+    if group.pk:
+        current = list(Node.objects.filter(redundancy_group=group).order_by("group_position"))
+        changing = [_pk(n) for n in _by_position(current)] != [_pk(server1), _pk(server2)]
+        stuck = next((n for n in current if _in_failover(n)), None)
+        if changing and stuck is not None:
+            add(
+                "server1",
+                f"The servers of {group} cannot change while {stuck} is {stuck.get_ha_state_display()}: users and "
+                "rooms of the group are away from their home node. Fall back first (or disable High Availability, "
+                "which hands them back), then change the servers.",
+            )
     cluster_id = server1.cluster_id if server1 is not None else group.cluster_id
     if cluster_id and (group._state.adding or group.cluster_id != cluster_id):
         existing = RedundancyGroup.objects.filter(cluster_id=cluster_id).exclude(pk=group.pk).count()
@@ -373,3 +384,22 @@ def validate_group_membership(
             )
     if errors:
         raise ValidationError(errors)
+
+
+def _pk(node: Node | None) -> int | None:
+    return node.pk if node is not None else None
+
+
+def _by_position(members: list[Node]) -> list[Node | None]:
+    by_position = {node.group_position: node for node in members}
+    return [by_position.get(1), by_position.get(2)]
+
+
+def _in_failover(node: Node) -> bool:
+    """Whether ``node`` is part of a failover: its users and rooms (or its peer's) are not at home."""
+    return (
+        node.ha_state in FAILOVER_STATES
+        or node.rooms_hosted_by_id is not None
+        or node.rooms_moving
+        or Node.objects.filter(rooms_hosted_by=node).exists()
+    )

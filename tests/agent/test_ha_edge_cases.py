@@ -1,0 +1,189 @@
+"""Edge cases of high availability with real node agents: HA switched off during a failover,
+Server Actions on a node whose agent is down, and a take-back whose services do not start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.agent.conftest import fast_srm, state_of, wait_for
+from tests.agent.test_failover import history_seen_by_andy, post_before_failover
+from tests.agent.test_server_actions import both, server_action
+from topology import observed
+from topology.catalog import ServiceName, ServiceStatus
+from topology.choices import HAReason, HAState
+from topology.models import EndUser, HATransition, Node, ServerAction, ServerActionStatus, Service
+
+pytestmark = pytest.mark.slow
+
+TC = ServiceName.TEXT_CONFERENCE_MANAGER
+
+
+def tc_of(node: Node) -> Service:
+    return Service.objects.get(node=node, name=TC)
+
+
+def control(client, node: Node, action: str) -> str:
+    row = tc_of(node)
+    return client.post(
+        f"/serviceability/control-center/feature/?server={node.pk}",
+        {"server": node.pk, "service": row.pk, "action": action},
+        follow=True,
+    ).content.decode()
+
+
+def group_page(client, group) -> str:
+    return client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+
+
+def set_ha(client, group, enabled: bool) -> str:
+    a, b = group.servers()
+    data = {"name": group.name, "description": group.description, "server1": a.pk, "server2": b.pk}
+    if enabled:
+        data["ha_enabled"] = "on"
+    response = client.post(f"/system/redundancy-groups/{group.pk}/edit/", data, follow=True)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_disabling_ha_during_a_failover_keeps_users_on_the_backup_until_the_home_node_is_healthy_then_hands_back(
+    pair, agents, operator_client, super_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    agents(a.name)
+    agents(b.name)
+    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    room = post_before_failover(a, ["before failover"])
+    control(operator_client, a, "stop")
+    wait_for("B in backup mode", lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE)
+
+    disabled_at = timezone.now()
+    page = set_ha(super_client, group, enabled=False)
+    assert "Presence redundancy group subcluster1 saved." in page
+    assert f"still on {b.name}: they go back to {a.name} as soon as it is healthy" in page
+    # A's TC is still stopped: nobody could serve A's users at home, so they stay on B.
+    wait_for(
+        "B's agent to run a second with HA off",
+        lambda: Node.objects.get(pk=b.pk).last_heartbeat > disabled_at + timedelta(seconds=1),
+    )
+    assert state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN)
+    assert EndUser.objects.get(user_id="andy").active_node == b
+    assert observed.room_host(Node.objects.get(pk=a.pk)) == b
+
+    control(operator_client, a, "start")
+    wait_for(
+        "both nodes High Availability Not Enabled",
+        lambda: both(pair, HAState.UNKNOWN, HAReason.HA_NOT_ENABLED),
+    )
+    assert EndUser.objects.get(user_id="andy").active_node is None
+    assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)
+    a_states = list(HATransition.objects.filter(node=a).order_by("at", "pk").values_list("to_state", "reason"))
+    assert a_states[-3:] == [
+        (HAState.TAKING_BACK, HAReason.HA_NOT_ENABLED),
+        (HAState.NORMAL, HAReason.NORMAL),
+        (HAState.UNKNOWN, HAReason.HA_NOT_ENABLED),
+    ]
+    page = group_page(operator_client, group)
+    assert "data-handing-back" not in page
+    assert page.count("High Availability Not Enabled") >= 2
+    assert 'value="failover"' not in page and 'value="fallback"' not in page
+    served_by, history = history_seen_by_andy(a, room)
+    assert (served_by, history) == (a.name, ["before failover"])
+
+
+def test_a_failover_pressed_for_a_node_whose_agent_is_not_reporting_is_refused_with_the_reason(
+    pair, agents, operator_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    # A long heartbeat timeout: B does not fail the silent A over during this test.
+    fast_srm(pair["cluster"], heartbeat_timeout=60, initialization_heartbeat_timeout=60)
+    agent_a = agents(a.name)
+    agents(b.name)
+    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    assert agent_a.terminate() == 0
+
+    page = server_action(operator_client, group, a, "failover")
+    assert f"Failover of {a.name} refused: its node agent is not reporting" in page
+    assert f"The Server Recovery Manager of {b.name} fails it over by itself once its heartbeat times out." in page
+    page = server_action(operator_client, group, b, "failover")
+    assert f"Failover of {b.name} refused: the node agent of {a.name} is not reporting" in page
+    assert not ServerAction.objects.exists()
+    assert both(pair, HAState.NORMAL, HAReason.NORMAL)
+
+    page = group_page(operator_client, group)
+    assert 'value="failover"' not in page
+    assert "Node agent not reporting" in page  # A's row
+    assert f"the node agent of {a.name} is not reporting, so it could not take over {b.name}&#x27;s users" in page
+
+
+def test_a_node_whose_agent_dies_during_a_manual_failover_is_idled_by_its_peer_instead_of_staying_failing_over(
+    pair, agents, operator_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    # Long enough for B to claim the Failover before A's heartbeat times out (B ticks every 0.3 s).
+    fast_srm(pair["cluster"], heartbeat_timeout=6)
+    agent_a = agents(a.name)
+    agents(b.name)
+    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    agent_a.kill()  # A's agent dies; its heartbeat is still within the timeout
+
+    assert f"Failover of {a.name} requested" in server_action(operator_client, group, a, "failover")
+    wait_for(
+        "B in backup mode and A Idle",
+        lambda: (
+            state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.ON_ADMIN_REQUEST)
+            and state_of(a.name) == (HAState.IDLE, HAReason.ON_ADMIN_REQUEST)
+        ),
+    )
+    idle = HATransition.objects.get(node=a, to_state=HAState.IDLE)
+    assert (idle.from_state, idle.recorded_by) == (HAState.FAILING_OVER, b)  # B finished A's side
+    assert idle.at - Node.objects.get(pk=a.pk).last_heartbeat >= timedelta(seconds=6)
+    assert ServerAction.objects.get().status == ServerActionStatus.APPLIED
+    assert EndUser.objects.get(user_id="andy").active_node == b
+    page = group_page(operator_client, group)
+    assert "Failing Over" in page and "Idle" in page  # the timeline
+    assert "Running in Backup Mode" in page
+
+    # A's agent comes back: A stays Idle with its critical services held down, and Fallback is offered.
+    agents(a.name)
+    wait_for("A reporting again", lambda: Node.objects.get(pk=a.pk).agent_reporting)
+    wait_for("A's TC held stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED and tc_of(a).status_reason)
+    assert "failed over" in tc_of(a).status_reason
+    page = group_page(operator_client, group)
+    assert 'value="fallback"' in page
+    server_action(operator_client, group, a, "fallback")
+    wait_for("both Normal after Fallback", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    assert EndUser.objects.get(user_id="andy").active_node is None
+
+
+def test_a_take_back_whose_critical_service_does_not_start_runs_both_in_failed_mode_until_recover(
+    pair, agents, operator_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    agents(a.name)
+    agents(b.name)
+    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    server_action(operator_client, group, a, "failover")
+    wait_for("A Idle", lambda: state_of(a.name)[0] == HAState.IDLE)
+    control(operator_client, a, "stop")  # commanded out of service: it will not start on take-back
+
+    server_action(operator_client, group, a, "fallback")
+    wait_for(
+        "both Running in Failed Mode, Start of Critical Services Failed",
+        lambda: both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.START_OF_CRITICAL_SERVICES_FAILED),
+    )
+    taking_back = HATransition.objects.get(node=a, to_state=HAState.TAKING_BACK)
+    failed = HATransition.objects.get(node=a, to_state=HAState.RUNNING_IN_FAILED_MODE)
+    assert failed.at - taking_back.at >= timedelta(seconds=2)  # the critical service delay
+    page = group_page(operator_client, group)
+    assert page.count('value="recover"') == 2
+    assert "Start of Critical Services Failed" in page
+
+    control(operator_client, a, "start")
+    wait_for("A's TC running", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    server_action(operator_client, group, a, "recover")
+    wait_for("both Normal after Recover", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    assert EndUser.objects.get(user_id="andy").active_node is None
+    assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)
