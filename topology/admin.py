@@ -5,9 +5,23 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
+from topology.catalog import STARTING_ACTIONS, ControlAction
 from topology.forms import RedundancyGroupForm
-from topology.models import Cluster, EndUser, Node, RedundancyGroup
+from topology.forms_srm import NodeServiceParametersForm, ServiceParametersForm
+from topology.models import (
+    Cluster,
+    EndUser,
+    HAAlarm,
+    HATransition,
+    Node,
+    NodeServiceParameters,
+    RedundancyGroup,
+    ServerAction,
+    Service,
+    ServiceParameters,
+)
 
 
 @admin.register(Cluster)
@@ -40,7 +54,10 @@ class NodeAdmin(admin.ModelAdmin):
         "ha_reason",
         "ha_state_changed_at",
         "last_heartbeat",
+        "heartbeat_expires_at",
         "agent_started_at",
+        "rooms_hosted_by",
+        "rooms_moving",
     )
 
 
@@ -115,3 +132,179 @@ class EndUserAdmin(admin.ModelAdmin):
     list_select_related = ("assigned_node", "active_node")
     action_form = AssignToNodeForm
     actions = [assign_to_node]
+
+
+# --- Services, SRM parameters and what the SRM records ----------------------------------
+
+
+def _request(modeladmin, request, queryset, action: ControlAction) -> None:
+    """Record a Control Center request per service, exactly as the Control Center page does."""
+    done, skipped = [], []
+    for service in queryset.select_related("node"):
+        if action in STARTING_ACTIONS and not service.activated:
+            skipped.append(str(service))
+            continue
+        stopped_with_it = service.request(action)
+        done.append(str(service) + "".join(f" (and {other.get_name_display()})" for other in stopped_with_it))
+    if done:
+        messages.success(request, f"{action.label} requested: {'; '.join(done)}. The node agents carry it out.")
+    if skipped:
+        messages.error(request, f"Not activated, so not started: {'; '.join(skipped)}. Activate them first.")
+
+
+@admin.action(description="Start the selected services", permissions=["control"])
+def start_services(modeladmin, request, queryset):
+    _request(modeladmin, request, queryset, ControlAction.START)
+
+
+@admin.action(description="Stop the selected services", permissions=["control"])
+def stop_services(modeladmin, request, queryset):
+    _request(modeladmin, request, queryset, ControlAction.STOP)
+
+
+@admin.action(description="Restart the selected services", permissions=["control"])
+def restart_services(modeladmin, request, queryset):
+    _request(modeladmin, request, queryset, ControlAction.RESTART)
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    """Services of every node. The desired state changes only through the Start/Stop/Restart
+    actions (numbered requests the node agent carries out once); the status is the agent's."""
+
+    list_display = (
+        "node",
+        "name",
+        "activated",
+        "desired_state",
+        "status",
+        "status_reason",
+        "started_at",
+        "request_action",
+        "requested_at",
+        "request_carried_out",
+    )
+    list_filter = ("name", "status", "desired_state", "activated", "node__cluster")
+    search_fields = ("node__name", "status_reason")
+    list_select_related = ("node",)
+    actions = [start_services, stop_services, restart_services]
+    readonly_fields = (
+        "node",
+        "name",
+        "activated",
+        "desired_state",
+        "request_number",
+        "request_action",
+        "requested_at",
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "started_at",
+        "handled_request_number",
+    )
+
+    def has_add_permission(self, request):
+        return False  # every node gets its catalog of services when it is created
+
+    def has_control_permission(self, request):
+        return request.user.has_perm("topology.control_services")
+
+    @admin.display(boolean=True, description="Carried out")
+    def request_carried_out(self, service):
+        return service.handled_request_number >= service.request_number
+
+
+@admin.register(ServiceParameters)
+class ServiceParametersAdmin(admin.ModelAdmin):
+    """Clusterwide Cisco Server Recovery Manager parameters, validated as on the console page."""
+
+    form = ServiceParametersForm
+    fields = ("cluster", *ServiceParametersForm.Meta.fields)
+    list_display = (
+        "cluster",
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "initialization_heartbeat_timeout",
+        "critical_service_delay",
+        "enable_automatic_fallback",
+        "automatic_fallback_delay",
+    )
+    list_filter = ("enable_automatic_fallback",)
+    search_fields = ("cluster__name", "cluster__cluster_id")
+    list_select_related = ("cluster",)
+
+
+@admin.register(NodeServiceParameters)
+class NodeServiceParametersAdmin(admin.ModelAdmin):
+    """Per-node client re-login limits; saved on both nodes of a redundancy group, as on the console page."""
+
+    form = NodeServiceParametersForm
+    fields = ("node", "client_relogin_lower_limit", "client_relogin_upper_limit")
+    list_display = ("node", "client_relogin_lower_limit", "client_relogin_upper_limit")
+    search_fields = ("node__name",)
+    list_filter = ("node__cluster",)
+    list_select_related = ("node",)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.prefix = None  # the console page's "node-" prefix is for its two forms on one page
+        return form
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            group = obj.node.redundancy_group
+            peer = group.peer_of(obj.node) if group is not None else None
+            if peer is not None:
+                peer_params = NodeServiceParameters.for_node(peer.pk)
+                peer_params.client_relogin_lower_limit = obj.client_relogin_lower_limit
+                peer_params.client_relogin_upper_limit = obj.client_relogin_upper_limit
+                peer_params.save()
+                messages.info(request, f"The same limits were saved for {peer}, the other node of {group}.")
+
+
+class RecordedBySRMAdmin(admin.ModelAdmin):
+    """What the Server Recovery Managers record: read-only history."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(HATransition)
+class HATransitionAdmin(RecordedBySRMAdmin):
+    list_display = ("at", "group", "node", "from_state", "to_state", "reason", "recorded_by")
+    list_filter = ("to_state", "reason", "group")
+    search_fields = ("node__name", "group__name")
+    list_select_related = ("group", "node", "recorded_by")
+    date_hierarchy = "at"
+
+
+@admin.register(HAAlarm)
+class HAAlarmAdmin(RecordedBySRMAdmin):
+    list_display = ("raised_at", "name", "group", "from_node", "to_node", "reason")
+    list_filter = ("name", "reason", "group")
+    search_fields = ("from_node__name", "to_node__name", "group__name")
+    list_select_related = ("group", "from_node", "to_node")
+    date_hierarchy = "raised_at"
+
+
+@admin.register(ServerAction)
+class ServerActionAdmin(admin.ModelAdmin):
+    """Failover, Fallback and Recover requests and their outcome. They are pressed on the group
+    page, which checks the node's state and both agents first; here they are only listed."""
+
+    list_display = ("requested_at", "group", "node", "action", "status", "result", "handled_at")
+    list_filter = ("action", "status", "group")
+    search_fields = ("node__name", "group__name", "result")
+    list_select_related = ("group", "node")
+    date_hierarchy = "requested_at"
+    readonly_fields = ("group", "node", "action", "requested_at", "status", "result", "handled_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
