@@ -123,20 +123,14 @@ def fast_srm(cluster: Cluster, **overrides) -> ServiceParameters:
     return params
 
 
-@pytest.fixture
-def pair(transactional_db, postgres):
-    """cluster1 with node A and node B in an HA group sharing one persistent chat database, users
-    Andy (home A) and Bob (home B), and the SRM's timers shortened.
-
-    Node names are unique per test: the agents' chat bus (Redis) is shared with other test
-    runs on this host, and its channels are named after the nodes.
-    """
+def build_pair(postgres, names: tuple[str, str]) -> dict:
+    """cluster1 with nodes ``names`` in an HA group sharing one persistent chat database, users
+    Andy (home A) and Bob (home B), and the SRM's timers shortened."""
     cluster = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
-    suffix = uuid.uuid4().hex[:6]
     nodes = {}
-    for key in ("a", "b"):
+    for key, name in zip(("a", "b"), names, strict=True):
         nodes[key] = Node.objects.create(
-            name=f"imp-1{key}-{suffix}",
+            name=name,
             cluster=cluster,
             ip_address="127.0.0.1",
             agent_host="127.0.0.1",
@@ -160,6 +154,17 @@ def pair(transactional_db, postgres):
     EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=nodes["b"])
     fast_srm(cluster)
     return {"cluster": cluster, "group": group, "database": database, "db_name": database_name, **nodes}
+
+
+@pytest.fixture
+def pair(transactional_db, postgres):
+    """Nodes imp-1a-<suffix> and imp-1b-<suffix> in an HA group (``build_pair``).
+
+    Node names are unique per test: the agents' chat bus (Redis) is shared with other test
+    runs on this host, and its channels are named after the nodes.
+    """
+    suffix = uuid.uuid4().hex[:6]
+    return build_pair(postgres, (f"imp-1a-{suffix}", f"imp-1b-{suffix}"))
 
 
 def state_of(name: str) -> tuple[str, str]:
