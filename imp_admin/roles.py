@@ -31,6 +31,9 @@ OPERATOR_PERMISSIONS = (
     "messaging.add_chatalias",
     "messaging.change_chatalias",
     "messaging.delete_chatalias",
+    "messaging.add_groupchatadministrator",
+    "messaging.change_groupchatadministrator",
+    "messaging.delete_groupchatadministrator",
     "dbmerge.add_mergejob",
     "dbmerge.change_mergejob",
 )

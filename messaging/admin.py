@@ -6,12 +6,13 @@ from django import forms
 from django.contrib import admin
 
 from messaging.assignment import validate_assignments
-from messaging.forms import ChatAliasForm, ExternalDatabaseForm
+from messaging.forms import ChatAliasForm, ExternalDatabaseForm, GroupChatAdministratorForm
 from messaging.models import (
     ChatAlias,
     ChatSettings,
     ExternalDatabase,
     ExternalDatabaseCheck,
+    GroupChatAdministrator,
     PersistentChatAssignment,
 )
 
@@ -75,3 +76,12 @@ class ChatAliasAdmin(admin.ModelAdmin):
     list_display = ("alias", "node", "is_primary")
     list_select_related = ("node",)
     search_fields = ("alias",)
+
+
+@admin.register(GroupChatAdministrator)
+class GroupChatAdministratorAdmin(admin.ModelAdmin):
+    form = GroupChatAdministratorForm
+    list_display = ("im_address", "nickname", "description", "cluster")
+    list_filter = ("cluster",)
+    list_select_related = ("cluster",)
+    search_fields = ("im_address", "nickname", "description")

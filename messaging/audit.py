@@ -6,7 +6,7 @@ recorded only as "changed" (its ciphertext never enters the trail).
 
 from auditlog.registry import auditlog
 
-from messaging.models import ChatAlias, ChatSettings, ExternalDatabase, PersistentChatAssignment
+from messaging.models import ChatAlias, ChatSettings, ExternalDatabase, GroupChatAdministrator, PersistentChatAssignment
 
 auditlog.register(ChatSettings, exclude_fields=["updated_at"])
 auditlog.register(
@@ -16,3 +16,4 @@ auditlog.register(
 )
 auditlog.register(PersistentChatAssignment)
 auditlog.register(ChatAlias)
+auditlog.register(GroupChatAdministrator)

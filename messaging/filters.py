@@ -1,6 +1,6 @@
 import django_filters
 
-from messaging.models import ChatAlias, DatabaseType, ExternalDatabase
+from messaging.models import ChatAlias, DatabaseType, ExternalDatabase, GroupChatAdministrator
 
 
 class ExternalDatabaseFilter(django_filters.FilterSet):
@@ -25,3 +25,18 @@ class ChatAliasFilter(django_filters.FilterSet):
     class Meta:
         model = ChatAlias
         fields = ["alias", "node"]
+
+
+class GroupChatAdministratorFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Find")
+
+    class Meta:
+        model = GroupChatAdministrator
+        fields = ["q", "cluster"]
+
+    def search(self, queryset, name, value):
+        from django.db.models import Q
+
+        return queryset.filter(
+            Q(im_address__icontains=value) | Q(nickname__icontains=value) | Q(description__icontains=value)
+        )

@@ -1,6 +1,6 @@
 import django_tables2 as tables
 
-from messaging.models import ChatAlias, ExternalDatabase
+from messaging.models import ChatAlias, ExternalDatabase, GroupChatAdministrator
 
 TABLE_ATTRS = {"class": "table table-sm table-striped table-hover align-middle"}
 
@@ -29,4 +29,14 @@ class ChatAliasTable(tables.Table):
     class Meta:
         model = ChatAlias
         fields = ("alias", "node", "cluster", "is_primary")
+        attrs = TABLE_ATTRS
+
+
+class GroupChatAdministratorTable(tables.Table):
+    im_address = tables.Column(linkify=True)
+    cluster = tables.Column(linkify=True)
+
+    class Meta:
+        model = GroupChatAdministrator
+        fields = ("im_address", "nickname", "description", "cluster")
         attrs = TABLE_ATTRS

@@ -10,6 +10,31 @@ urlpatterns = [
     path("group-chat/aliases/add/", views.ChatAliasEditView.as_view(), name="chatalias_add"),
     path("group-chat/aliases/<int:pk>/", views.ChatAliasEditView.as_view(), name="chatalias_edit"),
     path("group-chat/aliases/<int:pk>/delete/", views.ChatAliasDeleteView.as_view(), name="chatalias_delete"),
+    path(
+        "group-chat/administrators/",
+        views.GroupChatAdministratorListView.as_view(),
+        name="groupchatadministrator_list",
+    ),
+    path(
+        "group-chat/administrators/enable/",
+        views.GroupChatAdministratorEnableView.as_view(),
+        name="groupchatadministrator_enable",
+    ),
+    path(
+        "group-chat/administrators/add/",
+        views.GroupChatAdministratorEditView.as_view(),
+        name="groupchatadministrator_add",
+    ),
+    path(
+        "group-chat/administrators/<int:pk>/",
+        views.GroupChatAdministratorEditView.as_view(),
+        name="groupchatadministrator_edit",
+    ),
+    path(
+        "group-chat/administrators/<int:pk>/delete/",
+        views.GroupChatAdministratorDeleteView.as_view(),
+        name="groupchatadministrator_delete",
+    ),
     path("external-databases/", views.ExternalDatabaseListView.as_view(), name="externaldatabase_list"),
     path("external-databases/add/", views.ExternalDatabaseEditView.as_view(), name="externaldatabase_add"),
     path("external-databases/<int:pk>/", views.ExternalDatabaseDetailView.as_view(), name="externaldatabase_detail"),

@@ -127,6 +127,13 @@ class Bus:
         """Publish; return how many subscribers received it."""
         return await self._redis.publish(channel, json.dumps(payload, default=str))
 
+    async def publish_many(self, messages: list[tuple[str, dict]]) -> None:
+        """Publish (channel, payload) pairs in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, payload in messages:
+                pipe.publish(channel, json.dumps(payload, default=str))
+            await pipe.execute()
+
     async def set_occupants(self, room_jid: str, count: int) -> None:
         """Record how many users are in a room now, for the console's room report."""
         key = f"{self.prefix}:occupants"

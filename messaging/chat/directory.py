@@ -1,5 +1,6 @@
 """What the chat services need from the config DB, cached: nodes and their chat ports, which
-alias belongs to which home node, and which node hosts each home node's rooms right now.
+alias belongs to which home node, which node hosts each home node's rooms right now, and the
+group chat system administrators of each cluster.
 
 The cache is read in a worker thread and refreshed on a timer (and on demand after a
 "room moved"), so no request ever waits on the config DB.
@@ -16,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from messaging.aliases import aliases_of
+from messaging.models.administrators import administrators_by_cluster
 from topology import observed
 from topology.models import Node
 
@@ -40,6 +42,8 @@ class Snapshot:
     alias_home: dict[str, str] = field(default_factory=dict)  # alias → home node name
     primary_alias: dict[str, str] = field(default_factory=dict)  # node name → alias for new rooms
     host_of: dict[str, str] = field(default_factory=dict)  # home node name → node hosting its rooms
+    # cluster pk → IM addresses of its group chat system administrators (absent: not enabled)
+    administrators: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def home_of_room(self, room_jid: str) -> str | None:
         return self.alias_home.get(room_jid.split("/", 1)[0].rpartition("@")[2].lower())
@@ -71,7 +75,7 @@ def read_snapshot() -> Snapshot:
             host = observed.room_host(node)
             if host is not None:
                 host_of[node.name] = host.name
-        return Snapshot(addresses, alias_home, primary, host_of)
+        return Snapshot(addresses, alias_home, primary, host_of, administrators_by_cluster())
     finally:
         close_old_connections()
 

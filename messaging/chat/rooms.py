@@ -1,27 +1,27 @@
 """Rooms and the rules the chat settings impose on them, independent of any wire format.
 
 A ``Room`` is the in-memory state a Text Conference Manager keeps for a room it hosts:
-its configuration, members and occupants, and the ids of recent posts (so a post retried
-after a lost acknowledgement is stored once). ``Policy`` is the part of the cluster's chat
-settings (reference 4.1, 4.2) the service enforces; it is read once when the service starts.
-
-Stored forms follow the product: ``tc_rooms.config`` holds a ``jabber:x:data`` room
-configuration form, ``tc_messages.msg`` the whole groupchat ``<message/>`` stanza.
+its configuration, members and occupants, its recent messages (``RecentHistory``) and the ids
+of recent posts (so a post retried after a lost acknowledgement is stored once). ``Policy`` is
+the part of the cluster's chat settings (reference 4.1, 4.2) the service enforces; it is read
+once when the service starts. The stored forms of rooms and messages are in ``stanzas``.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from messaging.chat.protocol import ChatError, ErrorCode
+from messaging.chat.stanzas import ChatMessage, RoomConfig
 
-DATA_FORMS_NS = "jabber:x:data"
-IMP_NS = "urn:imp-admin:chat"
+# Posts remembered per room (sender and client id), so a post retried after a lost
+# acknowledgement is stored once.
 RECENT_POSTS_KEPT = 2000
+DEFAULT_HISTORY_KEPT = 100  # the chat settings' default archive maximum
 
 
 class RoomType(StrEnum):
@@ -73,14 +73,13 @@ class Policy:
     history_max: int = 100
     db_connections: int = 5
     db_heartbeat_interval: int = 300
-    administrators: frozenset[str] = frozenset()
+    persistent_room_timeout: float = 0  # minutes; 0 = never
 
     @classmethod
-    def from_settings(cls, settings, administrators=frozenset()) -> Policy:
-        names = [name for name in cls.__dataclass_fields__ if name not in {"persistent_chat_enabled", "administrators"}]
+    def from_settings(cls, settings) -> Policy:
+        names = [name for name in cls.__dataclass_fields__ if name != "persistent_chat_enabled"]
         return cls(
             persistent_chat_enabled=settings.enable_persistent_chat,
-            administrators=frozenset(administrators),
             **{name: getattr(settings, name) for name in names},
         )
 
@@ -91,19 +90,38 @@ class Policy:
     def page_size(self, asked: int | None) -> int:
         return self.history_max if asked is None else min(asked, self.history_max)
 
-    def check_create(self, creator: str, persistent: bool, rooms_hosted: int, persistent_hosted: int) -> None:
-        """Refuse a new room the settings do not allow; counts are the home node's rooms."""
+    def check_create(
+        self,
+        creator: str,
+        persistent: bool,
+        rooms_hosted: int,
+        persistent_hosted: int,
+        administrators: frozenset[str] | None = None,
+    ) -> None:
+        """Refuse a new room the settings do not allow; counts are the home node's rooms.
+
+        ``administrators`` are the JIDs of the cluster's group chat system administrators, or
+        None when "Enable Group Chat System Administrators" is off there.
+        """
         if persistent:
             if not self.persistent_chat_enabled:
                 raise ChatError(
                     ErrorCode.PERSISTENT_CHAT_DISABLED,
                     "Persistent chat is not enabled on this cluster; create an ad hoc room instead.",
                 )
-            if self.only_admins_create_persistent and creator not in self.administrators:
-                raise ChatError(
-                    ErrorCode.FORBIDDEN,
-                    "Only group chat system administrators may create persistent chat rooms here.",
-                )
+            if self.only_admins_create_persistent:
+                if administrators is None:
+                    raise ChatError(
+                        ErrorCode.FORBIDDEN,
+                        "Only group chat system administrators may create persistent chat rooms here, and "
+                        "group chat system administrators are not enabled on this cluster.",
+                    )
+                if creator.lower() not in administrators:
+                    raise ChatError(
+                        ErrorCode.FORBIDDEN,
+                        f"Only group chat system administrators may create persistent chat rooms here; "
+                        f"{creator} is not one.",
+                    )
             if persistent_hosted >= self.max_persistent_rooms:
                 raise ChatError(
                     ErrorCode.ROOM_LIMIT,
@@ -141,102 +159,78 @@ class Policy:
         )
 
 
-@dataclass
-class RoomConfig:
-    """A room's configuration, stored as a ``jabber:x:data`` form in ``tc_rooms.config``."""
+class RecentHistory:
+    """The last messages of a room, kept by the node hosting it, so joins and history requests
+    are answered without the database.
 
-    name: str
-    persistent: bool
-    members_only: bool
-    max_occupants: int
-    subject: str = ""
+    Holds every stored message of the room whose msg_id is ``floor`` or more (floor 0: the
+    whole room), and at least ``keep`` of them when the room has that many (``keep`` is the
+    chat settings' "Maximum number of messages that can be retrieved from the archive").
+    Stored stanzas are parsed on first use: loading a thousand rooms reads their recent rows
+    but parses only what is asked for.
+    """
 
-    FIELDS = {
-        "muc#roomconfig_roomname": "name",
-        "muc#roomconfig_persistentroom": "persistent",
-        "muc#roomconfig_membersonly": "members_only",
-        "muc#roomconfig_maxusers": "max_occupants",
-        "muc#roomconfig_roomdesc": "subject",
-    }
-
-    def to_xml(self) -> str:
-        form = ET.Element("x", {"xmlns": DATA_FORMS_NS, "type": "submit"})
-        hidden = ET.SubElement(form, "field", {"var": "FORM_TYPE", "type": "hidden"})
-        ET.SubElement(hidden, "value").text = "http://jabber.org/protocol/muc#roomconfig"
-        for var, attr in self.FIELDS.items():
-            value = getattr(self, attr)
-            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
-            ET.SubElement(ET.SubElement(form, "field", {"var": var}), "value").text = text
-        return ET.tostring(form, encoding="unicode")
+    def __init__(self, room: str, keep: int, floor: int = 0) -> None:
+        self.room = room
+        self.keep = max(0, keep)
+        self.floor = floor
+        self._ids: list[int] = []
+        self._items: dict[int, ChatMessage | tuple[datetime, str]] = {}
 
     @classmethod
-    def from_xml(cls, text: str, fallback_name: str, room_type: str, default_occupancy: int) -> RoomConfig:
-        """Parse a stored form; rooms written by other software may lack fields or the form."""
-        values: dict[str, str] = {}
-        try:
-            # Our own stored forms; expat (2.4+) refuses entity expansion attacks and never
-            # fetches external entities.
-            root = ET.fromstring(text) if text else None  # noqa: S314
-        except ET.ParseError:
-            root = None
-        if root is not None:
-            for item in root.iter():
-                if item.tag.endswith("field") and item.get("var") in cls.FIELDS:
-                    value = next((child.text for child in item if child.tag.endswith("value")), None)
-                    values[cls.FIELDS[item.get("var")]] = value or ""
-        occupancy = values.get("max_occupants", "")
-        return cls(
-            name=values.get("name") or fallback_name,
-            persistent=room_type == RoomType.PERSISTENT,
-            members_only=values.get("members_only") in {"1", "true"},
-            max_occupants=int(occupancy) if occupancy.isdigit() else default_occupancy,
-            subject=values.get("subject", ""),
-        )
+    def from_rows(cls, room: str, keep: int, rows: list[tuple[int, datetime, str]], next_msg_id: int) -> RecentHistory:
+        """From the room's last ``keep`` stored rows (msg_id, stamp, msg), newest first."""
+        if keep <= 0:
+            floor = next_msg_id
+        elif len(rows) < keep:
+            floor = 0  # the room has no more messages than these
+        else:
+            floor = rows[-1][0]
+        history = cls(room, keep, floor)
+        for msg_id, stamp, msg in reversed(rows):
+            history._ids.append(msg_id)
+            history._items[msg_id] = (stamp, msg)
+        return history
 
+    def __len__(self) -> int:
+        return len(self._ids)
 
-@dataclass(frozen=True)
-class ChatMessage:
-    """A room message as stored in ``tc_messages`` and broadcast to occupants."""
+    def add(self, message: ChatMessage) -> None:
+        """A message just committed to the room (ids only grow)."""
+        if self._ids and message.msg_id <= self._ids[-1]:
+            return
+        self._ids.append(message.msg_id)
+        self._items[message.msg_id] = message
+        excess = len(self._ids) - self.keep
+        if excess > max(16, self.keep // 4):  # trimmed in steps, not on every message
+            dropped = self._ids[:excess]
+            del self._ids[:excess]
+            for msg_id in dropped:
+                del self._items[msg_id]
+            self.floor = dropped[-1] + 1
 
-    room: str
-    msg_id: int
-    sender: str
-    nick: str
-    body: str
-    stamp: datetime
-    cid: str
+    def last(self, limit: int, before: int | None = None) -> list[ChatMessage] | None:
+        """The last ``limit`` messages (older than ``before``), oldest first; None when the
+        database may hold some of them and memory does not."""
+        end = len(self._ids) if before is None else bisect_left(self._ids, before)
+        if end < limit and self.floor > 0:
+            return None
+        return [self._message(msg_id) for msg_id in self._ids[max(0, end - limit) : end]]
 
-    def to_stanza(self) -> str:
-        """The whole ``<message/>`` as the product stores it in ``tc_messages.msg``."""
-        message = ET.Element(
-            "message", {"from": f"{self.room}/{self.nick}", "to": self.room, "type": "groupchat", "id": self.cid}
-        )
-        ET.SubElement(message, "body").text = self.body
-        ET.SubElement(message, "sender", {"xmlns": IMP_NS, "jid": self.sender})
-        return ET.tostring(message, encoding="unicode")
+    def after(self, after: int, limit: int) -> list[ChatMessage] | None:
+        """Up to ``limit`` messages newer than ``after``, oldest first; None when not all held."""
+        if after + 1 < self.floor:
+            return None
+        start = bisect_right(self._ids, after)
+        return [self._message(msg_id) for msg_id in self._ids[start : start + limit]]
 
-    @classmethod
-    def from_row(cls, room: str, msg_id: int, stamp: datetime, stanza: str) -> ChatMessage:
-        try:
-            root = ET.fromstring(stanza)  # noqa: S314 (stored stanzas, as above)
-        except ET.ParseError:
-            return cls(room, msg_id, "", "", stanza, stamp, "")
-        body = next((child.text or "" for child in root if child.tag.endswith("body")), "")
-        sender = next((child.get("jid", "") for child in root if child.tag.endswith("sender")), "")
-        nick = (root.get("from") or "").partition("/")[2]
-        return cls(room, msg_id, sender, nick, body, stamp, root.get("id") or "")
-
-    def as_event(self) -> dict:
-        """Wire-neutral fields of the message (the codec adds the type)."""
-        return {
-            "room": self.room,
-            "msg_id": self.msg_id,
-            "from": self.sender,
-            "nick": self.nick,
-            "body": self.body,
-            "stamp": self.stamp.isoformat(),
-            "cid": self.cid,
-        }
+    def _message(self, msg_id: int) -> ChatMessage:
+        item = self._items[msg_id]
+        if isinstance(item, ChatMessage):
+            return item
+        message = ChatMessage.from_row(self.room, msg_id, *item)
+        self._items[msg_id] = message
+        return message
 
 
 @dataclass
@@ -261,7 +255,14 @@ class Room:
     # Next tc_messages.msg_id as of our last read or commit; a different value in the
     # database means another node wrote to the room (during a hand-over).
     known_next_msg_id: int = 1
+    history: RecentHistory | None = None
+    # (sender, client id) → msg_id of every stored post whose msg_id is dedup_from or more.
     recent_posts: OrderedDict[tuple[str, str], int] = field(default_factory=OrderedDict)
+    dedup_from: int = 0
+
+    def __post_init__(self) -> None:
+        if self.history is None:
+            self.history = RecentHistory(self.jid, DEFAULT_HISTORY_KEPT)
 
     @property
     def persistent(self) -> bool:
@@ -286,10 +287,28 @@ class Room:
         if len(self.occupants) >= limit:
             raise ChatError(ErrorCode.ROOM_FULL, f"{self.jid} is full: it holds at most {limit} users at one time.")
 
+    def record(self, message: ChatMessage) -> None:
+        """A message just committed to the room."""
+        self.history.add(message)
+        self.remember_post(message.sender, message.cid, message.msg_id)
+
     def remember_post(self, sender: str, cid: str, msg_id: int) -> None:
         self.recent_posts[(sender, cid)] = msg_id
+        self._forget_oldest_posts()
+
+    def remember_older_posts(self, posts: list[tuple[str, str, int]], since: int) -> None:
+        """(sender, cid, msg_id) of every stored post from msg_id ``since`` up to the oldest
+        one remembered, oldest first (read when a loaded room gets its first post)."""
+        merged = OrderedDict(((sender, cid), msg_id) for sender, cid, msg_id in posts)
+        merged.update(self.recent_posts)
+        self.recent_posts = merged
+        self.dedup_from = min(self.dedup_from, since)
+        self._forget_oldest_posts()
+
+    def _forget_oldest_posts(self) -> None:
         while len(self.recent_posts) > RECENT_POSTS_KEPT:
-            self.recent_posts.popitem(last=False)
+            _, msg_id = self.recent_posts.popitem(last=False)
+            self.dedup_from = max(self.dedup_from, msg_id + 1)
 
     def stored_post(self, sender: str, cid: str) -> int | None:
         """The msg_id a post with this client id already got, if it was stored."""

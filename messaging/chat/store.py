@@ -16,7 +16,14 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import RECENT_POSTS_KEPT, Affiliation, ChatMessage, Role, Room, RoomConfig, RoomType
+from messaging.chat.rooms import RECENT_POSTS_KEPT, Affiliation, RecentHistory, Role, Room, RoomType
+from messaging.chat.stanzas import (
+    STANZA_CID_PATTERN,
+    STANZA_SENDER_PATTERN,
+    ChatMessage,
+    RoomConfig,
+    unescape_attribute,
+)
 from messaging.tc import schema
 
 logger = logging.getLogger(__name__)
@@ -25,6 +32,24 @@ ARCHIVE_ID_BLOCK = 100  # ids reserved from xcp_sequence at a time (the product'
 VARCHAR_LIMIT = 4000
 KNOWN_AFFILIATIONS = {str(value) for value in Affiliation}
 GETCONN_TIMEOUT = 5.0
+
+# Loading rooms in bulk: the rooms, their members, and the last N messages of each (one index
+# range scan per room, newest first: the key of tc_messages is room_jid, msg_id). Each query
+# selects its rooms by the same condition on tc_rooms r, so the three go to the database in
+# one round trip. The condition comes from ROOM_SELECTIONS, never from input.
+LOAD_ROOMS_SQL = "SELECT r.room_jid, r.creator_jid, r.type, r.config, r.next_msg_id, r.subject FROM tc_rooms r WHERE {}"
+LOAD_MEMBERS_SQL = (
+    "SELECT u.room_jid, u.real_jid, u.affiliation FROM tc_rooms r JOIN tc_users u ON u.room_jid = r.room_jid WHERE {}"
+)
+LOAD_MESSAGES_SQL = (
+    "SELECT r.room_jid, m.msg_id, m.stamp, m.msg FROM tc_rooms r CROSS JOIN LATERAL "
+    "(SELECT msg_id, stamp, msg FROM tc_messages WHERE tc_messages.room_jid = r.room_jid "
+    "ORDER BY msg_id DESC LIMIT %s) AS m WHERE {}"
+)
+ROOM_SELECTIONS = {
+    "aliases": "lower(split_part(r.room_jid, '@', 2)) = ANY(%s)",
+    "jids": "r.room_jid = ANY(%s)",
+}
 
 
 def utcnow() -> datetime:
@@ -112,37 +137,55 @@ class PostgresStore:
 
     # --- rooms -------------------------------------------------------------------------------
 
-    async def load_room(self, jid: str, default_occupancy: int) -> Room | None:
-        async with self._connection() as conn:
-            cursor = await conn.execute(
-                "SELECT creator_jid, type, config, next_msg_id, subject FROM tc_rooms WHERE room_jid = %s", (jid,)
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                return None
-            creator, room_type, config, next_msg_id, subject = row
+    async def load_rooms(
+        self, *, aliases: list[str] | None = None, jids: list[str] | None = None, default_occupancy: int, keep: int
+    ) -> list[Room]:
+        """Load rooms in bulk: those under ``aliases`` (a home node's rooms) or those named.
+
+        Three queries whatever the number of rooms, sent together and read in one snapshot:
+        the rooms, their members, and the last ``keep`` messages of each room (kept unparsed
+        in its RecentHistory). Recent posts for recognising retries are read when a room gets
+        its first post, not here.
+        """
+        if aliases is not None:
+            where, value = ROOM_SELECTIONS["aliases"], [alias.lower() for alias in aliases]
+        else:
+            where, value = ROOM_SELECTIONS["jids"], list(jids or ())
+        if not value:
+            return []
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            room_rows = await conn.execute(LOAD_ROOMS_SQL.format(where), (value,))
+            member_rows = await conn.execute(LOAD_MEMBERS_SQL.format(where), (value,))
+            message_rows = await conn.execute(LOAD_MESSAGES_SQL.format(where), (keep, value)) if keep > 0 else None
+            room_rows = await room_rows.fetchall()
+            member_rows = await member_rows.fetchall()
+            message_rows = await message_rows.fetchall() if message_rows is not None else []
+        rooms: dict[str, Room] = {}
+        for jid, creator, room_type, config, next_msg_id, subject in room_rows:
             room = Room(
                 jid=jid,
                 room_type=RoomType(room_type),
                 creator=creator,
-                config=RoomConfig.from_xml(config, jid.split("@")[0], room_type, default_occupancy),
+                config=RoomConfig.from_xml(
+                    config, jid.split("@")[0], room_type == RoomType.PERSISTENT, default_occupancy
+                ),
                 known_next_msg_id=next_msg_id,
+                dedup_from=next_msg_id,
             )
             if subject and not room.config.subject:
                 room.config.subject = subject
-            cursor = await conn.execute("SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (jid,))
-            for real_jid, affiliation in await cursor.fetchall():
-                room.members[real_jid] = (
-                    Affiliation(affiliation) if affiliation in KNOWN_AFFILIATIONS else Affiliation.NONE
-                )
-            cursor = await conn.execute(
-                "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id >= %s ORDER BY msg_id",
-                (jid, next_msg_id - RECENT_POSTS_KEPT),
+            rooms[jid] = room
+        for jid, real_jid, affiliation in member_rows:
+            rooms[jid].members[real_jid] = (
+                Affiliation(affiliation) if affiliation in KNOWN_AFFILIATIONS else Affiliation.NONE
             )
-            for msg_id, stamp, msg in await cursor.fetchall():
-                message = ChatMessage.from_row(jid, msg_id, stamp, msg)
-                room.remember_post(message.sender, message.cid, msg_id)
-            return room
+        recent: dict[str, list] = {jid: [] for jid in rooms}
+        for jid, msg_id, stamp, msg in message_rows:
+            recent[jid].append((msg_id, stamp, msg))
+        for jid, room in rooms.items():
+            room.history = RecentHistory.from_rows(jid, keep, recent[jid], room.known_next_msg_id)
+        return list(rooms.values())
 
     async def count_rooms(self, aliases: list[str]) -> tuple[int, int]:
         """(rooms, persistent rooms) whose JID is under one of ``aliases``."""
@@ -230,15 +273,26 @@ class PostgresStore:
                     raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"{room.jid} no longer exists.")
                 next_id = row[0]
                 seen = dict(room.recent_posts)
+                caught_up: list[ChatMessage] = []
                 if next_id != room.known_next_msg_id:
                     # Another node wrote to the room since we last looked (a hand-over).
                     cursor = await conn.execute(
-                        "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id >= %s",
+                        "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id >= %s "
+                        "ORDER BY msg_id",
                         (room.jid, room.known_next_msg_id),
                     )
                     for msg_id, old_stamp, msg in await cursor.fetchall():
                         message = ChatMessage.from_row(room.jid, msg_id, old_stamp, msg)
                         seen[(message.sender, message.cid)] = msg_id
+                        caught_up.append(message)
+                # A room loaded from the database knows none of its earlier posts yet: read
+                # the senders and client ids of the last RECENT_POSTS_KEPT, once.
+                window = max(0, next_id - RECENT_POSTS_KEPT)
+                older: list[tuple[str, str, int]] = []
+                if room.dedup_from > window:
+                    older = await _posts_between(conn, room.jid, window, min(room.dedup_from, room.known_next_msg_id))
+                    for sender, cid, msg_id in older:
+                        seen.setdefault((sender, cid), msg_id)
                 results: list[tuple[ChatMessage, bool]] = []
                 rows, archive_rows = [], []
                 ids = itertools.count(next_id)
@@ -270,9 +324,16 @@ class PostgresStore:
                             )
                     await conn.execute("UPDATE tc_rooms SET next_msg_id = %s WHERE room_jid = %s", (new_next, room.jid))
             # Committed: only now does the room remember these ids.
+            if room.dedup_from > window:
+                room.remember_older_posts(older, window)
             room.known_next_msg_id = new_next
-            for message, _ in results:
-                room.remember_post(message.sender, message.cid, message.msg_id)
+            for message in caught_up:
+                room.record(message)
+            for message, new in results:
+                if new:
+                    room.record(message)
+                else:
+                    room.remember_post(message.sender, message.cid, message.msg_id)
             self._archive_ids = archive_ids + self._archive_ids
             return results
 
@@ -304,6 +365,33 @@ class PostgresStore:
                 "INSERT INTO tc_timelog (real_jid, nick_jid, direction, stamp) VALUES (%s, %s, %s, %s)",
                 (real_jid, nick_jid, direction, utcnow()),
             )
+
+
+async def _posts_between(conn, jid: str, low: int, high: int) -> list[tuple[str, str, int]]:
+    """(sender, cid, msg_id) of the room's stored posts with low <= msg_id < high, oldest first.
+
+    The database reads sender and client id out of the stanzas it holds, so a room's first
+    post after a load costs one indexed query and no parsing here; rows the patterns do not
+    match (written by other software) come back whole and are parsed.
+    """
+    if high <= low:
+        return []
+    cursor = await conn.execute(
+        "SELECT msg_id, sender, cid, CASE WHEN sender IS NULL OR cid IS NULL THEN msg END FROM ("
+        "SELECT msg_id, msg, substring(msg from %s) AS sender, substring(msg from %s) AS cid FROM tc_messages "
+        "WHERE room_jid = %s AND msg_id >= %s AND msg_id < %s) AS recent ORDER BY msg_id",
+        (STANZA_SENDER_PATTERN, STANZA_CID_PATTERN, jid, low, high),
+    )
+    posts = []
+    for msg_id, sender, cid, stanza in await cursor.fetchall():
+        if stanza is not None:
+            message = ChatMessage.from_row(jid, msg_id, datetime.min, stanza)
+            sender, cid = message.sender, message.cid
+        else:
+            sender, cid = unescape_attribute(sender), unescape_attribute(cid)
+        if sender and cid:
+            posts.append((sender, cid, msg_id))
+    return posts
 
 
 def _archive_row(archive_id: int, room: Room, message: ChatMessage, stanza: str) -> tuple:
@@ -344,8 +432,13 @@ class MemoryStore:
     async def heartbeat(self) -> None:
         pass
 
-    async def load_room(self, jid: str, default_occupancy: int) -> Room | None:
-        return self.rooms.get(jid)
+    async def load_rooms(
+        self, *, aliases: list[str] | None = None, jids: list[str] | None = None, default_occupancy: int, keep: int
+    ) -> list[Room]:
+        if aliases is not None:
+            wanted = {alias.lower() for alias in aliases}
+            return [room for jid, room in self.rooms.items() if jid.split("@")[1] in wanted]
+        return [self.rooms[jid] for jid in jids or () if jid in self.rooms]
 
     async def count_rooms(self, aliases: list[str]) -> tuple[int, int]:
         total = sum(1 for jid in self.rooms if jid.split("@")[1] in aliases)
@@ -378,7 +471,7 @@ class MemoryStore:
             if earlier is None:
                 stored.append(message)
                 room.known_next_msg_id += 1
-                room.remember_post(post.sender, post.cid, msg_id)
+                room.record(message)
             results.append((message, earlier is None))
         return results
 

@@ -6,17 +6,20 @@ Requests reach it from the local XCP Router directly and from the routers of oth
 is a plain dict (op, room, user, …) and so is the answer: this module knows rooms, not the
 client protocol.
 
-Posts to a room are queued and stored in batches, one transaction per batch; a post is
-answered (and so acknowledged to its sender) only after its batch is committed. While the
-database is away, posts are refused with ``database-unavailable`` until the heartbeat,
-every "database connection heartbeat interval", finds it back.
+Rooms are held in memory (``hosting``): loaded in bulk when the service starts and when a
+failover or fallback hands the node a home node's rooms, with each room's last messages, so
+joins and history requests are answered from memory. Posts to a room are queued and stored
+in batches, one transaction per batch; a post is answered (and so acknowledged to its
+sender) only after its batch is committed. While the database is away, posts are refused
+with ``database-unavailable`` until the heartbeat, every "database connection heartbeat
+interval", finds it back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -26,8 +29,19 @@ from django.db import close_old_connections
 
 from messaging.chat import bus as chat_bus
 from messaging.chat.directory import Directory
+from messaging.chat.hosting import HostedRoom, RoomHosting
 from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import Affiliation, ChatMessage, Occupant, Policy, Room, RoomType, bare_room_jid, nick_for
+from messaging.chat.rooms import (
+    Affiliation,
+    Occupant,
+    Policy,
+    RecentHistory,
+    Room,
+    RoomType,
+    bare_room_jid,
+    nick_for,
+)
+from messaging.chat.stanzas import ChatMessage
 from messaging.chat.store import DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import Node
@@ -48,15 +62,6 @@ class TCConfig:
     database_label: str
 
 
-def administrators_of(cluster) -> frozenset[str]:
-    """JIDs of the cluster's group chat system administrators (reference 4.5).
-
-    The console has no page for them yet, so the set is empty: with "Allow only group chat
-    system administrators to create persistent chat rooms" on, nobody may create one.
-    """
-    return frozenset()
-
-
 def read_config(node: Node) -> TCConfig:
     from messaging.assignment import database_for_node
     from messaging.models import ChatSettings
@@ -65,23 +70,13 @@ def read_config(node: Node) -> TCConfig:
     try:
         node = Node.objects.select_related("cluster").get(pk=node.pk)
         settings = ChatSettings.for_node(node)
-        policy = Policy.from_settings(settings, administrators_of(node.cluster))
+        policy = Policy.from_settings(settings)
         database = database_for_node(node)
         if database is None:
             return TCConfig(policy, None, "")
         return TCConfig(policy, database.postgres_conninfo(), str(database))
     finally:
         close_old_connections()
-
-
-class HostedRoom:
-    """A loaded room and the queue of posts waiting to be stored."""
-
-    def __init__(self, room: Room) -> None:
-        self.room = room
-        self.queue: asyncio.Queue[tuple[PendingPost, asyncio.Future]] = asyncio.Queue()
-        self.worker: asyncio.Task | None = None
-        self.lock = asyncio.Lock()  # joins and leaves of this room, one at a time
 
 
 class TextConferenceManager(NodeService):
@@ -96,12 +91,16 @@ class TextConferenceManager(NodeService):
         self.store: PostgresStore | MemoryStore | None = None
         self.bus: chat_bus.Bus | None = None
         self.directory = Directory()
-        self.rooms: dict[str, HostedRoom] = {}
+        self.hosting: RoomHosting | None = None
         self.database_ok = False
         self.last_database_error = ""
         self._running = False
         self._tasks: list[asyncio.Task] = []
-        self._loading: dict[str, asyncio.Future] = {}
+
+    @property
+    def rooms(self) -> dict[str, HostedRoom]:
+        """The rooms held in memory now, by room JID."""
+        return self.hosting.rooms if self.hosting is not None else {}
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -136,8 +135,20 @@ class TextConferenceManager(NodeService):
         await self.directory.start()
         self.bus = chat_bus.Bus()
         await self.bus.start()
+        self.hosting = RoomHosting(self.node.name, self.store, self.directory, self.bus, policy)
+        try:
+            await self.hosting.load_homes(self.hosting.homes_hosted())
+        except DATABASE_ERRORS as exc:
+            await self.stop()
+            raise ServiceStartError(
+                f"The Text Conference Manager could not load its rooms from the external database "
+                f"{self.config.database_label}: {_first_line(exc)}"
+            ) from exc
         await self.bus.serve(chat_bus.tc_channel(self.bus.prefix, self.node.name), self._answer_bus)
-        self._tasks = [asyncio.create_task(self._heartbeat(), name="tc-db-heartbeat")]
+        self._tasks = [
+            asyncio.create_task(self._heartbeat(), name="tc-db-heartbeat"),
+            asyncio.create_task(self.hosting.unload_idle_rooms(), name="tc-room-timeout"),
+        ]
         self._running = True
         if self.router is not None:
             self.router.attach_tc(self)
@@ -148,9 +159,8 @@ class TextConferenceManager(NodeService):
             self.router.detach_tc(self)
         for task in self._tasks:
             task.cancel()
-        for hosted in list(self.rooms.values()):
-            await self._unload(hosted, "The Text Conference Manager stopped.")
-        self.rooms.clear()
+        if self.hosting is not None:
+            await self.hosting.stop("The Text Conference Manager stopped.")
         if self.bus is not None:
             await self.bus.stop()
             self.bus = None
@@ -163,23 +173,24 @@ class TextConferenceManager(NodeService):
         return self._running
 
     async def refresh_hosting(self) -> None:
-        """Re-read which home nodes' rooms this node serves; unload the rooms it gave up.
+        """Re-read which home nodes' rooms this node serves (after a failover or a fallback):
+        unload the rooms it gave up, and load in bulk every room of the home nodes it gained.
 
-        Rooms newly hosted are loaded from the database on their first request; the
-        database is checked now, so a node that cannot reach its peer's rooms says so (the
-        SRM then does not count the rooms as loaded)."""
-        before = set(self.directory.snapshot.host_of.items())
+        Raises when the gained rooms cannot be read from the database, so the SRM does not
+        count them as loaded (a node that cannot reach its peer's rooms says so)."""
         snapshot = await self.directory.refresh()
-        gained = {home for home, host in snapshot.host_of.items() if host == self.node.name} - {
-            home for home, host in before if host == self.node.name
-        }
-        if gained and self.store is not None:
-            await self.store.heartbeat()
+        await self.hosting.release(snapshot)
+        gained = self.hosting.homes_hosted(snapshot) - self.hosting.loaded_homes
+        if gained:
+            await self.hosting.load_homes(gained)
             self.database_ok = True
-        for jid, hosted in list(self.rooms.items()):
-            host = snapshot.host_of_room(jid)
-            if host is None or host.name != self.node.name:
-                await self._unload(hosted, f"{jid} moved to another node.")
+
+    def administrators_of(self, cluster_pk: int) -> frozenset[str] | None:
+        """JIDs of the cluster's group chat system administrators (Messaging > Group Chat
+        System Administrators, reference 4.5), or None when "Enable Group Chat System
+        Administrators" is off there. Read from the directory, so a change applies within
+        its refresh interval, without a restart."""
+        return self.directory.snapshot.administrators.get(cluster_pk)
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -214,7 +225,7 @@ class TextConferenceManager(NodeService):
         aliases = snapshot.aliases_of(home)
         total, persistent_count = await self.store.count_rooms(aliases)
         policy = self.config.policy
-        policy.check_create(user, persistent, total, persistent_count)
+        policy.check_create(user, persistent, total, persistent_count, self.administrators_of(self.node.cluster_id))
         config = policy.new_room_config(
             jid.split("@")[0],
             persistent,
@@ -228,12 +239,12 @@ class TextConferenceManager(NodeService):
             creator=user,
             config=config,
             members={user: Affiliation.OWNER},
+            history=RecentHistory(jid, policy.history_max),
         )
         for member in request.get("members", ()):
             room.members.setdefault(member, Affiliation.MEMBER)
         await self.store.create_room(room)
-        hosted = HostedRoom(room)
-        self.rooms[jid] = hosted
+        self.rooms[jid] = HostedRoom(room)
         return {"room": jid, "persistent": persistent, "members_only": config.members_only}
 
     async def _op_join(self, request: dict) -> dict:
@@ -250,9 +261,9 @@ class TextConferenceManager(NodeService):
             if new and policy.archive_joins_and_exits:
                 await self.store.log_presence(user, room.nick_jid(nick), "E")
         if request.get("since") is not None:
-            history = await self.store.history(room.jid, None, request["since"], policy.history_max)
+            history = await self._history(room, None, request["since"], policy.history_max)
         else:
-            history = await self.store.history(room.jid, None, None, policy.history_count(request.get("history")))
+            history = await self._history(room, None, None, policy.history_count(request.get("history")))
         if new:
             await self._publish_occupants(room)
             await self._broadcast(
@@ -282,6 +293,8 @@ class TextConferenceManager(NodeService):
                 self.rooms.pop(room.jid, None)
                 if hosted.worker is not None:
                     hosted.worker.cancel()
+            elif not room.occupants:
+                hosted.empty_since = time.monotonic()
         await self._publish_occupants(room)
         await self._broadcast(
             room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": occupant.nick, "status": "left"}
@@ -321,7 +334,7 @@ class TextConferenceManager(NodeService):
         if room.config.members_only and not room.is_member(request["user"]):
             raise ChatError(ErrorCode.MEMBERS_ONLY, f"The history of {room.jid} is for its members only.")
         limit = self.config.policy.page_size(request.get("limit"))
-        messages = await self.store.history(room.jid, request.get("before"), request.get("after"), limit)
+        messages = await self._history(room, request.get("before"), request.get("after"), limit)
         return {"room": room.jid, "messages": [message.as_event() for message in messages]}
 
     async def _op_presence(self, request: dict) -> dict:
@@ -355,37 +368,16 @@ class TextConferenceManager(NodeService):
             return hosted
         self._check_hosted(jid)
         self._check_database()
-        # One load per room even when many requests for it arrive at once.
-        loading = self._loading.get(jid)
-        if loading is None:
-            loading = asyncio.get_running_loop().create_future()
-            self._loading[jid] = loading
-            try:
-                room = await self.store.load_room(jid, self.config.policy.default_max_occupancy)
-                if room is None:
-                    raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"There is no room {jid}.")
-                hosted = self.rooms.setdefault(jid, HostedRoom(room))
-                loading.set_result(hosted)
-            except BaseException as exc:
-                loading.set_exception(exc)
-                loading.exception()  # retrieved here; waiters re-raise it
-                raise
-            finally:
-                self._loading.pop(jid, None)
-            await self._broadcast(jid, {"event": "room_loaded", "room": jid, "node": self.node.name})
-            return hosted
-        return await asyncio.shield(loading)
+        return await self.hosting.get(jid)
 
-    async def _unload(self, hosted: HostedRoom, reason: str) -> None:
-        self.rooms.pop(hosted.room.jid, None)
-        if hosted.worker is not None:
-            hosted.worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await hosted.worker
-        while not hosted.queue.empty():
-            _, future = hosted.queue.get_nowait()
-            if not future.done():
-                future.set_exception(ChatError(ErrorCode.ROOM_UNAVAILABLE, f"{reason} Nothing was stored; try again."))
+    async def _history(self, room: Room, before: int | None, after: int | None, limit: int) -> list[ChatMessage]:
+        """Up to ``limit`` messages, oldest first: from memory when it holds them all."""
+        if limit <= 0:
+            return []
+        held = room.history.after(after, limit) if after is not None else room.history.last(limit, before)
+        if held is not None:
+            return held
+        return await self.store.history(room.jid, before, after, limit)
 
     async def _store_posts(self, hosted: HostedRoom) -> None:
         """Store queued posts in batches; answer each post after its batch is committed."""

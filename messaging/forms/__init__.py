@@ -1,4 +1,10 @@
-from .chat import ChatAliasForm, ChatSettingsForm, DatabaseAssignmentForm
+from .chat import ChatAliasForm, ChatSettingsForm, DatabaseAssignmentForm, GroupChatAdministratorForm
 from .databases import ExternalDatabaseForm
 
-__all__ = ["ChatAliasForm", "ChatSettingsForm", "DatabaseAssignmentForm", "ExternalDatabaseForm"]
+__all__ = [
+    "ChatAliasForm",
+    "ChatSettingsForm",
+    "DatabaseAssignmentForm",
+    "ExternalDatabaseForm",
+    "GroupChatAdministratorForm",
+]

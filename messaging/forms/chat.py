@@ -8,7 +8,7 @@ from crispy_forms.layout import Fieldset, Layout
 from django import forms
 
 from messaging.assignment import validate_assignments
-from messaging.models import ChatAlias, ChatSettings, ExternalDatabase
+from messaging.models import ChatAlias, ChatSettings, ExternalDatabase, GroupChatAdministrator
 from messaging.models.chat import SETTING_FIELDS, SETTING_GROUPS
 from topology.models import Node
 
@@ -63,6 +63,15 @@ class DatabaseAssignmentForm(forms.Form):
                 for message in messages:
                     self.add_error(f"node_{node.pk}", message)
         return cleaned
+
+
+class GroupChatAdministratorForm(forms.ModelForm):
+    """Group Chat System Administrators: Add New / Edit (reference 4.5)."""
+
+    class Meta:
+        model = GroupChatAdministrator
+        fields = ["cluster", "im_address", "nickname", "description"]
+        widgets = {"im_address": forms.TextInput(attrs={"placeholder": "name@domain"})}
 
 
 class ChatAliasForm(forms.ModelForm):

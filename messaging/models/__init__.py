@@ -1,3 +1,4 @@
+from .administrators import GroupChatAdministrator
 from .aliases import ChatAlias
 from .chat import ChatSettings, ParticipationLevel
 from .databases import (
@@ -21,6 +22,7 @@ __all__ = [
     "DatabaseType",
     "ExternalDatabase",
     "ExternalDatabaseCheck",
+    "GroupChatAdministrator",
     "ParticipationLevel",
     "PersistentChatAssignment",
 ]

@@ -112,12 +112,19 @@ class ChatSettings(models.Model):
         help_text="How often an idle database connection is exercised so firewalls keep it open, "
         "1–3600 seconds (default 300).",
     )
-    persistent_room_timeout = models.PositiveIntegerField(
+    persistent_room_timeout = models.FloatField(
         "Timeout value for persistent chat rooms (minutes)",
         default=0,
         validators=_range(0, MAX_ROOM_TIMEOUT_MINUTES),
-        help_text="Minutes without activity after which a persistent room is unloaded from memory "
-        "(it stays in the database); 0 = never.",
+        help_text="Minutes a persistent room may stay without occupants before the Text Conference Manager "
+        "unloads it from memory; it stays in the database and loads again on the next join. 0 = never; "
+        "fractions allowed (tests and demos use short timeouts).",
+    )
+    enable_system_administrators = models.BooleanField(
+        "Enable Group Chat System Administrators",
+        default=False,
+        help_text="When on, the users listed under Messaging > Group Chat System Administrators are group chat "
+        "system administrators of this cluster. Set on that page.",
     )
 
     # --- 4.2 Rooms -------------------------------------------------------------------------
@@ -304,7 +311,8 @@ class ChatSettings(models.Model):
     def reset_to_defaults(self) -> None:
         """Set every setting back to its documented default (Set to Default); does not save."""
         for field in self._meta.concrete_fields:
-            if field.name in {"id", "cluster", "updated_at"}:
+            # Group Chat System Administrators has its own page and keeps its switch.
+            if field.name in {"id", "cluster", "updated_at", "enable_system_administrators"}:
                 continue
             setattr(self, field.attname, field.get_default())
 

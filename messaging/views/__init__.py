@@ -1,3 +1,9 @@
+from .administrators import (
+    GroupChatAdministratorDeleteView,
+    GroupChatAdministratorEditView,
+    GroupChatAdministratorEnableView,
+    GroupChatAdministratorListView,
+)
 from .chat import ChatAliasDeleteView, ChatAliasEditView, ChatAliasListView, ChatSettingsView
 from .databases import (
     ExternalDatabaseCheckView,
@@ -22,5 +28,9 @@ __all__ = [
     "ExternalDatabaseInstallView",
     "ExternalDatabaseListView",
     "ExternalDatabaseStatusView",
+    "GroupChatAdministratorDeleteView",
+    "GroupChatAdministratorEditView",
+    "GroupChatAdministratorEnableView",
+    "GroupChatAdministratorListView",
     "VerifyHAView",
 ]

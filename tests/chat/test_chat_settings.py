@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from asgiref.sync import sync_to_async
 
 from messaging.chat.client import ChatClientError
+from messaging.models import GroupChatAdministrator
 from tests.chat.conftest import run, running, signed_in
 
 
@@ -139,9 +143,45 @@ def test_rooms_are_members_only_by_default_when_the_setting_is_on(world):
     assert created["members_only"] is True and error.code == "members-only"
 
 
-def test_only_group_chat_administrators_may_create_persistent_rooms_when_the_setting_is_on(world):
+def administrators(world, *addresses: str, cluster: str = "cluster1", enabled: bool = True) -> None:
+    """List group chat system administrators of a cluster, as the console's page does."""
+    chat = world.settings[cluster]
+    for address in addresses:
+        GroupChatAdministrator.objects.create(cluster=chat.cluster, im_address=address)
+    world.configure(cluster, enable_system_administrators=enabled)
+
+
+def test_only_listed_group_chat_system_administrators_may_create_persistent_rooms_when_the_setting_is_on(world):
+    world.user("andy", "imp-1a")
+    world.user("bob", "imp-1a")
+    world.user("erin", "imp-c2a")
+    world.configure(only_admins_create_persistent=True)
+    administrators(world, "Andy@Example.com")
+    administrators(world, "bob@example.com", cluster="cluster2")  # an administrator of the other cluster only
+
+    async def scenario():
+        node = world.nodes["imp-1a"]
+        async with running(node, world.nodes["imp-c2a"]), signed_in(node, "andy", "bob") as (andy, bob):
+            created = await andy.create("announcements")
+            with pytest.raises(ChatClientError) as caught:
+                await bob.create("bobs-room")
+            adhoc = await bob.create("bobs-adhoc", persistent=False)
+            return created, caught.value, adhoc
+
+    created, error, adhoc = run(scenario())
+    assert created["persistent"] is True
+    assert (error.code, error.message, error.retry) == (
+        "forbidden",
+        "Only group chat system administrators may create persistent chat rooms here; bob@example.com is not one.",
+        False,
+    )
+    assert adhoc["persistent"] is False
+
+
+def test_nobody_may_create_persistent_rooms_when_only_administrators_may_and_administrators_are_not_enabled(world):
     world.user("andy", "imp-1a")
     world.configure(only_admins_create_persistent=True)
+    administrators(world, "andy@example.com", enabled=False)
 
     async def scenario():
         async with running(world.nodes["imp-1a"]), signed_in(world.nodes["imp-1a"], "andy") as (andy,):
@@ -152,8 +192,46 @@ def test_only_group_chat_administrators_may_create_persistent_rooms_when_the_set
 
     error, adhoc = run(scenario())
     assert error.code == "forbidden"
-    assert error.message == "Only group chat system administrators may create persistent chat rooms here."
+    assert error.message == (
+        "Only group chat system administrators may create persistent chat rooms here, and group chat system "
+        "administrators are not enabled on this cluster."
+    )
     assert adhoc["persistent"] is False
+
+
+def test_listed_administrators_are_not_needed_while_anyone_may_create_persistent_rooms(world):
+    world.user("bob", "imp-1a")
+    administrators(world, "andy@example.com")
+
+    async def scenario():
+        async with running(world.nodes["imp-1a"]), signed_in(world.nodes["imp-1a"], "bob") as (bob,):
+            return await bob.create("open-room")
+
+    assert run(scenario())["persistent"] is True
+
+
+def test_an_administrator_added_while_the_service_runs_may_create_persistent_rooms_without_a_restart(world):
+    world.user("andy", "imp-1a")
+    world.configure(only_admins_create_persistent=True, enable_system_administrators=True)
+
+    async def scenario():
+        async with running(world.nodes["imp-1a"]), signed_in(world.nodes["imp-1a"], "andy") as (andy,):
+            with pytest.raises(ChatClientError) as caught:
+                await andy.create("first-try")
+            await sync_to_async(GroupChatAdministrator.objects.create, thread_sensitive=False)(
+                cluster=world.settings["cluster1"].cluster, im_address="andy@example.com"
+            )
+            async with asyncio.timeout(10):  # the directory re-reads the list every second
+                while True:
+                    try:
+                        return caught.value, await andy.create("second-try")
+                    except ChatClientError as exc:
+                        assert exc.code == "forbidden"
+                        await asyncio.sleep(0.2)
+
+    refused, created = run(scenario())
+    assert refused.message.endswith("andy@example.com is not one.")
+    assert created["persistent"] is True
 
 
 def test_without_persistent_chat_only_ad_hoc_rooms_exist_and_nothing_is_stored(world):

@@ -93,6 +93,11 @@ def test_saving_stores_the_settings_and_asks_for_a_tc_restart_on_the_listed_node
         ({"db_connections": 0}, "db_connections", "Ensure this value is greater than or equal to 1."),
         ({"db_heartbeat_interval": 3601}, "db_heartbeat_interval", "Ensure this value is less than or equal to 3600."),
         ({"max_rooms": 16501}, "max_rooms", "Ensure this value is less than or equal to 16500."),
+        (
+            {"persistent_room_timeout": -1},
+            "persistent_room_timeout",
+            "Ensure this value is greater than or equal to 0.",
+        ),
     ],
 )
 def test_out_of_range_settings_are_refused_and_nothing_is_saved(operator_client, cluster1, changes, field, message):
@@ -102,6 +107,13 @@ def test_out_of_range_settings_are_refused_and_nothing_is_saved(operator_client,
     assert response.context["settings_form"].errors[field] == [message]
     assert "Nothing was saved; correct the fields marked below." in shown(response)
     assert not ChatSettings.objects.exists()
+
+
+def test_the_persistent_room_timeout_accepts_fractions_of_a_minute(operator_client, cluster1):
+    cluster, nodes = cluster1
+    response = operator_client.post(URL, post_data(cluster, nodes, persistent_room_timeout="0.5"))
+    assert response.status_code == 302
+    assert ChatSettings.objects.get(cluster=cluster).persistent_room_timeout == 0.5
 
 
 def test_set_to_default_restores_every_setting(operator_client, cluster1):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from messaging.models import ChatAlias
+from messaging.models import ChatAlias, GroupChatAdministrator
 from tests.messaging.conftest import make_external_database
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,8 @@ def objects(build):
     node = build.node("imp-1a", cluster)
     database = make_external_database("tcmadb", "tcuser", hostname="tcdb.invalid")
     alias = ChatAlias.objects.create(alias="chat.example.com", node=node)
-    return {"db": database.pk, "alias": alias.pk, "cluster": cluster.pk}
+    administrator = GroupChatAdministrator.objects.create(cluster=cluster, im_address="andy@example.com")
+    return {"db": database.pk, "alias": alias.pk, "cluster": cluster.pk, "administrator": administrator.pk}
 
 
 def pages(objects):
@@ -29,6 +30,10 @@ def pages(objects):
         ("messaging:chatalias_add", []),
         ("messaging:chatalias_edit", [objects["alias"]]),
         ("messaging:chatalias_delete", [objects["alias"]]),
+        ("messaging:groupchatadministrator_list", []),
+        ("messaging:groupchatadministrator_add", []),
+        ("messaging:groupchatadministrator_edit", [objects["administrator"]]),
+        ("messaging:groupchatadministrator_delete", [objects["administrator"]]),
         ("messaging:externaldatabase_list", []),
         ("messaging:externaldatabase_add", []),
         ("messaging:externaldatabase_detail", [objects["db"]]),
@@ -45,6 +50,10 @@ def changes(objects):
         ("messaging:chatalias_add", []),
         ("messaging:chatalias_edit", [objects["alias"]]),
         ("messaging:chatalias_delete", [objects["alias"]]),
+        ("messaging:groupchatadministrator_enable", []),
+        ("messaging:groupchatadministrator_add", []),
+        ("messaging:groupchatadministrator_edit", [objects["administrator"]]),
+        ("messaging:groupchatadministrator_delete", [objects["administrator"]]),
         ("messaging:externaldatabase_add", []),
         ("messaging:externaldatabase_edit", [objects["db"]]),
         ("messaging:externaldatabase_delete", [objects["db"]]),

@@ -1,0 +1,137 @@
+"""The stored forms of rooms and messages, as the product keeps them in the external database.
+
+``tc_rooms.config`` holds a ``jabber:x:data`` room configuration form and ``tc_messages.msg``
+the whole groupchat ``<message/>`` stanza. Both are written here and read back here. The
+database may also hold rows written by other software (Cisco's own TC, a merged database), so
+stored XML is parsed with defusedxml: no DTD, no entity expansion, no external fetch.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+from xml.sax.saxutils import unescape
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+
+DATA_FORMS_NS = "jabber:x:data"
+IMP_NS = "urn:imp-admin:chat"
+
+# What ElementTree writes for the characters it escapes in an attribute value.
+_ATTRIBUTE_ENTITIES = {"&quot;": '"', "&#10;": "\n", "&#13;": "\r", "&#09;": "\t"}
+
+# PostgreSQL regular expressions that read the client id and the sender of a stanza written by
+# ``ChatMessage.to_stanza`` without parsing it: its attributes come in a fixed order, no
+# attribute value holds a '"' and no text holds a '<'. The database applies them to many rows
+# at once when a room's recent posts are needed to recognise a retried post; a row they do not
+# match (written by other software) is parsed instead.
+STANZA_CID_PATTERN = '^<message from="[^"]*" to="[^"]*" type="groupchat" id="([^"]*)"'
+STANZA_SENDER_PATTERN = f'<sender xmlns="{IMP_NS}" jid="([^"]*)"'
+
+
+def parse_xml(text: str) -> ET.Element | None:
+    """Parse stored XML; None when it is not well-formed or declares a DTD or entities."""
+    try:
+        return safe_fromstring(text, forbid_dtd=True)
+    except (ET.ParseError, DefusedXmlException):
+        return None
+
+
+def unescape_attribute(value: str) -> str:
+    """The value of an attribute as ElementTree escaped it (for the patterns above)."""
+    return unescape(value, _ATTRIBUTE_ENTITIES) if "&" in value else value
+
+
+@dataclass
+class RoomConfig:
+    """A room's configuration, stored as a ``jabber:x:data`` form in ``tc_rooms.config``."""
+
+    name: str
+    persistent: bool
+    members_only: bool
+    max_occupants: int
+    subject: str = ""
+
+    FIELDS = {
+        "muc#roomconfig_roomname": "name",
+        "muc#roomconfig_persistentroom": "persistent",
+        "muc#roomconfig_membersonly": "members_only",
+        "muc#roomconfig_maxusers": "max_occupants",
+        "muc#roomconfig_roomdesc": "subject",
+    }
+
+    def to_xml(self) -> str:
+        form = ET.Element("x", {"xmlns": DATA_FORMS_NS, "type": "submit"})
+        hidden = ET.SubElement(form, "field", {"var": "FORM_TYPE", "type": "hidden"})
+        ET.SubElement(hidden, "value").text = "http://jabber.org/protocol/muc#roomconfig"
+        for var, attr in self.FIELDS.items():
+            value = getattr(self, attr)
+            text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+            ET.SubElement(ET.SubElement(form, "field", {"var": var}), "value").text = text
+        return ET.tostring(form, encoding="unicode")
+
+    @classmethod
+    def from_xml(cls, text: str, fallback_name: str, persistent: bool, default_occupancy: int) -> RoomConfig:
+        """Parse a stored form; rooms written by other software may lack fields or the form."""
+        values: dict[str, str] = {}
+        root = parse_xml(text) if text else None
+        if root is not None:
+            for item in root.iter():
+                if item.tag.endswith("field") and item.get("var") in cls.FIELDS:
+                    value = next((child.text for child in item if child.tag.endswith("value")), None)
+                    values[cls.FIELDS[item.get("var")]] = value or ""
+        occupancy = values.get("max_occupants", "")
+        return cls(
+            name=values.get("name") or fallback_name,
+            persistent=persistent,
+            members_only=values.get("members_only") in {"1", "true"},
+            max_occupants=int(occupancy) if occupancy.isdigit() else default_occupancy,
+            subject=values.get("subject", ""),
+        )
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A room message as stored in ``tc_messages`` and broadcast to occupants."""
+
+    room: str
+    msg_id: int
+    sender: str
+    nick: str
+    body: str
+    stamp: datetime
+    cid: str
+
+    def to_stanza(self) -> str:
+        """The whole ``<message/>`` as the product stores it in ``tc_messages.msg``."""
+        message = ET.Element(
+            "message", {"from": f"{self.room}/{self.nick}", "to": self.room, "type": "groupchat", "id": self.cid}
+        )
+        ET.SubElement(message, "body").text = self.body
+        ET.SubElement(message, "sender", {"xmlns": IMP_NS, "jid": self.sender})
+        return ET.tostring(message, encoding="unicode")
+
+    @classmethod
+    def from_row(cls, room: str, msg_id: int, stamp: datetime, stanza: str) -> ChatMessage:
+        """A stored message; a stanza that does not parse is shown as its raw text."""
+        root = parse_xml(stanza)
+        if root is None:
+            return cls(room, msg_id, "", "", stanza, stamp, "")
+        body = next((child.text or "" for child in root if child.tag.endswith("body")), "")
+        sender = next((child.get("jid", "") for child in root if child.tag.endswith("sender")), "")
+        nick = (root.get("from") or "").partition("/")[2]
+        return cls(room, msg_id, sender, nick, body, stamp, root.get("id") or "")
+
+    def as_event(self) -> dict:
+        """Wire-neutral fields of the message (the codec adds the type)."""
+        return {
+            "room": self.room,
+            "msg_id": self.msg_id,
+            "from": self.sender,
+            "nick": self.nick,
+            "body": self.body,
+            "stamp": self.stamp.isoformat(),
+            "cid": self.cid,
+        }
