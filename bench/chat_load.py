@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/chat_load.py throughput --users 50 --seconds 10
     .venv/bin/python bench/chat_load.py failover --users 50 --rate 2 --scenario failover|fallback|kill
+    .venv/bin/python bench/chat_load.py start --rooms 1000 --messages 1000000
 
 ``throughput`` runs one node (XCP Router + Text Conference Manager) in this process against a
 throw-away PostgreSQL database and prints messages/s acknowledged, p50/p99 post-to-ack
@@ -13,6 +14,11 @@ user post to one room hosted on 1A, then fails TC on 1A (``failover``), continue
 Fallback (``fallback``), or SIGKILLs 1A's agent (``kill``). It prints acknowledged, lost and
 duplicated messages, the longest gap in service per user, and the service gap of the users of
 1A during the failover. Needs PostgreSQL and Redis on loopback (PGHOST/PGPORT/PGUSER, REDIS_URL).
+
+``start`` fills 1A's database with ``--rooms`` persistent rooms and ``--messages`` messages
+among them, then starts 1A's XCP Router and Text Conference Manager in this process (a normal
+start, rooms already in the database) and prints how long the TC took to start and when one
+client had a history answer for every room, cold (right after the start) and warm.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,9 +60,11 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from messaging.assignment import assign  # noqa: E402
+from messaging.aliases import aliases_of  # noqa: E402
+from messaging.assignment import assign, database_for_node  # noqa: E402
 from messaging.chat.client import ChatClient  # noqa: E402
 from messaging.chat.router import XcpRouter  # noqa: E402
+from messaging.chat.stanzas import ChatMessage, RoomConfig  # noqa: E402
 from messaging.chat.tc import TextConferenceManager  # noqa: E402
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase  # noqa: E402
 from messaging.tc.schema import Dialect, install_statements  # noqa: E402
@@ -335,6 +344,88 @@ def report(args, posters: list[Poster], history: list[dict], home_1a: set[str]) 
         raise SystemExit("MESSAGES LOST OR DUPLICATED")
 
 
+# --- normal start --------------------------------------------------------------------------
+
+
+def fill_rooms(node: Node, rooms: int, messages: int) -> list[str]:
+    """COPY ``rooms`` persistent rooms of ``node`` and ``messages`` messages among them."""
+    alias = aliases_of(node)[0]
+    jids = [f"bench{n}@{alias}" for n in range(rooms)]
+    per_room = max(1, messages // rooms)
+    stamp = datetime.now(UTC).replace(tzinfo=None)
+    database = database_for_node(node)
+    with psycopg.connect(dbname=database.database_name, **PG) as conn:
+        with conn.cursor().copy(
+            "COPY tc_rooms (room_jid, creator_jid, subject, type, config, spacket, start_msg_id, next_msg_id) "
+            "FROM STDIN"
+        ) as copy:
+            for jid in jids:
+                config = RoomConfig(jid.split("@")[0], True, False, 50).to_xml()
+                copy.write_row((jid, "user000@example.com", "", "persistent", config, "", 1, per_room + 1))
+        with conn.cursor().copy(
+            "COPY tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) FROM STDIN"
+        ) as copy:
+            for jid in jids:
+                copy.write_row(
+                    (jid, "user000@example.com", "none", "owner", f"{jid}/user000", "", "user000@example.com")
+                )
+        with conn.cursor().copy("COPY tc_messages (msg_id, room_jid, stamp, msg) FROM STDIN") as copy:
+            for jid in jids:
+                for msg_id in range(1, per_room + 1):
+                    message = ChatMessage(
+                        jid, msg_id, "user000@example.com", "user000", f"message {msg_id}", stamp, uuid.uuid4().hex
+                    )
+                    copy.write_row((msg_id, jid, stamp, message.to_stanza()))
+        conn.execute("ANALYZE")
+    return jids
+
+
+async def every_room_answers(client: ChatClient, jids: list[str]) -> None:
+    for jid in jids:
+        reply = await client.history(jid, limit=1)
+        assert reply["messages"], jid
+
+
+async def start_run(node: Node, jids: list[str]) -> dict[str, float]:
+    router = XcpRouter(node)
+    tc = TextConferenceManager(node, router)
+    await router.start()
+    client = ChatClient("user000", node.agent_host, node.agent_port)
+    try:
+        started = time.perf_counter()
+        await tc.start()
+        tc_started = time.perf_counter() - started
+        await client.connect()
+        await every_room_answers(client, jids)
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        await every_room_answers(client, jids)
+        warm = time.perf_counter() - started
+        return {
+            "TC started (rooms loaded)": tc_started,
+            "all rooms answered, cold (from the start)": cold,
+            "all rooms answered, warm": warm,
+        }
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+        await tc.stop()
+        await router.stop()
+
+
+def normal_start(args) -> None:
+    nodes = build_topology(1)
+    node = nodes["1a"]
+    started = time.monotonic()
+    jids = fill_rooms(node, args.rooms, args.messages)
+    took = time.monotonic() - started
+    print(f"start: {args.rooms} rooms, {args.messages} messages loaded into 1A's database in {took:.1f} s")
+    history_max = ChatSettings.for_cluster(node.cluster).history_max
+    print(f"  one client asks each room for its last message, one request at a time (archive maximum {history_max})")
+    for name, seconds in asyncio.run(start_run(node, jids)).items():
+        print(f"  {name}: {seconds:.3f} s")
+
+
 def failover(args) -> None:
     nodes = build_topology(args.users)
     asyncio.run(failover_run(args, nodes))
@@ -352,6 +443,9 @@ def main() -> None:
     two.add_argument("--scenario", choices=["failover", "fallback", "kill"], default="failover")
     two.add_argument("--warmup", type=float, default=3.0)
     two.add_argument("--settle", type=float, default=5.0)
+    three = sub.add_parser("start")
+    three.add_argument("--rooms", type=int, default=1000)
+    three.add_argument("--messages", type=int, default=1_000_000)
     args = parser.parse_args()
     print(
         f"(config DB {settings.DATABASES['default']['NAME']}, bus prefix {settings.CHAT_BUS_PREFIX})"
@@ -359,7 +453,7 @@ def main() -> None:
         else f"(work dir {WORK})"
     )
     try:
-        throughput(args) if args.mode == "throughput" else failover(args)
+        {"throughput": throughput, "failover": failover, "start": normal_start}[args.mode](args)
     finally:
         drop_databases()
 

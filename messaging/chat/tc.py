@@ -178,6 +178,8 @@ class TextConferenceManager(NodeService):
 
         Raises when the gained rooms cannot be read from the database, so the SRM does not
         count them as loaded (a node that cannot reach its peer's rooms says so)."""
+        if self.hosting is None:  # not started: it reads the hosting when it starts
+            return
         snapshot = await self.directory.refresh()
         await self.hosting.release(snapshot)
         gained = self.hosting.homes_hosted(snapshot) - self.hosting.loaded_homes
