@@ -13,7 +13,8 @@ from django.conf import settings
 from psycopg import sql
 
 from messaging.chat.directory import read_snapshot
-from messaging.chat.rooms import MEMBER_AFFILIATIONS, ChatMessage, RoomType
+from messaging.chat.rooms import MEMBER_AFFILIATIONS, RoomType
+from messaging.chat.stanzas import ChatMessage
 from messaging.models import ExternalDatabase
 
 PAGE_SIZE = 50
