@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
@@ -19,24 +19,28 @@ from topology.models import EndUser, HAAlarm, HATransition, Node
 pytestmark = [pytest.mark.slow, pytest.mark.configdb]
 
 CONTENDER = """
-import sys, time, django
+import os, sys, time, django
 django.setup()
 from topology.choices import HAReason
 from topology.ha import transitions
-backup, failed, start_at = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-while time.time() < start_at:
+from topology.models import Node
+backup, failed, go = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+Node.objects.count()  # connected and warm before the start
+print("ready", flush=True)
+while not os.path.exists(go):
     time.sleep(0.001)
 won = transitions.take_over(backup, failed, reason=HAReason.CRITICAL_SERVICE_DOWN)
-print("won" if won else "lost")
+print("won" if won else "lost", flush=True)
 """
 
 
-def race(pairs: list[tuple[int, int]]) -> list[str]:
-    start_at = time.time() + 3  # every contender set up and waiting before the start
+def race(pairs: list[tuple[int, int]], tmp_path: Path) -> list[str]:
+    """Start one contender per pair; once every one is set up and waiting, start them all at once."""
+    go = tmp_path / "go"
     env = {**agent_env(), "DJANGO_SETTINGS_MODULE": "imp_admin.settings"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", CONTENDER, str(backup), str(failed), str(start_at)],
+            [sys.executable, "-c", CONTENDER, str(backup), str(failed), str(go)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -45,6 +49,9 @@ def race(pairs: list[tuple[int, int]]) -> list[str]:
         )
         for backup, failed in pairs
     ]
+    for process in processes:  # readline returns "" if a contender died before it was ready
+        assert process.stdout.readline().strip() == "ready", process.stderr.read()
+    go.touch()
     results = []
     for process in processes:
         out, err = process.communicate(timeout=60)
@@ -57,7 +64,7 @@ def _normal(*nodes: Node) -> None:
     Node.objects.filter(pk__in=[n.pk for n in nodes]).update(ha_state=HAState.NORMAL, ha_reason=HAReason.NORMAL)
 
 
-def test_two_srms_taking_over_each_other_at_once_leave_exactly_one_node_failed_over(transactional_db, build):
+def test_two_srms_taking_over_each_other_at_once_leave_exactly_one_node_failed_over(transactional_db, build, tmp_path):
     cluster = build.cluster()
     a, b = build.node("imp-1a", cluster), build.node("imp-1b", cluster)
     build.group("subcluster1", a, b, ha=True)
@@ -65,7 +72,7 @@ def test_two_srms_taking_over_each_other_at_once_leave_exactly_one_node_failed_o
     EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=b)
     _normal(a, b)
 
-    results = race([(b.pk, a.pk), (a.pk, b.pk), (b.pk, a.pk), (a.pk, b.pk)])
+    results = race([(b.pk, a.pk), (a.pk, b.pk), (b.pk, a.pk), (a.pk, b.pk)], tmp_path)
 
     assert sorted(results) == ["lost", "lost", "lost", "won"]
     assert HATransition.objects.filter(to_state=HAState.TAKING_OVER).count() == 1

@@ -1,5 +1,5 @@
-"""The Server Recovery Manager's judgement of its peer, read from the config DB (no agents):
-when a peer whose critical service is down gets failed over, and with which reason."""
+"""The Server Recovery Manager's judgement, read from the config DB (no agents): when a peer
+whose critical service is down gets failed over, and with which reason; when a take-back failed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from topology.catalog import ServiceName, ServiceStatus
+from topology.agent.base import START_TIMEOUT
+from topology.catalog import DesiredState, ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.ha.monitor import RecoveryManager
 from topology.models import Node, Service, ServiceParameters
@@ -52,3 +53,49 @@ def test_a_peer_that_just_started_initializing_gets_the_whole_critical_service_d
     verdict = srm.peer_verdict(b, params, now + timedelta(seconds=params.critical_service_delay))
     assert verdict.reason == HAReason.PEER_DOWN_DURING_INITIALIZATION
     assert verdict.failed_reason == HAReason.INITIALIZATION
+
+
+@pytest.fixture
+def taking_back(build):
+    """A Taking Back since ten seconds ago, its Router started; the critical service delay is 2 s."""
+    cluster = build.cluster()
+    a, b = build.node("imp-1a", cluster), build.node("imp-1b", cluster)
+    build.group("subcluster1", a, b, ha=True)
+    params = ServiceParameters.objects.create(cluster=cluster, critical_service_delay=2)
+    now = timezone.now()
+    Node.objects.filter(pk=a.pk).update(ha_state=HAState.TAKING_BACK, ha_state_changed_at=now - timedelta(seconds=10))
+    Service.objects.filter(node=a, name=ServiceName.XCP_ROUTER).update(status=ServiceStatus.STARTED)
+    tc = Service.objects.get(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER)
+    return Node.objects.get(pk=a.pk), tc, params, now
+
+
+@pytest.mark.parametrize(
+    "status, commanded_out, failed",
+    [
+        (ServiceStatus.STOPPED, False, False),  # the agent has not started it yet
+        (ServiceStatus.STARTING, False, False),  # still starting: slow, not failed
+        (ServiceStatus.STARTED, False, False),
+        (ServiceStatus.NOT_RUNNING, False, True),  # its start failed
+        (ServiceStatus.STOPPED, True, True),  # commanded out of service: it will not start
+    ],
+)
+def test_a_take_back_has_failed_when_a_critical_service_failed_to_start_not_when_it_is_slow(
+    taking_back, status, commanded_out, failed
+):
+    a, tc, params, now = taking_back
+    Service.objects.filter(pk=tc.pk).update(
+        status=status, desired_state=DesiredState.STOPPED if commanded_out else DesiredState.STARTED
+    )
+    assert RecoveryManager.take_back_failed(a, params, now) is failed
+
+
+def test_a_take_back_is_not_judged_before_the_critical_service_delay_and_a_start_hanging_past_the_timeout_fails_it(
+    taking_back,
+):
+    a, tc, params, now = taking_back
+    Service.objects.filter(pk=tc.pk).update(status=ServiceStatus.NOT_RUNNING)
+    assert RecoveryManager.take_back_failed(a, params, a.ha_state_changed_at + timedelta(seconds=1)) is False
+    Service.objects.filter(pk=tc.pk).update(status=ServiceStatus.STARTING)
+    assert RecoveryManager.take_back_failed(a, params, now) is False
+    hung = a.ha_state_changed_at + timedelta(seconds=params.critical_service_delay + START_TIMEOUT)
+    assert RecoveryManager.take_back_failed(a, params, hung) is True

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import abc
 
+# How long a service may take to start or stop before the agent reports it Not Running.
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
 
 class ServiceStartError(Exception):
     """A service could not start; the message is the reason shown in the Control Center."""

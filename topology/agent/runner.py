@@ -21,7 +21,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from topology import observed
-from topology.agent.base import NodeService, ServiceStartError
+from topology.agent.base import START_TIMEOUT, STOP_TIMEOUT, NodeService, ServiceStartError
 from topology.agent.db import db
 from topology.agent.factories import build_service
 from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
@@ -30,8 +30,6 @@ from topology.models import Node, Service, ServiceParameters, ensure_services
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
 AGENT_STOPPED = "The node agent stopped."
 
 

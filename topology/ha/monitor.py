@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db.models import F
 from django.utils import timezone
 
+from topology.agent.base import START_TIMEOUT
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.ha import actions, transitions
@@ -106,6 +107,28 @@ class RecoveryManager:
             return Verdict(HAReason.CRITICAL_SERVICE_DOWN, HAReason.CRITICAL_SERVICE_DOWN)
         return None
 
+    @staticmethod
+    def take_back_failed(node: Node, params: ServiceParameters, now: datetime) -> bool:
+        """Whether the critical services ``node`` starts for its take-back failed to start.
+
+        Judged from the critical service delay after Taking Back began, on what the agent
+        reports rather than on how long starting takes: a service that failed to start (Not
+        Running) or that is commanded out of service will not come; one the agent is still
+        starting gets the agent's own start timeout on top of the delay.
+        """
+        began = node.ha_state_changed_at
+        delay = _seconds(params.critical_service_delay)
+        if began is None or now - began < delay:
+            return False
+        rows = {service.name: service for service in node.services.filter(name__in=params.critical_services)}
+        for name in params.critical_services:
+            service = rows.get(name)
+            if service is None or service.status == ServiceStatus.NOT_RUNNING or not service.wants_running:
+                return True
+            if service.status != ServiceStatus.STARTED and now - began >= delay + _seconds(START_TIMEOUT):
+                return True
+        return False
+
     def interval(self) -> float:
         """How often to tick: the heartbeat interval, at most every second, at least every 0.1 s."""
         node = Node.objects.only("cluster_id").get(pk=self.node_id)
@@ -186,7 +209,7 @@ class RecoveryManager:
         elif state == HAState.FALLING_BACK:
             return lambda ok: transitions.release_rooms(self.node_id, ok)
         elif state == HAState.TAKING_BACK:
-            if my_down_since is not None and now - node.ha_state_changed_at >= delay:
+            if my_down_since is not None and self.take_back_failed(node, params, now):
                 transitions.fail_take_back(self.node_id)
             elif my_down_since is None and transitions.reclaim_rooms(self.node_id):
                 return lambda ok: transitions.finish_take_back(self.node_id, ok)
