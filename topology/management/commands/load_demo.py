@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 from django.contrib.auth.models import Group, User
@@ -58,9 +59,33 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--admin-password", help="Password for the 'admin' login (default: random).")
+        parser.add_argument(
+            "--chat-databases",
+            action="store_true",
+            help="Also create a persistent chat database per HA group (per node without HA) on the local "
+            "PostgreSQL (PGHOST, PGPORT, PGUSER, PGPASSWORD), install the TC schema, assign it, and enable "
+            "persistent chat.",
+        )
+        parser.add_argument("--chat-database-prefix", default="imp_demo_tc_", help="Name prefix of those databases.")
+
+    def handle(self, *args, admin_password=None, chat_databases=False, chat_database_prefix="", **options):
+        self._load_topology(admin_password)
+        if chat_databases:
+            from messaging.demo import provision_chat_databases
+
+            lines = provision_chat_databases(
+                host=os.environ.get("PGHOST", "127.0.0.1"),
+                port=int(os.environ.get("PGPORT", "5432")),
+                user=os.environ.get("PGUSER", "postgres"),
+                password=os.environ.get("PGPASSWORD", ""),
+                prefix=chat_database_prefix,
+            )
+            self.stdout.write("Persistent chat enabled; external databases assigned:")
+            for line in lines:
+                self.stdout.write(f"  {line}")
 
     @transaction.atomic
-    def handle(self, *args, admin_password=None, **options):
+    def _load_topology(self, admin_password: str | None) -> None:
         port = DEMO_PORT_BASE
         nodes: dict[str, Node] = {}
         for name, cluster_id, domain, mode, groups in CLUSTERS:
