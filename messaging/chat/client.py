@@ -99,6 +99,7 @@ class ChatClient:
         """Sign in, following redirects, until a node accepts the user (or give up)."""
         deadline = time.monotonic() + self.give_up_after
         candidates = [self.address]
+        reported: set[Address] = set()
         while True:
             address = candidates[0]
             try:
@@ -110,7 +111,10 @@ class ChatClient:
                 await self._relogin_delay(notice)
                 candidates = [target]
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, Disconnected) as exc:
-                logger.info("%s: cannot reach %s:%s (%s)", self.user, address.host, address.port, exc)
+                # Say it once per node; the retries every 0.3 s would drown the conversation.
+                level = logging.DEBUG if address in reported else logging.INFO
+                reported.add(address)
+                logger.log(level, "%s: cannot reach %s:%s (%s); retrying", self.user, address.host, address.port, exc)
                 # The node is down: try the other node of the user's redundancy group.
                 others = [a for a in (self.home, self.backup) if a is not None and a != address]
                 candidates = [*others, address]
@@ -180,7 +184,11 @@ class ChatClient:
                 future.set_result(event)
             return
         kind = event.get("type")
-        if kind == "reconnect":
+        if kind == "signed_out":
+            # Another connection signed in as this user: reconnecting would sign it out in
+            # turn, so this client stops here and says why.
+            self._closing = True
+        elif kind == "reconnect":
             self._redirect = event
             if self.node is not None:
                 self._start_reconnect(event)

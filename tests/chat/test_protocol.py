@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from websockets.asyncio.client import connect
 
 from messaging.chat import protocol
-from tests.chat.conftest import run, running
+from tests.chat.conftest import next_event, run, running, signed_in
 
 
 @pytest.mark.parametrize(
@@ -91,3 +92,22 @@ def test_a_user_signing_in_on_another_node_is_told_to_reconnect_to_their_node(wo
         "delay_min": 1,
         "delay_max": 1,
     }
+
+
+def test_signing_in_again_elsewhere_signs_the_first_connection_out_and_it_does_not_fight_back(world):
+    world.user("andy", "imp-1a")
+    node = world.nodes["imp-1a"]
+
+    async def scenario():
+        async with running(node), signed_in(node, "andy") as (first,), signed_in(node, "andy") as (second,):
+            notice = await next_event(first, "signed_out")
+            await asyncio.sleep(1.0)  # long enough for a reconnect (0.2 s) to have happened
+            reconnected = first.reconnects
+            # The second session is still the signed-in one: it can list rooms.
+            rooms = await second.request("rooms")
+            return notice, reconnected, rooms
+
+    notice, reconnected, rooms = run(scenario())
+    assert notice["reason"] == "You signed in again on another connection."
+    assert reconnected == 0
+    assert rooms.get("type") == "rooms"

@@ -8,6 +8,7 @@ node X" by itself and rejoins its rooms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import sys
 
@@ -48,6 +49,9 @@ class Command(BaseCommand):
     def handle(self, *args, user, node, room, create, say, tail, count, timeout, max_relogin_delay, **options):
         if (say or tail or create) and not room:
             raise CommandError("--say, --tail and --create need --room.")
+        # Each line as it happens, also when the output goes to a file or a pipe (--tail).
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(line_buffering=True)
         address = self._address(user, node)
         client = ChatClient(user, *address, max_relogin_delay=max_relogin_delay, give_up_after=timeout)
         try:
@@ -104,6 +108,8 @@ class Command(BaseCommand):
             event = await client.events.get()
             if self._print_event(event, room):
                 seen += 1
+            if event.get("type") == "signed_out":
+                return
 
     def _print_message(self, message: dict) -> None:
         self.stdout.write(f"[{message['msg_id']}] {message['nick']}: {message['body']}")
@@ -119,6 +125,8 @@ class Command(BaseCommand):
             self.stdout.write(f"* reconnecting to {event['node']}: {event['reason']}")
         elif kind == "reconnected":
             self.stdout.write(f"* signed in again on {event['node']}")
+        elif kind == "signed_out":
+            self.stdout.write(f"* signed out: {event['reason']}")
         return False
 
     async def _interactive(self, client, room) -> None:

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from imp_admin.roles import SUPER_ADMINISTRATOR
 from topology.choices import NodeRole, UserAssignmentMode
-from topology.models import Cluster, EndUser, Node, RedundancyGroup, ServiceParameters
+from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 
 DEMO_PORT_BASE = 7400  # node agents listen on 7401, 7402, … on loopback
 
@@ -23,6 +23,8 @@ DEMO_SRM_TIMERS = {
     "initialization_heartbeat_timeout": 20,
     "critical_service_delay": 15,
 }
+# Clients wait 2–5 s before signing in again on the other node (product: 120–537 s).
+DEMO_RELOGIN_LIMITS = {"client_relogin_lower_limit": 2, "client_relogin_upper_limit": 5}
 
 CLUSTERS = [
     # name, cluster id, domain, user assignment mode, groups: (name, ha, [(node, role)])
@@ -106,6 +108,7 @@ class Command(BaseCommand):
                             "agent_port": port,
                         },
                     )
+                    NodeServiceParameters.objects.update_or_create(node=nodes[node_name], defaults=DEMO_RELOGIN_LIMITS)
                 group, _ = RedundancyGroup.objects.update_or_create(
                     name=group_name, defaults={"cluster": cluster, "ha_enabled": False}
                 )
@@ -129,7 +132,7 @@ class Command(BaseCommand):
         timers = DEMO_SRM_TIMERS
         self.stdout.write(
             "Server Recovery Manager timers shortened for the demo: critical service delay "
-            f"{timers['critical_service_delay']} s, heartbeat timeout {timers['heartbeat_timeout']} s "
-            "(System > Service Parameters)."
+            f"{timers['critical_service_delay']} s, heartbeat timeout {timers['heartbeat_timeout']} s, client "
+            "re-login 2–5 s (System > Service Parameters)."
         )
         self.stdout.write(f"Log in as admin / {password}")
