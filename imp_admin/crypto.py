@@ -19,13 +19,14 @@ class SecretUnreadable(Exception):
 
 @lru_cache(maxsize=4)
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    if not keys:
+    try:
+        return MultiFernet([Fernet(key.encode()) for key in keys])
+    except ValueError as exc:
         raise ImproperlyConfigured(
-            "IMP_SECRETS_KEY (or IMP_SECRETS_KEY_FILE) must be set to store database passwords. "
+            "IMP_SECRETS_KEY holds a key that is not a Fernet key (32 url-safe base64-encoded bytes). "
             "Generate one with: python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'"
-        )
-    return MultiFernet([Fernet(key.encode()) for key in keys])
+        ) from exc
 
 
 def encrypt(plaintext: str) -> str:

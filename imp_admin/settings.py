@@ -6,7 +6,9 @@ variant that names a file holding the value (as container secrets are mounted).
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -39,18 +41,39 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
 
 
+def local_secret(name: str, make) -> str:
+    """A key kept in ``VAR_DIR/name``, created (random, mode 0600) on first use.
+
+    For one host this is enough; processes on several hosts must share the key through the
+    environment (``SECRET_KEY``, ``IMP_SECRETS_KEY`` or their ``*_FILE``) instead.
+    """
+    path = VAR_DIR / name
+    if not path.exists():
+        try:
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"Set {name.upper()} in the environment, or make {VAR_DIR} writable so one can be kept there."
+            ) from exc
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make())
+    return path.read_text().strip()
+
+
 DEBUG = env_bool("DEBUG", False)
 VAR_DIR = Path(env("IMP_VAR_DIR", str(BASE_DIR / "var")))
 
-SECRET_KEY = env("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off.")
-    SECRET_KEY = "dev-only-insecure-key-never-used-in-production"  # noqa: S105 (DEBUG only)
+SECRET_KEY = env("SECRET_KEY") or local_secret("secret_key", lambda: secrets.token_urlsafe(50))
 
 # Key(s) for the secrets stored in the config DB (external database passwords): Fernet
 # keys, comma separated, newest first, so a key can be rotated without losing old values.
-SECRETS_KEYS = env_list("IMP_SECRETS_KEY")
+SECRETS_KEYS = env_list("IMP_SECRETS_KEY") or [
+    local_secret("imp_secrets_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+]
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

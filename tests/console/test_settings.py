@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,12 +36,38 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     assert "System check identified no issues" in result.stdout
 
 
-def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+def test_without_keys_in_the_environment_random_ones_are_kept_in_the_var_dir(tmp_path):
+    env = production_env(tmp_path)
+    del env["SECRET_KEY_FILE"], env["IMP_SECRETS_KEY_FILE"]
+    show = "from django.conf import settings; print(settings.SECRET_KEY); print(settings.SECRETS_KEYS[0])"
+    first = run_manage("shell", "-v", "0", "-c", show, env=env)
+    second = run_manage("shell", "-v", "0", "-c", show, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout  # created once, then reused
+    secret_key, fernet_key = first.stdout.split()
+    assert len(secret_key) >= 50
+    Fernet(fernet_key.encode())  # a valid Fernet key
+    for name in ("secret_key", "imp_secrets_key"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unwritable_var_dir_without_keys_is_a_clear_error(tmp_path):
     env = production_env(tmp_path)
     del env["SECRET_KEY_FILE"]
+    env["IMP_VAR_DIR"] = "/proc/imp-admin-cannot-write-here"
     result = run_manage("check", env=env)
     assert result.returncode != 0
-    assert "SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off." in result.stderr
+    assert "Set SECRET_KEY in the environment, or make /proc/imp-admin-cannot-write-here writable" in result.stderr
+
+
+def test_a_malformed_secrets_key_is_a_clear_error(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from imp_admin import crypto
+
+    settings.SECRETS_KEYS = ["not-a-fernet-key"]
+    with pytest.raises(ImproperlyConfigured, match="is not a Fernet key"):
+        crypto.encrypt("x")
 
 
 def test_stored_secrets_round_trip_and_are_not_plaintext(settings):
