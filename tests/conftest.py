@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -218,3 +222,66 @@ def browser_login(page, username: str, password: str = PASSWORD) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/")
+
+
+# --- Real processes: a Celery worker, and waiting for what they do --------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true and return it; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A real Celery worker subprocess on this run's queue, sharing the test config DB file.
+
+    Its output goes to ``process.log_path`` (read it with ``worker_log(process)``).
+    """
+    from django.conf import settings
+
+    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]), "CELERY_TASK_DEFAULT_QUEUE": queue}
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "imp_admin",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                queue,
+                "--loglevel=INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    process.log_path = log_path
+    yield process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def worker_log(process, tail: int = 3000) -> str:
+    """The last ``tail`` characters a worker started by ``celery_worker`` printed."""
+    return process.log_path.read_text(errors="replace")[-tail:]

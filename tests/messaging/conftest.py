@@ -7,14 +7,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
-from django.conf import settings
 from psycopg import sql
 
 from messaging.models import ExternalDatabase
@@ -146,43 +143,3 @@ def password_role(password_server):
         conn.execute(sql.SQL("CREATE ROLE tcpw LOGIN PASSWORD {}").format(sql.Literal("right-password")))
         conn.execute("CREATE DATABASE tcpw OWNER tcpw")
     return port
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def celery_worker(transactional_db):
-    """A real Celery worker on this run's queue, sharing the test config DB file."""
-    env = {
-        **os.environ,
-        "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
-        "CELERY_TASK_DEFAULT_QUEUE": os.environ["CELERY_TASK_DEFAULT_QUEUE"],
-    }
-    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "imp_admin",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--loglevel=INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
