@@ -10,7 +10,7 @@ import pytest
 from dbmerge.engines.postgres import PostgresDatabase
 from messaging.models import DatabaseType, ExternalDatabase
 from messaging.tc.schema import TABLES, Dialect, install_statements
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, ROOT
 
 ORDER = {
     "tc_rooms": "room_jid",
@@ -163,99 +163,47 @@ def fill_generated(database: ChatDatabase, rows: int, rooms: int = 50, offset: i
         conn.execute("ANALYZE")
 
 
-class CeleryWorker:
-    """A real Celery worker subprocess on this run's queue, sharing the test config DB file."""
+@pytest.fixture
+def celery_beat(celery_worker, tmp_path):
+    """Celery beat as its own process beside the worker (as deployed), with the stale merge
+    job check every second and the periodic external database checks off."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    def __init__(self, tmp_path, *extra_args: str, **extra_env: str) -> None:
-        import os
-        import subprocess
-        import sys
-        from pathlib import Path
+    from django.conf import settings
 
-        from django.conf import settings
-
-        queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
-        env = {
-            **os.environ,
-            "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
-            "CELERY_TASK_DEFAULT_QUEUE": queue,
-            **extra_env,
-        }
-        self.log_path = tmp_path / f"worker-{len(list(tmp_path.glob('worker-*.log')))}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
+    env = {
+        **os.environ,
+        "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
+        "MERGE_STALE_CHECK_INTERVAL": "1",
+        "EXTERNAL_DB_CHECK_INTERVAL": "0",
+    }
+    log_path = tmp_path / "beat.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "celery"),
                 "-A",
                 "imp_admin",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                queue,
+                "beat",
                 "--loglevel=INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                *extra_args,
+                "--schedule",
+                str(tmp_path / "beat-schedule"),
             ],
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=ROOT,
             env=env,
-            stdout=self._log,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.pid = self.process.pid
-
-    def wait(self, timeout: float) -> int:
-        return self.process.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        import subprocess
-
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-@pytest.fixture
-def celery_worker(transactional_db, tmp_path):
-    """A real Celery worker subprocess on this run's queue, sharing the test config DB file."""
-    worker = CeleryWorker(tmp_path)
-    yield worker
-    worker.stop()
-
-
-@pytest.fixture
-def celery_worker_with_beat(transactional_db, tmp_path):
-    """A real Celery worker running Celery beat too (``-B``), with the stale merge job check
-    every second and the periodic external database checks off."""
-    worker = CeleryWorker(
-        tmp_path,
-        "-B",
-        "--schedule",
-        str(tmp_path / "beat-schedule"),
-        MERGE_STALE_CHECK_INTERVAL="1",
-        EXTERNAL_DB_CHECK_INTERVAL="0",
-    )
-    yield worker
-    worker.stop()
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it returns something true; fail the test after ``timeout``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"Timed out waiting for {what}.")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def tc_stopped_on(node) -> None:

@@ -13,7 +13,8 @@ from dbmerge import runner
 from dbmerge.choices import JobState
 from dbmerge.models import MergeJob
 from messaging.models import PersistentChatAssignment
-from tests.dbmerge.conftest import fill_generated, tc_stopped_on, wait_for
+from tests.conftest import wait_for
+from tests.dbmerge.conftest import fill_generated, tc_stopped_on
 from tests.dbmerge.test_engine_postgres import fill_two_sources
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -164,7 +165,7 @@ def test_a_worker_killed_mid_merge_leaves_the_job_failed_and_the_destination_unt
     assert wait_for(lambda: target.rows() == before, timeout=30, what="the destination to be as before")
 
 
-def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_page(chat_db, celery_worker_with_beat):
+def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_page(chat_db, celery_beat):
     from django.utils import timezone
 
     a, b, target = (chat_db().external() for _ in range(3))

@@ -1,5 +1,5 @@
-"""End-to-end suites reuse the real-process fixtures of the other suites: persistent chat
-databases and a Celery worker (merge suite), node agents (agent suite)."""
+"""End-to-end suites reuse the fixtures of the other suites: persistent chat databases (merge
+suite) and node agents (agent suite); the Celery worker is the root conftest's."""
 
 from tests.agent.conftest import agents  # noqa: F401
-from tests.dbmerge.conftest import celery_worker, chat_db  # noqa: F401
+from tests.dbmerge.conftest import chat_db  # noqa: F401
