@@ -65,6 +65,9 @@ class DestinationSide(ABC):
     @abstractmethod
     def clear_staging(self) -> None: ...
 
+    def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
+        """Refresh the planner's statistics of a staging table just filled."""
+
 
 class Transport(ABC):
     """Moves the rows of a source SELECT into a destination table."""
@@ -222,6 +225,7 @@ def _fold(
             q.messages_select(dialect, both, staged=True),
             q.table_columns(q.TC_MESSAGES, dialect, q.STAGE_MESSAGES),
         )
+        destination.analyze(q.STAGE_MESSAGES)
         duplicates = destination.execute(q.mark_duplicate_messages(dialect))
         destination.execute(q.SHARED_OWN_INCOMING)
         if duplicates:
@@ -321,6 +325,7 @@ def _colliding_runs(
     if d_low is None or high < d_low or low > d_high:
         return []
     transport.transfer(source, q.ids_select(destination.dialect), q.ids_columns(destination.dialect))
+    destination.analyze(q.STAGE_IDS)
     runs = destination.query(q.COLLIDING_RUNS)
     if len(runs) > MAX_ID_RUNS:
         raise MergeError(

@@ -29,7 +29,14 @@ FINGERPRINT_SQL = (
 )
 # Rows per progress report while streaming (a COPY sends one message per row).
 PROGRESS_EVERY = 4096
+# COPY messages (one a row) are passed on in blocks of about this many bytes: one write per
+# row costs the worker a libpq call each, and it shares the cores with both servers.
+COPY_BLOCK_BYTES = 128 * 1024
 DESTINATION_LOCK_TIMEOUT = "10s"
+# Memory of the destination session for the merge's joins, sorts and staging tables (temp
+# buffers must be set before the session's first temporary table; the others are SET LOCAL).
+DESTINATION_SESSION = ("SET temp_buffers = '256MB'",)
+DESTINATION_TRANSACTION = ("SET LOCAL work_mem = '256MB'", "SET LOCAL maintenance_work_mem = '512MB'")
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class PostgresDestination(plan.DestinationSide):
         self.label = database.label
         self.conn = connect(database)
         self.conn.execute("SET statement_timeout = 0")
+        for statement in DESTINATION_SESSION:
+            self.conn.execute(statement)
         self.fingerprint = self.conn.execute(FINGERPRINT_SQL).fetchone()[0]
 
     def execute(self, text: str, params: dict | None = None) -> int:
@@ -80,8 +89,13 @@ class PostgresDestination(plan.DestinationSide):
     def query(self, text: str, params: dict | None = None) -> list[tuple]:
         return self.conn.execute(text, params or None).fetchall()
 
+    def analyze(self, table: str) -> None:
+        self.conn.execute(f"ANALYZE {table}")
+
     def prepare(self) -> list[str]:
         notes = []
+        for statement in DESTINATION_TRANSACTION:
+            self.conn.execute(statement)
         with self.conn.cursor() as cur:
             actual = postgres_actual(cur)
         if not actual:
@@ -149,10 +163,16 @@ class CopyTransport(plan.Transport):
         copy_in = f"COPY {into.table} ({', '.join(into.names)}) FROM STDIN (FORMAT BINARY)"
         with source.conn.cursor() as out_cur, self.destination.conn.cursor() as in_cur:
             with out_cur.copy(copy_out, statement.params or None) as copy_from, in_cur.copy(copy_in) as copy_to:
+                block = bytearray()
                 for messages, data in enumerate(copy_from, start=1):
-                    copy_to.write(data)
+                    block += data
+                    if len(block) >= COPY_BLOCK_BYTES:
+                        copy_to.write(block)
+                        block = bytearray()
                     if messages % PROGRESS_EVERY == 0:
                         on_rows(messages)
+                if block:
+                    copy_to.write(block)
             return in_cur.rowcount
 
 

@@ -269,15 +269,15 @@ def insert_staged_messages() -> str:
     )
 
 
-# Runs of consecutive (in id order) incoming ids that collide with the destination's.
+# Runs of consecutive (in id order) incoming ids that collide with the destination's: a run
+# is numbered by how many incoming ids before it do not collide (one sort, one window).
 COLLIDING_RUNS = f"""
     SELECT MIN(msg_id), MAX(msg_id), COUNT(*) FROM (
-        SELECT i.msg_id, CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END AS hit,
-               ROW_NUMBER() OVER (ORDER BY i.msg_id)
-               - ROW_NUMBER() OVER (PARTITION BY CASE WHEN t.msg_id IS NULL THEN 0 ELSE 1 END ORDER BY i.msg_id)
+        SELECT i.msg_id, t.msg_id AS hit,
+               SUM(CASE WHEN t.msg_id IS NULL THEN 1 ELSE 0 END) OVER (ORDER BY i.msg_id ROWS UNBOUNDED PRECEDING)
                AS grp
         FROM {STAGE_IDS} i LEFT JOIN tc_msgarchive t ON t.msg_id = i.msg_id
-    ) x WHERE hit = 1 GROUP BY grp ORDER BY 1
+    ) x WHERE hit IS NOT NULL GROUP BY grp ORDER BY 1
 """
 
 
