@@ -22,6 +22,7 @@ from topology.models import (
     Service,
     ServiceParameters,
 )
+from topology.models.topology import shared_database_warning
 
 
 @admin.register(Cluster)
@@ -72,6 +73,9 @@ def _set_ha(modeladmin, request, queryset, enabled: bool) -> None:
             continue
         group.save(update_fields=["ha_enabled"])
         changed += 1
+        warning = shared_database_warning(group)
+        if warning:
+            messages.warning(request, warning)
     if changed:
         messages.success(request, f"High availability {'enabled' if enabled else 'disabled'} on {changed} group(s).")
 

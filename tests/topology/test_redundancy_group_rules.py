@@ -133,6 +133,23 @@ def test_database_refuses_a_third_member_in_one_group(build):
         c.save()
 
 
+def test_database_refuses_a_member_of_another_cluster_and_moving_a_group_away_from_its_members(build):
+    from django.db import IntegrityError, transaction
+
+    one, two = build.cluster("cluster1"), build.cluster("cluster2")
+    a, b, c = build.node("imp-a", one), build.node("imp-b", one), build.node("imp-c", two)
+    group = build.group("pair", a)
+    with pytest.raises(IntegrityError, match="nodes of its own cluster only"), transaction.atomic():
+        Node.objects.filter(pk=c.pk).update(redundancy_group=group, group_position=2)
+    with pytest.raises(IntegrityError, match="nodes of its own cluster only"), transaction.atomic():
+        Node.objects.filter(pk=a.pk).update(cluster=two)
+    with pytest.raises(IntegrityError, match="nodes of its own cluster only"), transaction.atomic():
+        RedundancyGroup.objects.filter(pk=group.pk).update(cluster=two)
+    Node.objects.filter(pk=b.pk).update(redundancy_group=group, group_position=2)
+    assert [node.name for node in RedundancyGroup.objects.get(pk=group.pk).servers()] == ["imp-a", "imp-b"]
+    assert Node.objects.get(pk=c.pk).redundancy_group is None
+
+
 def test_the_servers_of_a_group_cannot_change_while_a_node_is_failed_over_but_ha_can_be_switched_off(
     super_client, build
 ):
@@ -155,4 +172,100 @@ def test_the_servers_of_a_group_cannot_change_while_a_node_is_failed_over_but_ha
 
     response = super_client.post(url, {"name": "prg1", "server1": a.pk, "server2": b.pk})
     assert response.status_code == 302
+    assert not RedundancyGroup.objects.get(pk=group.pk).ha_enabled
+
+
+def _assign(node, name: str | None):
+    from messaging.models import ExternalDatabase, PersistentChatAssignment
+
+    database = None
+    if name:
+        database = ExternalDatabase.objects.filter(database_name=name).first()
+        if database is None:
+            database = ExternalDatabase(
+                database_name=name, db_type="postgres", username="tcuser", hostname="127.0.0.1", port=5432
+            )
+            database.set_password("secret")
+            database.save()
+    PersistentChatAssignment.objects.update_or_create(node=node, defaults={"database": database})
+
+
+def test_enabling_ha_while_the_two_servers_use_different_databases_is_refused(super_client, build):
+    cluster = build.cluster()
+    a, b = build.node("imp-a", cluster), build.node("imp-b", cluster)
+    group = build.group("prg1", a, b)
+    _assign(a, "tc_a")
+    _assign(b, "tc_b")
+    response = super_client.post(
+        f"/system/redundancy-groups/{group.pk}/edit/",
+        {"name": "prg1", "server1": a.pk, "server2": b.pk, "ha_enabled": "on"},
+    )
+    assert form_errors(response)["ha_enabled"] == [
+        "With high availability both servers use one persistent chat database, but imp-a uses "
+        "tc_a@127.0.0.1:5432 and imp-b uses tc_b@127.0.0.1:5432. Merge them (External Database Jobs) or unassign "
+        "one on the Group Chat and Persistent Chat page first, then enable High Availability."
+    ]
+    assert not RedundancyGroup.objects.get(pk=group.pk).ha_enabled
+
+
+def test_enabling_ha_with_one_database_for_both_or_one_unassigned_is_accepted(super_client, build):
+    cluster = build.cluster()
+    a, b, c, d = (build.node(name, cluster) for name in ("imp-a", "imp-b", "imp-c", "imp-d"))
+    shared, half = build.group("shared", a, b), build.group("half", c, d)
+    _assign(a, "tc_ab")
+    _assign(b, "tc_ab")
+    _assign(c, "tc_c")
+    for group, (one, two) in ((shared, (a, b)), (half, (c, d))):
+        response = super_client.post(
+            f"/system/redundancy-groups/{group.pk}/edit/",
+            {"name": group.name, "server1": one.pk, "server2": two.pk, "ha_enabled": "on"},
+        )
+        assert response.status_code == 302
+        assert RedundancyGroup.objects.get(pk=group.pk).ha_enabled
+
+
+def test_a_server_change_that_would_pair_two_databases_under_ha_is_refused(super_client, build):
+    cluster = build.cluster()
+    a, b, c = build.node("imp-a", cluster), build.node("imp-b", cluster), build.node("imp-c", cluster)
+    group = build.group("prg1", a, b, ha=True)
+    _assign(a, "tc_ab")
+    _assign(b, "tc_ab")
+    _assign(c, "tc_c")
+    response = super_client.post(
+        f"/system/redundancy-groups/{group.pk}/edit/",
+        {"name": "prg1", "server1": a.pk, "server2": c.pk, "ha_enabled": "on"},
+    )
+    assert "imp-c uses tc_c@127.0.0.1:5432" in form_errors(response)["ha_enabled"][0]
+    assert [node.name for node in RedundancyGroup.objects.get(pk=group.pk).servers()] == ["imp-a", "imp-b"]
+
+
+def test_disabling_ha_while_both_servers_share_a_database_warns_what_to_do(super_client, build):
+    cluster = build.cluster()
+    a, b = build.node("imp-a", cluster), build.node("imp-b", cluster)
+    group = build.group("prg1", a, b, ha=True)
+    _assign(a, "tc_ab")
+    _assign(b, "tc_ab")
+    response = super_client.post(
+        f"/system/redundancy-groups/{group.pk}/edit/", {"name": "prg1", "server1": a.pk, "server2": b.pk}, follow=True
+    )
+    page = response.content.decode()
+    assert not RedundancyGroup.objects.get(pk=group.pk).ha_enabled
+    assert "imp-a and imp-b still share tc_ab@127.0.0.1:5432" in page
+    assert "without high availability each node needs its own database" in page
+
+
+def test_admin_enable_ha_action_refuses_a_group_whose_servers_use_different_databases(admin_client, build):
+    cluster = build.cluster()
+    a, b = build.node("imp-a", cluster), build.node("imp-b", cluster)
+    group = build.group("prg1", a, b)
+    _assign(a, "tc_a")
+    _assign(b, "tc_b")
+    response = admin_client.post(
+        "/admin/topology/redundancygroup/",
+        {"action": "enable_ha", "_selected_action": [group.pk]},
+        follow=True,
+    )
+    assert "Group prg1: With high availability both servers use one persistent chat database" in (
+        response.content.decode()
+    )
     assert not RedundancyGroup.objects.get(pk=group.pk).ha_enabled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
@@ -361,6 +362,16 @@ def validate_group_membership(
             )
     if ha_enabled and (server1 is None or server2 is None):
         add("ha_enabled", HA_NEEDS_TWO_NODES_MESSAGE)
+    if ha_enabled and server1 is not None and server2 is not None and server1.pk != server2.pk:
+        databases = chat_databases([server1, server2])
+        first, second = databases.get(server1.pk), databases.get(server2.pk)
+        if first and second and first != second:
+            add(
+                "ha_enabled",
+                f"With high availability both servers use one persistent chat database, but {server1} uses "
+                f"{first} and {server2} uses {second}. Merge them (External Database Jobs) or unassign one "
+                "on the Group Chat and Persistent Chat page first, then enable High Availability.",
+            )
     if group.pk:
         current = list(Node.objects.filter(redundancy_group=group).order_by("group_position"))
         changing = [_pk(n) for n in _by_position(current)] != [_pk(server1), _pk(server2)]
@@ -384,6 +395,32 @@ def validate_group_membership(
             )
     if errors:
         raise ValidationError(errors)
+
+
+def chat_databases(nodes: list[Node]) -> dict[int, str]:
+    """The persistent chat database assigned to each of ``nodes`` (node pk → name), if any.
+
+    Read through the app registry: the assignment belongs to messaging, which builds on topology.
+    """
+    assignment = apps.get_model("messaging", "PersistentChatAssignment")
+    rows = assignment.objects.filter(node__in=nodes, database__isnull=False).select_related("database")
+    return {row.node_id: str(row.database) for row in rows}
+
+
+def shared_database_warning(group: RedundancyGroup) -> str | None:
+    """Without high availability each node needs its own database: say so when both share one."""
+    server1, server2 = group.servers()
+    if group.ha_enabled or server1 is None or server2 is None:
+        return None
+    databases = chat_databases([server1, server2])
+    shared = databases.get(server1.pk)
+    if shared is None or databases.get(server2.pk) != shared:
+        return None
+    return (
+        f"High availability is off in {group}, but {server1} and {server2} still share {shared}: without high "
+        "availability each node needs its own database. Assign another one to one of them on the Group Chat and "
+        "Persistent Chat page (Verify High Availability Settings reports it until then)."
+    )
 
 
 def _pk(node: Node | None) -> int | None:
