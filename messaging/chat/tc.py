@@ -121,13 +121,15 @@ class TextConferenceManager(NodeService):
                 await self.store.close()
                 raise ServiceStartError(
                     f"Persistent chat is enabled but the external database {self.config.database_label} "
-                    f"is unreachable: {_first_line(exc)}"
+                    f"is unreachable: {_first_line(exc)}",
+                    database_failure=True,
                 ) from exc
             if problems:
                 await self.store.close()
                 raise ServiceStartError(
                     f"The external database {self.config.database_label} failed schema verification: "
-                    + " ".join(problems)
+                    + " ".join(problems),
+                    database_failure=True,
                 )
         else:
             self.store = MemoryStore()

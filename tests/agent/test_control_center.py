@@ -123,6 +123,10 @@ def test_tc_refuses_to_start_on_an_unreachable_database_and_the_control_center_s
     assert "Not Running" in page
     assert "Persistent chat is enabled but the external database" in page and "is unreachable" in page
     assert tc_of(a).started_at is None
+    # What the peer's SRM reads to fail A over for Database Failure rather than Critical Service Down.
+    assert tc_of(a).database_failure
+    router = Service.objects.get(node=a, name=ServiceName.XCP_ROUTER)
+    assert router.status == ServiceStatus.STARTED and not router.database_failure
 
 
 def test_service_parameters_show_the_reference_defaults(operator_client, build):

@@ -42,6 +42,22 @@ def test_a_normal_peer_whose_critical_service_is_down_past_the_delay_is_failed_o
     assert (verdict.reason, verdict.failed_reason) == (HAReason.CRITICAL_SERVICE_DOWN, HAReason.CRITICAL_SERVICE_DOWN)
 
 
+def test_a_peer_whose_tc_could_not_start_on_its_database_is_failed_over_for_database_failure(judged):
+    srm, b, params, now = judged
+    Node.objects.filter(pk=b.pk).update(ha_state=HAState.NORMAL, ha_state_changed_at=now - timedelta(minutes=20))
+    Service.objects.filter(node=b, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(
+        status=ServiceStatus.NOT_RUNNING,
+        status_reason="Persistent chat is enabled but the external database tcmadb is unreachable: …",
+        database_failure=True,
+    )
+    b = Node.objects.get(pk=b.pk)
+    verdict = srm.peer_verdict(b, params, now)
+    assert (verdict.reason, verdict.failed_reason) == (HAReason.DATABASE_FAILURE, HAReason.DATABASE_FAILURE)
+    # A TC stopped by hand is no database failure, whatever an earlier start left behind.
+    Service.objects.filter(node=b, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(status=ServiceStatus.STOPPED)
+    assert srm.peer_verdict(b, params, now).reason == HAReason.CRITICAL_SERVICE_DOWN
+
+
 def test_a_peer_that_just_started_initializing_gets_the_whole_critical_service_delay_to_bring_its_services_back(
     judged,
 ):

@@ -15,7 +15,16 @@ STOP_TIMEOUT = 30.0
 
 
 class ServiceStartError(Exception):
-    """A service could not start; the message is the reason shown in the Control Center."""
+    """A service could not start; the message is the reason shown in the Control Center.
+
+    ``database_failure`` marks a start that failed on the service's external database
+    (unreachable, or its schema invalid): the peer's SRM then fails the node over for
+    Database Failure rather than Critical Service Down (reference 1.5).
+    """
+
+    def __init__(self, message: str, *, database_failure: bool = False) -> None:
+        super().__init__(message)
+        self.database_failure = database_failure
 
 
 class NodeService(abc.ABC):

@@ -202,12 +202,13 @@ class NodeAgent:
         await db(self._write, name, ServiceStatus.STARTING, "")
         hosting = await db(self._hosted_ids) if name == ServiceName.TEXT_CONFERENCE_MANAGER else None
         reason = ""
+        database_failure = False
         instance: NodeService | None = None
         try:
             instance = build_service(ServiceName(name), self)
             await asyncio.wait_for(instance.start(), START_TIMEOUT)
         except ServiceStartError as exc:
-            reason = str(exc)
+            reason, database_failure = str(exc), exc.database_failure
         except TimeoutError:
             reason = f"The service did not start within {START_TIMEOUT:.0f} s."
         except Exception as exc:
@@ -219,7 +220,7 @@ class NodeAgent:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(instance.stop(), STOP_TIMEOUT)
             self._failed_at[name] = time.monotonic()
-            await db(self._write, name, ServiceStatus.NOT_RUNNING, reason)
+            await db(self._write, name, ServiceStatus.NOT_RUNNING, reason, database_failure)
             return
         self.instances[name] = instance
         self._failed_at.pop(name, None)
@@ -242,9 +243,14 @@ class NodeAgent:
         await db(self._write, name, status, reason)
         log.info("%s stopped", ServiceName(name).label)
 
-    def _write(self, name: str, status: ServiceStatus, reason: str) -> None:
+    def _write(self, name: str, status: ServiceStatus, reason: str, database_failure: bool = False) -> None:
         now = timezone.now()
-        fields = {"status": status, "status_reason": reason[:500], "status_changed_at": now}
+        fields = {
+            "status": status,
+            "status_reason": reason[:500],
+            "status_changed_at": now,
+            "database_failure": database_failure,
+        }
         if status == ServiceStatus.STARTED:
             fields["started_at"] = now
         elif status != ServiceStatus.STOPPING:

@@ -104,6 +104,10 @@ class RecoveryManager:
                 return Verdict(HAReason.PEER_REBOOT, HAReason.PEER_REBOOT)
             if initializing:
                 return Verdict(HAReason.PEER_DOWN_DURING_INITIALIZATION, HAReason.INITIALIZATION)
+            if peer.services.filter(
+                name__in=params.critical_services, status=ServiceStatus.NOT_RUNNING, database_failure=True
+            ).exists():
+                return Verdict(HAReason.DATABASE_FAILURE, HAReason.DATABASE_FAILURE)
             return Verdict(HAReason.CRITICAL_SERVICE_DOWN, HAReason.CRITICAL_SERVICE_DOWN)
         return None
 

@@ -74,6 +74,12 @@ class Service(models.Model):
         editable=False,
         help_text="Why the service is not running (the error of a failed start), written by the node agent.",
     )
+    database_failure = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Written by the node agent: the service is Not Running because its external database failed "
+        "(unreachable or schema invalid), which the peer's SRM reports as Database Failure.",
+    )
     status_changed_at = models.DateTimeField(
         null=True,
         blank=True,
