@@ -41,3 +41,40 @@ def test_chat_command_says_what_is_wrong_when_the_user_is_unknown(world):
     result = manage("chat", "nobody", "--room", "ops", "--say", "hi")
     assert result.returncode == 1
     assert "No user 'nobody' with an assigned node; give --node." in result.stderr
+
+
+def test_chat_command_tail_prints_the_rooms_history_then_each_new_message_as_it_arrives(world):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    from tests.chat.conftest import bus_prefix_now
+
+    world.user("andy", "imp-1a")
+    world.user("bob", "imp-1b")
+    with NodesInThread(world.nodes["imp-1a"], world.nodes["imp-1b"]):
+        manage("chat", "andy", "--room", "ops", "--create", "--say", "before bob came")
+        room = f"ops@conference-{world.nodes['imp-1a'].pk}-imp1.example.com"
+        env = {**os.environ, "SQLITE_PATH": settings.DATABASES["default"]["NAME"], "CHAT_BUS_PREFIX": bus_prefix_now()}
+        tail = subprocess.Popen(
+            [sys.executable, "manage.py", "chat", "bob", "--room", room, "--tail", "--count", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=settings.BASE_DIR,
+        )
+        try:
+            lines = [tail.stdout.readline().rstrip("\n") for _ in range(2)]
+            assert lines == ["Signed in as bob@example.com on imp-1b.", "[1] andy: before bob came"]
+            manage("chat", "andy", "--room", room, "--say", "one", "--say", "two")
+            out, err = tail.communicate(timeout=30)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+    assert tail.returncode == 0, err
+    lines = out.splitlines()
+    assert [line for line in lines if not line.startswith("*")] == ["[2] andy: one", "[3] andy: two"]
+    assert f"* andy joined {room}" in lines  # room presence, as it happens

@@ -8,6 +8,8 @@ import asyncio
 import psycopg
 import pytest
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from messaging.models import ExternalDatabase
 from tests.chat.conftest import run, running, signed_in
@@ -42,10 +44,14 @@ def test_room_report_lists_rooms_with_host_occupants_members_messages_and_last_d
             return room, list_page, detail
 
     database = ExternalDatabase.objects.get(database_name=world.database)
+    before = timezone.localtime()
     room, list_page, detail = run(scenario())
+    after = timezone.localtime()
     row = list_page.split(room, 1)[1].split("</tr>", 1)[0]
     cells = [cell.split("</td>")[0] for cell in row.split("<td>")[1:]]
     assert cells[:6] == ["persistent", "Operations", "imp-1a", "2", "2", "2"]  # type … members, messages
+    # Last message date: when bob posted, to the minute the page shows.
+    assert cells[6] in {date_format(before, "DATETIME_FORMAT"), date_format(after, "DATETIME_FORMAT")}
     assert "Owners and members" in detail and "bob@example.com" in detail and "owner" in detail
     assert "second &lt;b&gt;bold&lt;/b&gt;" in detail
 
