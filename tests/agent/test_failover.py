@@ -102,6 +102,8 @@ def test_stopping_tc_on_a_fails_it_over_to_b_after_the_critical_service_delay_th
     assert "Critical Service Down" in group_page
     assert "Taking Over" in group_page  # in the timeline
     assert 'value="fallback"' not in group_page  # A's critical services are not running yet
+    assert "Fallback is offered once its critical services run again: start them in the" in group_page
+    assert f'href="/serviceability/control-center/feature/?server={a.pk}"' in group_page
 
     # B serves A's room now, with the history stored before the failover (from the shared database).
     served_by, history = history_seen_by_andy(b, room)
@@ -113,6 +115,7 @@ def test_stopping_tc_on_a_fails_it_over_to_b_after_the_critical_service_delay_th
     group_page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
     assert 'value="fallback"' in group_page
     assert 'value="failover"' not in group_page
+    assert "Fallback is offered once" not in group_page
 
     response = operator_client.post(
         f"/system/redundancy-groups/{group.pk}/server-action/", {"node": a.pk, "action": "fallback"}, follow=True

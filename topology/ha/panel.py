@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from topology.choices import FAILOVER_STATES, TRANSITION_STATES
+from topology.choices import FAILOVER_STATES, TRANSITION_STATES, HAState
 from topology.ha.actions import available_actions
 from topology.models import HATransition, Node, RedundancyGroup, ServerAction, ServerActionStatus
 
@@ -38,7 +38,18 @@ def group_ha_context(group: RedundancyGroup, user) -> dict:
         actions, unavailable = [], []
         if node is not None and node.agent_reporting:
             actions, unavailable = available_actions(node, peer, group.ha_enabled)
-        rows.append({"position": position, "node": node, "actions": actions, "unavailable": unavailable})
+        rows.append(
+            {
+                "position": position,
+                "node": node,
+                "actions": actions,
+                "unavailable": unavailable,
+                # Fallback comes once the failed node's critical services run again (reference 1.6).
+                "start_services_first": node is not None
+                and group.ha_enabled
+                and node.ha_state == HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
+            }
+        )
     pending = ServerAction.objects.filter(group=group, status=ServerActionStatus.PENDING).first()
     last_action = ServerAction.objects.filter(group=group).select_related("node").first()
     in_transition = any(node.ha_state in TRANSITION_STATES for node in members if node.agent_reporting)
