@@ -29,7 +29,12 @@ class ExternalDatabaseAdmin(admin.ModelAdmin):
     list_display = ("database_name", "db_type", "hostname", "port", "username", "check_state", "last_checked_at")
     list_filter = ("db_type",)
     search_fields = ("database_name", "hostname", "username")
-    readonly_fields = ("check_state", "check_requested_at", "last_checked_at")
+    readonly_fields = ("check_state", "check_requested_at", "check_started_at", "last_checked_at", "status_note")
+
+    def save_model(self, request, obj, form, change):
+        from messaging.status import save_database
+
+        save_database(obj)
 
 
 @admin.register(ExternalDatabaseCheck)

@@ -21,6 +21,10 @@ class ExternalDatabaseTable(tables.Table):
 
 
 class ChatAliasTable(tables.Table):
+    # Delete Selected; left out for users who may not delete (see ChatAliasListView).
+    pk = tables.CheckBoxColumn(
+        accessor="pk", attrs={"input": {"form": "delete-selected"}, "th__input": {"hidden": True}}
+    )
     alias = tables.Column(linkify=True)
     node = tables.Column(linkify=True, verbose_name="Server Name")
     cluster = tables.Column(accessor="node__cluster", verbose_name="Cluster", orderable=False)
@@ -28,7 +32,7 @@ class ChatAliasTable(tables.Table):
 
     class Meta:
         model = ChatAlias
-        fields = ("alias", "node", "cluster", "is_primary")
+        fields = ("pk", "alias", "node", "cluster", "is_primary")
         attrs = TABLE_ATTRS
 
 

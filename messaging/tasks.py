@@ -25,14 +25,14 @@ def check_external_database(database_id: int) -> None:
     from messaging.dbcheck import check_and_record
 
     claimed = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED).update(
-        check_state=CheckRunState.RUNNING
+        check_state=CheckRunState.RUNNING, check_started_at=timezone.now()
     )
     if not claimed:
         # Deleted, or another worker already ran this request (a redelivered message).
         logger.info("External database %s: no queued check to run", database_id)
         return
     database = ExternalDatabase.objects.get(pk=database_id)
-    results = check_and_record(database)
+    results = check_and_record(database, requested_at=database.check_requested_at)
     logger.info(
         "External database %s checked: %s",
         database,
@@ -42,12 +42,13 @@ def check_external_database(database_id: int) -> None:
 
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT)
 def check_all_external_databases() -> int:
-    """The periodic refresh: queue a check of every external database not already queued."""
-    from messaging.status import request_check
+    """The periodic refresh: queue a check of every external database, except those whose
+    check was queued or started recently; an older one lost its worker and is asked again."""
+    from messaging.status import in_progress_filter, request_check
 
     count = 0
-    for database in ExternalDatabase.objects.exclude(check_state__in=[CheckRunState.QUEUED, CheckRunState.RUNNING]):
-        request_check(database)
+    for database in ExternalDatabase.objects.exclude(in_progress_filter()):
+        request_check(database, force=True)
         count += 1
     logger.info("Queued status checks of %d external databases at %s", count, timezone.now())
     return count

@@ -7,6 +7,7 @@ app_name = "messaging"
 urlpatterns = [
     path("group-chat/", views.ChatSettingsView.as_view(), name="chatsettings_edit"),
     path("group-chat/aliases/", views.ChatAliasListView.as_view(), name="chatalias_list"),
+    path("group-chat/aliases/delete/", views.ChatAliasBulkDeleteView.as_view(), name="chatalias_bulk_delete"),
     path("group-chat/aliases/add/", views.ChatAliasEditView.as_view(), name="chatalias_add"),
     path("group-chat/aliases/<int:pk>/", views.ChatAliasEditView.as_view(), name="chatalias_edit"),
     path("group-chat/aliases/<int:pk>/delete/", views.ChatAliasDeleteView.as_view(), name="chatalias_delete"),
@@ -58,4 +59,5 @@ urlpatterns = [
         name="externaldatabase_install",
     ),
     path("verify-ha/", views.VerifyHAView.as_view(), name="verify_ha"),
+    path("verify-ha/results/", views.VerifyHAResultsView.as_view(), name="verify_ha_results"),
 ]

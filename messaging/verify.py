@@ -1,8 +1,10 @@
 """Verify High Availability settings: for every redundancy group, one row per check with
 pass/fail, the reason and the page that fixes it.
 
-Database checks use the results recorded on each external database; ``live=True`` runs the
-checks again first (the Verify button and ``manage.py verify_ha`` do).
+Database checks use the results recorded on each external database. The page's Verify
+button queues the checks of every assigned database on a Celery worker
+(``request_database_checks``) and shows the results as they arrive; ``live=True`` runs them
+inline first (``manage.py verify_ha`` does).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from messaging.models import (
     STATUS_CHECKS,
     ChatSettings,
     CheckName,
+    ExternalDatabase,
     ExternalDatabaseCheck,
     PersistentChatAssignment,
 )
+from messaging.status import check_in_progress, request_check
 from topology.models import Node, RedundancyGroup
 from topology.observed import TEXT_CONFERENCE_MANAGER, service_running
 
@@ -31,6 +35,21 @@ class VerifyRow:
     passed: bool
     reason: str
     fix_url: str
+    checking: bool = False  # a check of the row's database is queued or running on the worker
+
+
+def assigned_databases() -> list[ExternalDatabase]:
+    """Every external database assigned to a chat node, each once."""
+    return list(ExternalDatabase.objects.filter(assignments__isnull=False).distinct())
+
+
+def request_database_checks() -> int:
+    """Queue the status checks of every assigned database on the worker (the Verify button);
+    return how many are queued or already running."""
+    databases = assigned_databases()
+    for database in databases:
+        request_check(database)
+    return len(databases)
 
 
 def verify_ha(live: bool = False) -> list[VerifyRow]:
@@ -65,8 +84,8 @@ def _group_rows(group, assignments, results, settings_by_cluster) -> list[Verify
     group_url = reverse("topology:group_edit", args=[group.pk])
     settings_url = reverse("messaging:chatsettings_edit") + f"?cluster={group.cluster_id}"
 
-    def add(check: str, passed: bool, reason: str, url: str) -> None:
-        rows.append(VerifyRow(name, check, passed, reason, url))
+    def add(check: str, passed: bool, reason: str, url: str, checking: bool = False) -> None:
+        rows.append(VerifyRow(name, check, passed, reason, url, checking))
 
     add(
         "High availability enabled",
@@ -95,7 +114,8 @@ def _group_rows(group, assignments, results, settings_by_cluster) -> list[Verify
     distinct = {db.pk: db for db in assigned.values() if db is not None}
     same = len(distinct) == 1 and not missing
     if len(distinct) > 1:
-        reason = "The nodes use different databases: " + ", ".join(f"{n}: {db}" for n, db in assigned.items() if db)
+        used = ", ".join(f"{n}: {db}" for n, db in assigned.items() if db)
+        reason = f"The nodes use different databases ({used}); with high availability both must use the same one."
     elif same:
         reason = f"Both nodes use {next(iter(distinct.values()))}."
     else:
@@ -110,10 +130,15 @@ def _group_rows(group, assignments, results, settings_by_cluster) -> list[Verify
             continue
         found = results.get(database.pk, {}).get(check_name)
         url = database.get_absolute_url()
-        if found is None:
-            add(label, False, f"{database} has not been checked yet; run Check now on its page.", url)
+        checking = check_in_progress(database)
+        if found is None and checking:
+            reason = f"{database} is being checked on the worker; the result appears here when it finishes."
+            add(label, False, reason, url, checking=True)
+        elif found is None:
+            since = " since its connection settings changed" if database.status_note else " yet"
+            add(label, False, f"{database} has not been checked{since}; run Verify, or Check now on its page.", url)
         else:
-            add(label, found.passed, f"{database}: {found.message}", url)
+            add(label, found.passed, f"{database}: {found.message}", url, checking=checking)
 
     control_center = reverse("topology:controlcenter_feature")
     for node in group.cluster.nodes.all():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from datetime import timedelta
 from types import ModuleType
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from messaging.dbcheck import mssql, oracle, postgres
@@ -45,8 +47,29 @@ def driver_for(database: ExternalDatabase) -> ModuleType:
     return DRIVERS[database.db_type]
 
 
-def resolve(hostname: str, port: int) -> list[tuple]:
-    """Addresses of ``hostname`` (getaddrinfo), or Unreachable with a readable reason.
+def _lookup(host: str, port: int, timeout: float) -> list[tuple]:
+    """``getaddrinfo`` bounded by ``timeout``: the lookup runs in a daemon thread, because a
+    resolver that gets no answer retries for longer than a check may take."""
+    outcome: dict = {}
+
+    def lookup() -> None:
+        try:
+            outcome["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    thread.start()
+    thread.join(max(timeout, 0))
+    if thread.is_alive():
+        raise TimeoutError
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["addresses"]
+
+
+def resolve(hostname: str, port: int, timeout: float | None = None) -> list[tuple]:
+    """Addresses of ``hostname`` (getaddrinfo within ``timeout``), or Unreachable with a readable reason.
 
     Names under the reserved ``.invalid`` top-level domain never exist (RFC 6761 §6.4), so
     they are answered without asking DNS.
@@ -57,21 +80,37 @@ def resolve(hostname: str, port: int) -> list[tuple]:
     except ValueError:
         if host.lower().rstrip(".").endswith(".invalid") or host.lower() == "invalid":
             raise Unreachable(f"The host name {hostname} cannot be resolved; check the Hostname field.") from None
+    else:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    timeout = check_timeout() if timeout is None else timeout
     try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return _lookup(host, port, timeout)
+    except TimeoutError:
+        raise Unreachable(
+            f"The host name {hostname} could not be resolved within {timeout:g} s; "
+            "check the Hostname field and that the DNS servers answer."
+        ) from None
     except socket.gaierror as exc:
         raise Unreachable(
             f"The host name {hostname} cannot be resolved ({exc.strerror}); check the Hostname field."
         ) from exc
+    except (OSError, UnicodeError) as exc:
+        raise Unreachable(f"The host name {hostname} cannot be resolved ({exc}); check the Hostname field.") from exc
 
 
-def reach(database: ExternalDatabase, timeout: int) -> str:
-    """Open and close a TCP connection to the database's host and port; return the address used."""
-    where = f"{database.hostname} port {database.port}"
-    last: OSError | None = None
-    for family, kind, proto, _, sockaddr in resolve(database.hostname, database.port):
+def connect_any(addresses: list[tuple], deadline: float) -> str:
+    """Open and close a TCP connection to the first of ``addresses`` (getaddrinfo entries) that
+    accepts one before ``deadline`` (``time.monotonic``); return its address or raise the last error.
+
+    The addresses share the deadline, so a name with several silent addresses still answers in time.
+    """
+    last: OSError = TimeoutError()
+    for family, kind, proto, _, sockaddr in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
         sock = socket.socket(family, kind, proto)
-        sock.settimeout(timeout)
+        sock.settimeout(remaining)
         try:
             sock.connect(sockaddr)
             return sockaddr[0]
@@ -79,9 +118,23 @@ def reach(database: ExternalDatabase, timeout: int) -> str:
             last = exc
         finally:
             sock.close()
+    raise last
+
+
+def reach(database: ExternalDatabase, timeout: float) -> str:
+    """Open and close a TCP connection to the database's host and port; return the address used.
+
+    ``timeout`` bounds the whole attempt: the name lookup and every address tried share it.
+    """
+    deadline = time.monotonic() + timeout
+    where = f"{database.hostname} port {database.port}"
+    try:
+        return connect_any(resolve(database.hostname, database.port, timeout), deadline)
+    except OSError as exc:
+        last = exc
     if isinstance(last, TimeoutError | socket.timeout):
         raise Unreachable(
-            f"No answer from {where} within {timeout} s; a firewall may be dropping packets, or the host is down."
+            f"No answer from {where} within {timeout:g} s; a firewall may be dropping packets, or the host is down."
         )
     if isinstance(last, ConnectionRefusedError) or getattr(last, "errno", None) == errno.ECONNREFUSED:
         raise Unreachable(f"Nothing accepts connections on {where}; check the port and that the database server runs.")
@@ -180,30 +233,49 @@ def _schema_message(problems: list[str]) -> str:
     return f"The TC schema is not valid. {shown}{more}"
 
 
-def record(database: ExternalDatabase, results: list[CheckResult]) -> None:
-    """Store each result on its ExternalDatabaseCheck row and mark the database checked."""
+def record(database: ExternalDatabase, results: list[CheckResult], requested_at=None) -> bool:
+    """Store each result on its ExternalDatabaseCheck row and mark the database checked.
+
+    With ``requested_at`` (the request the worker claimed), results are dropped, and False
+    returned, when a newer request superseded it (the connection settings changed meanwhile):
+    they describe the old settings, and the newer request's check records its own.
+    """
     now = timezone.now()
-    for result in results:
-        ExternalDatabaseCheck.objects.update_or_create(
-            database=database,
-            name=result.name,
-            defaults={
-                "passed": result.passed,
-                "message": result.message,
-                "duration": result.duration,
-                "checked_at": now,
-            },
-        )
-    ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.IDLE, last_checked_at=now)
+    with transaction.atomic():
+        finished = ExternalDatabase.objects.filter(pk=database.pk)
+        if requested_at is not None:
+            finished = finished.filter(check_requested_at=requested_at)
+        if not finished.update(check_state=CheckRunState.IDLE, last_checked_at=now, status_note=""):
+            return False
+        for result in results:
+            ExternalDatabaseCheck.objects.update_or_create(
+                database=database,
+                name=result.name,
+                defaults={
+                    "passed": result.passed,
+                    "message": result.message,
+                    "duration": result.duration,
+                    "checked_at": now,
+                },
+            )
+    return True
 
 
-def check_and_record(database: ExternalDatabase) -> list[CheckResult]:
-    """Run every check on ``database`` and store the results (what the worker does)."""
-    ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.RUNNING)
+def check_and_record(database: ExternalDatabase, requested_at=None) -> list[CheckResult]:
+    """Run every check on ``database`` and store the results.
+
+    The worker passes the ``requested_at`` of the request it claimed (it already marked the
+    row running); a command or a test calling this directly passes nothing.
+    """
+    running = ExternalDatabase.objects.filter(pk=database.pk)
+    if requested_at is None:
+        running.update(check_state=CheckRunState.RUNNING, check_started_at=timezone.now())
+    else:
+        running = running.filter(check_requested_at=requested_at)
     try:
         results = run_checks(database)
     except Exception:
-        ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.IDLE)
+        running.update(check_state=CheckRunState.IDLE)
         raise
-    record(database, results)
+    record(database, results, requested_at)
     return results

@@ -80,6 +80,7 @@ class ExternalDatabaseForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.connection_changed = False
         self.fields["db_type"].widget.attrs["data-default-ports"] = (
             '{"postgres": 5432, "oracle": 1521, "oracle_ssl": 2484, "mssql": 1433}'
         )
@@ -138,5 +139,7 @@ class ExternalDatabaseForm(forms.ModelForm):
         if self.cleaned_data.get("password"):
             database.set_password(self.cleaned_data["password"])
         if commit:
-            database.save()
+            from messaging.status import save_database
+
+            self.connection_changed = save_database(database)
         return database

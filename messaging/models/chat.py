@@ -27,6 +27,10 @@ MAX_OCCUPANTS = 10000  # [INFERRED] upper bound
 MAX_HISTORY = 10000  # [INFERRED] upper bound
 
 OCCUPANCY_MESSAGE = "Default maximum occupancy for a room cannot exceed how many users can be in a room at one time."
+PERSISTENT_ROOMS_MESSAGE = (
+    "Maximum number of persistent chat rooms allowed cannot exceed the maximum number of rooms allowed "
+    "(ad hoc plus persistent rooms, at most 16500 per server)."
+)
 HISTORY_MESSAGE = (
     "Number of messages in chat history displayed by default cannot exceed the maximum number "
     "of messages that can be retrieved from the archive."
@@ -96,8 +100,9 @@ class ChatSettings(models.Model):
         "Maximum number of persistent chat rooms allowed",
         default=1500,
         validators=_range(1, TC_ROOM_LIMIT),
-        help_text="Persistent rooms a node hosts, 1–16500. With high availability keep it at or below "
-        "2500 per node: after a failover one node hosts both nodes' rooms.",
+        help_text="Persistent rooms a node hosts, 1–16500 and at most the maximum number of rooms allowed. "
+        "With high availability keep it at or below 2500 per node: after a failover one node hosts both "
+        "nodes' rooms.",
     )
     db_connections = models.PositiveSmallIntegerField(
         "Number of connections to the database",
@@ -267,6 +272,11 @@ class ChatSettings(models.Model):
                 violation_error_message=OCCUPANCY_MESSAGE,
             ),
             models.CheckConstraint(
+                condition=Q(max_persistent_rooms__lte=F("max_rooms")),
+                name="%(app_label)s_%(class)s_persistent_rooms_within_room_limit",
+                violation_error_message=PERSISTENT_ROOMS_MESSAGE,
+            ),
+            models.CheckConstraint(
                 condition=Q(history_default__lte=F("history_max")),
                 name="%(app_label)s_%(class)s_history_within_archive_max",
                 violation_error_message=HISTORY_MESSAGE,
@@ -290,6 +300,10 @@ class ChatSettings(models.Model):
             and self.history_default > self.history_max
         ):
             errors["history_default"] = HISTORY_MESSAGE
+        # Only between values within their own ranges: an out-of-range value has its own message.
+        rooms = (self.max_persistent_rooms, self.max_rooms)
+        if all(1 <= (value or 0) <= TC_ROOM_LIMIT for value in rooms) and rooms[0] > rooms[1]:
+            errors["max_persistent_rooms"] = PERSISTENT_ROOMS_MESSAGE
         if errors:
             raise ValidationError(errors)
 

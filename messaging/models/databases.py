@@ -42,6 +42,26 @@ class CheckRunState(models.TextChoices):
 
 ACTIVE_CHECK_STATES = {CheckRunState.QUEUED, CheckRunState.RUNNING}
 
+# The settings a status check connects with: changing any of them makes the recorded
+# results describe another server, so they are cleared and the database checked again.
+CONNECTION_FIELDS = (
+    "db_type",
+    "hostname",
+    "port",
+    "database_name",
+    "username",
+    "password_encrypted",
+    "enable_ssl",
+    "certificate_name",
+    "windows_authentication",
+    "domain",
+)
+
+CONNECTION_CHANGED_NOTE = (
+    "The connection settings changed, so the earlier check results were cleared; "
+    "the database is being checked again with the new settings."
+)
+
 
 class ExternalDatabase(models.Model):
     """A connection to an external database holding persistent chat (`tc_*`) tables.
@@ -77,8 +97,18 @@ class ExternalDatabase(models.Model):
     check_requested_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When a status check was last asked for."
     )
+    check_started_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a worker last started running a status check."
+    )
     last_checked_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When the worker last finished the status checks."
+    )
+    status_note = models.CharField(
+        max_length=255,
+        blank=True,
+        editable=False,
+        help_text="Why no check results are shown (the connection settings changed); written by the console "
+        "when it clears the results, emptied by the worker when it records the next check.",
     )
 
     class Meta:

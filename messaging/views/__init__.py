@@ -4,7 +4,7 @@ from .administrators import (
     GroupChatAdministratorEnableView,
     GroupChatAdministratorListView,
 )
-from .chat import ChatAliasDeleteView, ChatAliasEditView, ChatAliasListView, ChatSettingsView
+from .chat import ChatAliasBulkDeleteView, ChatAliasDeleteView, ChatAliasEditView, ChatAliasListView, ChatSettingsView
 from .databases import (
     ExternalDatabaseCheckView,
     ExternalDatabaseDeleteView,
@@ -14,9 +14,10 @@ from .databases import (
     ExternalDatabaseListView,
     ExternalDatabaseStatusView,
 )
-from .verify import VerifyHAView
+from .verify import VerifyHAResultsView, VerifyHAView
 
 __all__ = [
+    "ChatAliasBulkDeleteView",
     "ChatAliasDeleteView",
     "ChatAliasEditView",
     "ChatAliasListView",
@@ -32,5 +33,6 @@ __all__ = [
     "GroupChatAdministratorEditView",
     "GroupChatAdministratorEnableView",
     "GroupChatAdministratorListView",
+    "VerifyHAResultsView",
     "VerifyHAView",
 ]

@@ -51,6 +51,12 @@ class ExternalDatabaseEditView(ObjectEditView):
     list_url_name = "messaging:externaldatabase_list"
     template_name = "messaging/externaldatabase_edit.html"
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        if form.connection_changed:
+            messages.info(self.request, f"The connection settings of {self.object} changed; it is being checked again.")
+        return response
+
 
 class ExternalDatabaseDeleteView(ObjectDeleteView):
     model = ExternalDatabase

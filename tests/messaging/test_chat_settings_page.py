@@ -94,6 +94,18 @@ def test_saving_stores_the_settings_and_asks_for_a_tc_restart_on_the_listed_node
         ({"db_heartbeat_interval": 3601}, "db_heartbeat_interval", "Ensure this value is less than or equal to 3600."),
         ({"max_rooms": 16501}, "max_rooms", "Ensure this value is less than or equal to 16500."),
         (
+            {"max_rooms": 1000, "max_persistent_rooms": 1001},
+            "max_persistent_rooms",
+            "Maximum number of persistent chat rooms allowed cannot exceed the maximum number of rooms allowed "
+            "(ad hoc plus persistent rooms, at most 16500 per server).",
+        ),
+        (
+            {"max_rooms": 16500, "max_persistent_rooms": 16501},
+            "max_persistent_rooms",
+            "Ensure this value is less than or equal to 16500.",
+        ),
+        ({"max_persistent_rooms": 0}, "max_persistent_rooms", "Ensure this value is greater than or equal to 1."),
+        (
             {"persistent_room_timeout": -1},
             "persistent_room_timeout",
             "Ensure this value is greater than or equal to 0.",
@@ -109,6 +121,21 @@ def test_out_of_range_settings_are_refused_and_nothing_is_saved(operator_client,
     assert not ChatSettings.objects.exists()
 
 
+def test_persistent_rooms_may_reach_the_maximum_number_of_rooms(operator_client, cluster1):
+    cluster, nodes = cluster1
+    response = operator_client.post(URL, post_data(cluster, nodes, max_rooms=2500, max_persistent_rooms=2500))
+    assert response.status_code == 302
+    settings = ChatSettings.objects.get(cluster=cluster)
+    assert (settings.max_rooms, settings.max_persistent_rooms) == (2500, 2500)
+
+
+def test_the_persistent_room_maximum_shows_its_default_and_its_limit(operator_client, cluster1):
+    cluster, _ = cluster1
+    page = operator_client.get(URL, {"cluster": cluster.pk}).content.decode()
+    assert 'name="settings-max_persistent_rooms" value="1500"' in page
+    assert "1–16500 and at most the maximum number of rooms allowed" in page
+
+
 def test_the_persistent_room_timeout_accepts_fractions_of_a_minute(operator_client, cluster1):
     cluster, nodes = cluster1
     response = operator_client.post(URL, post_data(cluster, nodes, persistent_room_timeout="0.5"))
@@ -118,7 +145,7 @@ def test_the_persistent_room_timeout_accepts_fractions_of_a_minute(operator_clie
 
 def test_set_to_default_restores_every_setting(operator_client, cluster1):
     cluster, _ = cluster1
-    ChatSettings.objects.create(cluster=cluster, enable_persistent_chat=True, max_rooms=10, strip_xhtml=True)
+    ChatSettings.objects.create(cluster=cluster, enable_persistent_chat=True, max_rooms=2000, strip_xhtml=True)
     response = operator_client.post(URL, {"cluster": cluster.pk, "action": "defaults"}, follow=True)
     settings = ChatSettings.objects.get(cluster=cluster)
     assert (settings.enable_persistent_chat, settings.max_rooms, settings.strip_xhtml) == (False, 5500, False)

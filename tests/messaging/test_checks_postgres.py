@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from psycopg import sql
 
@@ -168,13 +170,59 @@ def test_a_closed_port_fails_reachability(db, closed_port):
     )
 
 
-def test_a_host_that_drops_packets_fails_reachability_within_the_timeout(db, dropping_port, check_timeout):
+def test_a_host_that_drops_packets_fails_reachability_within_the_timeout(db, dropping_port, settings):
+    settings.EXTERNAL_DB_CHECK_TIMEOUT = 1
     database = make_external_database("tcmadb", "tcuser", port=dropping_port)
+    started = time.monotonic()
     result = run_checks(database)[0]
+    elapsed = time.monotonic() - started
     assert result.message == (
-        f"No answer from 127.0.0.1 port {dropping_port} within 2 s; "
+        f"No answer from 127.0.0.1 port {dropping_port} within 1 s; "
         "a firewall may be dropping packets, or the host is down."
     )
+    # A behaviour bound (the check gives up at its timeout), not a speed figure.
+    assert elapsed < 1 + 2
+
+
+def test_every_address_of_a_host_shares_one_deadline(dropping_port):
+    # Two addresses that both drop packets (the second a second dropping port): tried one after
+    # the other, they still give up at the one deadline, not at a timeout each.
+    import socket
+
+    from messaging.dbcheck.runner import connect_any
+
+    second = socket.socket()
+    second.bind(("127.0.0.1", 0))
+    second.listen(0)
+    filler = socket.create_connection(second.getsockname())
+    try:
+        addresses = [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))
+            for port in (dropping_port, second.getsockname()[1])
+        ]
+        timeout = 2
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connect_any(addresses, started + timeout)
+        assert time.monotonic() - started < timeout + 1  # a timeout per address would take 2 x 2 s
+    finally:
+        filler.close()
+        second.close()
+
+
+def test_a_name_the_resolver_cannot_resolve_fails_reachability_within_the_timeout(db, settings):
+    # Longer than the 253 characters a DNS name may have: the real getaddrinfo refuses it on
+    # this machine without sending a query (this host's DNS server is not on loopback).
+    settings.EXTERNAL_DB_CHECK_TIMEOUT = 1
+    hostname = ".".join(["b" * 63] * 4) + ".example"
+    database = make_external_database("tcmadb", "tcuser", hostname=hostname)
+    started = time.monotonic()
+    results = run_checks(database)
+    elapsed = time.monotonic() - started
+    assert results[0].message.startswith(f"The host name {hostname} cannot be resolved (")
+    assert results[0].message.endswith("); check the Hostname field.")
+    assert [r.passed for r in results] == [False, False, False, False]
+    assert elapsed < 1 + 2
 
 
 def test_a_server_that_accepts_but_never_answers_fails_the_login_within_the_timeout(db, silent_port, check_timeout):

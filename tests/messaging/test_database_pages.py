@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -182,11 +184,108 @@ def test_the_list_shows_status_and_assignment_in_a_fixed_number_of_queries(
     assert "imp-5" in response.content.decode()
 
 
-def test_the_audit_trail_records_a_database_change_without_the_password(operator_client):
+def slices(secret: str, width: int = 8) -> set[str]:
+    """Every ``width``-character piece of ``secret``: none may appear where a user can read."""
+    return {secret[i : i + width] for i in range(len(secret) - width + 1)}
+
+
+def test_the_audit_trail_says_the_password_changed_without_any_part_of_its_ciphertext(operator_client, super_client):
     from auditlog.models import LogEntry
 
     add(operator_client)
-    entry = LogEntry.objects.get(content_type__model="externaldatabase")
-    assert entry.actor.username == "operator"
-    assert "s3cret-pass" not in str(entry.changes)
-    assert ExternalDatabase.objects.get().password_encrypted not in str(entry.changes)
+    database = ExternalDatabase.objects.get()
+    first = database.password_encrypted
+    edit = {**VALID, "password": "n3w-secret-pass", "confirm_password": "n3w-secret-pass"}
+    operator_client.post(reverse("messaging:externaldatabase_edit", args=[database.pk]), edit)
+    database.refresh_from_db()
+    second = database.password_encrypted
+    assert first != second
+
+    entries = list(LogEntry.objects.filter(content_type__model="externaldatabase").order_by("timestamp"))
+    stored = json.dumps([entry.changes for entry in entries])
+    page = super_client.get(reverse("audit_list")).content.decode()
+    for ciphertext in (first, second):
+        assert not [piece for piece in slices(ciphertext) if piece in stored], "ciphertext in the LogEntry"
+        assert not [piece for piece in slices(ciphertext) if piece in page], "ciphertext on /audit/"
+    for password in ("s3cret-pass", "n3w-secret-pass"):
+        assert password not in stored and password not in page
+
+    assert [entry.actor.username for entry in entries] == ["operator", "operator"]
+    assert entries[1].changes_dict == {"password_encrypted": ["******", "******"]}
+    assert "<code>password_encrypted</code>: ****** → ******" in page
+    assert "<code>password_encrypted</code>: — → ******" in page  # set when the database was added
+
+
+CONNECTION_EDITS = {
+    "hostname": {"hostname": "localhost"},
+    "port": {"port": "6543"},
+    "database name": {"database_name": "othertcdb"},
+    "user name": {"username": "otheruser"},
+    "password": {"password": "n3w-secret-pass", "confirm_password": "n3w-secret-pass"},
+    "type": {"db_type": "mssql", "port": "1433"},
+    "SSL": {"db_type": "mssql", "port": "1433", "enable_ssl": "on"},
+}
+
+
+@pytest.mark.parametrize("changes", CONNECTION_EDITS.values(), ids=CONNECTION_EDITS.keys())
+def test_editing_the_connection_clears_the_old_results_and_queues_a_new_check(
+    operator_client, installed_database, django_capture_on_commit_callbacks, changes
+):
+    from messaging.dbcheck import record, run_checks
+    from messaging.models.databases import CONNECTION_CHANGED_NOTE
+
+    database = installed_database
+    record(database, run_checks(database))
+    if "enable_ssl" in changes:  # SSL alone: make the checked database SQL Server without SSL first
+        ExternalDatabase.objects.filter(pk=database.pk).update(db_type="mssql", port=1433)
+        database.refresh_from_db()
+    assert operator_client.get(database.get_absolute_url()).content.decode().count('data-passed="true"') == 3
+
+    form = {
+        "database_name": database.database_name,
+        "db_type": database.db_type,
+        "username": database.username,
+        "hostname": database.hostname,
+        "port": str(database.port),
+        **changes,
+    }
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator_client.post(
+            reverse("messaging:externaldatabase_edit", args=[database.pk]), form, follow=True
+        )
+    assert len(callbacks) == 1  # the check task, sent once the edit commits
+    assert f"The connection settings of {ExternalDatabase.objects.get()} changed; it is being checked again." in [
+        str(m) for m in response.context["messages"]
+    ]
+    database.refresh_from_db()
+    assert (database.check_state, database.last_checked_at) == (CheckRunState.QUEUED, None)
+    assert not database.checks.exists()
+
+    page = operator_client.get(database.get_absolute_url()).content.decode()
+    assert 'data-passed="true"' not in page
+    assert page.count('<td class="text-muted">Not checked</td>') == 3
+    assert CONNECTION_CHANGED_NOTE in page
+    assert 'hx-trigger="every 1s"' in page  # and it polls for the new results
+    listing = operator_client.get(reverse("messaging:externaldatabase_list")).content.decode()
+    assert "✔" not in listing and "Not checked" in listing
+
+
+def test_an_edit_that_keeps_the_connection_keeps_the_results(
+    operator_client, installed_database, django_capture_on_commit_callbacks
+):
+    from messaging.dbcheck import record, run_checks
+
+    database = installed_database
+    record(database, run_checks(database))
+    form = {
+        "database_name": database.database_name,
+        "db_type": database.db_type,
+        "username": database.username,
+        "hostname": database.hostname,
+        "port": "",  # filled in by type: the same 5432
+    }
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator_client.post(reverse("messaging:externaldatabase_edit", args=[database.pk]), form)
+    assert response.status_code == 302 and not callbacks
+    page = operator_client.get(database.get_absolute_url()).content.decode()
+    assert page.count('data-passed="true"') == 3

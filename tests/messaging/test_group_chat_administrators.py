@@ -149,7 +149,7 @@ def test_the_enable_switch_is_saved_per_cluster(operator_client, clusters):
 
 def test_set_to_default_on_the_chat_settings_page_keeps_the_enable_switch(operator_client, clusters):
     cluster1, _ = clusters
-    ChatSettings.objects.create(cluster=cluster1, enable_system_administrators=True, max_rooms=10)
+    ChatSettings.objects.create(cluster=cluster1, enable_system_administrators=True, max_rooms=2000)
     operator_client.post(reverse("messaging:chatsettings_edit"), {"cluster": cluster1.pk, "action": "defaults"})
     settings = ChatSettings.objects.get(cluster=cluster1)
     assert (settings.max_rooms, settings.enable_system_administrators) == (5500, True)

@@ -38,9 +38,9 @@ def test_a_node_reads_its_clusters_chat_settings(build):
     cluster = build.cluster()
     node = build.node("imp-1a", cluster)
     settings = ChatSettings.for_cluster(cluster)
-    settings.max_rooms = 42
+    settings.max_rooms = 4200
     settings.save()
-    assert ChatSettings.for_node(node).max_rooms == 42
+    assert ChatSettings.for_node(node).max_rooms == 4200
 
 
 def test_default_occupancy_above_room_limit_is_refused_by_clean_and_database(build):
@@ -49,6 +49,21 @@ def test_default_occupancy_above_room_limit_is_refused_by_clean_and_database(bui
     with pytest.raises(ValidationError) as exc:
         settings.full_clean()
     assert "default_max_occupancy" in exc.value.message_dict
+    with pytest.raises(IntegrityError), transaction.atomic():
+        settings.save()
+
+
+def test_more_persistent_rooms_than_rooms_are_refused_by_clean_and_database(build):
+    settings = ChatSettings.for_cluster(build.cluster())
+    settings.max_rooms, settings.max_persistent_rooms = 2000, 2001
+    with pytest.raises(ValidationError) as exc:
+        settings.full_clean()
+    assert exc.value.message_dict == {
+        "max_persistent_rooms": [
+            "Maximum number of persistent chat rooms allowed cannot exceed the maximum number of rooms allowed "
+            "(ad hoc plus persistent rooms, at most 16500 per server)."
+        ]
+    }
     with pytest.raises(IntegrityError), transaction.atomic():
         settings.save()
 

@@ -50,6 +50,7 @@ def changes(objects):
         ("messaging:chatalias_add", []),
         ("messaging:chatalias_edit", [objects["alias"]]),
         ("messaging:chatalias_delete", [objects["alias"]]),
+        ("messaging:chatalias_bulk_delete", []),
         ("messaging:groupchatadministrator_enable", []),
         ("messaging:groupchatadministrator_add", []),
         ("messaging:groupchatadministrator_edit", [objects["administrator"]]),
@@ -101,5 +102,11 @@ def test_operators_and_super_administrators_may_run_checks_and_set_defaults(pers
 
 def test_status_panel_is_readable_by_read_only_and_stops_polling_when_idle(personas, objects):
     url = reverse("messaging:externaldatabase_status", args=[objects["db"]])
+    assert personas["anonymous"].get(url).status_code == 302
+    assert personas["read_only"].get(url).status_code == 286
+
+
+def test_the_verify_results_are_readable_by_read_only_and_stop_polling_when_idle(personas, objects):
+    url = reverse("messaging:verify_ha_results")
     assert personas["anonymous"].get(url).status_code == 302
     assert personas["read_only"].get(url).status_code == 286

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
-from messaging.models import ChatSettings, PersistentChatAssignment
+from messaging.models import ChatSettings, ExternalDatabaseCheck, PersistentChatAssignment
 from messaging.verify import verify_ha
+from tests.messaging.conftest import make_external_database
+from topology.catalog import ServiceName, ServiceStatus
+from topology.models import Node, Service
+from topology.observed import TEXT_CONFERENCE_MANAGER
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +26,13 @@ def group1(build):
     a, b = build.node("imp-1a", cluster), build.node("imp-1b", cluster)
     build.group("group1", a, b, ha=True)
     return cluster, a, b
+
+
+def report_service(node, status: str) -> None:
+    """What a node agent writes: a fresh heartbeat and the Text Conference Manager's observed status."""
+    now = timezone.now()
+    Node.objects.filter(pk=node.pk).update(last_heartbeat=now, heartbeat_expires_at=now + timedelta(minutes=10))
+    Service.objects.update_or_create(node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER, defaults={"status": status})
 
 
 def rows_by_check(rows):
@@ -65,17 +78,87 @@ def test_a_group_without_ha_fails_the_ha_check(build):
     assert (row.passed, row.reason) == (False, "Enable High Availability is off for this group.")
 
 
-def test_the_page_lists_one_row_per_check_and_verify_refreshes_database_checks(operator_client, group1, empty_database):
+def test_verify_queues_the_database_checks_and_returns_without_waiting_for_them(
+    operator_client, group1, dropping_port, check_timeout, django_capture_on_commit_callbacks
+):
+    # A database whose host drops packets: checked inside the request, it would hold it for
+    # the whole timeout and come back with a failed reachability row.
     _, a, b = group1
-    PersistentChatAssignment.objects.create(node=a, database=empty_database)
-    PersistentChatAssignment.objects.create(node=b, database=empty_database)
+    silent = make_external_database("tcmadb", "tcuser", port=dropping_port)
+    PersistentChatAssignment.objects.create(node=a, database=silent)
+    PersistentChatAssignment.objects.create(node=b, database=silent)
     page = operator_client.get(reverse("messaging:verify_ha")).content.decode()
-    assert f"{empty_database} has not been checked yet; run Check now on its page." in page
-    response = operator_client.post(reverse("messaging:verify_ha"), follow=True)
+    assert f"{silent} has not been checked yet; run Verify, or Check now on its page." in page
+    assert "hx-get" not in page  # nothing to wait for
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator_client.post(reverse("messaging:verify_ha"), follow=True)
+    assert len(callbacks) == 1  # one check task, sent to the worker once the request commits
+    assert not ExternalDatabaseCheck.objects.exists()  # the request itself checked nothing
     page = response.content.decode()
-    assert 'data-check="Database connectivity" data-passed="true"' in page
-    assert 'data-check="Database schema verification" data-passed="false"' in page
-    assert "checks did not pass." in page
+    assert (
+        "Checking 1 external database on the worker; the database checks below fill in as each check finishes." in page
+    )
+    assert "Checking the external databases on the worker…" in page
+    assert 'hx-get="/messaging/verify-ha/results/" hx-trigger="every 1s"' in page
+    assert page.count('data-passed="false" data-checking>') == 3  # reachability, connectivity and schema rows
+    results = operator_client.get(reverse("messaging:verify_ha_results"))
+    assert results.status_code == 200 and "hx-get" in results.content.decode()
+
+
+def test_the_results_stop_polling_once_no_database_check_runs(operator_client, group1):
+    results = operator_client.get(reverse("messaging:verify_ha_results"))
+    assert results.status_code == 286
+    assert "hx-get" not in results.content.decode()
+    assert 'data-check="External database assigned to both nodes" data-passed="false"' in results.content.decode()
+
+
+def test_read_only_users_see_the_report_but_cannot_run_verify(read_only_client, group1):
+    page = read_only_client.get(reverse("messaging:verify_ha")).content.decode()
+    assert 'data-action="verify"' not in page and "High availability enabled" in page
+    assert read_only_client.post(reverse("messaging:verify_ha")).status_code == 403
+
+
+def test_nodes_of_a_group_using_different_databases_fail_the_same_database_check(group1):
+    _, a, b = group1
+    db1, db2 = make_external_database("tcdb1", "tcuser"), make_external_database("tcdb2", "tcuser")
+    # Written directly, as a database left over from before HA was enabled would be.
+    PersistentChatAssignment.objects.create(node=a, database=db1)
+    PersistentChatAssignment.objects.create(node=b, database=db2)
+    rows = rows_by_check(verify_ha())
+    assert rows["External database assigned to both nodes"].passed
+    same = rows["Both nodes use the same database"]
+    assert (same.passed, same.reason) == (
+        False,
+        f"The nodes use different databases (imp-1a: {db1}, imp-1b: {db2}); "
+        "with high availability both must use the same one.",
+    )
+    assert rows["Database reachability"].reason == "Not checked: the group has no single external database."
+
+
+def test_the_text_conference_manager_check_follows_the_state_the_node_agents_report(group1):
+    _, a, b = group1
+    report_service(a, ServiceStatus.STARTED)
+    report_service(b, ServiceStatus.STOPPED)
+    rows = rows_by_check(verify_ha())
+    started, stopped = rows[f"{TEXT_CONFERENCE_MANAGER} on imp-1a"], rows[f"{TEXT_CONFERENCE_MANAGER} on imp-1b"]
+    assert (started.passed, started.reason) == (True, "Running.")
+    assert (stopped.passed, stopped.reason) == (False, "Not running; start it in Control Center – Feature Services.")
+
+
+def test_the_command_exits_zero_when_every_check_passes(group1, installed_database):
+    cluster, a, b = group1
+    ChatSettings.objects.create(cluster=cluster, enable_persistent_chat=True)
+    PersistentChatAssignment.objects.create(node=a, database=installed_database)
+    PersistentChatAssignment.objects.create(node=b, database=installed_database)
+    for node in (a, b):
+        report_service(node, ServiceStatus.STARTED)
+    out = StringIO()
+    call_command("verify_ha", stdout=out)  # returns: exit status 0 (a failure calls sys.exit(1))
+    text = out.getvalue()
+    assert "FAIL" not in text
+    assert f"PASS  group1  Database schema verification: {installed_database}: " in text
+    assert text.strip().endswith("9 passed, 0 failed.")
 
 
 def test_the_command_exits_non_zero_and_prints_each_failure(group1):
