@@ -58,24 +58,29 @@ class Snapshot:
 
 
 def read_snapshot() -> Snapshot:
-    """Read the snapshot from the config DB (blocking; run it in a thread)."""
+    """Read the snapshot from the config DB, on the caller's connection (a request's, say)."""
+    nodes = list(Node.objects.select_related("cluster"))
+    addresses = {n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id) for n in nodes}
+    alias_home: dict[str, str] = {}
+    primary: dict[str, str] = {}
+    host_of: dict[str, str] = {}
+    for node in nodes:
+        aliases = aliases_of(node)
+        for alias in aliases:
+            alias_home.setdefault(alias.lower(), node.name)
+        if aliases:
+            primary[node.name] = aliases[0].lower()
+        host = observed.room_host(node)
+        if host is not None:
+            host_of[node.name] = host.name
+    return Snapshot(addresses, alias_home, primary, host_of, administrators_by_cluster())
+
+
+def _read_snapshot_in_thread() -> Snapshot:
+    """``read_snapshot`` from a worker thread of the agent, which owns its connection's life."""
     close_old_connections()
     try:
-        nodes = list(Node.objects.select_related("cluster"))
-        addresses = {n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id) for n in nodes}
-        alias_home: dict[str, str] = {}
-        primary: dict[str, str] = {}
-        host_of: dict[str, str] = {}
-        for node in nodes:
-            aliases = aliases_of(node)
-            for alias in aliases:
-                alias_home.setdefault(alias.lower(), node.name)
-            if aliases:
-                primary[node.name] = aliases[0].lower()
-            host = observed.room_host(node)
-            if host is not None:
-                host_of[node.name] = host.name
-        return Snapshot(addresses, alias_home, primary, host_of, administrators_by_cluster())
+        return read_snapshot()
     finally:
         close_old_connections()
 
@@ -102,7 +107,7 @@ class Directory:
 
     async def refresh(self) -> Snapshot:
         async with self._lock:
-            self.snapshot = await sync_to_async(read_snapshot, thread_sensitive=False)()
+            self.snapshot = await sync_to_async(_read_snapshot_in_thread, thread_sensitive=False)()
             return self.snapshot
 
     async def _loop(self) -> None:

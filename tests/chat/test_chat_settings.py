@@ -14,7 +14,7 @@ from tests.chat.conftest import run, running, signed_in
 
 def test_a_room_beyond_the_maximum_number_of_rooms_is_refused(world):
     world.user("andy", "imp-1a")
-    world.configure(max_rooms=2)
+    world.configure(max_rooms=2, max_persistent_rooms=2)
 
     async def scenario():
         async with running(world.nodes["imp-1a"]), signed_in(world.nodes["imp-1a"], "andy") as (andy,):

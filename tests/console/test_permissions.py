@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 pytestmark = pytest.mark.django_db
 
@@ -66,11 +66,64 @@ def test_anonymous_visitor_is_sent_to_login(anon_client, name, url):
         assert response["Location"].startswith("/login/?next=")
 
 
+@pytest.fixture
+def one_of_each(demo_topology, postgres):
+    """One object behind every URL that names one, so each page opens for real (no 404)."""
+    from dbmerge.models import MergeJob
+    from messaging.models import ChatAlias, ExternalDatabase, GroupChatAdministrator, PersistentChatAssignment
+    from messaging.tc.schema import Dialect, install_statements
+    from topology.models import Cluster, Node
+
+    name = postgres.database("imp_walk")
+    with postgres.connect(name) as conn:
+        for statement in install_statements(Dialect.POSTGRES):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO tc_rooms (room_jid, creator_jid, subject, type, config, spacket, start_msg_id, next_msg_id) "
+            "VALUES ('ops@conference-imp1.example.com', 'andy@example.com', 'Ops', 'persistent', '', '', 1, 1)"
+        )
+    database = ExternalDatabase(
+        database_name=name, db_type="postgres", username="postgres", hostname="127.0.0.1", port=5432
+    )
+    database.set_password("unused")
+    database.save()
+    other = ExternalDatabase(
+        database_name=f"{name}_b", db_type="postgres", username="postgres", hostname="127.0.0.1", port=5432
+    )
+    other.set_password("unused")
+    other.save()
+    node = Node.objects.get(name="imp-1a")
+    PersistentChatAssignment.objects.update_or_create(node=node, defaults={"database": database})
+    alias = ChatAlias.objects.create(alias="chat-walk.example.com", node=node)
+    administrator = GroupChatAdministrator.objects.create(
+        cluster=Cluster.objects.get(name="cluster1"), im_address="admin@example.com"
+    )
+    job = MergeJob.objects.create(db_type="postgres", source_1=database, source_2=other, target=other)
+    return {
+        "messaging:chatalias": {"pk": alias.pk},
+        "messaging:groupchatadministrator": {"pk": administrator.pk},
+        "messaging:externaldatabase": {"pk": database.pk},
+        "dbmerge:mergejob": {"pk": job.pk},
+        "chat:room_detail": {"database_pk": database.pk, "room_jid": "ops@conference-imp1.example.com"},
+    }
+
+
+def url_with_objects(name: str, url: str, objects: dict) -> str:
+    if not resolve(url).kwargs:
+        return url
+    kwargs = next((kw for prefix, kw in objects.items() if name.startswith(prefix)), None)
+    return reverse(name, kwargs=kwargs) if kwargs else url
+
+
+# Views that answer POST only (a GET is 405) and htmx polls that say "nothing running" with 286.
+ANSWERS_WITHOUT_A_PAGE = (405, 286)
+
+
 @pytest.mark.parametrize(("name", "url"), URLS, ids=[name for name, _ in URLS])
-def test_read_only_user_can_view_but_gets_403_on_post(read_only_client, demo_topology, name, url):
+def test_read_only_user_can_view_but_gets_403_on_post(read_only_client, one_of_each, name, url):
+    url = url_with_objects(name, url, one_of_each)
     response = read_only_client.get(url)
-    assert response.status_code not in (401, 403), f"{name}: read-only user cannot view"
-    assert response.status_code < 500
+    assert response.status_code in (200, *ANSWERS_WITHOUT_A_PAGE), f"{name}: {url} answered {response.status_code}"
     assert read_only_client.post(url, {}).status_code == 403, f"{name} accepted a POST from a read-only user"
 
 
