@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 
 from dbmerge.choices import AVAILABLE_FEATURE_TABLES, FeatureTable, MergeDatabaseType, MergeMethod
-from dbmerge.models.jobs import SAME_SOURCES_MESSAGE
+from dbmerge.models.jobs import SAME_SOURCES_MESSAGE, SELECTION_FIELDS
 from dbmerge.validation import MSSQL_REFUSED
 from messaging.models import DatabaseType, ExternalDatabase
 
 FEATURE_TABLES_MESSAGE = "Only Text Conference (TC) tables can be merged; the other feature tables are not available."
+DATABASE_FIELDS = ("source_1", "source_2", "target")
 
 
 class DatabaseChoiceField(forms.ModelChoiceField):
@@ -18,6 +19,10 @@ class DatabaseChoiceField(forms.ModelChoiceField):
 
 
 class MergeJobForm(forms.Form):
+    """The drop-downs offer the external databases of the chosen Database Type only; any
+    configured database is still accepted as input, so that ``clean`` can say why one of
+    another type (SQL Server above all) is refused, whatever sent it."""
+
     db_type = forms.ChoiceField(
         label="Database Type",
         choices=MergeDatabaseType.choices,
@@ -42,6 +47,21 @@ class MergeJobForm(forms.Form):
         label="Transfer method (Postgres)", choices=MergeMethod.choices, initial=MergeMethod.COPY, required=False
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        offered = list(ExternalDatabase.objects.filter(db_type=self.chosen_type))
+        for name in DATABASE_FIELDS:
+            field = self.fields[name]
+            field.widget.choices = [("", field.empty_label)] + [
+                (database.pk, field.label_from_instance(database)) for database in offered
+            ]
+
+    @property
+    def chosen_type(self) -> MergeDatabaseType:
+        """The Database Type the drop-downs are for: as submitted, else as first shown."""
+        chosen = self.data.get("db_type") if self.is_bound else self.initial.get("db_type")
+        return MergeDatabaseType(chosen) if chosen in MergeDatabaseType.values else MergeDatabaseType.POSTGRES
+
     def clean_feature_tables(self) -> str:
         chosen = set(self.cleaned_data["feature_tables"])
         if not chosen <= AVAILABLE_FEATURE_TABLES:
@@ -51,7 +71,7 @@ class MergeJobForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         db_type = data.get("db_type")
-        roles = {name: data.get(name) for name in ("source_1", "source_2", "target")}
+        roles = {name: data.get(name) for name in DATABASE_FIELDS}
         if db_type:
             for name, database in roles.items():
                 if database is None:
@@ -81,3 +101,7 @@ class MergeJobForm(forms.Form):
             data["tablespace"] = ""
             data["method"] = data.get("method") or MergeMethod.COPY
         return data
+
+    def selection(self) -> dict:
+        """What a validation of this form vouches for (a valid form only)."""
+        return {name: self.cleaned_data[name] for name in SELECTION_FIELDS}

@@ -2,7 +2,8 @@
 
 Called by the Celery task and by ``manage.py merge_external_databases`` alike. Every state
 change is a conditional update, so a redelivered message or a second worker never runs a
-job twice, and a job whose worker died is recognised by its stale heartbeat.
+job twice, and a job whose worker died is recognised by its stale heartbeat: a thread of the
+runner writes it for as long as the runner holds the job, whatever the merge is doing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from dbmerge.choices import RUNNING, JobKind, JobState, MergeDatabaseType
@@ -26,7 +28,7 @@ from dbmerge.validation import Validator, engine_database
 
 logger = logging.getLogger("dbmerge.job")
 
-# The worker writes the heartbeat about every second while it holds a job; a job whose
+# The runner writes the heartbeat about every second while it holds a job; a job whose
 # heartbeat is older than this lost its worker.
 HEARTBEAT_EVERY = 1.0
 HEARTBEAT_STALE_AFTER = timedelta(seconds=60)
@@ -34,6 +36,7 @@ WORKER_LOST_REASON = (
     "The worker running this job stopped (no heartbeat for {seconds} s). The destination was left as it was, "
     "because the merge commits only when it completes; run the merge again."
 )
+TIME_LIMIT_REASON = "The job ran past its time limit{limit}; the destination was left as it was."
 
 
 class JobLogHandler(logging.Handler):
@@ -49,6 +52,8 @@ class JobLogHandler(logging.Handler):
             return
         try:
             MergeLogEntry.objects.create(job_id=self.job_id, level=record.levelname, message=record.getMessage())
+        except SoftTimeLimitExceeded:
+            raise  # the time limit may strike while a line is stored; it must still end the job
         except Exception:  # a log line must never break the job
             self.handleError(record)
 
@@ -68,6 +73,57 @@ def job_logging(job_id: int) -> Iterator[None]:
         root.setLevel(previous)
 
 
+class Heartbeat(threading.Thread):
+    """Writes the job's heartbeat every ``every`` seconds until stopped, on its own database
+    connection, independent of progress: one dblink ``INSERT ... SELECT`` of a big table or
+    one set-based step of the merge reports nothing for longer than the stale job check waits
+    (AWX keeps its instance heartbeat the same way, apart from the work)."""
+
+    def __init__(self, job_id: int, every: float) -> None:
+        super().__init__(name=f"merge-job-{job_id}-heartbeat", daemon=True)
+        self.job_id = job_id
+        self.every = every
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.every):
+                try:
+                    beating = MergeJob.objects.filter(pk=self.job_id, state__in=RUNNING).update(
+                        heartbeat=timezone.now()
+                    )
+                except DatabaseError as exc:  # a busy config database: try again next time
+                    logger.warning("Merge job %s: heartbeat not written: %s", self.job_id, exc)
+                    continue
+                if not beating:  # no longer running: nothing left to vouch for
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+@contextmanager
+def heartbeat(job_id: int) -> Iterator[None]:
+    beat = Heartbeat(job_id, HEARTBEAT_EVERY)
+    beat.start()
+    try:
+        yield
+    finally:
+        beat.stop()
+
+
+def _limit_words(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} s"
+
+
 def _move(job_id: int, from_states: set | JobState, **fields) -> bool:
     states = {from_states} if isinstance(from_states, str) else from_states
     return MergeJob.objects.filter(pk=job_id, state__in=states).update(**fields) == 1
@@ -81,8 +137,19 @@ def enqueue(job: MergeJob) -> None:
 
 
 def request_merge(job: MergeJob) -> bool:
-    """Turn a validated job into a merge (Merge Selected Tables); False if it is not validated."""
-    if not _move(job.pk, JobState.VALIDATED, state=JobState.PENDING, kind=JobKind.MERGE, finished=None, reason=""):
+    """Turn a validated job into a merge (Merge Selected Tables); False if it is not validated.
+
+    A Cancel pressed while the job was validating is spent: it must not cancel this merge.
+    """
+    if not _move(
+        job.pk,
+        JobState.VALIDATED,
+        state=JobState.PENDING,
+        kind=JobKind.MERGE,
+        finished=None,
+        reason="",
+        cancel_requested=False,
+    ):
         return False
     job.refresh_from_db()
     enqueue(job)
@@ -122,28 +189,49 @@ class _JobHooks(MergeHooks):
         self.state: dict[str, dict[str, int]] = {}
         self.progress = self._progress
         self.should_cancel = self._should_cancel
+        self.still_ours = self._still_ours
 
     def _progress(self, table: str, done: int, total: int) -> None:
         self.state[table] = {"done": done, "total": total}
-        MergeJob.objects.filter(pk=self.job_id).update(progress=self.state, heartbeat=timezone.now())
+        MergeJob.objects.filter(pk=self.job_id).update(progress=self.state)
         if self.echo:
             self.echo(f"{table}: {done} of {total} rows")
 
     def _should_cancel(self) -> bool:
         return MergeJob.objects.filter(pk=self.job_id, cancel_requested=True).exists()
 
+    def _still_ours(self) -> bool:
+        return MergeJob.objects.filter(pk=self.job_id, state=JobState.MERGING).exists()
 
-def run_job(job_id: int, echo: Callable[[str], None] | None = None) -> MergeJob | None:
-    """Run a pending job to its end. Returns the job, or None when it was not ours to run."""
+
+def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: float | None = None) -> MergeJob | None:
+    """Run a pending job to its end. Returns the job, or None when it was not ours to run.
+
+    ``time_limit`` is the soft time limit (seconds) of the Celery task running it, named in
+    the reason when the limit ends the job.
+    """
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    if not _move(job_id, JobState.PENDING, state=JobState.VALIDATING, started=now, heartbeat=now, worker=worker):
+    if not _move(
+        job_id,
+        JobState.PENDING,
+        state=JobState.VALIDATING,
+        started=now,
+        heartbeat=now,
+        worker=worker,
+        cancel_requested=False,
+    ):
         logger.warning("Merge job %s is not pending; this delivery is ignored.", job_id)
         return None
     job = MergeJob.objects.select_related("source_1", "source_2", "target").get(pk=job_id)
-    with job_logging(job_id):
+    with heartbeat(job_id), job_logging(job_id):
         try:
             _run(job, echo)
+        except SoftTimeLimitExceeded:
+            # An Exception subclass: caught before the catch-all, or the job would end Errored.
+            reason = TIME_LIMIT_REASON.format(limit=f" of {_limit_words(time_limit)}" if time_limit else "")
+            logger.error("%s", reason)
+            _move(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=reason)
         except MergeCancelled as exc:
             logger.info("%s", exc)
             _move(job_id, RUNNING, state=JobState.CANCELLED, finished=timezone.now(), reason=str(exc))
@@ -181,7 +269,6 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
             duration=outcome.duration,
         )
         position += 1
-        MergeJob.objects.filter(pk=job.pk).update(heartbeat=timezone.now())
         if echo:
             echo(f"[{'PASS' if outcome.passed else 'FAIL'}] {outcome.name.label} {outcome.subject}: {outcome.message}")
 
@@ -203,7 +290,9 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
     logger.info("Merging with the %s method.", job.method)
     report = _merge(job, hooks)
     logger.info("Merge completed: %s rows written.", report.rows_written)
-    _move(job.pk, JobState.MERGING, state=JobState.COMPLETED, finished=timezone.now(), report=report.as_dict())
+    if not _move(job.pk, JobState.MERGING, state=JobState.COMPLETED, finished=timezone.now(), report=report.as_dict()):
+        # Only in the instant between the engine's last look and its commit.
+        logger.error("Merge job %s was given up while its merge committed; its state was left as it was.", job.pk)
 
 
 def _merge(job: MergeJob, hooks: MergeHooks):

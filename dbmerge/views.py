@@ -11,12 +11,13 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.generic import DetailView, FormView, View
 
 from dbmerge import runner
-from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind, JobState
+from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind
 from dbmerge.filters import MergeJobFilter
-from dbmerge.forms import MergeJobForm
+from dbmerge.forms import DATABASE_FIELDS, MergeJobForm
 from dbmerge.models import MergeJob
 from dbmerge.tables import MergeJobTable
 from imp_admin.generic import ObjectListView
@@ -52,12 +53,28 @@ class MergeJobListView(ObjectListView):
 
 
 class MergeJobAddView(ConsolePermissionMixin, FormView):
-    """Add Merge Job: Validate Selected Tables, then Merge Selected Tables."""
+    """Add Merge Job: Validate Selected Tables, then Merge Selected Tables.
+
+    Any change of the form asks (htmx GET with the form's values) for the form again: the
+    drop-downs follow the Database Type, and Merge Selected Tables is enabled when the latest
+    job of the selection passed its validation.
+    """
 
     form_class = MergeJobForm
     template_name = "dbmerge/mergejob_add.html"
+    partial_template_name = "dbmerge/_mergejob_add_form.html"
     permission_required = "dbmerge.view_mergejob"
     change_permission = "dbmerge.add_mergejob"
+    shown_fields = ("db_type", *DATABASE_FIELDS, "tablespace", "database_name", "method")
+
+    def get_template_names(self) -> list[str]:
+        return [self.partial_template_name if self.request.htmx else self.template_name]
+
+    def get_initial(self) -> dict:
+        initial = super().get_initial()
+        if self.request.method == "GET":
+            initial.update({name: self.request.GET[name] for name in self.shown_fields if name in self.request.GET})
+        return initial
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -65,21 +82,28 @@ class MergeJobAddView(ConsolePermissionMixin, FormView):
             title="Add External Database Merge Job",
             available_feature_tables=AVAILABLE_FEATURE_TABLES,
             can_add=self.request.user.has_perm("dbmerge.add_mergejob"),
+            merge_job=self._awaiting_merge(context["form"]),
         )
         return context
 
+    def _awaiting_merge(self, form: MergeJobForm) -> MergeJob | None:
+        """The validated job Merge Selected Tables would merge, for the selection shown."""
+        if not form.is_bound:
+            if not self.request.GET:
+                return None
+            form = MergeJobForm(data=self.request.GET)
+        return MergeJob.objects.awaiting_merge(form.selection()) if form.is_valid() else None
+
+    def render_to_response(self, context, **kwargs):
+        response = super().render_to_response(context, **kwargs)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+
     def form_valid(self, form):
         data = form.cleaned_data
-        selection = dict(
-            db_type=data["db_type"],
-            source_1=data["source_1"],
-            source_2=data["source_2"],
-            target=data["target"],
-            tablespace=data["tablespace"],
-            method=data["method"],
-        )
+        selection = form.selection()
         if self.request.POST.get("action") == "merge":
-            job = MergeJob.objects.filter(state=JobState.VALIDATED, **selection).order_by("-pk").first()
+            job = MergeJob.objects.awaiting_merge(selection)
             if job is None:
                 form.add_error(None, MERGE_NEEDS_VALIDATION)
                 return self.form_invalid(form)

@@ -23,17 +23,25 @@ class MergeCancelled(MergeError):
     """The administrator cancelled the job; the destination was left as it was."""
 
 
+NO_LONGER_OURS = (
+    "The job is no longer Merging (it was marked failed or cancelled while the merge ran), so the merge "
+    "was not committed; the destination was left as it was."
+)
+
+
 @dataclass
 class MergeHooks:
     """How an engine reports progress and learns of a cancellation.
 
     ``progress(table, done, total)`` is called between batches; ``should_cancel()`` is asked
     at most every ``poll_seconds`` and stops the merge (rolling the destination back) when
-    it answers True.
+    it answers True. ``still_ours()`` is asked once, just before the destination commits:
+    a job given up meanwhile (marked failed by the stale job check) must not be committed.
     """
 
     progress: Callable[[str, int, int], None] = lambda table, done, total: None
     should_cancel: Callable[[], bool] = lambda: False
+    still_ours: Callable[[], bool] = lambda: True
     poll_seconds: float = 1.0
     _last_poll: float = field(default=0.0, repr=False)
 
@@ -50,6 +58,11 @@ class MergeHooks:
             self.progress(table, done, total)
             if self.should_cancel():
                 raise MergeCancelled("Cancelled by the administrator; the destination was left as it was.")
+
+    def confirm_commit(self) -> None:
+        """Raise MergeError (the caller then rolls back) unless the job may still commit."""
+        if not self.still_ours():
+            raise MergeError(NO_LONGER_OURS)
 
 
 @dataclass

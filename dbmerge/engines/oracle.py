@@ -187,6 +187,7 @@ def merge(
         opened.append(conn)
         target = OracleDestination(destination, conn)
         report = plan.merge(target, source_sides, ArrayTransport(target), hooks, job_id)
+        hooks.confirm_commit()
         conn.commit()
         return report
     except Exception:

@@ -257,6 +257,7 @@ def merge(
             raise MergeError(f"The merge stopped on a database error: {_first_line(exc)}") from exc
         if isinstance(transport, DblinkTransport):
             transport.close()
+        hooks.confirm_commit()
         target.conn.commit()
         logger.info("Committed the merge into %s.", destination.label)
         return report

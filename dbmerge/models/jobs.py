@@ -29,6 +29,17 @@ from dbmerge.choices import (
 
 SAME_SOURCES_MESSAGE = "Source database 1 and Source database 2 must be two different databases."
 SOURCE_IS_TARGET_TWICE_MESSAGE = "The destination can be one of the sources, but not both."
+# What a validation vouches for: Merge Selected Tables is allowed only for the same values.
+SELECTION_FIELDS = ("db_type", "source_1", "source_2", "target", "method", "tablespace")
+
+
+class MergeJobQuerySet(models.QuerySet):
+    def awaiting_merge(self, selection: dict) -> MergeJob | None:
+        """The job whose passed validation lets Merge Selected Tables go ahead for ``selection``
+        (values of SELECTION_FIELDS): the latest job of that selection, if it is Validated.
+        A later job of the selection, running, failed or merged, withdraws an earlier pass."""
+        latest = self.filter(**{name: selection[name] for name in SELECTION_FIELDS}).order_by("-pk").first()
+        return latest if latest is not None and latest.state == JobState.VALIDATED else None
 
 
 class MergeJob(models.Model):
@@ -131,6 +142,8 @@ class MergeJob(models.Model):
         default=dict, editable=False, help_text="The merge report written by the worker when the merge completes."
     )
 
+    objects = MergeJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-pk"]
         verbose_name = "merge job"
@@ -183,9 +196,9 @@ class MergeJob(models.Model):
         return 100 if total == 0 and self.state == JobState.COMPLETED else int(100 * done / total) if total else 0
 
     @property
-    def selection(self) -> tuple:
+    def selection(self) -> dict:
         """What a validation vouches for: Merge is allowed only for the same selection."""
-        return (self.db_type, self.source_1_id, self.source_2_id, self.target_id, self.method, self.tablespace)
+        return {name: getattr(self, self._meta.get_field(name).attname) for name in SELECTION_FIELDS}
 
 
 class MergeCheck(models.Model):

@@ -232,3 +232,51 @@ def tc_running_on(node) -> None:
     Service.objects.update_or_create(
         node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER, defaults={"status": ServiceStatus.STARTED}
     )
+
+
+@pytest.fixture
+def prefork_worker(transactional_db, tmp_path):
+    """A real Celery worker with the prefork pool (one child process) on this run's queue.
+
+    The suites' ``celery_worker`` runs the solo pool, which does not enforce time limits; the
+    prefork pool does (its parent signals the child when the soft limit passes), as deployed.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"])}
+    log_path = tmp_path / "prefork-worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "imp_admin",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=1",
+                "-Q",
+                os.environ["CELERY_TASK_DEFAULT_QUEUE"],
+                "--loglevel=INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    process.log_path = log_path
+    yield process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

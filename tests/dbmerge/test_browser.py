@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from dbmerge.choices import JobKind, JobState
 from dbmerge.models import MergeJob
-from messaging.models import PersistentChatAssignment
+from messaging.models import DatabaseType, PersistentChatAssignment
 from tests.conftest import browser_login
 from tests.dbmerge.conftest import fill_generated, tc_stopped_on
+from tests.dbmerge.test_pages import external
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -111,3 +113,61 @@ def test_operator_merges_in_the_browser_and_the_job_page_follows_the_merge_live_
     page.screenshot(
         path=str(SCREENSHOTS / "merge-job.png"), full_page=True, clip={"x": 0, "y": 0, "width": 1400, "height": bottom}
     )
+
+
+def offered(page, name: str) -> list[str]:
+    texts = page.locator(f"select[name={name}] option").all_inner_texts()
+    return [text.strip() for text in texts if text != "---------"]
+
+
+def test_the_add_page_offers_the_databases_of_the_chosen_type_and_merge_once_the_selection_validated(
+    browser_page, operator
+):
+    from django.conf import settings
+
+    from imp_admin.celery import app
+
+    node1, node2, merged = (external(name) for name in ("tcnode1", "tcnode2", "tcmerged"))
+    external("tcora", DatabaseType.ORACLE)
+    external("tcsql", DatabaseType.MSSQL)
+    job = MergeJob.objects.create(
+        db_type="postgres",
+        source_1=node1,
+        source_2=node2,
+        target=merged,
+        database_name="tcmerged",
+        state=JobState.VALIDATED,
+    )
+    postgres = sorted(label(entry) for entry in (node1, node2, merged))
+    oracle = ["db.example.com – tcora (Oracle)"]
+    page = browser_page
+    browser_login(page, "operator")
+    page.goto("/messaging/jobs/merge/add/")
+    assert offered(page, "source_1") == postgres
+
+    page.select_option("select[name=db_type]", label="Oracle")
+    page.wait_for_function("document.querySelectorAll('select[name=target] option').length === 2")
+    assert offered(page, "source_1") == offered(page, "source_2") == offered(page, "target") == oracle
+
+    page.select_option("select[name=db_type]", label="Postgres")
+    page.wait_for_function("document.querySelectorAll('select[name=target] option').length === 4")
+    merge = page.get_by_role("button", name="Merge Selected Tables")
+    assert merge.is_disabled()
+    for name, entry in (("source_1", node1), ("source_2", node2), ("target", merged)):
+        page.select_option(f"select[name={name}]", label=label(entry))
+    page.wait_for_selector("#merge-selected:not([disabled])")
+    assert f"merge job {job.pk}" in page.inner_text("#merge-validated-by")
+
+    page.select_option("select[name=method]", value="dblink")  # not the validated selection
+    page.wait_for_selector("#merge-selected[disabled]")
+    page.select_option("select[name=method]", value="copy")
+    page.wait_for_selector("#merge-selected:not([disabled])")
+
+    try:
+        merge.click()
+        page.wait_for_url(f"**{job.get_absolute_url()}")
+        job.refresh_from_db()
+        assert (job.state, job.kind) == (JobState.PENDING, JobKind.MERGE)
+    finally:  # no worker here: take the message back off this run's queue
+        with app.connection_for_write() as connection:
+            connection.SimpleQueue(settings.CELERY_TASK_DEFAULT_QUEUE).clear()

@@ -11,7 +11,8 @@ from dbmerge.choices import JobState
 from dbmerge.models import MergeJob
 from tests.dbmerge.test_engine_postgres import fill_two_sources
 
-pytestmark = pytest.mark.django_db
+# Transactional: the runner's heartbeat thread writes the job row on its own connection.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_command_validates_and_merges_creating_the_job_row(chat_db):

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 
 import pytest
 
 from dbmerge.engines import AlreadyMerged, MergeCancelled, MergeError, MergeHooks
 from dbmerge.engines import postgres as engine
+from dbmerge.engines.base import NO_LONGER_OURS
 from tests.dbmerge.conftest import T0
 
 LOBBY = "lobby@conf.example.com"
 LONG_BODY = "Grüße 🌍 " * 600  # well over 4000 characters
+
+
+@contextmanager
+def sources_unchanged(*sources):
+    """Sources are only read: every row of every tc_* table (and xcp_sequence) of each is
+    the same after the block as before it."""
+    before = {source.name: source.rows() for source in sources}
+    yield
+    for source in sources:
+        assert source.rows() == before[source.name], f"{source.name} was changed by the merge"
+
+
+def fill_nulls_and_unicode(a, b):
+    """Rows with NULL in every nullable column (only tc_msgarchive has any), Unicode in every
+    text column and bodies over 4000 characters, in both sources, archive ids colliding."""
+    a.room("ünïcode@conf.example.com", creator="ÿves@example.com", subject="Ünïcödé ✓", next_msg_id=2)
+    a.message("ünïcode@conf.example.com", 1, 0, LONG_BODY)
+    a.member("ünïcode@conf.example.com", "zoë@example.com", reason="причина")
+    a.archive(200, body=None)  # body_string, message_string, body_text, message_text, subject: NULL
+    a.archive(201, body="x", body_text=LONG_BODY, message_text="<m>" + LONG_BODY + "</m>", subject="Тема 主题")
+    b.archive(200, room="ünïcode@conf.example.com", sender="ÿves@example.com", body="日本語のメッセージ")
+    b.archive(202, body=None, subject="只有主题")
+    b.timelog("zoë@example.com", "E", 9)
 
 
 def fill_two_sources(a, b):
@@ -41,9 +66,9 @@ def fill_two_sources(a, b):
 def test_merge_into_empty_destination_holds_the_union_with_colliding_ids_moved(chat_db):
     a, b, target = chat_db(), chat_db(), chat_db()
     fill_two_sources(a, b)
-    before_a, before_b = a.rows(), b.rows()
 
-    report = engine.merge(target.engine, [a.engine, b.engine], hooks=MergeHooks(), job_id=41)
+    with sources_unchanged(a, b):
+        report = engine.merge(target.engine, [a.engine, b.engine], hooks=MergeHooks(), job_id=41)
 
     rows = target.rows()
     assert [(r[0], r[2], r[3], r[6], r[7]) for r in rows["tc_rooms"]] == [
@@ -78,7 +103,6 @@ def test_merge_into_empty_destination_holds_the_union_with_colliding_ids_moved(c
     ]
     assert rows["xcp_sequence"] == [("tc_message_id", 9)]
     assert len(rows["tc_timelog"]) == 3
-    assert a.rows() == before_a and b.rows() == before_b  # sources only read
 
     assert report.tables["tc_msgarchive"].ids_remapped == 2
     assert report.tables["tc_users"].duplicates_removed == 1
@@ -91,15 +115,14 @@ def test_merge_into_empty_destination_holds_the_union_with_colliding_ids_moved(c
 def test_destination_that_is_a_source_keeps_its_rows_and_gains_the_other(chat_db):
     a, b = chat_db(), chat_db()
     fill_two_sources(a, b)
-    before_b = b.rows()
 
-    report = engine.merge(a.engine, [a.engine, b.engine])
+    with sources_unchanged(b):
+        report = engine.merge(a.engine, [a.engine, b.engine])
 
     rows = a.rows()
     assert [r[0] for r in rows["tc_msgarchive"]] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert [(r[0], r[3]) for r in rows["tc_messages"]][-2:] == [(4, "B says 1"), (5, "B says 2")]
     assert len(rows["tc_rooms"]) == 3
-    assert b.rows() == before_b
     assert any("The destination is" in note for note in report.notes)
 
 
@@ -110,7 +133,8 @@ def test_destination_with_rooms_of_its_own_keeps_them_and_renumbers_the_smaller_
     target.message(LOBBY, 1, 0, "target says 1")
     target.archive(1, body="t1")
 
-    engine.merge(target.engine, [a.engine, b.engine])
+    with sources_unchanged(a, b):
+        engine.merge(target.engine, [a.engine, b.engine])
 
     rows = target.rows()
     # target (1 message) < A (3): the target's message is renumbered after A's; then B (2 < 4) after those.
@@ -129,34 +153,60 @@ def test_destination_with_rooms_of_its_own_keeps_them_and_renumbers_the_smaller_
 
 def test_unicode_long_bodies_and_nulls_in_every_nullable_column_arrive_unchanged(chat_db):
     a, b, target = chat_db(), chat_db(), chat_db()
-    a.archive(1, body=None)  # body_string, message_string NULL
-    a.archive(2, body="x", body_text=LONG_BODY, message_text="<m>" + LONG_BODY + "</m>", subject="Тема 主题")
-    b.archive(1, body="日本語のメッセージ", body_text=None, message_text=None, subject=None)
-    b.message(LOBBY, 1, 0, LONG_BODY)
-    b.room(LOBBY, subject="Ünïcödé ✓")
+    fill_nulls_and_unicode(a, b)
+    lobby = f"{LOBBY}/alice"
 
-    engine.merge(target.engine, [a.engine, b.engine])
+    with sources_unchanged(a, b):
+        engine.merge(target.engine, [a.engine, b.engine])
 
-    archive = target.rows()["tc_msgarchive"]
-    assert [(r[0], r[8], r[9], r[10], r[11], r[12]) for r in archive] == [
-        (1, None, None, None, None, None),
-        (2, "x", "<message>x</message>", LONG_BODY, "<m>" + LONG_BODY + "</m>", "Тема 主题"),
-        (3, "日本語のメッセージ", "<message>日本語のメッセージ</message>", None, None, None),
-    ]
-    assert target.rows()["tc_messages"][0][3] == LONG_BODY
-    assert target.rows()["tc_rooms"][0][2] == "Ünïcödé ✓"
+    rows = target.rows()
+
+    def at(**delta):
+        return T0 + dt.timedelta(**delta)
+
+    assert rows["tc_msgarchive"] == [
+        # msg_id, to_jid, from_jid, nick_jid, sent_date, msg_type, body_len, message_len,
+        # body_string, message_string, body_text, message_text, subject
+        (200, LOBBY, "alice@example.com", lobby, at(seconds=200), "g", 0, 40, None, None, None, None, None),
+        (201, LOBBY, "alice@example.com", lobby, at(seconds=201), "g", 1, 41, "x", "<message>x</message>",
+         LONG_BODY, "<m>" + LONG_BODY + "</m>", "Тема 主题"),
+        (202, LOBBY, "alice@example.com", lobby, at(seconds=202), "g", 0, 40, None, None, None, None, "只有主题"),
+        # B's 200 collided with A's and moved past the largest id in use (202).
+        (203, "ünïcode@conf.example.com", "ÿves@example.com", "ünïcode@conf.example.com/ÿves", at(seconds=200),
+         "g", 9, 49, "日本語のメッセージ", "<message>日本語のメッセージ</message>", None, None, None),
+    ]  # fmt: skip
+    assert rows["tc_messages"] == [(1, "ünïcode@conf.example.com", T0, LONG_BODY)]
+    assert rows["tc_rooms"] == [
+        ("ünïcode@conf.example.com", "ÿves@example.com", "Ünïcödé ✓", "persistent", "<x>Ünïcödé ✓</x>",
+         "<s>Ünïcödé ✓</s>", 1, 2),
+    ]  # fmt: skip
+    assert rows["tc_users"] == [
+        ("ünïcode@conf.example.com", "zoë@example.com", "participant", "member", "ünïcode@conf.example.com/zoë",
+         "причина", "admin@example.com"),
+    ]  # fmt: skip
+    assert rows["tc_timelog"] == [("zoë@example.com", f"{LOBBY}/zoë", "E", at(minutes=9))]
+    assert rows["xcp_sequence"] == [("tc_message_id", 204)]
 
 
 def test_copy_and_dblink_methods_give_identical_destinations(chat_db):
     a, b, by_copy, by_dblink = chat_db(), chat_db(), chat_db(), chat_db()
     fill_two_sources(a, b)
+    fill_nulls_and_unicode(a, b)
     a.archive(100, body="long", body_text=LONG_BODY)
     by_dblink.execute("CREATE EXTENSION dblink")
 
-    copy_report = engine.merge(by_copy.engine, [a.engine, b.engine], method="copy")
-    dblink_report = engine.merge(by_dblink.engine, [a.engine, b.engine], method="dblink")
+    with sources_unchanged(a, b):
+        copy_report = engine.merge(by_copy.engine, [a.engine, b.engine], method="copy")
+        dblink_report = engine.merge(by_dblink.engine, [a.engine, b.engine], method="dblink")
 
-    assert by_copy.rows() == by_dblink.rows()
+    rows = by_copy.rows()
+    assert rows == by_dblink.rows()
+    # What the comparison covers: NULLs, Unicode and long bodies arrived by both methods.
+    archive = {r[0]: r for r in rows["tc_msgarchive"]}
+    assert archive[200][8:] == (None, None, None, None, None)
+    assert archive[201][10:] == (LONG_BODY, "<m>" + LONG_BODY + "</m>", "Тема 主题")
+    assert [r[3] for r in rows["tc_messages"] if r[1] == "ünïcode@conf.example.com"] == [LONG_BODY]
+    assert "日本語のメッセージ" in {r[8] for r in rows["tc_msgarchive"]}
     assert copy_report.tables == dblink_report.tables
     assert dblink_report.method == "dblink"
 
@@ -167,7 +217,8 @@ def test_the_same_merge_cannot_be_applied_twice(chat_db):
     engine.merge(target.engine, [a.engine, b.engine], job_id=5)
     after_first = target.rows()
 
-    with pytest.raises(AlreadyMerged, match=r"already holds the merge of these two sources \(job 5, "):
+    refused = r"already holds the merge of these two sources \(job 5, "
+    with sources_unchanged(a, b), pytest.raises(AlreadyMerged, match=refused):
         engine.merge(target.engine, [b.engine, a.engine], job_id=6)
     assert target.rows() == after_first
 
@@ -183,11 +234,36 @@ def test_cancelling_mid_merge_leaves_the_destination_untouched(chat_db):
     )
     hooks.poll_seconds = 0
 
-    with pytest.raises(MergeCancelled, match="the destination was left as it was"):
+    with sources_unchanged(a, b), pytest.raises(MergeCancelled, match="the destination was left as it was"):
         engine.merge(target.engine, [a.engine, b.engine], hooks=hooks)
     assert target.rows() == before
-    with target.factory.connect(target.name) as conn:
-        assert conn.execute("SELECT to_regclass('imp_merge_record')").fetchone()[0] is None
+    assert not has_merge_record(target)
+
+
+def has_merge_record(database) -> bool:
+    with database.factory.connect(database.name) as conn:
+        return conn.execute("SELECT to_regclass('imp_merge_record')").fetchone()[0] is not None
+
+
+@pytest.mark.parametrize("method", ["copy", "dblink"])
+def test_a_merge_whose_job_was_given_up_is_not_committed_and_the_destination_stays_as_it_was(chat_db, method):
+    a, b = chat_db(), chat_db()
+    target = destination_for(chat_db, method)
+    fill_two_sources(a, b)
+    target.room("keep@conf.example.com")
+    before = target.rows()
+    asked = []
+
+    def still_ours() -> bool:  # as the runner answers once the stale job check failed the job
+        asked.append(True)
+        return False
+
+    with sources_unchanged(a, b), pytest.raises(MergeError) as raised:
+        engine.merge(target.engine, [a.engine, b.engine], method=method, hooks=MergeHooks(still_ours=still_ours))
+    assert str(raised.value) == NO_LONGER_OURS
+    assert asked == [True]  # asked once, after every step, just before the commit
+    assert target.rows() == before
+    assert not has_merge_record(target)
 
 
 def test_two_names_for_one_database_are_refused(chat_db):
@@ -202,7 +278,8 @@ def test_destination_without_tc_tables_gets_the_schema_installed(chat_db):
     fill_two_sources(a, b)
     empty = chat_db(schema=False)
 
-    report = engine.merge(empty.engine, [a.engine, b.engine])
+    with sources_unchanged(a, b):
+        report = engine.merge(empty.engine, [a.engine, b.engine])
 
     assert len(empty.rows()["tc_msgarchive"]) == 8
     assert report.notes[0] == f"{empty.name} held no TC tables; the TC schema was installed in it."
@@ -231,13 +308,13 @@ def test_interleaved_archive_ids_move_each_colliding_run_past_the_largest(chat_d
     for i in (2, 3, 4, 5, 10):
         b.archive(i, body=f"b{i}")
 
-    report = engine.merge(target.engine, [a.engine, b.engine])
+    with sources_unchanged(a, b):
+        report = engine.merge(target.engine, [a.engine, b.engine])
 
     archive = {r[8]: r[0] for r in target.rows()["tc_msgarchive"]}
     assert archive == {"a1": 1, "a3": 3, "a5": 5, "a7": 7, "b2": 2, "b4": 4, "b10": 10, "b3": 11, "b5": 12}
     assert report.tables["tc_msgarchive"].ids_remapped == 2
     assert target.rows()["xcp_sequence"] == [("tc_message_id", 13)]
-    _ = dt, T0
 
 
 # --- Exact duplicates: a row identical in every column (NULLs equal) is kept once -----------
@@ -263,7 +340,8 @@ def test_an_archive_row_identical_in_both_sources_is_kept_once_and_counted_as_a_
     b.archive(4, body=None)
     b.archive(5, body="b5")
 
-    report = engine.merge(target.engine, [a.engine, b.engine], method=method)
+    with sources_unchanged(a, b):
+        report = engine.merge(target.engine, [a.engine, b.engine], method=method)
 
     assert [(r[0], r[8]) for r in target.rows()["tc_msgarchive"]] == [
         (1, "a1"),
@@ -290,7 +368,8 @@ def test_identical_room_messages_are_kept_once_and_only_the_others_renumbered(ch
     a.message(LOBBY, 4, 4, "A says 4")
     b.message(LOBBY, 3, 5, "B says 3")
 
-    report = engine.merge(target.engine, [a.engine, b.engine], method=method)
+    with sources_unchanged(a, b):
+        report = engine.merge(target.engine, [a.engine, b.engine], method=method)
 
     assert [(r[0], r[3]) for r in target.rows()["tc_messages"]] == [
         (1, "said before the copy 1"),
@@ -319,7 +398,8 @@ def test_when_the_destination_side_is_renumbered_its_messages_identical_to_the_i
     b.message(LOBBY, 3, 5, "B says 3")
     b.message(LOBBY, 4, 6, "B says 4")
 
-    report = engine.merge(target.engine, [a.engine, b.engine])
+    with sources_unchanged(a, b):
+        report = engine.merge(target.engine, [a.engine, b.engine])
 
     assert [(r[0], r[3]) for r in target.rows()["tc_messages"]] == [
         (1, "said before the copy 1"),
@@ -345,9 +425,9 @@ def test_destination_that_is_a_source_merged_with_an_overlapping_copy_of_itself_
     b.member(LOBBY, "bob@example.com")
     b.message(LOBBY, 3, 3, "only in B")
     b.archive(3, body="only in B")
-    before_b = b.rows()
 
-    report = engine.merge(a.engine, [a.engine, b.engine])
+    with sources_unchanged(b):
+        report = engine.merge(a.engine, [a.engine, b.engine])
 
     rows = a.rows()
     assert [(r[0], r[1], r[2]) for r in rows["tc_users"]] == [
@@ -363,7 +443,6 @@ def test_destination_that_is_a_source_merged_with_an_overlapping_copy_of_itself_
         "tc_messages": 2,
         "tc_msgarchive": 2,
     }
-    assert b.rows() == before_b
 
 
 def test_a_member_row_held_twice_by_a_source_without_primary_keys_becomes_one_member(chat_db):
@@ -373,7 +452,8 @@ def test_a_member_row_held_twice_by_a_source_without_primary_keys_becomes_one_me
     a.member(LOBBY, "alice@example.com")
     b.member(LOBBY, "bob@example.com")
 
-    report = engine.merge(target.engine, [a.engine, b.engine])
+    with sources_unchanged(a, b):
+        report = engine.merge(target.engine, [a.engine, b.engine])
 
     assert [r[1] for r in target.rows()["tc_users"]] == ["alice@example.com", "bob@example.com"]
     figures = report.tables["tc_users"]

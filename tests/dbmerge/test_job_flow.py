@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from dbmerge import runner
-from dbmerge.choices import JobState
+from dbmerge.choices import TERMINAL, JobState
+from dbmerge.engines.base import NO_LONGER_OURS
 from dbmerge.models import MergeJob
+from dbmerge.tasks import run_merge_job
 from messaging.models import PersistentChatAssignment
-from tests.conftest import wait_for
+from tests.conftest import wait_for, worker_log
 from tests.dbmerge.conftest import fill_generated, tc_stopped_on
-from tests.dbmerge.test_engine_postgres import fill_two_sources
+from tests.dbmerge.test_engine_postgres import fill_two_sources, has_merge_record
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -118,8 +124,6 @@ def _start_big_merge(chat_db, rows: int = 400_000):
         database_name=target.name,
         kind="merge",
     )
-    from dbmerge.tasks import run_merge_job
-
     run_merge_job.delay(job.pk)
     return target, job
 
@@ -199,3 +203,160 @@ def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_p
     )
     assert orphan.finished is not None
     assert state_of(alive.pk) == JobState.MERGING
+
+
+# --- A worker blocked in one long statement: heartbeat, a job given up, the time limit -----
+
+MERGED_ARCHIVE_IDS = [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+@contextmanager
+def holding_lock(database, statement: str):
+    """Another session of ``database`` holds the lock ``statement`` takes until the block ends:
+    a merge or validation needing a conflicting lock waits in one statement meanwhile."""
+    with database.factory.connect(database.name) as conn:
+        conn.execute(statement)
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def waiting_for_a_lock(database) -> bool:
+    with database.factory.connect(database.name, autocommit=True) as conn:
+        waiting = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'", (database.name,)
+        ).fetchone()[0]
+    return waiting > 0
+
+
+def merge_job(entries) -> MergeJob:
+    source_1, source_2, target = entries
+    return MergeJob.objects.create(
+        db_type="postgres",
+        source_1=source_1,
+        source_2=source_2,
+        target=target,
+        database_name=target.database_name,
+        kind="merge",
+    )
+
+
+def ended(job_id: int) -> bool:
+    return state_of(job_id) in TERMINAL
+
+
+# The merge locks the destination's TC tables (SHARE ROW EXCLUSIVE) before copying a row;
+# a SHARE lock held by another session makes it wait, for up to its lock timeout (10 s).
+LOCK_DESTINATION = "LOCK TABLE tc_msgarchive IN SHARE MODE"
+
+
+def test_a_merge_waiting_in_one_long_statement_keeps_its_heartbeat_fresh_and_is_not_marked_stale(three, celery_worker):
+    (_a, _b, target), entries = three
+    job = merge_job(entries)
+    stale_after = timedelta(seconds=2)
+    with holding_lock(target, LOCK_DESTINATION):
+        run_merge_job.delay(job.pk)
+        wait_for(lambda: waiting_for_a_lock(target), what="the merge to wait for the destination's lock")
+        blocked_since = timezone.now()
+        # Twice the stale period in one statement, without a progress report.
+        while timezone.now() < blocked_since + 2 * stale_after:
+            assert runner.mark_stale_jobs(stale_after=stale_after) == 0
+            time.sleep(0.2)
+        assert waiting_for_a_lock(target)
+        job.refresh_from_db()
+        assert job.state == JobState.MERGING
+        assert job.progress == {}  # nothing reported meanwhile
+        assert job.heartbeat > blocked_since + stale_after
+    wait_for(lambda: ended(job.pk), what="the merge to end")
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED, job.reason
+    assert [r[0] for r in target.rows()["tc_msgarchive"]] == MERGED_ARCHIVE_IDS
+
+
+def test_a_job_marked_failed_mid_merge_is_not_committed_and_the_destination_stays_as_it_was(
+    three, celery_worker, operator_client
+):
+    (_a, _b, target), entries = three
+    job = merge_job(entries)
+    before = target.rows()
+    with holding_lock(target, LOCK_DESTINATION):
+        run_merge_job.delay(job.pk)
+        wait_for(lambda: waiting_for_a_lock(target), what="the merge to wait for the destination's lock")
+        # The stale job check, with a period shorter than the heartbeat's, gives the job up.
+        assert runner.mark_stale_jobs(stale_after=timedelta(milliseconds=1)) == 1
+    wait_for(
+        lambda: job.log_entries.filter(level="ERROR", message=NO_LONGER_OURS).exists(),
+        what="the worker to refuse the commit",
+    )
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.reason.startswith("The worker running this job stopped")
+    assert target.rows() == before
+    assert not has_merge_record(target)
+    page = operator_client.get(job.get_absolute_url()).content.decode()
+    assert "Failed" in page and "so the merge was not committed; the destination was left as it was." in page
+
+
+def test_a_cancel_pressed_while_validating_does_not_cancel_the_merge_pressed_after_it(
+    three, operator_client, celery_worker
+):
+    (a, _b, target), entries = three
+    # Validation measures each source's TC tables: an exclusive lock on one makes it wait.
+    with holding_lock(a, "LOCK TABLE tc_timelog IN ACCESS EXCLUSIVE MODE"):
+        operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
+        job = MergeJob.objects.get()
+        wait_for(lambda: waiting_for_a_lock(a), what="the validation to wait for source 1")
+        assert state_of(job.pk) == JobState.VALIDATING
+        response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]), follow=True)
+        assert f"Merge job {job.pk}: cancellation requested." in response.content.decode()
+    wait_for(lambda: state_of(job.pk) != JobState.VALIDATING, what="the validation to end")
+    assert state_of(job.pk) == JobState.VALIDATED
+
+    response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "merge"})
+    assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
+    wait_for(lambda: ended(job.pk), what="the merge to end")
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED, job.reason
+    assert [r[0] for r in target.rows()["tc_msgarchive"]] == MERGED_ARCHIVE_IDS
+
+
+def test_a_second_delivery_of_a_claimed_job_does_nothing(three, celery_worker):
+    (_a, _b, target), entries = three
+    job = merge_job(entries)
+    run_merge_job.delay(job.pk)
+    run_merge_job.delay(job.pk)  # as a redelivered message (acks_late) arrives
+    wait_for(lambda: ended(job.pk), what="the merge to end")
+    wait_for(
+        lambda: f"Merge job {job.pk} is not pending; this delivery is ignored." in worker_log(celery_worker),
+        what="the second delivery",
+    )
+    job.refresh_from_db()
+    assert job.state == JobState.COMPLETED, job.reason
+    finished, checks = job.finished, list(job.checks.values_list("position", "passed"))
+
+    assert runner.run_job(job.pk) is None  # a third, from this process
+
+    job.refresh_from_db()
+    assert (job.state, job.finished) == (JobState.COMPLETED, finished)
+    assert list(job.checks.values_list("position", "passed")) == checks  # validated once
+    assert all(passed for _position, passed in checks)
+    assert job.log_entries.filter(message__startswith="Validating the selection").count() == 1
+    assert [r[0] for r in target.rows()["tc_msgarchive"]] == MERGED_ARCHIVE_IDS
+
+
+def test_a_merge_past_its_soft_time_limit_ends_failed_and_leaves_the_destination(three, prefork_worker):
+    (_a, _b, target), entries = three
+    job = merge_job(entries)
+    before = target.rows()
+    # The merge waits for the lock until the soft time limit (4 s) strikes, before its own
+    # lock timeout (10 s) would.
+    with holding_lock(target, LOCK_DESTINATION):
+        run_merge_job.apply_async((job.pk,), soft_time_limit=4, time_limit=120)
+        wait_for(lambda: ended(job.pk), timeout=60, what="the time limit to end the job")
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED, (job.reason, worker_log(prefork_worker))
+    assert job.reason == "The job ran past its time limit of 4 s; the destination was left as it was."
+    assert job.traceback == ""
+    assert target.rows() == before
+    assert not has_merge_record(target)
