@@ -22,7 +22,7 @@ from topology.models import (
     Service,
     ServiceParameters,
 )
-from topology.models.topology import shared_database_warning
+from topology.models.topology import database_assignment_warning
 
 
 @admin.register(Cluster)
@@ -73,7 +73,7 @@ def _set_ha(modeladmin, request, queryset, enabled: bool) -> None:
             continue
         group.save(update_fields=["ha_enabled"])
         changed += 1
-        warning = shared_database_warning(group)
+        warning = database_assignment_warning(group)
         if warning:
             messages.warning(request, warning)
     if changed:

@@ -12,7 +12,7 @@ from imp_admin.permissions import ConsolePermissionMixin
 from topology import filters, forms, tables
 from topology.assignment import assign_users
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
-from topology.models.topology import shared_database_warning
+from topology.models.topology import database_assignment_warning
 
 MEMBERS = Prefetch("members", queryset=Node.objects.order_by("group_position"))
 
@@ -133,7 +133,7 @@ class RedundancyGroupEditView(ObjectEditView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        warning = shared_database_warning(RedundancyGroup.objects.prefetch_related(MEMBERS).get(pk=self.object.pk))
+        warning = database_assignment_warning(RedundancyGroup.objects.prefetch_related(MEMBERS).get(pk=self.object.pk))
         if warning:
             messages.warning(self.request, warning)
         return response

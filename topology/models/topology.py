@@ -362,16 +362,6 @@ def validate_group_membership(
             )
     if ha_enabled and (server1 is None or server2 is None):
         add("ha_enabled", HA_NEEDS_TWO_NODES_MESSAGE)
-    if ha_enabled and server1 is not None and server2 is not None and server1.pk != server2.pk:
-        databases = chat_databases([server1, server2])
-        first, second = databases.get(server1.pk), databases.get(server2.pk)
-        if first and second and first != second:
-            add(
-                "ha_enabled",
-                f"With high availability both servers use one persistent chat database, but {server1} uses "
-                f"{first} and {server2} uses {second}. Merge them (External Database Jobs) or unassign one "
-                "on the Group Chat and Persistent Chat page first, then enable High Availability.",
-            )
     if group.pk:
         current = list(Node.objects.filter(redundancy_group=group).order_by("group_position"))
         changing = [_pk(n) for n in _by_position(current)] != [_pk(server1), _pk(server2)]
@@ -407,20 +397,35 @@ def chat_databases(nodes: list[Node]) -> dict[int, str]:
     return {row.node_id: str(row.database) for row in rows}
 
 
-def shared_database_warning(group: RedundancyGroup) -> str | None:
-    """Without high availability each node needs its own database: say so when both share one."""
+def database_assignment_warning(group: RedundancyGroup) -> str | None:
+    """What the group's persistent chat database assignment lacks after an HA change, if anything.
+
+    With high availability both nodes use one database; without it each has its own. The
+    change itself is allowed (the reference's task flow enables HA on nodes that still have
+    their own databases, then merges them and assigns the result), so this is a warning;
+    the Group Chat and Persistent Chat page enforces the rule when assignments are saved,
+    and Verify High Availability Settings reports it until then.
+    """
     server1, server2 = group.servers()
-    if group.ha_enabled or server1 is None or server2 is None:
+    if server1 is None or server2 is None:
         return None
     databases = chat_databases([server1, server2])
-    shared = databases.get(server1.pk)
-    if shared is None or databases.get(server2.pk) != shared:
+    first, second = databases.get(server1.pk), databases.get(server2.pk)
+    if first is None or second is None:
         return None
-    return (
-        f"High availability is off in {group}, but {server1} and {server2} still share {shared}: without high "
-        "availability each node needs its own database. Assign another one to one of them on the Group Chat and "
-        "Persistent Chat page (Verify High Availability Settings reports it until then)."
-    )
+    if group.ha_enabled and first != second:
+        return (
+            f"High availability is on in {group}, but {server1} uses {first} and {server2} uses {second}: with "
+            "high availability both use one database. Merge them (External Database Jobs) and assign the result "
+            "to both on the Group Chat and Persistent Chat page."
+        )
+    if not group.ha_enabled and first == second:
+        return (
+            f"High availability is off in {group}, but {server1} and {server2} still share {first}: without high "
+            "availability each node needs its own database. Assign another one to one of them on the Group Chat "
+            "and Persistent Chat page."
+        )
+    return None
 
 
 def _pk(node: Node | None) -> int | None:
