@@ -17,9 +17,19 @@ MESSAGES = {
 }
 
 
+WINDOWS_LOGIN = (
+    "The database server refused the Windows login of {domain}\\{user}. Windows authentication goes through "
+    "Kerberos: the host running the checks and merges needs a ticket for {user}@{realm} (kinit), and SQL "
+    "Server a login for {domain}\\{user}."
+)
+
+
 def explain(exc: Exception, database, timeout: int) -> str:
     text = str(exc)
     where = f"{database.hostname}:{database.port}"
+    if database.windows_authentication and ("18456" in text or "SSPI" in text or "GSSAPI" in text):
+        domain = database.domain or "DOMAIN"
+        return WINDOWS_LOGIN.format(domain=domain, user=database.username, realm=domain.upper())
     for code, message in MESSAGES.items():
         if code in text:
             return message.format(user=database.username, where=where, name=database.database_name, timeout=timeout)
@@ -42,11 +52,13 @@ def connection_string(database, address: str, timeout: int) -> str:
     if database.enable_ssl:
         parts["HostNameInCertificate"] = database.hostname
     if database.windows_authentication:
-        parts["UID"] = f"{database.domain}\\{database.username}"
-        parts["Authentication"] = "ActiveDirectoryPassword"
+        # Off Windows the driver's only integrated login is Kerberos: the worker's ticket for
+        # user@DOMAIN (kinit) is what logs in, so no user name or password goes in the string.
+        # ("ActiveDirectoryPassword" would be a Microsoft Entra ID login, not a domain one.)
+        parts["Trusted_Connection"] = "yes"
     else:
         parts["UID"] = database.username
-    parts["PWD"] = database.get_password()
+        parts["PWD"] = database.get_password()
     return ";".join(f"{key}={_quote(value)}" for key, value in parts.items())
 
 

@@ -86,6 +86,10 @@ class ExternalDatabaseForm(forms.ModelForm):
         )
         if not self.instance.pk:
             self.fields["password"].help_text = f"At most {MAX_PASSWORD_LENGTH} characters."
+        self.fields["windows_authentication"].help_text = (
+            "SQL Server only. Logs in through Kerberos as User Name@Domain: the host of the Celery workers and "
+            "node agents needs a ticket for that user (kinit); the password is then not sent."
+        )
 
     def clean_hostname(self) -> str:
         value = self.cleaned_data["hostname"].strip()

@@ -288,3 +288,28 @@ def test_ssl_settings_reach_the_oracle_driver(db, silent_port, monkeypatch):
     run_checks(database)
     assert seen["params"].protocol == "tcps"
     assert re.match(r"\d+", str(seen["params"].port))
+
+
+def test_sql_server_windows_authentication_logs_in_through_kerberos_and_explains_a_refusal(
+    db, silent_port, monkeypatch
+):
+    # No SQL Server here: the driver call is replaced, and the test reads the connection string
+    # the real driver would get.
+    database = make_external_database(
+        "tcmadb", "tcuser", db_type="mssql", port=silent_port, windows_authentication=True, domain="corp"
+    )
+    seen = []
+
+    def refuse(connection_string, **kwargs):
+        seen.append(connection_string)
+        raise mssql_python.OperationalError("x", "[SQL Server]Login failed for user 'CORP\\tcuser'. (18456)")
+
+    monkeypatch.setattr(mssql_python, "connect", refuse)
+    result = run_checks(database)[1]
+    assert "Trusted_Connection={yes}" in seen[0]
+    assert "PWD=" not in seen[0] and "UID=" not in seen[0] and "ActiveDirectory" not in seen[0]
+    assert result.message == (
+        "The database server refused the Windows login of corp\\tcuser. Windows authentication goes through "
+        "Kerberos: the host running the checks and merges needs a ticket for tcuser@CORP (kinit), and SQL "
+        "Server a login for corp\\tcuser."
+    )
