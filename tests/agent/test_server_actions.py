@@ -130,3 +130,27 @@ def test_automatic_fallback_moves_users_back_once_the_failed_node_is_healthy_for
     taking_back = HATransition.objects.get(node=a, to_state=HAState.TAKING_BACK)
     assert (taking_back.at - healthy.at).total_seconds() >= 1
     assert EndUser.objects.get(user_id="andy").active_node is None
+
+
+def test_an_srm_restarted_during_a_manual_failover_keeps_the_node_idle_for_initialization(
+    pair, agents, operator_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    first = agents(a.name)
+    agents(b.name)
+    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    server_action(operator_client, group, a, "failover")
+    wait_for("A Idle", lambda: state_of(a.name) == (HAState.IDLE, HAReason.ON_ADMIN_REQUEST))
+
+    first.terminate()
+    agents(a.name)
+    # Reference 1.5: "Idle / Initialization" beside "Running in Backup Mode / On Admin Request".
+    wait_for("A Idle for Initialization", lambda: state_of(a.name) == (HAState.IDLE, HAReason.INITIALIZATION))
+    assert state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.ON_ADMIN_REQUEST)
+    assert EndUser.objects.get(user_id="andy").active_node == b
+    page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    assert 'value="fallback"' in page and "Initialization" in page
+
+    server_action(operator_client, group, a, "fallback")
+    wait_for("both Normal again", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    assert EndUser.objects.get(user_id="andy").active_node is None

@@ -152,6 +152,8 @@ class RecoveryManager:
             HAReason.INITIALIZATION,
             only_from={HAState.NORMAL, HAState.UNKNOWN, HAState.INITIALIZING},
         )
+        # Restarted during a manual failover: the node stays Idle, now for Initialization (1.5).
+        transitions.set_own_state(self.node_id, HAState.IDLE, HAReason.INITIALIZATION, only_from={HAState.IDLE})
 
     def tick(self) -> FollowUp | None:
         """One look at the group; returns a follow-up when the TC must re-read its rooms first.
