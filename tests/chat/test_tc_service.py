@@ -95,3 +95,26 @@ def test_joins_and_exits_are_logged_in_tc_timelog_only_when_archiving_them_is_on
         assert logged == [("andy@example.com", f"{room}/andy", "E"), ("andy@example.com", f"{room}/andy", "L")]
     else:
         assert logged == []
+
+
+@pytest.mark.parametrize("connections", [2, 4])
+def test_the_tc_keeps_as_many_database_connections_as_the_chat_settings_say(world, connections):
+    import asyncio
+    import time
+
+    world.user("andy", "imp-1a")
+    world.configure(db_connections=connections)
+    count = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+
+    async def scenario():
+        async with running(world.nodes["imp-1a"]):
+            deadline = time.monotonic() + 20
+            while (seen := rows(world.database, count, (world.database,))[0][0]) < connections:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # and no more than that, once the pool is full
+            return seen, rows(world.database, count, (world.database,))[0][0]
+
+    reached, settled = run(scenario())
+    assert (reached, settled) == (connections, connections)
