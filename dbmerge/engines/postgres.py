@@ -33,6 +33,12 @@ PROGRESS_EVERY = 4096
 # row costs the worker a libpq call each, and it shares the cores with both servers.
 COPY_BLOCK_BYTES = 128 * 1024
 DESTINATION_LOCK_TIMEOUT = "10s"
+DBLINK_FUNCTIONS = (
+    "dblink_connect(text,text)",
+    "dblink_exec(text,text)",
+    "dblink(text,text)",
+    "dblink_disconnect(text)",
+)
 # Memory of the destination session for the merge's joins, sorts and staging tables (temp
 # buffers must be set before the session's first temporary table; the others are SET LOCAL).
 DESTINATION_SESSION = ("SET temp_buffers = '256MB'",)
@@ -335,7 +341,8 @@ def inspect(database: PostgresDatabase, role: str, method: str = "copy", timeout
                 if not cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'dblink'").fetchone():
                     facts.missing_privileges.append("the dblink extension (CREATE EXTENSION dblink, by the DB owner)")
                 else:
-                    for signature in ("dblink_connect(text,text)", "dblink(text,text)"):
+                    # Every dblink function the transfer calls (DblinkTransport).
+                    for signature in DBLINK_FUNCTIONS:
                         if not cur.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (signature,)).fetchone()[0]:
                             facts.missing_privileges.append(f"EXECUTE on {signature}")
     return facts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg import sql
 
 from dbmerge.choices import CheckName
 from dbmerge.models import MergeJob
@@ -130,3 +131,22 @@ def test_dblink_method_needs_the_dblink_extension_in_the_destination(dbs):
         "the dblink extension (CREATE EXTENSION dblink, by the DB owner)"
         in problems[f"privileges Destination database: {entry}"]
     )
+
+
+def test_dblink_method_needs_execute_on_every_dblink_function_the_transfer_calls(dbs, postgres):
+    a, b, target = dbs
+    role = postgres.role()
+    with postgres.connect(target.name) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS dblink")
+        conn.execute("REVOKE EXECUTE ON FUNCTION dblink_exec(text, text), dblink_disconnect(text) FROM PUBLIC")
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role))
+        )
+    entry = target.external()
+    entry.username = role
+    entry.set_password("role-password")
+    entry.save()
+    problems = failed(job_for(a.external(), b.external(), entry, method="dblink"))
+    message = problems[f"privileges Destination database: {entry}"]
+    assert "EXECUTE on dblink_exec(text,text)" in message and "EXECUTE on dblink_disconnect(text)" in message
+    assert "EXECUTE on dblink_connect(text,text)" not in message and "SELECT on tc_rooms" not in message
