@@ -53,3 +53,62 @@ def test_loading_the_demo_twice_reuses_its_databases(prefix):
     load(prefix)
     nodes = Node.objects.all()
     assert len({database_for_node(node).pk for node in nodes}) == 4
+
+
+def test_the_merge_story_leaves_subcluster2_before_ha_with_a_history_per_node_that_merges(prefix):
+    from dbmerge.engines import postgres as engine
+    from dbmerge.validation import engine_database
+    from messaging.chat.stanzas import ChatMessage
+    from messaging.models import ExternalDatabase
+    from topology.models import RedundancyGroup
+
+    out = StringIO()
+    call_command(
+        "load_demo",
+        admin_password="demo-admin-pw",
+        chat_databases=True,
+        chat_database_prefix=prefix,
+        merge_story=2000,
+        stdout=out,
+    )
+    nodes = {node.name: node for node in Node.objects.all()}
+    assert not RedundancyGroup.objects.get(name="subcluster2").ha_enabled
+    assert RedundancyGroup.objects.get(name="subcluster1").ha_enabled
+    one, two = database_for_node(nodes["imp-2a"]), database_for_node(nodes["imp-2b"])
+    assert one != two and {one.database_name, two.database_name} == {f"{prefix}imp_2a", f"{prefix}imp_2b"}
+    output = out.getvalue()
+    assert f"{one}: history of imp-2a (2000 messages)" in output
+    assert f"{prefix}subcluster2_merged@127.0.0.1:5432: empty, the destination of their merge" in output
+
+    def counts(name):
+        with psycopg.connect(dbname=name, **PG_ADMIN) as conn:
+            return [
+                conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+                for t in ("tc_rooms", "tc_messages", "tc_msgarchive")
+            ]
+
+    assert counts(one.database_name) == counts(two.database_name) == [10, 2000, 2000]
+    with psycopg.connect(dbname=one.database_name, **PG_ADMIN) as conn:
+        room, msg_id, stamp, stanza = conn.execute(
+            "SELECT room_jid, msg_id, stamp, msg FROM tc_messages ORDER BY room_jid, msg_id LIMIT 1"
+        ).fetchone()
+    # Stored as the Text Conference Manager stores them: it reads them back as Catherine's.
+    message = ChatMessage.from_row(room, msg_id, stamp, stanza)
+    assert (message.sender, message.body) == ("catherine@example.com", f"catherine in {room.split('@')[0]}, message 1")
+
+    # And the two merge into the registered destination: the union, archive ids moved past each other.
+    destination = ExternalDatabase.objects.get(database_name=f"{prefix}subcluster2_merged")
+    report = engine.merge(engine_database(destination), [engine_database(one), engine_database(two)])
+    assert counts(destination.database_name) == [20, 4000, 4000]
+    assert report.as_dict()["tables"]["tc_msgarchive"]["ids_remapped"] == 2000
+
+    # Loading again keeps the history rather than adding to it.
+    call_command(
+        "load_demo",
+        admin_password="demo-admin-pw",
+        chat_databases=True,
+        chat_database_prefix=prefix,
+        merge_story=2000,
+        stdout=StringIO(),
+    )
+    assert counts(one.database_name) == [10, 2000, 2000]

@@ -6,7 +6,7 @@ import os
 import secrets
 
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from imp_admin.roles import SUPER_ADMINISTRATOR
@@ -69,22 +69,43 @@ class Command(BaseCommand):
             "persistent chat.",
         )
         parser.add_argument("--chat-database-prefix", default="imp_demo_tc_", help="Name prefix of those databases.")
+        parser.add_argument(
+            "--merge-story",
+            type=int,
+            metavar="MESSAGES",
+            default=0,
+            help="With --chat-databases: leave subcluster2 as before high availability, each of its nodes with a "
+            "database of its own holding MESSAGES room messages (archived), and register an empty destination "
+            "for their merge (External Database Jobs).",
+        )
 
-    def handle(self, *args, admin_password=None, chat_databases=False, chat_database_prefix="", **options):
+    def handle(
+        self, *args, admin_password=None, chat_databases=False, chat_database_prefix="", merge_story=0, **options
+    ):
+        if merge_story and not chat_databases:
+            raise CommandError("--merge-story needs --chat-databases.")
         self._load_topology(admin_password)
         if chat_databases:
-            from messaging.demo import provision_chat_databases
+            from messaging import demo
 
-            lines = provision_chat_databases(
-                host=os.environ.get("PGHOST", "127.0.0.1"),
-                port=int(os.environ.get("PGPORT", "5432")),
-                user=os.environ.get("PGUSER", "postgres"),
-                password=os.environ.get("PGPASSWORD", ""),
-                prefix=chat_database_prefix,
-            )
+            server = {
+                "host": os.environ.get("PGHOST", "127.0.0.1"),
+                "port": int(os.environ.get("PGPORT", "5432")),
+                "user": os.environ.get("PGUSER", "postgres"),
+                "password": os.environ.get("PGPASSWORD", ""),
+            }
+            if merge_story:
+                demo.prepare_merge_story()
+            lines = demo.provision_chat_databases(**server, prefix=chat_database_prefix)
             self.stdout.write("Persistent chat enabled; external databases assigned:")
             for line in lines:
                 self.stdout.write(f"  {line}")
+            if merge_story:
+                self.stdout.write(
+                    f"Merge story: {demo.MERGE_STORY_GROUP} without high availability, as before its merge:"
+                )
+                for line in demo.fill_merge_story(**server, prefix=chat_database_prefix, messages=merge_story):
+                    self.stdout.write(f"  {line}")
 
     @transaction.atomic
     def _load_topology(self, admin_password: str | None) -> None:
