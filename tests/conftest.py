@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -240,46 +241,57 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str 
     raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
 
 
-@pytest.fixture
-def celery_worker(transactional_db, tmp_path):
-    """A real Celery worker subprocess on this run's queue, sharing the test config DB file.
-
-    Its output goes to ``process.log_path`` (read it with ``worker_log(process)``).
-    """
+@contextmanager
+def celery_process(tmp_path, name: str, *arguments: str, env: dict | None = None):
+    """A real ``celery -A imp_admin ARGUMENTS`` subprocess sharing the test config DB file,
+    its output in ``tmp_path/NAME.log`` (``process.log_path``); stopped when the block ends."""
     from django.conf import settings
 
-    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
-    env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]), "CELERY_TASK_DEFAULT_QUEUE": queue}
-    log_path = tmp_path / "worker.log"
+    env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]), **(env or {})}
+    log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "imp_admin",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                queue,
-                "--loglevel=INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            [str(Path(sys.executable).parent / "celery"), "-A", "imp_admin", *arguments],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     process.log_path = log_path
-    yield process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def worker_arguments(pool: str, *extra: str) -> list[str]:
+    """A worker on this run's queue, without the cluster chatter a lone test worker needs not."""
+    queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+    return [
+        "worker",
+        f"--pool={pool}",
+        *extra,
+        "-Q",
+        queue,
+        "--loglevel=INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A real Celery worker subprocess (solo pool) on this run's queue, sharing the test config
+    DB file. Its output goes to ``process.log_path`` (read it with ``worker_log(process)``)."""
+    with celery_process(tmp_path, "worker", *worker_arguments("solo")) as process:
+        yield process
 
 
 def worker_log(process, tail: int = 3000) -> str:

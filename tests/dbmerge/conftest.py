@@ -10,7 +10,7 @@ import pytest
 from dbmerge.engines.postgres import PostgresDatabase
 from messaging.models import DatabaseType, ExternalDatabase
 from messaging.tc.schema import TABLES, Dialect, install_statements
-from tests.conftest import PG_ADMIN, ROOT
+from tests.conftest import PG_ADMIN, celery_process, worker_arguments
 
 ORDER = {
     "tc_rooms": "room_jid",
@@ -167,43 +167,10 @@ def fill_generated(database: ChatDatabase, rows: int, rooms: int = 50, offset: i
 def celery_beat(celery_worker, tmp_path):
     """Celery beat as its own process beside the worker (as deployed), with the stale merge
     job check every second and the periodic external database checks off."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from django.conf import settings
-
-    env = {
-        **os.environ,
-        "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"]),
-        "MERGE_STALE_CHECK_INTERVAL": "1",
-        "EXTERNAL_DB_CHECK_INTERVAL": "0",
-    }
-    log_path = tmp_path / "beat.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "imp_admin",
-                "beat",
-                "--loglevel=INFO",
-                "--schedule",
-                str(tmp_path / "beat-schedule"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    env = {"MERGE_STALE_CHECK_INTERVAL": "1", "EXTERNAL_DB_CHECK_INTERVAL": "0"}
+    arguments = ("beat", "--loglevel=INFO", "--schedule", str(tmp_path / "beat-schedule"))
+    with celery_process(tmp_path, "beat", *arguments, env=env) as process:
+        yield process
 
 
 def tc_stopped_on(node) -> None:
@@ -241,42 +208,5 @@ def prefork_worker(transactional_db, tmp_path):
     The suites' ``celery_worker`` runs the solo pool, which does not enforce time limits; the
     prefork pool does (its parent signals the child when the soft limit passes), as deployed.
     """
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from django.conf import settings
-
-    env = {**os.environ, "SQLITE_PATH": str(settings.DATABASES["default"]["NAME"])}
-    log_path = tmp_path / "prefork-worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "imp_admin",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=1",
-                "-Q",
-                os.environ["CELERY_TASK_DEFAULT_QUEUE"],
-                "--loglevel=INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    process.log_path = log_path
-    yield process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with celery_process(tmp_path, "prefork-worker", *worker_arguments("prefork", "--concurrency=1")) as process:
+        yield process
