@@ -20,6 +20,20 @@ def _ensure_database(admin: dict, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def _register(admin: dict, name: str) -> ExternalDatabase:
+    """Create database ``name`` on the local server if needed, and its External Database entry."""
+    _ensure_database(admin, name)
+    database, _ = ExternalDatabase.objects.get_or_create(
+        hostname=admin["host"],
+        port=admin["port"],
+        database_name=name,
+        defaults={"db_type": DatabaseType.POSTGRES, "username": admin["user"]},
+    )
+    database.set_password(admin["password"] or "demo")
+    database.save()
+    return database
+
+
 def provision_chat_databases(
     host: str, port: int, user: str, password: str = "", prefix: str = DEMO_DATABASE_PREFIX
 ) -> list[str]:
@@ -35,15 +49,7 @@ def provision_chat_databases(
     proposed = {}
     for key, nodes in shares.items():
         name = prefix + key.replace("-", "_")
-        _ensure_database(admin, name)
-        database, _ = ExternalDatabase.objects.get_or_create(
-            hostname=host,
-            port=port,
-            database_name=name,
-            defaults={"db_type": DatabaseType.POSTGRES, "username": user},
-        )
-        database.set_password(password or "demo")
-        database.save()
+        database = _register(admin, name)
         outcome = install_schema(database)
         if not outcome.ok:
             raise RuntimeError(f"{database}: {outcome.message}")
@@ -101,15 +107,7 @@ def fill_merge_story(
             f"{database}: history of {node} ({filled} messages)" if filled else f"{database}: history of {node} kept"
         )
     destination = prefix + group_name.replace("-", "_") + MERGED_SUFFIX
-    _ensure_database(admin, destination)
-    database, _ = ExternalDatabase.objects.get_or_create(
-        hostname=host,
-        port=port,
-        database_name=destination,
-        defaults={"db_type": DatabaseType.POSTGRES, "username": user},
-    )
-    database.set_password(password or "demo")
-    database.save()
+    database = _register(admin, destination)
     lines.append(f"{database}: empty, the destination of their merge (not assigned)")
     return lines
 
