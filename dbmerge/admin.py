@@ -8,10 +8,8 @@ from django.contrib import admin
 from dbmerge.models import MergeCheck, MergeJob, MergeLogEntry
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
+class ReadOnly:
+    """Listed and shown, never added, changed or deleted here."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -21,6 +19,12 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
 
 
 class MergeCheckInline(ReadOnlyInline):
@@ -34,7 +38,7 @@ class MergeLogEntryInline(ReadOnlyInline):
 
 
 @admin.register(MergeJob)
-class MergeJobAdmin(admin.ModelAdmin):
+class MergeJobAdmin(ReadOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "db_type",
@@ -99,28 +103,10 @@ class MergeJobAdmin(admin.ModelAdmin):
     # Fields the worker writes are not editable, so they must be named to be shown at all.
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(MergeLogEntry)
-class MergeLogEntryAdmin(admin.ModelAdmin):
+class MergeLogEntryAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("job", "created", "level", "message")
     list_filter = ("level",)
     search_fields = ("job__id__exact", "message")
     list_select_related = ("job",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
