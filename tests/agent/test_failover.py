@@ -215,3 +215,61 @@ def test_a_clean_stop_reports_every_service_stopped_and_the_node_not_reporting(p
     page = operator_client.get(f"/serviceability/control-center/network/?server={a.pk}").content.decode()
     assert "not reporting" in page
     assert Node.objects.get(pk=a.pk).agent_started_at is None
+
+
+def test_the_chat_command_follows_a_failover_by_itself_and_keeps_showing_the_room(pair, agents, operator_client):
+    """The README's story by hand: Andy's ``manage.py chat --tail`` on A, TC on A stopped, and
+    Andy's terminal moves to B by itself and keeps showing the room."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.agent.conftest import ROOT, agent_env
+
+    a, b = pair["a"], pair["b"]
+    agents(a.name)
+    agents(b.name)
+    wait_for("both nodes Normal", lambda: both_normal(pair))
+    room = post_before_failover(a, ["before the failover"])
+
+    tail = subprocess.Popen(
+        [sys.executable, "manage.py", "chat", "andy", "--room", room, "--tail", "--count", "1", "--timeout", "60"],
+        cwd=ROOT,
+        env=agent_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in tail.stdout], daemon=True).start()
+    seen: list[str] = []
+
+    def shown(text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"the chat client never showed {text!r}; it showed {seen}") from None
+
+    try:
+        shown(f"Signed in as andy@example.com on {a.name}.")
+        shown("[1] andy: before the failover")
+        control(operator_client, a, "stop")
+        shown(f"* reconnecting to {b.name}")
+        shown(f"* signed in again on {b.name}")
+
+        async def bob_posts():
+            async with signed_in(b, "bob") as (bob,):
+                await bob.join(room)
+                return await bob.post(room, "after the failover")
+
+        ack = asyncio.run(bob_posts())
+        shown(f"[{ack['msg_id']}] bob: after the failover")
+        assert tail.wait(30) == 0  # --count 1: the one message after the join
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    assert state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE
