@@ -135,3 +135,31 @@ def test_demo_topology_matches_the_reference_use_case(demo_topology):
     cluster2 = Cluster.objects.get(name="cluster2")
     assert not cluster2.redundancy_groups.filter(ha_enabled=True).exists()
     assert cluster2.nodes.count() == 2
+
+
+def test_an_end_user_cannot_be_added_to_a_cluster_while_one_of_its_nodes_is_failed_over(super_client, build):
+    cluster, other = build.cluster("cluster1"), build.cluster("cluster2")
+    a, b = build.node("imp-1a", cluster), build.node("imp-1b", cluster)
+    c = build.node("imp-c2a", other)
+    build.group("subcluster1", a, b, ha=True)
+    Node.objects.filter(pk=a.pk).update(ha_state="failed_over", ha_reason="critical_service_down")
+    Node.objects.filter(pk=b.pk).update(ha_state="backup_mode", ha_reason="critical_service_down")
+
+    response = super_client.post(
+        "/system/users/add/", {"user_id": "frank", "jid": "frank@example.com", "assigned_node": b.pk}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["assigned_node"] == [
+        "End users cannot be added to cluster cluster1 while imp-1a is Failed Over; fall back first, then add the user."
+    ]
+    assert not EndUser.objects.filter(user_id="frank").exists()
+    # Another cluster, and users already there, are not held back.
+    response = super_client.post(
+        "/system/users/add/", {"user_id": "frank", "jid": "frank@example.com", "assigned_node": c.pk}
+    )
+    assert response.status_code == 302 and EndUser.objects.filter(user_id="frank").exists()
+    frank = EndUser.objects.get(user_id="frank")
+    response = super_client.post(
+        f"/system/users/{frank.pk}/", {"user_id": "frank", "jid": "frank@example.com", "display_name": "Frank"}
+    )
+    assert response.status_code == 302 and EndUser.objects.get(pk=frank.pk).display_name == "Frank"

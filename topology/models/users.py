@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -54,6 +55,23 @@ class EndUser(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("topology:user_edit", args=[self.pk])
+
+    def clean(self) -> None:
+        # Reference 1.3: end users cannot be added to a cluster while any of its nodes is failed over.
+        from topology.choices import FAILOVER_STATES
+        from topology.models import Node
+
+        if not self._state.adding or self.assigned_node_id is None:
+            return
+        cluster_id = Node.objects.filter(pk=self.assigned_node_id).values_list("cluster_id", flat=True).first()
+        failed = Node.objects.filter(cluster_id=cluster_id, ha_state__in=FAILOVER_STATES).order_by("name").first()
+        if failed is not None:
+            raise ValidationError(
+                {
+                    "assigned_node": f"End users cannot be added to cluster {failed.cluster} while {failed} is "
+                    f"{failed.get_ha_state_display()}; fall back first, then add the user."
+                }
+            )
 
     @property
     def serving_node(self):
