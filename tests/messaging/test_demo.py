@@ -27,10 +27,15 @@ def prefix():
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def load(prefix: str) -> str:
+def load(prefix: str, merge_story: int = 0) -> str:
     out = StringIO()
     call_command(
-        "load_demo", admin_password="demo-admin-pw", chat_databases=True, chat_database_prefix=prefix, stdout=out
+        "load_demo",
+        admin_password="demo-admin-pw",
+        chat_databases=True,
+        chat_database_prefix=prefix,
+        merge_story=merge_story,
+        stdout=out,
     )
     return out.getvalue()
 
@@ -62,21 +67,12 @@ def test_the_merge_story_leaves_subcluster2_before_ha_with_a_history_per_node_th
     from messaging.models import ExternalDatabase
     from topology.models import RedundancyGroup
 
-    out = StringIO()
-    call_command(
-        "load_demo",
-        admin_password="demo-admin-pw",
-        chat_databases=True,
-        chat_database_prefix=prefix,
-        merge_story=2000,
-        stdout=out,
-    )
+    output = load(prefix, merge_story=2000)
     nodes = {node.name: node for node in Node.objects.all()}
     assert not RedundancyGroup.objects.get(name="subcluster2").ha_enabled
     assert RedundancyGroup.objects.get(name="subcluster1").ha_enabled
     one, two = database_for_node(nodes["imp-2a"]), database_for_node(nodes["imp-2b"])
     assert one != two and {one.database_name, two.database_name} == {f"{prefix}imp_2a", f"{prefix}imp_2b"}
-    output = out.getvalue()
     assert f"{one}: history of imp-2a (2000 messages)" in output
     assert f"{prefix}subcluster2_merged@127.0.0.1:5432: empty, the destination of their merge" in output
 
@@ -103,12 +99,5 @@ def test_the_merge_story_leaves_subcluster2_before_ha_with_a_history_per_node_th
     assert report.as_dict()["tables"]["tc_msgarchive"]["ids_remapped"] == 2000
 
     # Loading again keeps the history rather than adding to it.
-    call_command(
-        "load_demo",
-        admin_password="demo-admin-pw",
-        chat_databases=True,
-        chat_database_prefix=prefix,
-        merge_story=2000,
-        stdout=StringIO(),
-    )
+    load(prefix, merge_story=2000)
     assert counts(one.database_name) == [10, 2000, 2000]
