@@ -2,6 +2,10 @@
 
 Django cannot express a check that spans two tables, so a trigger refuses a node whose group
 is of another cluster, and a group whose cluster changes away from its members'.
+
+On SQLite, Django rebuilds a table for most ALTERs, and the rebuild drops the table's
+triggers: a later migration that alters topology_node or topology_redundancygroup must run
+SQLITE again (``test_database_refuses_a_member_of_another_cluster_...`` fails until it does).
 """
 
 from django.db import migrations
