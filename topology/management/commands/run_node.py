@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from topology.agent.runner import NodeAgent
+from topology.agent.node_agent import NodeAgent
 from topology.models import Node
 
 
