@@ -202,6 +202,15 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "imp-admin")
 # runs give themselves their own so concurrent runs never hear each other.
 CHAT_BUS_PREFIX = env("CHAT_BUS_PREFIX", "imp-chat")
 
+# End users' chat passwords (topology.credentials): the PBKDF2 iteration count of new SCRAM
+# keys (at least 4096), and the sign-in throttle shared by every node agent through Redis: a
+# user or a source address with this many failed sign-ins in a row is refused until
+# SIGN_IN_THROTTLE_SECONDS have passed since its last failure.
+SCRAM_ITERATIONS = max(4096, env_int("SCRAM_ITERATIONS", 4096))
+SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5)
+SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 20)
+SIGN_IN_THROTTLE_SECONDS = env_int("SIGN_IN_THROTTLE_SECONDS", 300)
+
 # How long a reachability or login check of an external database may take.
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
 # How often (seconds) Celery beat re-checks every external database; 0 turns it off.
