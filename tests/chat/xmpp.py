@@ -13,27 +13,53 @@ import slixmpp
 
 from tests.chat.conftest import ChatWorld, free_port
 
-try:
-    from topology import credentials
-except ImportError:  # DEV ONLY: until creds lands
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("topology.credentials", "/tmp/xmpp_dev/stub_credentials.py")
-    credentials = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(credentials)
-    sys.modules["topology.credentials"] = credentials
-    import topology
-
-    topology.credentials = credentials
+from topology import credentials
 
 PASSWORD = "correct horse battery"
 logging.getLogger("slixmpp").setLevel(logging.ERROR)
 
 
+def _self_signed_context(node) -> ssl.SSLContext:
+    """TEMPORARY seam until ``topology.credentials.server_ssl_context`` lands: a throw-away
+    self-signed certificate for the cluster's domain."""
+    import datetime
+    import tempfile
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("example.com")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder = Path(tempfile.mkdtemp())
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
 @pytest.fixture
-def xworld(world: ChatWorld) -> ChatWorld:
+def xworld(world: ChatWorld, monkeypatch) -> ChatWorld:
     """The chat world with an XMPP client port on every node."""
+    if not hasattr(credentials, "server_ssl_context"):
+        monkeypatch.setattr(credentials, "server_ssl_context", _self_signed_context, raising=False)
     for node in world.nodes.values():
         node.xmpp_port = free_port()
         if hasattr(type(node), "xmpp_port"):
