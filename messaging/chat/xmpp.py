@@ -732,11 +732,18 @@ class XmppFrontEnd:
             if exc.code != ErrorCode.ROOM_NOT_FOUND or not self._is_conference(room.partition("@")[2]):
                 raise
             try:
-                await self.router.create_room(session, room, persistent=True)
+                try:
+                    await self.router.create_room(session, room, persistent=True)
+                except ChatError as refused:
+                    if refused.code != ErrorCode.PERSISTENT_CHAT_DISABLED:
+                        raise
+                    await self.router.create_room(session, room, persistent=False)  # an ad hoc room
             except ChatError as refused:
-                if refused.code != ErrorCode.PERSISTENT_CHAT_DISABLED:
+                if refused.code in (ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.PERSISTENT_CHAT_DISABLED):
+                    stream.send(stanza_error(presence, "cancel", "not-allowed", refused.message))
+                    return
+                if refused.code != ErrorCode.ROOM_EXISTS:  # created meanwhile by someone else: join it
                     raise
-                await self.router.create_room(session, room, persistent=False)  # an ad hoc room
             created = True
             answer = await self.router.join(session, room, nick, history=maxstanzas)
         for occupant in answer.get("roster", []):

@@ -10,7 +10,6 @@ import pytest
 
 from messaging.chat.xmlstream import MAX_DEPTH, MAX_STANZA_BYTES, StreamError, StreamParser
 from tests.chat.conftest import run, running, signed_in
-from tests.chat.xmpp import xworld  # noqa: F401  (fixture)
 
 HEADER = (
     b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -82,14 +81,13 @@ def test_hostile_xml_ends_only_that_stream(xworld, case):
     xworld.user("andy", "imp-1a")
 
     async def scenario():
-        async with running(node):
-            async with signed_in(node, "andy") as (andy,):
-                answer = await converse(node.xmpp_port, *chunks)
-                assert f"<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'" in answer
-                assert answer.endswith("</stream:stream>")
-                # Everyone else is still served: a new XMPP stream, and a JSON client.
-                assert "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required" in await features(node.xmpp_port)
-                assert (await andy.request("ping"))["type"] == "pong"
+        async with running(node), signed_in(node, "andy") as (andy,):
+            answer = await converse(node.xmpp_port, *chunks)
+            assert f"<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'" in answer
+            assert answer.endswith("</stream:stream>")
+            # Everyone else is still served: a new XMPP stream, and a JSON client.
+            assert "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required" in await features(node.xmpp_port)
+            assert (await andy.request("ping"))["type"] == "pong"
 
     run(scenario())
 

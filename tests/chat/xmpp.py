@@ -12,10 +12,14 @@ import pytest
 import slixmpp
 
 from tests.chat.conftest import ChatWorld, free_port
-
 from topology import credentials
 
-PASSWORD = "correct horse battery"
+
+def password_of(user_id: str) -> str:
+    """The chat password the suites give an end user (test data)."""
+    return f"{user_id}-chat-password"
+
+
 logging.getLogger("slixmpp").setLevel(logging.ERROR)
 
 
@@ -67,9 +71,10 @@ def xworld(world: ChatWorld, monkeypatch) -> ChatWorld:
     return world
 
 
-def add_user(world: ChatWorld, user_id: str, node: str, password: str = PASSWORD):
+def add_user(world: ChatWorld, user_id: str, node: str):
+    """An end user of ``node`` with the password ``password_of(user_id)``."""
     user = world.user(user_id, node)
-    credentials.set_password(user, password)
+    credentials.set_password(user, password_of(user_id))
     return user
 
 
@@ -83,17 +88,31 @@ def client_tls() -> ssl.SSLContext:
 class Client(slixmpp.ClientXMPP):
     """A slixmpp client with the plugins a group chat user needs."""
 
-    def __init__(self, jid: str, password: str = PASSWORD) -> None:
-        super().__init__(jid, password)
+    def __init__(self, jid: str, password: str | None = None, sasl_mech: str | None = None) -> None:
+        super().__init__(jid, password or password_of(jid.partition("@")[0]), sasl_mech=sasl_mech)
+        self.mechanism_used = None
+        self.add_event_handler("auth_success", self._authenticated)
         self.ssl_context = client_tls()
         for plugin in ("xep_0030", "xep_0045", "xep_0059", "xep_0199", "xep_0313", "xep_0359", "xep_0077"):
             self.register_plugin(plugin)
         self.groupchat: asyncio.Queue = asyncio.Queue()
         self.add_event_handler("groupchat_message", self.groupchat.put_nowait)
         self.failed: asyncio.Future = asyncio.get_event_loop().create_future()
-        self.add_event_handler("failed_auth", lambda _: self.failed.done() or self.failed.set_result("failed_auth"))
+        self.add_event_handler("failed_auth", self._failed)
         self.stream_errors: list = []
         self.add_event_handler("stream_error", self.stream_errors.append)
+
+    def _authenticated(self, _stanza) -> None:
+        self.mechanism_used = self.plugin["feature_mechanisms"].mech.name
+
+    def _failed(self, stanza) -> None:
+        if not self.failed.done():
+            self.failed.set_result((stanza["condition"], stanza["text"]))
+
+    async def start_expecting_failure(self, port: int, timeout: float = 10) -> tuple[str, str]:
+        """Connect and return the SASL failure (condition, text)."""
+        self.connect("127.0.0.1", port)
+        return await asyncio.wait_for(self.failed, timeout)
 
     async def start(self, port: int, timeout: float = 10) -> None:
         self.connect("127.0.0.1", port)
