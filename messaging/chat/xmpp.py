@@ -686,7 +686,15 @@ class XmppFrontEnd:
                 await self._message(stream, stanza)
         except ChatError as exc:
             if stanza.get("type") != "error":
-                stream.send(chat_error(stanza, exc))
+                stream.send(self._addressed(stream, stanza, chat_error(stanza, exc)))
+
+    def _addressed(self, stream: XmppStream, stanza: ET.Element, reply: ET.Element) -> ET.Element:
+        """An error reply addressed to the client's full JID; a refused room join carries the
+        MUC element back (XEP-0045 §7.2.6), which is how clients match it to their join."""
+        reply.set("to", stream.session.binding.full_jid)
+        if stanza.tag == q(CLIENT_NS, "presence") and find(stanza, MUC_NS, "x") is not None:
+            reply.insert(0, element(MUC_NS, "x"))
+        return reply
 
     def _room_parts(self, to: str) -> tuple[str, str]:
         """(room JID, nick) of an address on a conference service."""
@@ -740,7 +748,8 @@ class XmppFrontEnd:
                     await self.router.create_room(session, room, persistent=False)  # an ad hoc room
             except ChatError as refused:
                 if refused.code in (ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.PERSISTENT_CHAT_DISABLED):
-                    stream.send(stanza_error(presence, "cancel", "not-allowed", refused.message))
+                    error = stanza_error(presence, "cancel", "not-allowed", refused.message)
+                    stream.send(self._addressed(stream, presence, error))
                     return
                 if refused.code != ErrorCode.ROOM_EXISTS:  # created meanwhile by someone else: join it
                     raise
