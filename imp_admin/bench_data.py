@@ -25,8 +25,8 @@ from psycopg import sql
 from dbmerge.choices import JobKind, JobState, MergeDatabaseType
 from dbmerge.models import MergeJob
 from imp_admin.roles import SUPER_ADMINISTRATOR
-from messaging.assignment import assign
 from messaging.chat.stanzas import RoomConfig
+from messaging.database_assignment import assign
 from messaging.dbcheck.install import install_schema
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
 from topology.choices import HAReason, HAState, NodeRole
