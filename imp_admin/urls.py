@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from api.views import ApiTokenRevokeView, ApiTokensView
-from imp_admin import views
+from imp_admin import metrics, views
 
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.AuditTrailView.as_view(), name="audit_list"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("account/api-tokens/", ApiTokensView.as_view(), name="api_tokens"),

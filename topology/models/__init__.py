@@ -17,13 +17,14 @@ from .topology import (
     RedundancyGroup,
     validate_group_membership,
 )
-from .users import EndUser
+from .users import MIN_SCRAM_ITERATIONS, EndUser, ScramCredential, ScramMechanismName
 
 __all__ = [
     "CONTROL_TIMEOUT",
     "FINISHED_ACTION_STATUSES",
     "MAX_GROUPS_PER_CLUSTER",
     "MAX_NODES_PER_CLUSTER",
+    "MIN_SCRAM_ITERATIONS",
     "AlarmName",
     "Cluster",
     "EndUser",
@@ -32,6 +33,8 @@ __all__ = [
     "Node",
     "NodeServiceParameters",
     "RedundancyGroup",
+    "ScramCredential",
+    "ScramMechanismName",
     "ServerAction",
     "ServerActionName",
     "ServerActionStatus",
