@@ -8,6 +8,12 @@ from rest_framework.test import APIClient
 from api.models import ApiToken
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The personas' passwords hashed quickly: these tests are about the API, not the hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def token_client(user) -> APIClient:
     client = APIClient()
     if user is not None:
