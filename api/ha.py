@@ -5,7 +5,7 @@ asking for one answers 202 with the request to follow."""
 from __future__ import annotations
 
 import django_filters
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -65,7 +65,8 @@ def request_server_action(request, group: RedundancyGroup) -> Response:
     if refusal is not None:
         raise Conflict(f"{refusal} Nothing was done.")
     try:
-        created = ServerAction.objects.create(group=group, node=node, action=action_name)
+        with transaction.atomic():
+            created = ServerAction.objects.create(group=group, node=node, action=action_name)
     except IntegrityError:
         raise Conflict("A Server Action is already waiting for this group's Server Recovery Manager.") from None
     data = ServerActionSerializer(created, context={"request": request}).data

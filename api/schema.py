@@ -13,6 +13,7 @@ ERRORS = {
     "403": "Your role does not allow this (or the CSRF token of a session is missing).",
     "404": "No such object.",
     "409": "The object's state does not allow this now; the reason says what to do first.",
+    "415": "The body is not JSON (send Content-Type: application/json).",
     "429": "Too many requests with this token; retry after the time in Retry-After.",
 }
 READ_ERRORS = ("400", "401", "403", "404", "429")

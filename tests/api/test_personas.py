@@ -100,7 +100,9 @@ def world(build):
     transition = HATransition.objects.create(
         group=group, node=a, from_state=HAState.NORMAL, to_state=HAState.FAILING_OVER, reason=HAReason.ON_ADMIN_REQUEST
     )
-    alarm = HAAlarm.objects.create(name="UC_SRM-2-SRMFailover", group=group, from_node=a, to_node=b, reason="admin")
+    alarm = HAAlarm.objects.create(
+        name="UC_SRM-2-SRMFailover", group=group, from_node=a, to_node=b, reason=HAReason.ON_ADMIN_REQUEST
+    )
     ids = {
         "audit": LogEntry.objects.first().pk,
         "chat-aliases": alias.pk,
