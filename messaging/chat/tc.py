@@ -64,7 +64,7 @@ class TCConfig:
 
 
 def read_config(node: Node) -> TCConfig:
-    from messaging.assignment import database_for_node
+    from messaging.database_assignment import database_for_node
     from messaging.models import ChatSettings
 
     close_old_connections()
