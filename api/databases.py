@@ -21,7 +21,7 @@ from messaging import filters, forms
 from messaging.dbcheck import install_schema
 from messaging.forms.databases import MAX_PASSWORD_LENGTH
 from messaging.models import ExternalDatabase, ExternalDatabaseCheck, PersistentChatAssignment
-from messaging.status import check_in_progress, request_check
+from messaging.tasks import check_in_progress, request_check
 from messaging.verify import request_database_checks, verify_ha
 
 CHECK = "messaging.check_externaldatabase"

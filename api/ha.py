@@ -13,12 +13,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from api.base import ReadOnlyViewSet
+from api.base import ModelViewSet, ReadOnlyViewSet
 from api.errors import Conflict
+from api.formserializer import FormSerializer
 from topology.choices import HAState
 from topology.ha.actions import action_refusal
 from topology.ha.panel import group_ha_context
-from topology.models import HAAlarm, HATransition, Node, RedundancyGroup, ServerAction, ServerActionName
+from topology.models import AlarmRecipient, HAAlarm, HATransition, Node, RedundancyGroup, ServerAction, ServerActionName
+from topology.views_alarms import AlarmRecipientFilter, AlarmRecipientForm
 
 
 class ServerActionSerializer(serializers.ModelSerializer):
@@ -208,3 +210,19 @@ class GroupHAMixin:
         """Failover, Fallback or Recover a node; 202 with the request, which the SRM carries out."""
         group = get_object_or_404(RedundancyGroup.objects.prefetch_related("members"), pk=pk)
         return request_server_action(request, group)
+
+
+class AlarmRecipientSerializer(FormSerializer):
+    class Meta:
+        model = AlarmRecipient
+        form_class = AlarmRecipientForm
+        fields = ["id", "email", "description", "enabled"]
+
+
+class AlarmRecipientViewSet(ModelViewSet):
+    """System > Alarm Recipients: who receives the SRM alarms by e-mail."""
+
+    queryset = AlarmRecipient.objects.order_by("email")
+    serializer_class = AlarmRecipientSerializer
+    filterset_class = AlarmRecipientFilter
+    ordering_fields = ["email", "enabled"]

@@ -19,7 +19,7 @@ from rest_framework.reverse import reverse
 from api.base import ReadOnlyViewSet
 from api.errors import NON_FIELD, Conflict
 from api.formserializer import form_errors
-from dbmerge import runner
+from dbmerge import jobrunner, tasks
 from dbmerge.choices import FeatureTable, JobKind, MergeDatabaseType, MergeMethod
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import MergeJobForm
@@ -127,11 +127,11 @@ class MergeJobViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
     action_permissions = {"merge": "dbmerge.change_mergejob", "cancel": "dbmerge.change_mergejob"}
 
     def list(self, request, *args, **kwargs):
-        runner.mark_stale_jobs()
+        jobrunner.mark_stale_jobs()
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
-        runner.mark_stale_jobs()
+        jobrunner.mark_stale_jobs()
         return super().retrieve(request, *args, **kwargs)
 
     def _accepted(self, job: MergeJob) -> Response:
@@ -152,7 +152,7 @@ class MergeJobViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
                 kind=JobKind.VALIDATE,
                 created_by=request.user,
             )
-            runner.enqueue(job)
+            tasks.enqueue(job)
         return self._accepted(job)
 
     @extend_schema(request=None, responses={202: MergeJobSerializer})
@@ -161,7 +161,7 @@ class MergeJobViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
         """Merge Selected Tables, for a job whose validation passed; 202, poll the job."""
         job = self.get_object()
         with transaction.atomic():
-            started = runner.request_merge(job)
+            started = tasks.request_merge(job)
         if not started:
             raise Conflict(MERGE_NEEDS_VALIDATION)
         return self._accepted(job)
@@ -171,7 +171,7 @@ class MergeJobViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
     def cancel(self, request, pk=None):
         """Cancel a pending or running job; a running one stops when its worker next checks."""
         job = self.get_object()
-        if not runner.request_cancel(job):
+        if not jobrunner.request_cancel(job):
             raise Conflict(f"Merge job {job.pk} is {job.get_state_display()}; only a running job can be cancelled.")
         return self._accepted(job)
 

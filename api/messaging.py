@@ -13,10 +13,10 @@ from api.base import ModelViewSet
 from api.formserializer import FormSerializer
 from api.permissions import ConsolePermissionsMixin
 from messaging import filters, forms
-from messaging.assignment import assign, validate_assignments
-from messaging.chatsettings import restart_notice, save_settings
+from messaging.chat_settings import restart_notice, save_settings
+from messaging.database_assignment import assign, validate_assignments
 from messaging.models import ChatAlias, ChatSettings, ExternalDatabase, GroupChatAdministrator, PersistentChatAssignment
-from messaging.models.chat import SETTING_FIELDS
+from messaging.models.chat_settings import SETTING_FIELDS
 from topology.models import Cluster, Node
 
 CHANGE_CHAT_SETTINGS = "messaging.change_chatsettings"

@@ -12,9 +12,9 @@ from api.base import ModelViewSet
 from api.formserializer import FormSerializer
 from api.ha import GroupHAMixin
 from topology import filters, forms
-from topology.assignment import assign_users
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 from topology.models.topology import database_assignment_warning
+from topology.user_assignment import assign_users
 
 MEMBERS = Prefetch("members", queryset=Node.objects.order_by("group_position"))
 

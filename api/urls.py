@@ -19,6 +19,7 @@ router.register("service-parameters", services.ServiceParametersViewSet, basenam
 router.register("server-actions", ha.ServerActionViewSet)
 router.register("ha-transitions", ha.HATransitionViewSet)
 router.register("srm-alarms", ha.HAAlarmViewSet)
+router.register("alarm-recipients", ha.AlarmRecipientViewSet)
 router.register("chat-settings", messaging.ChatSettingsViewSet, basename="chatsettings")
 router.register("chat-database-assignments", messaging.ChatDatabaseAssignmentViewSet, basename="chatdatabaseassignment")
 router.register("chat-aliases", messaging.ChatAliasViewSet)

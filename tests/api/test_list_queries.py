@@ -22,13 +22,14 @@ from messaging.models import (
 from tests.topology.test_list_queries import populate as populate_topology
 from topology.catalog import ServiceName
 from topology.choices import HAReason, HAState
-from topology.models import Cluster, HAAlarm, HATransition, Node, RedundancyGroup, ServerAction, Service
+from topology.models import AlarmRecipient, Cluster, HAAlarm, HATransition, Node, RedundancyGroup, ServerAction, Service
 
 pytestmark = [pytest.mark.configdb, pytest.mark.django_db]
 
 MAX_QUERIES = 10
 
 LISTS = [
+    "/api/alarm-recipients/",
     "/api/clusters/",
     "/api/nodes/",
     "/api/redundancy-groups/",
@@ -103,6 +104,7 @@ def populate(rows: int) -> None:
         HAAlarm(name="UC_SRM-2-SRMFailover", group=g, from_node=n, to_node=n, reason=HAReason.ON_ADMIN_REQUEST)
         for g, n in (pairs[i % len(pairs)] for i in range(rows))
     )
+    AlarmRecipient.objects.bulk_create(AlarmRecipient(email=f"oncall{i}@example.com") for i in range(rows))
     ServerAction.objects.bulk_create(
         ServerAction(group=g, node=n, action="failover", status="applied")
         for g, n in (pairs[i % len(pairs)] for i in range(rows))

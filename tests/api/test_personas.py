@@ -15,12 +15,15 @@ from drf_spectacular.generators import SchemaGenerator
 from dbmerge.models import MergeJob
 from messaging.models import ChatAlias, DatabaseType, ExternalDatabase, GroupChatAdministrator
 from topology.choices import HAReason, HAState
-from topology.models import EndUser, HAAlarm, HATransition, ServerAction, Service
+from topology.models import AlarmRecipient, EndUser, HAAlarm, HATransition, ServerAction, Service
 
 pytestmark = pytest.mark.django_db
 
 # (method, path) → whether an operator may do it (reads: always).
 OPERATOR_WRITES = {
+    ("POST", "/api/alarm-recipients/"): False,
+    ("PATCH", "/api/alarm-recipients/{id}/"): False,
+    ("DELETE", "/api/alarm-recipients/{id}/"): False,
     ("POST", "/api/chat-aliases/"): True,
     ("PATCH", "/api/chat-aliases/{id}/"): True,
     ("DELETE", "/api/chat-aliases/{id}/"): True,
@@ -103,7 +106,9 @@ def world(build):
     alarm = HAAlarm.objects.create(
         name="UC_SRM-2-SRMFailover", group=group, from_node=a, to_node=b, reason=HAReason.ON_ADMIN_REQUEST
     )
+    recipient = AlarmRecipient.objects.create(email="oncall@example.com")
     ids = {
+        "alarm-recipients": recipient.pk,
         "audit": LogEntry.objects.first().pk,
         "chat-aliases": alias.pk,
         "chat-settings": cluster.pk,
