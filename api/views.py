@@ -11,6 +11,10 @@ from django.utils import timezone
 from django.views import View
 
 from api.models import ApiToken
+from imp_admin.permissions import ConsolePermissionMixin
+
+# Every role may hold tokens (each acts with its owner's permissions); a user without a role may not.
+ANY_ROLE = "topology.view_cluster"
 
 MAX_EXPIRY_DAYS = 365
 
@@ -26,8 +30,10 @@ class ApiTokenForm(forms.Form):
     )
 
 
-class ApiTokensView(View):
-    """Every signed-in user manages their own tokens; a token acts with its owner's role."""
+class ApiTokensView(ConsolePermissionMixin, View):
+    """Every user with a role manages their own tokens; a token acts with its owner's role."""
+
+    permission_required = change_permission = ANY_ROLE
 
     template_name = "api/tokens.html"
 
@@ -51,7 +57,8 @@ class ApiTokensView(View):
         return response
 
 
-class ApiTokenRevokeView(View):
+class ApiTokenRevokeView(ConsolePermissionMixin, View):
+    permission_required = change_permission = ANY_ROLE
     http_method_names = ["post"]
 
     def post(self, request, pk: int):

@@ -235,7 +235,7 @@ SPECTACULAR_SETTINGS = {
         "ServiceStatusEnum": "topology.catalog.ServiceStatus",
         "DesiredStateEnum": "topology.catalog.DesiredState",
         "ControlActionEnum": "topology.catalog.ControlAction",
-        "ParticipationLevelEnum": "messaging.models.chat.ParticipationLevel",
+        "ParticipationLevelEnum": "messaging.models.chat_settings.ParticipationLevel",
         "DatabaseTypeEnum": "messaging.models.databases.DatabaseType",
         "DatabaseCheckNameEnum": "messaging.models.databases.CheckName",
         "CheckRunStateEnum": "messaging.models.databases.CheckRunState",
