@@ -105,9 +105,13 @@ INSTALLED_APPS = [
     "django_tables2",
     "django_filters",
     "auditlog",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "topology",
     "messaging",
     "dbmerge",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +208,64 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 
 AUDITLOG_INCLUDE_ALL_MODELS = False
+
+# The REST API (/api/, docs/api.md): per-user tokens or the console's session, the console's
+# permissions per role, JSON only, throttled per token.
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", "600/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.TokenAuthentication",
+        "api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ConsolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE},
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imp-admin API",
+    "DESCRIPTION": "Everything the imp-admin console does, over HTTP. Authenticate with "
+    "`Authorization: Bearer <token>` (My API Tokens in the console). See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "HAStateEnum": "topology.choices.HAState",
+        "HAReasonEnum": "topology.choices.HAReason",
+        "NodeRoleEnum": "topology.choices.NodeRole",
+        "UserAssignmentModeEnum": "topology.choices.UserAssignmentMode",
+        "ServerActionNameEnum": "topology.models.ha.ServerActionName",
+        "ServerActionStatusEnum": "topology.models.ha.ServerActionStatus",
+        "AlarmNameEnum": "topology.models.ha.AlarmName",
+        "ServiceNameEnum": "topology.catalog.ServiceName",
+        "ServiceKindEnum": "topology.catalog.ServiceKind",
+        "ServiceStatusEnum": "topology.catalog.ServiceStatus",
+        "DesiredStateEnum": "topology.catalog.DesiredState",
+        "ControlActionEnum": "topology.catalog.ControlAction",
+        "ParticipationLevelEnum": "messaging.models.chat_settings.ParticipationLevel",
+        "DatabaseTypeEnum": "messaging.models.databases.DatabaseType",
+        "DatabaseCheckNameEnum": "messaging.models.databases.CheckName",
+        "CheckRunStateEnum": "messaging.models.databases.CheckRunState",
+        "MergeDatabaseTypeEnum": "dbmerge.choices.MergeDatabaseType",
+        "JobStateEnum": "dbmerge.choices.JobState",
+        "JobKindEnum": "dbmerge.choices.JobKind",
+        "MergeMethodEnum": "dbmerge.choices.MergeMethod",
+        "FeatureTableEnum": "dbmerge.choices.FeatureTable",
+        "MergeCheckNameEnum": "dbmerge.choices.CheckName",
+        "AuditActionEnum": [(0, "create"), (1, "update"), (2, "delete"), (3, "access")],
+    },
+}
 
 # Celery: Redis is the broker; job state lives in the config DB, not in a result backend.
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
