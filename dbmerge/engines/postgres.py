@@ -105,7 +105,17 @@ class PostgresDestination(plan.DestinationSide):
     def execute(self, text: str, params: dict | None = None) -> int:
         self.hooks.raise_if_cancelled()
         started = time.monotonic()
-        rows = self.conn.execute(text, params or None).rowcount
+        try:
+            rows = self.conn.execute(text, params or None).rowcount
+        except psycopg.errors.QueryCanceled:
+            if self.hooks.cancelled:
+                logger.info(
+                    "Cancel stopped the statement running in %s after %.1f s: %s",
+                    self.label,
+                    time.monotonic() - started,
+                    " ".join(text.split())[:80],
+                )
+            raise
         logger.debug("%.2f s, %s rows: %s", time.monotonic() - started, rows, " ".join(text.split())[:160])
         return rows
 
