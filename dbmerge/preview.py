@@ -106,9 +106,9 @@ def preview_job(job: MergeJob, hooks: MergeHooks | None = None) -> dict:
 def request_preview(selection: dict, **fields) -> MergeJob:
     """Create a Preview job for ``selection`` (values of SELECTION_FIELDS) and queue it; the
     worker validates it, previews the merge and leaves it Validated, ready to merge."""
-    from dbmerge import runner
+    from dbmerge.tasks import enqueue
 
     with transaction.atomic():
         job = MergeJob.objects.create(**selection, **fields, kind=JobKind.PREVIEW)
-        runner.enqueue(job)
+        enqueue(job)
     return job

@@ -214,6 +214,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # runs give themselves their own so concurrent runs never hear each other.
 CHAT_BUS_PREFIX = env("CHAT_BUS_PREFIX", "imp-chat")
 
+# End users' chat passwords (topology.credentials): the PBKDF2 iteration count of new SCRAM
+# keys (at least 4096), and the sign-in throttle shared by every node agent through Redis: a
+# user or a source address with this many failed sign-ins in a row is refused until
+# SIGN_IN_THROTTLE_SECONDS have passed since its last failure.
+SCRAM_ITERATIONS = max(4096, env_int("SCRAM_ITERATIONS", 4096))
+SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5)
+SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 20)
+SIGN_IN_THROTTLE_SECONDS = env_int("SIGN_IN_THROTTLE_SECONDS", 300)
+
 # How long a reachability or login check of an external database may take.
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
 # How often (seconds) Celery beat re-checks every external database; 0 turns it off.
@@ -239,3 +248,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# --- Metrics and alarm e-mail ------------------------------------------------------------
+# The console's /metrics answers a request bearing this token (Authorization: Bearer …), or
+# a signed-in user with the "View metrics" permission; with no token set, only the latter.
+METRICS_TOKEN = env("METRICS_TOKEN")
+# Where each node agent's own Prometheus endpoint listens (`run_node --metrics-host`);
+# loopback unless a scraper on another host needs it.
+NODE_METRICS_HOST = env("NODE_METRICS_HOST", "127.0.0.1")
+# SRM alarms are also e-mailed to the recipients set on System > Alarm Recipients, through
+# Django's mail settings. Without EMAIL_HOST the console logs the mail instead of sending it.
+EMAIL_HOST = env("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imp-admin@localhost")

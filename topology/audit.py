@@ -9,6 +9,7 @@ asked for what.
 from auditlog.registry import auditlog
 
 from topology.models import (
+    AlarmRecipient,
     Cluster,
     EndUser,
     Node,
@@ -34,8 +35,20 @@ auditlog.register(
     ],
 )
 auditlog.register(RedundancyGroup)
-auditlog.register(EndUser, exclude_fields=["active_node"])
+# The password appears only as the time it was set (``password_set_at``); its SCRAM keys
+# (ScramCredential) are not registered, and sign-in outcomes are written by the node agents.
+auditlog.register(
+    EndUser,
+    exclude_fields=[
+        "active_node",
+        "failed_sign_ins",
+        "last_failed_sign_in_at",
+        "last_failed_sign_in_source",
+        "last_sign_in_at",
+    ],
+)
 auditlog.register(Service, include_fields=["activated", "desired_state", "request_number", "request_action"])
 auditlog.register(ServerAction, include_fields=["group", "node", "action"])
 auditlog.register(ServiceParameters)
 auditlog.register(NodeServiceParameters)
+auditlog.register(AlarmRecipient)

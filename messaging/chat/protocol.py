@@ -17,6 +17,7 @@ MAX_BODY_CHARS = 64000
 MAX_ROOM_NAME = 255
 MAX_SUBJECT = 255
 MAX_CID = 128
+MAX_INTEGER = 2**63 - 1  # message ids and counts are PostgreSQL bigints
 
 
 class ErrorCode(StrEnum):
@@ -171,6 +172,8 @@ def decode(frame: str | bytes) -> Command:
         raise ProtocolError(f"A frame may hold at most {MAX_FRAME_BYTES} bytes.")
     try:
         data = json.loads(frame)
+    except RecursionError:
+        raise ProtocolError("A frame may not nest lists or objects that deeply.") from None
     except ValueError:
         raise ProtocolError('A frame must be one JSON object, such as {"type": "ping"}.') from None
     if not isinstance(data, dict):
@@ -221,6 +224,9 @@ def _check_values(kind: str, values: dict[str, Any], request_id: str | None) -> 
             fail(f"A message body may hold at most {MAX_BODY_CHARS} characters.")
         if not values["cid"] or len(values["cid"]) > MAX_CID:
             fail(f'The field "cid" must be 1–{MAX_CID} characters, unique per message of the sender.')
+    for name, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INTEGER:
+            fail(f'The field "{name}" must be at most {MAX_INTEGER}.')
     for name in ("since", "before", "after"):
         if name in values and values[name] < 0:
             fail(f'The field "{name}" must be a message id, 0 or more.')

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import close_old_connections
 
-from messaging.assignment import assign
+from messaging.database_assignment import assign
 from messaging.models import ChatSettings
 from tests.chat.conftest import external_database, free_port, install_schema
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
@@ -60,15 +60,26 @@ def agent_env() -> dict[str, str]:
 class Agent:
     """One ``manage.py run_node NAME`` subprocess."""
 
-    def __init__(self, name: str, log_dir: Path) -> None:
+    def __init__(self, name: str, log_dir: Path, *arguments: str) -> None:
         self.name = name
+        self.arguments = arguments
         self.log_path = log_dir / f"agent-{name}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Agent:
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_node", self.name, "--reconcile-interval", "0.2", "--restart-delay", "1"],
+            [
+                sys.executable,
+                "manage.py",
+                "run_node",
+                self.name,
+                "--reconcile-interval",
+                "0.2",
+                "--restart-delay",
+                "1",
+                *self.arguments,
+            ],
             cwd=ROOT,
             env=agent_env(),
             stdout=log,
@@ -101,8 +112,8 @@ def agents(tmp_path):
     """Start node agents by node name; every one still running is stopped after the test."""
     started: list[Agent] = []
 
-    def start(name: str) -> Agent:
-        agent = Agent(name, tmp_path).start()
+    def start(name: str, *arguments: str) -> Agent:
+        agent = Agent(name, tmp_path, *arguments).start()
         started.append(agent)
         return agent
 

@@ -27,6 +27,26 @@ from tests.chat.conftest import next_event, run, running, signed_in
         ('{"type": "join", "room": "ops", "since": true}', 'The field "since" of a join message must be an integer.'),
         ('{"type": "join", "room": "ops", "colour": "red"}', "A join message has no field colour."),
         ('{"type": "history", "room": "ops", "limit": -1}', 'The field "limit" must be 0 or more.'),
+        ("[" * 100_000 + "]" * 100_000, "A frame may not nest lists or objects that deeply."),
+        (
+            '{"type": "ping", "x": ' + '{"a": ' * 20_000 + "1" + "}" * 20_000 + "}",
+            "A frame may not nest lists or objects that deeply.",
+        ),
+        (
+            '{"type": "join", "room": "ops", "since": 1' + "0" * 30 + "}",
+            'The field "since" must be at most 9223372036854775807.',
+        ),
+        (
+            '{"type": "join", "room": "ops", "since": 1' + "0" * 5000 + "}",
+            'A frame must be one JSON object, such as {"type": "ping"}.',
+        ),
+        ('{"type": "join", "room": "ops", "since": NaN}', 'The field "since" of a join message must be an integer.'),
+        (
+            '{"type": "create", "room": "ops", "members": [["andy"]]}',
+            'The field "members" must be a list of user IDs or JIDs.',
+        ),
+        ('{"type": "sign_in", "user": "andy", "id": {"a": 1}}', 'The field "id" must be a string or an integer.'),
+        (b"\xff\xfe", "A frame must be UTF-8 JSON text."),
     ],
 )
 def test_a_malformed_frame_is_refused_with_a_sentence_saying_what_is_wrong(frame, message):
@@ -50,6 +70,7 @@ def test_the_server_answers_bad_input_with_an_error_and_keeps_the_connection(wor
             replies = []
             for frame in (
                 "{oops",
+                "[" * 100_000 + "]" * 100_000,
                 {"type": "post", "id": "p1", "room": "ops", "body": "hi", "cid": "1"},
                 {"type": "sign_in", "id": "s1", "user": "nobody"},
                 {"type": "sign_in", "id": "s2", "user": "andy"},
@@ -63,14 +84,16 @@ def test_the_server_answers_bad_input_with_an_error_and_keeps_the_connection(wor
     replies = run(scenario())
     assert [(r["type"], r.get("code")) for r in replies] == [
         ("error", "bad-request"),
+        ("error", "bad-request"),
         ("error", "not-signed-in"),
         ("error", "unknown-user"),
         ("signed_in", None),
         ("error", "not-in-room"),
         ("error", "room-not-found"),
     ]
-    assert replies[2]["message"] == "There is no user 'nobody' in IM and Presence."
-    assert replies[3]["node"] == "imp-1a" and replies[3]["backup"]["node"] == "imp-1b"
+    assert replies[1]["message"] == "A frame may not nest lists or objects that deeply."
+    assert replies[3]["message"] == "There is no user 'nobody' in IM and Presence."
+    assert replies[4]["node"] == "imp-1a" and replies[4]["backup"]["node"] == "imp-1b"
 
 
 def test_a_user_signing_in_on_another_node_is_told_to_reconnect_to_their_node(world):

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 from kombu import Connection
 
-from dbmerge import runner
+from dbmerge import jobrunner as runner
 from dbmerge.choices import TERMINAL, JobState
 from dbmerge.models import MergeJob
 from dbmerge.tasks import run_merge_job

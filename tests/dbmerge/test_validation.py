@@ -157,7 +157,7 @@ def test_dblink_method_needs_execute_on_every_dblink_function_the_transfer_calls
 def test_a_destination_that_is_a_source_is_a_warning_and_that_source_is_not_said_to_be_only_read(dbs, operator_client):
     from django.urls import reverse
 
-    from dbmerge.runner import _JobHooks, _run
+    from dbmerge.jobrunner import _JobHooks, _run
 
     a, b, _target = dbs
     one, two = a.external(), b.external()

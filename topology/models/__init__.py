@@ -1,6 +1,7 @@
 from .ha import (
     FINISHED_ACTION_STATUSES,
     AlarmName,
+    AlarmRecipient,
     HAAlarm,
     HATransition,
     ServerAction,
@@ -17,14 +18,16 @@ from .topology import (
     RedundancyGroup,
     validate_group_membership,
 )
-from .users import EndUser
+from .users import MIN_SCRAM_ITERATIONS, EndUser, ScramCredential, ScramMechanismName
 
 __all__ = [
     "CONTROL_TIMEOUT",
     "FINISHED_ACTION_STATUSES",
     "MAX_GROUPS_PER_CLUSTER",
     "MAX_NODES_PER_CLUSTER",
+    "MIN_SCRAM_ITERATIONS",
     "AlarmName",
+    "AlarmRecipient",
     "Cluster",
     "EndUser",
     "HAAlarm",
@@ -32,6 +35,8 @@ __all__ = [
     "Node",
     "NodeServiceParameters",
     "RedundancyGroup",
+    "ScramCredential",
+    "ScramMechanismName",
     "ServerAction",
     "ServerActionName",
     "ServerActionStatus",

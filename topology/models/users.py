@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
+
+from topology.choices import FAILOVER_STATES
+from topology.models.topology import Node
 
 jid_validator = RegexValidator(
     r"^[^@\s/\"&'<>:]+@[A-Za-z0-9.-]+$",
@@ -46,6 +49,36 @@ class EndUser(models.Model):
         "Recovery Manager, empty when the home node serves the user.",
     )
 
+    # Credentials: the password itself is never stored, only its SCRAM keys (ScramCredential).
+    password_set_at = models.DateTimeField(
+        "Password set",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When an administrator or the user last set the password; empty while the user has none "
+        "and cannot sign in. Written by topology.credentials.set_password.",
+    )
+    # Sign-in outcomes, written by the node agents' chat ports (left out of the audit trail).
+    failed_sign_ins = models.PositiveIntegerField(
+        "Failed sign-ins",
+        default=0,
+        editable=False,
+        help_text="Sign-ins refused for a wrong password, counted on every chat port of every node.",
+    )
+    last_failed_sign_in_at = models.DateTimeField(
+        "Last failed sign-in", null=True, blank=True, editable=False, help_text="When the last wrong password came."
+    )
+    last_failed_sign_in_source = models.CharField(
+        "Last failed sign-in from",
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="Source address of the client that sent the last wrong password.",
+    )
+    last_sign_in_at = models.DateTimeField(
+        "Last sign-in", null=True, blank=True, editable=False, help_text="When the user last signed in on a chat port."
+    )
+
     class Meta:
         ordering = ["user_id"]
         verbose_name = "end user"
@@ -58,9 +91,6 @@ class EndUser(models.Model):
 
     def clean(self) -> None:
         # Reference 1.3: end users cannot be added to a cluster while any of its nodes is failed over.
-        from topology.choices import FAILOVER_STATES
-        from topology.models import Node
-
         if not self._state.adding or self.assigned_node_id is None:
             return
         cluster_id = Node.objects.filter(pk=self.assigned_node_id).values_list("cluster_id", flat=True).first()
@@ -74,6 +104,52 @@ class EndUser(models.Model):
             )
 
     @property
+    def has_password(self) -> bool:
+        return self.password_set_at is not None
+
+    @property
     def serving_node(self):
         """The node serving the user now: the backup during a failover, else the home node."""
         return self.active_node or self.assigned_node
+
+
+class ScramMechanismName(models.TextChoices):
+    """SASL SCRAM mechanisms whose salted keys are stored for every password (RFC 5802, RFC 7677)."""
+
+    SHA_256 = "SCRAM-SHA-256", "SCRAM-SHA-256"
+    SHA_1 = "SCRAM-SHA-1", "SCRAM-SHA-1"
+
+
+MIN_SCRAM_ITERATIONS = 4096
+
+
+class ScramCredential(models.Model):
+    """The SCRAM keys of an end user's password for one mechanism, as XMPP servers keep them.
+
+    From these a server verifies a SCRAM exchange (and a PLAIN password, by deriving the keys
+    again), but nobody can read the password back. Written only by
+    ``topology.credentials.set_password``.
+    """
+
+    user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="scram_credentials")
+    mechanism = models.CharField(max_length=16, choices=ScramMechanismName.choices)
+    salt = models.BinaryField(help_text="Random salt of the salted password.")
+    stored_key = models.BinaryField(help_text="H(HMAC(salted password, 'Client Key')).")
+    server_key = models.BinaryField(help_text="HMAC(salted password, 'Server Key').")
+    iterations = models.PositiveIntegerField(
+        validators=[MinValueValidator(MIN_SCRAM_ITERATIONS)],
+        help_text=f"PBKDF2 iteration count, at least {MIN_SCRAM_ITERATIONS}.",
+    )
+
+    class Meta:
+        verbose_name = "SCRAM credential"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "mechanism"], name="%(app_label)s_%(class)s_unique_user_mechanism"),
+            models.CheckConstraint(
+                condition=models.Q(iterations__gte=MIN_SCRAM_ITERATIONS),
+                name="%(app_label)s_%(class)s_iterations_at_least_4096",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.mechanism}"
