@@ -83,3 +83,25 @@ class NodeServiceParametersForm(forms.ModelForm):
                 f"The upper limit ({upper} s) cannot be below the lower limit ({lower} s).",
             )
         return cleaned
+
+    def save(self, commit: bool = True) -> NodeServiceParameters:
+        """Save, and give the node's redundancy group peer the same client re-login limits (they
+        must be equal on both nodes of a group)."""
+        params = super().save(commit)
+        if commit:
+            save_peer_relogin_limits(params)
+        return params
+
+
+def save_peer_relogin_limits(params: NodeServiceParameters):
+    """Copy ``params``' client re-login limits to its node's redundancy group peer; return the peer."""
+    from topology.models import Node
+
+    node = Node.objects.select_related("redundancy_group").get(pk=params.node_id)
+    peer = node.redundancy_group.peer_of(node) if node.redundancy_group_id else None
+    if peer is not None:
+        peer_params = NodeServiceParameters.for_node(peer.pk)
+        peer_params.client_relogin_lower_limit = params.client_relogin_lower_limit
+        peer_params.client_relogin_upper_limit = params.client_relogin_upper_limit
+        peer_params.save()
+    return peer

@@ -201,7 +201,7 @@ class GroupOnBed:
         """Create the topology in the config DB (inside ``use_config_db``)."""
         from django.contrib.auth.models import User
 
-        from messaging.assignment import assign
+        from messaging.database_assignment import assign
         from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
         from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 

@@ -61,9 +61,7 @@ def test_the_margin_left_empty_keeps_its_value_and_is_shown_with_its_rule(operat
 
 @pytest.mark.configdb
 def test_the_database_refuses_timers_that_break_the_timing_rule(build):
-    params = ServiceParameters(
-        cluster=build.cluster(), heartbeat_interval=2, heartbeat_timeout=3, self_fence_margin=50
-    )
+    params = ServiceParameters(cluster=build.cluster(), heartbeat_interval=2, heartbeat_timeout=3, self_fence_margin=50)
     with pytest.raises(ValidationError, match="The timing rule 2 × heartbeat interval"):
         params.full_clean()
     params.heartbeat_interval = 0.75
