@@ -24,6 +24,7 @@ from messaging.chat import protocol as proto
 from messaging.chat.directory import Directory, NodeAddress
 from messaging.chat.protocol import ChatError, ErrorCode
 from messaging.chat.rooms import bare_room_jid, nick_for
+from topology import credentials
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import EndUser, Node
 
@@ -242,7 +243,10 @@ class XcpRouter(NodeService):
             await self._sign_in(session, command)
             return
         if session.user is None:
-            raise ChatError(ErrorCode.NOT_SIGNED_IN, 'Sign in first: {"type": "sign_in", "user": "<user ID>"}.')
+            raise ChatError(
+                ErrorCode.NOT_SIGNED_IN,
+                'Sign in first: {"type": "sign_in", "user": "<user ID>", "password": "<password>"}.',
+            )
         user = session.user
         snapshot = self.directory.snapshot
         if isinstance(command, proto.ListRooms):
@@ -322,7 +326,15 @@ class XcpRouter(NodeService):
     async def _sign_in(self, session: Session, command: proto.SignIn) -> None:
         if session.user is not None:
             raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
-        info = await sync_to_async(lookup_user, thread_sensitive=False)(command.user.strip())
+        try:
+            user = await credentials.aauthenticate(command.user, command.password, _source_address(session.ws))
+        except credentials.SignInRefused as exc:
+            # The refusal ends the connection: each try costs the client a new one.
+            code = ErrorCode.THROTTLED if isinstance(exc, credentials.SignInThrottled) else ErrorCode.NOT_AUTHORIZED
+            session.send(proto.error(command.id, ChatError(code, str(exc))))
+            session.finish()
+            return
+        info = await sync_to_async(lookup_user, thread_sensitive=False)(user.user_id)
         if info is None:
             raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {command.user!r} in IM and Presence.")
         if info.serving is None:
@@ -471,6 +483,12 @@ class XcpRouter(NodeService):
                     except Exception as exc:
                         logger.warning("Could not send reconnect to %s: %s", jid, exc)
                         session.finish()
+
+
+def _source_address(ws: ServerConnection) -> str:
+    """The client's IP address, for the sign-in throttle."""
+    address = ws.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else "unknown"
 
 
 def _without_ok(answer: dict) -> dict:
