@@ -236,3 +236,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# --- Metrics and alarm e-mail ------------------------------------------------------------
+# The console's /metrics answers a request bearing this token (Authorization: Bearer …), or
+# a signed-in user with the "View metrics" permission; with no token set, only the latter.
+METRICS_TOKEN = env("METRICS_TOKEN")
+# Where each node agent's own Prometheus endpoint listens (`run_node --metrics-host`);
+# loopback unless a scraper on another host needs it.
+NODE_METRICS_HOST = env("NODE_METRICS_HOST", "127.0.0.1")
+# SRM alarms are also e-mailed to the recipients set on System > Alarm Recipients, through
+# Django's mail settings. Without EMAIL_HOST the console logs the mail instead of sending it.
+EMAIL_HOST = env("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "imp-admin@localhost")

@@ -44,6 +44,7 @@ from messaging.chat.rooms import (
 from messaging.chat.stanzas import ChatMessage
 from messaging.chat.store import DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
 from topology.agent.base import NodeService, ServiceStartError
+from topology.agent.metrics import COMMIT_SECONDS, MESSAGES_COMMITTED
 from topology.models import Node
 
 logger = logging.getLogger(__name__)
@@ -392,9 +393,12 @@ class TextConferenceManager(NodeService):
                 batch.append(hosted.queue.get_nowait())
             try:
                 self._check_database()
+                started = time.perf_counter()
                 results = await self.store.store_posts(
                     room, [post for post, _ in batch], self.config.policy.archive_room_messages
                 )
+                COMMIT_SECONDS.labels(self.node.name).observe(time.perf_counter() - started)
+                MESSAGES_COMMITTED.labels(self.node.name).inc(sum(1 for _, new in results if new))
             except asyncio.CancelledError:
                 for _, future in batch:
                     if not future.done():

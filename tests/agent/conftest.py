@@ -61,15 +61,26 @@ def agent_env() -> dict[str, str]:
 class Agent:
     """One ``manage.py run_node NAME`` subprocess."""
 
-    def __init__(self, name: str, log_dir: Path) -> None:
+    def __init__(self, name: str, log_dir: Path, *arguments: str) -> None:
         self.name = name
+        self.arguments = arguments
         self.log_path = log_dir / f"agent-{name}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Agent:
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_node", self.name, "--reconcile-interval", "0.2", "--restart-delay", "1"],
+            [
+                sys.executable,
+                "manage.py",
+                "run_node",
+                self.name,
+                "--reconcile-interval",
+                "0.2",
+                "--restart-delay",
+                "1",
+                *self.arguments,
+            ],
             cwd=ROOT,
             env=agent_env(),
             stdout=log,
@@ -102,8 +113,8 @@ def agents(tmp_path):
     """Start node agents by node name; every one still running is stopped after the test."""
     started: list[Agent] = []
 
-    def start(name: str) -> Agent:
-        agent = Agent(name, tmp_path).start()
+    def start(name: str, *arguments: str) -> Agent:
+        agent = Agent(name, tmp_path, *arguments).start()
         started.append(agent)
         return agent
 

@@ -24,7 +24,9 @@ from topology import observed
 from topology.agent.base import START_TIMEOUT, STOP_TIMEOUT, NodeService, ServiceStartError
 from topology.agent.db import db
 from topology.agent.factories import build_service
+from topology.agent.metrics import MetricsEndpoint
 from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
+from topology.choices import HAState
 from topology.ha.transitions import HOLD_DOWN_STATES
 from topology.models import Node, Service, ServiceParameters, ensure_services
 
@@ -45,11 +47,23 @@ class Snapshot:
 class NodeAgent:
     """The process that is one IM and Presence node."""
 
-    def __init__(self, node_name: str, *, reconcile_interval: float = 0.5, restart_delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        node_name: str,
+        *,
+        reconcile_interval: float = 0.5,
+        restart_delay: float = 5.0,
+        metrics_address: tuple[str, int] | None = None,
+    ) -> None:
         self.node_name = node_name
         self.reconcile_interval = reconcile_interval
         self.restart_delay = restart_delay
+        self.metrics_address = metrics_address
         self.node: Node | None = None
+        # What the metrics endpoint shows: the HA state read at the last reconcile tick and
+        # each service's status as last written.
+        self.ha_state: str = HAState.UNKNOWN
+        self._statuses: dict[str, str] = {}
         self.instances: dict[str, NodeService] = {}
         self._failed_at: dict[str, float] = {}
         self._stop = asyncio.Event()
@@ -69,6 +83,9 @@ class NodeAgent:
                 loop.add_signal_handler(sig, self.request_stop)
         self.node = await db(self._register)
         log.info("Node agent of %s started", self.node)
+        metrics = MetricsEndpoint(self, *self.metrics_address) if self.metrics_address else None
+        if metrics is not None:
+            metrics.start()
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
         await self._stop.wait()
@@ -83,6 +100,8 @@ class NodeAgent:
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
         await db(self._unregister)
+        if metrics is not None:
+            metrics.stop()
         log.info("Node agent of %s stopped", self.node)
 
     def _register(self) -> Node:
@@ -100,6 +119,8 @@ class NodeAgent:
             heartbeat_expires_at=now + timedelta(seconds=params.heartbeat_timeout),
         )
         node.refresh_from_db()
+        self.ha_state = node.ha_state
+        self._statuses = {name: ServiceStatus.STOPPED for name in START_ORDER}
         return node
 
     def _unregister(self) -> None:
@@ -143,8 +164,13 @@ class NodeAgent:
                 log.exception("Reconcile failed")
             await asyncio.sleep(self.reconcile_interval)
 
+    def service_statuses(self) -> dict[str, str]:
+        """Each service's status as this agent last wrote it."""
+        return dict(self._statuses)
+
     async def reconcile_once(self) -> None:
         snapshot = await db(self._read)
+        self.ha_state = snapshot.ha_state
         for name in START_ORDER:
             row = snapshot.rows.get(name)
             if row is not None:
@@ -256,6 +282,7 @@ class NodeAgent:
         elif status != ServiceStatus.STOPPING:
             fields["started_at"] = None
         Service.objects.filter(node_id=self.node.pk, name=name).update(**fields)
+        self._statuses[name] = status
 
     def _handled(self, name: str, number: int) -> None:
         Service.objects.filter(node_id=self.node.pk, name=name, handled_request_number__lt=number).update(

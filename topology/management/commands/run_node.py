@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from topology.agent.metrics import METRICS_PORT_OFFSET
 from topology.agent.runner import NodeAgent
 from topology.models import Node
 
@@ -37,17 +38,50 @@ class Command(BaseCommand):
             default=5.0,
             help="Seconds before a service that failed to start or crashed is tried again (default 5).",
         )
+        parser.add_argument(
+            "--metrics-host",
+            default=None,
+            help="Address of the node's Prometheus endpoint (default NODE_METRICS_HOST, 127.0.0.1: loopback only).",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help=f"Port of the node's Prometheus endpoint (default: the node agent port + {METRICS_PORT_OFFSET}); "
+            "0 turns it off.",
+        )
 
-    def handle(self, *args, node: str, reconcile_interval: float, restart_delay: float, **options):
-        if not Node.objects.filter(name=node).exists():
+    def handle(
+        self,
+        *args,
+        node: str,
+        reconcile_interval: float,
+        restart_delay: float,
+        metrics_host: str | None,
+        metrics_port: int | None,
+        **options,
+    ):
+        agent_port = Node.objects.filter(name=node).values_list("agent_port", flat=True).first()
+        if agent_port is None:
             raise CommandError(f"No node named {node!r}; see System > Nodes.")
+        if metrics_port is None:
+            metrics_port = agent_port + METRICS_PORT_OFFSET if agent_port + METRICS_PORT_OFFSET <= 65535 else 0
+        if not 0 <= metrics_port <= 65535:
+            raise CommandError("--metrics-port must be between 1 and 65535, or 0 for no metrics endpoint.")
+        metrics_address = (metrics_host or settings.NODE_METRICS_HOST, metrics_port) if metrics_port else None
         if not 0.05 <= reconcile_interval <= 1.0:
             raise CommandError("--reconcile-interval must be between 0.05 and 1 second.")
         lock = self._lock(node)
         logging.getLogger().setLevel(logging.INFO)
         connection.close()  # the agent's own DB thread opens its connection
         try:
-            asyncio.run(NodeAgent(node, reconcile_interval=reconcile_interval, restart_delay=restart_delay).run())
+            agent = NodeAgent(
+                node,
+                reconcile_interval=reconcile_interval,
+                restart_delay=restart_delay,
+                metrics_address=metrics_address,
+            )
+            asyncio.run(agent.run())
         finally:
             lock.close()
 
