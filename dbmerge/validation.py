@@ -14,7 +14,7 @@ from dbmerge.choices import CheckName, MergeDatabaseType
 from dbmerge.engines import MergeError
 from dbmerge.engines import postgres as pg_engine
 from dbmerge.models import MergeJob
-from messaging.dbcheck.runner import run_checks
+from messaging.dbcheck.checks import run_checks
 from messaging.models import CheckName as DbCheckName
 from messaging.models import DatabaseType, ExternalDatabase, PersistentChatAssignment
 from topology.observed import TEXT_CONFERENCE_MANAGER, service_running

@@ -1,6 +1,6 @@
 """Messaging > External Server Setup > External Database Jobs: list, add, details, actions.
 
-Thin views: the job's life cycle is in ``dbmerge.runner``, the checks in
+Thin views: the job's life cycle is in ``dbmerge.jobrunner``, the checks in
 ``dbmerge.validation``, the merge in ``dbmerge.engines``.
 """
 
@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.generic import DetailView, FormView, View
 
-from dbmerge import runner
+from dbmerge import jobrunner, tasks
 from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import DATABASE_FIELDS, MergeJobForm
@@ -40,7 +40,7 @@ class MergeJobListView(ObjectListView):
     add_url_name = "dbmerge:mergejob_add"
 
     def get(self, request, *args, **kwargs):
-        runner.mark_stale_jobs()
+        jobrunner.mark_stale_jobs()
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -116,13 +116,13 @@ class MergeJobAddView(ConsolePermissionMixin, FormView):
                 kind=JobKind.VALIDATE,
                 created_by=self.request.user,
             )
-            runner.enqueue(job)
+            tasks.enqueue(job)
         messages.info(self.request, f"Merge job {job.pk}: validation started.")
         return redirect(job)
 
     def _merge(self, job: MergeJob):
         with transaction.atomic():
-            started = runner.request_merge(job)
+            started = tasks.request_merge(job)
         if started:
             messages.info(self.request, f"Merge job {job.pk}: merge started.")
         else:
@@ -139,7 +139,7 @@ class MergeJobDetailView(ConsolePermissionMixin, DetailView):
     queryset = MergeJob.objects.select_related("source_1", "source_2", "target", "created_by")
 
     def get(self, request, *args, **kwargs):
-        runner.mark_stale_jobs()
+        jobrunner.mark_stale_jobs()
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -179,7 +179,7 @@ class MergeJobMergeView(MergeJobActionView):
     def post(self, request, pk: int) -> HttpResponse:
         job = get_object_or_404(MergeJob, pk=pk)
         with transaction.atomic():
-            started = runner.request_merge(job)
+            started = tasks.request_merge(job)
         if started:
             messages.info(request, f"Merge job {job.pk}: merge started.")
         else:
@@ -192,7 +192,7 @@ class MergeJobCancelView(MergeJobActionView):
 
     def post(self, request, pk: int) -> HttpResponse:
         job = get_object_or_404(MergeJob, pk=pk)
-        if runner.request_cancel(job):
+        if jobrunner.request_cancel(job):
             messages.info(request, f"Merge job {job.pk}: cancellation requested.")
         else:
             messages.error(

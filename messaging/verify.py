@@ -23,7 +23,7 @@ from messaging.models import (
     ExternalDatabaseCheck,
     PersistentChatAssignment,
 )
-from messaging.status import check_in_progress, request_check
+from messaging.tasks import check_in_progress, request_check
 from topology.models import Node, RedundancyGroup
 from topology.observed import TEXT_CONFERENCE_MANAGER, service_running
 

@@ -14,8 +14,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 pytestmark = pytest.mark.django_db
 
 # Public by design: the login page itself, logout (POST only, no change to data),
-# the health endpoint for load balancers, and the Django admin (staff login of its own).
-PUBLIC = {"login", "logout", "healthz"}
+# the health endpoint for load balancers, the Django admin (staff login of its own), and the
+# Prometheus endpoint (a bearer token or a console login; tests/console/test_metrics.py).
+PUBLIC = {"login", "logout", "healthz", "metrics"}
 SAMPLE_KWARGS = {
     "int": 1,
     "str": "imp-1a",
@@ -72,7 +73,7 @@ def one_of_each(demo_topology, postgres):
     from dbmerge.models import MergeJob
     from messaging.models import ChatAlias, ExternalDatabase, GroupChatAdministrator, PersistentChatAssignment
     from messaging.tc.schema import Dialect, install_statements
-    from topology.models import Cluster, Node
+    from topology.models import AlarmRecipient, Cluster, Node
 
     name = postgres.database("imp_walk")
     with postgres.connect(name) as conn:
@@ -99,7 +100,9 @@ def one_of_each(demo_topology, postgres):
         cluster=Cluster.objects.get(name="cluster1"), im_address="admin@example.com"
     )
     job = MergeJob.objects.create(db_type="postgres", source_1=database, source_2=other, target=other)
+    recipient = AlarmRecipient.objects.create(email="oncall@example.com")
     return {
+        "topology:alarmrecipient": {"pk": recipient.pk},
         "messaging:chatalias": {"pk": alias.pk},
         "messaging:groupchatadministrator": {"pk": administrator.pk},
         "messaging:externaldatabase": {"pk": database.pk},

@@ -14,7 +14,7 @@ from topology.agent.base import NodeService, ServiceStartError
 from topology.catalog import ServiceName
 
 if TYPE_CHECKING:
-    from topology.agent.runner import NodeAgent
+    from topology.agent.node_agent import NodeAgent
 
 # service -> (module, class)
 IMPLEMENTATIONS = {

@@ -1,6 +1,7 @@
 from .ha import (
     FINISHED_ACTION_STATUSES,
     AlarmName,
+    AlarmRecipient,
     HAAlarm,
     HATransition,
     ServerAction,
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_NODES_PER_CLUSTER",
     "MIN_SCRAM_ITERATIONS",
     "AlarmName",
+    "AlarmRecipient",
     "Cluster",
     "EndUser",
     "HAAlarm",

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from dbmerge.choices import RUNNING, JobKind, JobState, MergeDatabaseType
@@ -124,41 +124,15 @@ def _limit_words(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def _move(job_id: int, from_states: set | JobState, **fields) -> bool:
+def move_job(job_id: int, from_states: set | JobState, **fields) -> bool:
+    """Update the job only if it is still in one of ``from_states``; True if it was."""
     states = {from_states} if isinstance(from_states, str) else from_states
     return MergeJob.objects.filter(pk=job_id, state__in=states).update(**fields) == 1
 
 
-def enqueue(job: MergeJob) -> None:
-    """Hand the saved job to a Celery worker once the surrounding transaction commits."""
-    from dbmerge.tasks import run_merge_job
-
-    transaction.on_commit(lambda: run_merge_job.delay(job.pk))
-
-
-def request_merge(job: MergeJob) -> bool:
-    """Turn a validated job into a merge (Merge Selected Tables); False if it is not validated.
-
-    A Cancel pressed while the job was validating is spent: it must not cancel this merge.
-    """
-    if not _move(
-        job.pk,
-        JobState.VALIDATED,
-        state=JobState.PENDING,
-        kind=JobKind.MERGE,
-        finished=None,
-        reason="",
-        cancel_requested=False,
-    ):
-        return False
-    job.refresh_from_db()
-    enqueue(job)
-    return True
-
-
 def request_cancel(job: MergeJob) -> bool:
     """Cancel: a pending job ends at once, a running one when its worker next checks."""
-    if _move(
+    if move_job(
         job.pk,
         JobState.PENDING,
         state=JobState.CANCELLED,
@@ -212,7 +186,7 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
     """
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    if not _move(
+    if not move_job(
         job_id,
         JobState.PENDING,
         state=JobState.VALIDATING,
@@ -231,16 +205,16 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
             # An Exception subclass: caught before the catch-all, or the job would end Errored.
             reason = TIME_LIMIT_REASON.format(limit=f" of {_limit_words(time_limit)}" if time_limit else "")
             logger.error("%s", reason)
-            _move(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=reason)
+            move_job(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=reason)
         except MergeCancelled as exc:
             logger.info("%s", exc)
-            _move(job_id, RUNNING, state=JobState.CANCELLED, finished=timezone.now(), reason=str(exc))
+            move_job(job_id, RUNNING, state=JobState.CANCELLED, finished=timezone.now(), reason=str(exc))
         except MergeError as exc:
             logger.error("%s", exc)
-            _move(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=str(exc))
+            move_job(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=str(exc))
         except Exception as exc:
             logger.exception("Unexpected error")
-            _move(
+            move_job(
                 job_id,
                 RUNNING | {JobState.VALIDATED},
                 state=JobState.ERRORED,
@@ -278,19 +252,21 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
         failed = [o for o in validator.outcomes if not o.passed]
         reason = f"{len(failed)} check(s) failed: " + "; ".join(f"{o.name.label} – {o.message}" for o in failed)
         logger.warning("Validation failed.")
-        _move(job.pk, JobState.VALIDATING, state=JobState.VALIDATION_FAILED, finished=timezone.now(), reason=reason)
+        move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATION_FAILED, finished=timezone.now(), reason=reason)
         return
     logger.info("Validation passed.")
     if job.kind != JobKind.MERGE:
-        _move(job.pk, JobState.VALIDATING, state=JobState.VALIDATED, finished=timezone.now())
+        move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATED, finished=timezone.now())
         return
-    if not _move(job.pk, JobState.VALIDATING, state=JobState.MERGING, heartbeat=timezone.now()):
+    if not move_job(job.pk, JobState.VALIDATING, state=JobState.MERGING, heartbeat=timezone.now()):
         return
     hooks = _JobHooks(job.pk, echo)
     logger.info("Merging with the %s method.", job.method)
     report = _merge(job, hooks)
     logger.info("Merge completed: %s rows written.", report.rows_written)
-    if not _move(job.pk, JobState.MERGING, state=JobState.COMPLETED, finished=timezone.now(), report=report.as_dict()):
+    if not move_job(
+        job.pk, JobState.MERGING, state=JobState.COMPLETED, finished=timezone.now(), report=report.as_dict()
+    ):
         # Only in the instant between the engine's last look and its commit.
         logger.error("Merge job %s was given up while its merge committed; its state was left as it was.", job.pk)
 
