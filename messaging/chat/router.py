@@ -140,6 +140,8 @@ class XcpRouter(NodeService):
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self.xmpp = XmppFrontEnd(self)
+        self.fenced_reason = ""  # set while the node's lease has run out (see ``fence``)
+        self._relogin_limits = (1, 1)  # the last limits read; used when the config DB is away
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -173,6 +175,34 @@ class XcpRouter(NodeService):
             port = client_port if self.server is None and client_port else self.node.agent_port
             raise ServiceStartError(f"Cannot listen on {self.node.agent_host}:{port}: {exc.strerror or exc}") from exc
         self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
+        with contextlib.suppress(Exception):
+            self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+
+    # --- fencing ------------------------------------------------------------------------------
+
+    def fence(self, reason: str) -> None:
+        """The node's lease ran out (it lost touch with the config DB): tell every signed-in user
+        to sign in on the other node of their redundancy group, and turn new sign-ins away
+        (their connection is closed, so clients try the other node) until ``unfence``."""
+        if self.fenced_reason:
+            return
+        self.fenced_reason = reason
+        low, high = self._relogin_limits
+        snapshot = self.directory.snapshot
+        for session in list(self.sessions.values()):
+            user = session.user
+            target = next((n for n in (user.backup, user.home) if n and n != self.node.name), None)
+            address = snapshot.nodes.get(target) if target else None
+            if address is None:
+                session.finish()
+                continue
+            session.send(
+                proto.reconnect(target, address.host, address.port, f"{reason}; sign in on {target}.", low, high)
+            )
+            session.finish()
+
+    def unfence(self) -> None:
+        self.fenced_reason = ""
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -316,6 +346,9 @@ class XcpRouter(NodeService):
     async def _json_sign_in(self, session: Session, command: proto.SignIn) -> None:
         if session.user is not None:
             raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
+        if self.fenced_reason:
+            session.finish()  # the client tries the other node of the user's group
+            return
         try:
             user = await credentials.aauthenticate(command.user, command.password, _source_address(session.ws))
         except credentials.SignInRefused as exc:
@@ -351,7 +384,7 @@ class XcpRouter(NodeService):
         address = self.directory.snapshot.nodes.get(node_name)
         if address is None:
             address = (await self.directory.refresh()).nodes.get(node_name)
-        low, high = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+        low, high = self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
         session.send(proto.reconnect(node_name, address.host, address.port, reason, low, high))
         session.finish()
 
