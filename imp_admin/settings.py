@@ -141,8 +141,13 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "imp-admin.sqlite3")),
+            # Connections are kept between requests (each worker thread keeps its own), so a
+            # request does not pay for opening the file and re-reading the schema.
+            "CONN_MAX_AGE": env_int("SQLITE_CONN_MAX_AGE", 300),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456;",
                 # Writers take the lock up front, so two processes never deadlock
                 # upgrading a read lock; a busy database is waited for, not failed.
                 "transaction_mode": "IMMEDIATE",
