@@ -136,3 +136,57 @@ def test_verify_on_the_page_is_answered_by_the_worker(celery_worker, installed_d
     for check in ("Database reachability", "Database connectivity", "Database schema verification"):
         assert f'data-check="{check}" data-passed="true"' in page, check
     assert "data-checking" not in page
+
+
+def test_a_database_added_on_the_page_is_checked_at_once_on_the_worker(celery_worker, tc_owner, operator):
+    from django.test import Client
+
+    from tests.messaging.conftest import ROLE_PASSWORD
+
+    dbname, role = tc_owner
+    client = Client()
+    client.force_login(operator)
+    form = {
+        "database_name": dbname,
+        "db_type": "postgres",
+        "username": role,
+        "password": ROLE_PASSWORD,
+        "confirm_password": ROLE_PASSWORD,
+        "hostname": "127.0.0.1",
+        "port": "5432",
+    }
+    response = client.post(reverse("messaging:externaldatabase_add"), form)
+    assert response.status_code == 302
+    database = ExternalDatabase.objects.get()
+
+    # No Check now pressed and no celery beat for the periodic check: the worker checks it anyway.
+    try:
+        wait_for(lambda: ExternalDatabase.objects.get(pk=database.pk).last_checked_at, what="the first check")
+    except AssertionError:
+        pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
+    checks = dict(ExternalDatabaseCheck.objects.filter(database=database).values_list("name", "passed"))
+    assert checks["reachability"] and checks["connectivity"]
+    page = client.get(database.get_absolute_url()).content.decode()
+    assert "Not checked" not in page
+
+
+def test_install_schema_runs_on_the_worker_and_the_page_stops_polling_when_done(
+    celery_worker, empty_database, operator, postgres
+):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    client.post(reverse("messaging:externaldatabase_install", args=[empty_database.pk]))
+    status_url = reverse("messaging:externaldatabase_status", args=[empty_database.pk])
+    try:
+        status = wait_for(
+            lambda: (answer := client.get(status_url)).status_code == 286 and answer, what="the install and its check"
+        )
+    except AssertionError:
+        pytest.fail("the worker did not finish the install:\n" + worker_log(celery_worker))
+    shown = status.content.decode()
+    assert f"The TC schema (tc_* tables, xcp_sequence and their keys) was installed in {empty_database}." in shown
+    assert shown.count('data-passed="true"') == 3
+    with postgres.connect(empty_database.database_name) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tc_%'").fetchone() == (5,)
