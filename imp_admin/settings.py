@@ -382,7 +382,7 @@ LOGGING = {
 
 # --- Metrics and alarm e-mail ------------------------------------------------------------
 # The console's /metrics answers a request bearing this token (Authorization: Bearer …), or
-# a signed-in user with the "View metrics" permission; with no token set, only the latter.
+# a signed-in console user (any role); with no token set, only the latter.
 METRICS_TOKEN = env("METRICS_TOKEN")
 # Where each node agent's own Prometheus endpoint listens (`run_node --metrics-host`);
 # loopback unless a scraper on another host needs it.
