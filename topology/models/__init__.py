@@ -1,3 +1,4 @@
+from .certificates import CertificateSource, NodeCertificate
 from .ha import (
     FINISHED_ACTION_STATUSES,
     AlarmName,
@@ -26,11 +27,13 @@ __all__ = [
     "MAX_NODES_PER_CLUSTER",
     "MIN_SCRAM_ITERATIONS",
     "AlarmName",
+    "CertificateSource",
     "Cluster",
     "EndUser",
     "HAAlarm",
     "HATransition",
     "Node",
+    "NodeCertificate",
     "NodeServiceParameters",
     "RedundancyGroup",
     "ScramCredential",
