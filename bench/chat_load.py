@@ -62,11 +62,11 @@ from django.core.management import call_command  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from messaging.aliases import aliases_of  # noqa: E402
-from messaging.assignment import assign, database_for_node  # noqa: E402
 from messaging.chat.client import ChatClient  # noqa: E402
 from messaging.chat.router import XcpRouter  # noqa: E402
 from messaging.chat.stanzas import ChatMessage, RoomConfig  # noqa: E402
 from messaging.chat.tc import TextConferenceManager  # noqa: E402
+from messaging.database_assignment import assign, database_for_node  # noqa: E402
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase  # noqa: E402
 from messaging.tc.schema import Dialect, install_statements  # noqa: E402
 from topology.catalog import ControlAction, ServiceName  # noqa: E402

@@ -63,7 +63,7 @@ def pg_admin():
 
 
 def build_world(db_name: str, users: int):
-    from messaging.assignment import assign
+    from messaging.database_assignment import assign
     from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
     from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 

@@ -1,11 +1,15 @@
-"""Celery tasks of merge jobs. The task gets the job's id only; the job row holds the rest."""
+"""Celery tasks of merge jobs, and the enqueueing of a saved job. The task gets the job's id only;
+the job row holds the rest."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
-from dbmerge import runner
+from dbmerge import jobrunner
+from dbmerge.choices import JobKind, JobState
+from dbmerge.models import MergeJob
 from imp_admin.celery import app
 
 # A merge of large databases takes hours; never inherit a short global limit.
@@ -23,13 +27,13 @@ def run_merge_job(self, job_id: int) -> None:
     ``apply_async`` overrides the task's own).
     """
     _hard, soft = self.request.timelimit or (None, None)
-    runner.run_job(job_id, time_limit=soft or self.soft_time_limit)
+    jobrunner.run_job(job_id, time_limit=soft or self.soft_time_limit)
 
 
 @shared_task(name="dbmerge.mark_stale_jobs", soft_time_limit=60, time_limit=120)
 def mark_stale_jobs() -> int:
     """Fail jobs whose worker died (a periodic check; pages also run it)."""
-    return runner.mark_stale_jobs()
+    return jobrunner.mark_stale_jobs()
 
 
 @app.on_after_finalize.connect
@@ -38,3 +42,28 @@ def schedule_stale_job_check(sender, **kwargs) -> None:
     interval = settings.MERGE_STALE_CHECK_INTERVAL
     if interval:
         sender.add_periodic_task(interval, mark_stale_jobs.s(), name="stale merge jobs")
+
+
+def enqueue(job: MergeJob) -> None:
+    """Hand the saved job to a Celery worker once the surrounding transaction commits."""
+    transaction.on_commit(lambda: run_merge_job.delay(job.pk))
+
+
+def request_merge(job: MergeJob) -> bool:
+    """Turn a validated job into a merge (Merge Selected Tables); False if it is not validated.
+
+    A Cancel pressed while the job was validating is spent: it must not cancel this merge.
+    """
+    if not jobrunner.move_job(
+        job.pk,
+        JobState.VALIDATED,
+        state=JobState.PENDING,
+        kind=JobKind.MERGE,
+        finished=None,
+        reason="",
+        cancel_requested=False,
+    ):
+        return False
+    job.refresh_from_db()
+    enqueue(job)
+    return True

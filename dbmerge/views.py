@@ -1,6 +1,6 @@
 """Messaging > External Server Setup > External Database Jobs: list, add, details, actions.
 
-Thin views: the job's life cycle is in ``dbmerge.runner``, the checks in
+Thin views: the job's life cycle is in ``dbmerge.jobrunner``, the checks in
 ``dbmerge.validation``, the merge in ``dbmerge.engines``.
 """
 
@@ -14,13 +14,14 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.generic import DetailView, FormView, View
 
-from dbmerge import runner
-from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind
+from dbmerge import jobrunner, tasks
+from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind, MergeDatabaseType
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import DATABASE_FIELDS, MergeJobForm
 from dbmerge.models import MergeJob
+from dbmerge.preview import PREVIEW_POSTGRES_ONLY, request_preview
 from dbmerge.tables import MergeJobTable
-from imp_admin.generic import ObjectListView
+from imp_admin.generic import ObjectDeleteView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 
 # htmx stops polling when the answer is 286.
@@ -40,7 +41,7 @@ class MergeJobListView(ObjectListView):
     add_url_name = "dbmerge:mergejob_add"
 
     def get(self, request, *args, **kwargs):
-        runner.mark_stale_jobs()
+        jobrunner.mark_stale_jobs()
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -108,21 +109,27 @@ class MergeJobAddView(ConsolePermissionMixin, FormView):
                 form.add_error(None, MERGE_NEEDS_VALIDATION)
                 return self.form_invalid(form)
             return self._merge(job)
+        fields = {
+            "database_name": data["database_name"],
+            "feature_tables": data["feature_tables"],
+            "created_by": self.request.user,
+        }
+        if self.request.POST.get("action") == "preview":
+            if data["db_type"] != MergeDatabaseType.POSTGRES:
+                form.add_error(None, PREVIEW_POSTGRES_ONLY)
+                return self.form_invalid(form)
+            job = request_preview(selection, **fields)
+            messages.info(self.request, f"Merge job {job.pk}: validation and preview started; nothing is written.")
+            return redirect(job)
         with transaction.atomic():
-            job = MergeJob.objects.create(
-                **selection,
-                database_name=data["database_name"],
-                feature_tables=data["feature_tables"],
-                kind=JobKind.VALIDATE,
-                created_by=self.request.user,
-            )
-            runner.enqueue(job)
+            job = MergeJob.objects.create(**selection, **fields, kind=JobKind.VALIDATE)
+            tasks.enqueue(job)
         messages.info(self.request, f"Merge job {job.pk}: validation started.")
         return redirect(job)
 
     def _merge(self, job: MergeJob):
         with transaction.atomic():
-            started = runner.request_merge(job)
+            started = tasks.request_merge(job)
         if started:
             messages.info(self.request, f"Merge job {job.pk}: merge started.")
         else:
@@ -139,7 +146,7 @@ class MergeJobDetailView(ConsolePermissionMixin, DetailView):
     queryset = MergeJob.objects.select_related("source_1", "source_2", "target", "created_by")
 
     def get(self, request, *args, **kwargs):
-        runner.mark_stale_jobs()
+        jobrunner.mark_stale_jobs()
         return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
@@ -179,7 +186,7 @@ class MergeJobMergeView(MergeJobActionView):
     def post(self, request, pk: int) -> HttpResponse:
         job = get_object_or_404(MergeJob, pk=pk)
         with transaction.atomic():
-            started = runner.request_merge(job)
+            started = tasks.request_merge(job)
         if started:
             messages.info(request, f"Merge job {job.pk}: merge started.")
         else:
@@ -192,10 +199,30 @@ class MergeJobCancelView(MergeJobActionView):
 
     def post(self, request, pk: int) -> HttpResponse:
         job = get_object_or_404(MergeJob, pk=pk)
-        if runner.request_cancel(job):
+        if jobrunner.request_cancel(job):
             messages.info(request, f"Merge job {job.pk}: cancellation requested.")
         else:
             messages.error(
                 request, f"Merge job {job.pk} is {job.get_state_display()}; only a running job can be cancelled."
             )
         return redirect(reverse("dbmerge:mergejob_detail", args=[job.pk]))
+
+
+class MergeJobDeleteView(ObjectDeleteView):
+    """Delete a finished job (super administrators: delete_mergejob); its report stays in the
+    audit trail, and the databases it named can then be deleted."""
+
+    model = MergeJob
+    list_url_name = "dbmerge:mergejob_list"
+
+    def form_valid(self, form):
+        name = str(self.object)
+        if not jobrunner.delete_finished(self.object):
+            messages.error(
+                self.request,
+                f"{name} is {self.object.get_state_display()}; only a job that is not pending or running can be "
+                "deleted. Cancel it first.",
+            )
+            return redirect(self.object)
+        messages.success(self.request, f"{name} deleted; its report is kept in the audit trail.")
+        return redirect(self.get_success_url())

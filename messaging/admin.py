@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from messaging.assignment import validate_assignments
+from messaging.database_assignment import validate_assignments
 from messaging.forms import ChatAliasForm, ExternalDatabaseForm, GroupChatAdministratorForm
 from messaging.models import (
     ChatAlias,

@@ -7,15 +7,11 @@ primary aliases, and to every alias mapped to it on the alias mapping page.
 
 from __future__ import annotations
 
-import re
-
 from messaging.models import ChatAlias, ChatSettings
-from messaging.models.aliases import system_alias
+from messaging.models.aliases import node_for_alias, system_alias
 from topology.models import Node
 
-__all__ = ["aliases_of", "home_node_for_room", "node_for_alias", "system_alias"]
-
-_SYSTEM_ALIAS = re.compile(r"^conference-(?P<node>\d+)-(?P<rest>.+)$")
+__all__ = ["aliases_of", "home_node_for_room"]
 
 
 def aliases_of(node: Node) -> list[str]:
@@ -28,24 +24,6 @@ def aliases_of(node: Node) -> list[str]:
         if alias not in aliases:
             aliases.append(alias)
     return aliases
-
-
-def node_for_alias(domain: str, exclude_alias_pk: int | None = None) -> Node | None:
-    """The node that answers to ``domain`` (the part of a room JID after ``@``), or None."""
-    domain = domain.strip().lower()
-    mapped = ChatAlias.objects.filter(alias=domain).select_related("node__cluster")
-    if exclude_alias_pk is not None:
-        mapped = mapped.exclude(pk=exclude_alias_pk)
-    found = mapped.first()
-    if found is not None:
-        return found.node
-    match = _SYSTEM_ALIAS.match(domain)
-    if match is None:
-        return None
-    node = Node.objects.select_related("cluster").filter(pk=int(match["node"])).first()
-    if node is None or system_alias(node) != domain or not ChatSettings.peek(node.cluster).auto_manage_aliases:
-        return None
-    return node
 
 
 def home_node_for_room(room_jid: str) -> Node | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from messaging.assignment import assign
+from messaging.database_assignment import assign
 from messaging.dbcheck.install import install_schema
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
 from topology.models import Cluster, Node
@@ -93,7 +93,7 @@ def fill_merge_story(
     Databases that already hold rooms are left as they are (the demo keeps its state).
     """
     from messaging.aliases import aliases_of
-    from messaging.assignment import database_for_node
+    from messaging.database_assignment import database_for_node
 
     admin = {"host": host, "port": port, "user": user, "password": password or None}
     lines = []

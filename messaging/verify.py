@@ -23,10 +23,10 @@ from messaging.models import (
     ExternalDatabaseCheck,
     PersistentChatAssignment,
 )
-from messaging.status import check_in_progress, request_check
+from messaging.tasks import check_in_progress, request_check
 from topology.certificates import certificate_problems
 from topology.models import Node, RedundancyGroup
-from topology.observed import TEXT_CONFERENCE_MANAGER, service_running
+from topology.observed import TEXT_CONFERENCE_MANAGER, services_running
 
 
 @dataclass(frozen=True)
@@ -80,13 +80,15 @@ def verify_ha(live: bool = False) -> list[VerifyRow]:
         s.cluster_id: s for s in ChatSettings.objects.filter(cluster__in={g.cluster_id for g in groups})
     }
 
+    nodes = {node.pk: node for group in groups for node in group.cluster.nodes.all()}
+    tc_running = services_running(list(nodes.values()), TEXT_CONFERENCE_MANAGER)
     rows: list[VerifyRow] = []
     for group in groups:
-        rows.extend(_group_rows(group, assignments, results, settings_by_cluster))
+        rows.extend(_group_rows(group, assignments, results, settings_by_cluster, tc_running))
     return rows
 
 
-def _group_rows(group, assignments, results, settings_by_cluster) -> list[VerifyRow]:
+def _group_rows(group, assignments, results, settings_by_cluster, tc_running) -> list[VerifyRow]:
     rows: list[VerifyRow] = []
     name = str(group)
     group_url = reverse("topology:group_edit", args=[group.pk])
@@ -150,7 +152,7 @@ def _group_rows(group, assignments, results, settings_by_cluster) -> list[Verify
 
     control_center = reverse("topology:controlcenter_feature")
     for node in group.cluster.nodes.all():
-        running = service_running(node, TEXT_CONFERENCE_MANAGER)
+        running = tc_running[node.pk]
         reason = {
             True: "Running.",
             False: "Not running; start it in Control Center – Feature Services.",

@@ -9,6 +9,7 @@ asked for what.
 from auditlog.registry import auditlog
 
 from topology.models import (
+    AlarmRecipient,
     Cluster,
     EndUser,
     Node,
@@ -53,3 +54,4 @@ auditlog.register(Service, include_fields=["activated", "desired_state", "reques
 auditlog.register(ServerAction, include_fields=["group", "node", "action"])
 auditlog.register(ServiceParameters)
 auditlog.register(NodeServiceParameters)
+auditlog.register(AlarmRecipient)

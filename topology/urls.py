@@ -1,6 +1,6 @@
 from django.urls import path
 
-from topology import views, views_ha, views_services
+from topology import views, views_alarms, views_ha, views_services
 
 app_name = "topology"
 
@@ -33,6 +33,16 @@ urlpatterns = [
         name="group_server_action",
     ),
     path("system/redundancy-groups/<int:pk>/ha/", views_ha.GroupHAPanelView.as_view(), name="group_ha"),
+    path("system/alarm-recipients/", views_alarms.AlarmRecipientListView.as_view(), name="alarmrecipient_list"),
+    path("system/alarm-recipients/add/", views_alarms.AlarmRecipientEditView.as_view(), name="alarmrecipient_add"),
+    path(
+        "system/alarm-recipients/<int:pk>/", views_alarms.AlarmRecipientEditView.as_view(), name="alarmrecipient_edit"
+    ),
+    path(
+        "system/alarm-recipients/<int:pk>/delete/",
+        views_alarms.AlarmRecipientDeleteView.as_view(),
+        name="alarmrecipient_delete",
+    ),
     path("system/service-parameters/", views_services.ServiceParametersView.as_view(), name="serviceparameters_edit"),
     path(
         "serviceability/control-center/feature/",

@@ -13,9 +13,9 @@ from django.views.generic import DetailView, FormView, TemplateView, View
 from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 from topology import certificates, credentials, filters, forms, tables
-from topology.assignment import assign_users
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 from topology.models.topology import database_assignment_warning
+from topology.user_assignment import assign_users
 
 MEMBERS = Prefetch("members", queryset=Node.objects.order_by("group_position"))
 

@@ -24,6 +24,7 @@ from messaging.chat import protocol as proto
 from messaging.chat.directory import Directory, NodeAddress
 from messaging.chat.protocol import ChatError, ErrorCode
 from messaging.chat.rooms import bare_room_jid, nick_for
+from messaging.chat.xmpp import XmppBinding, XmppFrontEnd
 from topology import credentials
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import EndUser, Node
@@ -34,6 +35,7 @@ REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
 ROUTE_ATTEMPTS = 3
 WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
 OUTBOX_LIMIT = 10000
+XMPP_PORT_FIELD = "xmpp_port"  # the Node field of the XMPP client port
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,20 @@ def relogin_limits(node: Node) -> tuple[int, int]:
 
 @dataclass(eq=False)
 class Session:
-    """One client connection."""
+    """One signed-in client, of any front end: the JSON WebSocket (``ws``, its frames queued in
+    ``outbox``) or XMPP (``binding``, which renders the core's events as stanzas)."""
 
-    ws: ServerConnection
+    ws: ServerConnection | None = None
     user: UserInfo | None = None
     rooms: dict[str, str] = field(default_factory=dict)  # room JID → nick
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     closing: bool = False
+    binding: XmppBinding | None = None
 
     def send(self, event: dict) -> None:
+        if self.binding is not None:
+            self.binding.stream.front.render(self.binding, event)
+            return
         if self.closing:
             return
         try:
@@ -111,6 +118,8 @@ class Session:
 
     def finish(self) -> None:
         self.closing = True
+        if self.binding is not None:
+            return  # the XMPP stream ends itself after its stream error
         with contextlib.suppress(asyncio.QueueFull):
             self.outbox.put_nowait(None)
 
@@ -130,6 +139,9 @@ class XcpRouter(NodeService):
         self.room_sessions: dict[str, set[Session]] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self.xmpp = XmppFrontEnd(self)
+        self.fenced_reason = ""  # set while the node's lease has run out (see ``fence``)
+        self._relogin_limits = (1, 1)  # the last limits read; used when the config DB is away
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -141,21 +153,61 @@ class XcpRouter(NodeService):
         except Exception as exc:
             await self.directory.stop()
             raise ServiceStartError(f"The chat bus (Redis at {self.bus.url}) is unreachable: {exc}") from exc
+        self.xmpp.domain = await sync_to_async(cluster_domain, thread_sensitive=False)(self.node)
+        client_port = xmpp_client_port(self.node)
         try:
             self.server = await serve(
-                self._connection, self.node.agent_host, self.node.agent_port, max_size=proto.MAX_FRAME_BYTES
+                self._connection,
+                self.node.agent_host,
+                self.node.agent_port,
+                max_size=proto.MAX_FRAME_BYTES,
+                subprotocols=["xmpp"],
+                select_subprotocol=_select_subprotocol,
             )
+            if client_port:
+                await self.xmpp.start(self.node.agent_host, client_port)
         except OSError as exc:
+            if self.server is not None:
+                self.server.close()
+                self.server = None
             await self.bus.stop()
             await self.directory.stop()
-            raise ServiceStartError(
-                f"Cannot listen on {self.node.agent_host}:{self.node.agent_port}: {exc.strerror or exc}"
-            ) from exc
+            port = client_port if self.server is None and client_port else self.node.agent_port
+            raise ServiceStartError(f"Cannot listen on {self.node.agent_host}:{port}: {exc.strerror or exc}") from exc
         self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
+        with contextlib.suppress(Exception):
+            self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+
+    # --- fencing ------------------------------------------------------------------------------
+
+    def fence(self, reason: str) -> None:
+        """The node's lease ran out (it lost touch with the config DB): tell every signed-in user
+        to sign in on the other node of their redundancy group, and turn new sign-ins away
+        (their connection is closed, so clients try the other node) until ``unfence``."""
+        if self.fenced_reason:
+            return
+        self.fenced_reason = reason
+        low, high = self._relogin_limits
+        snapshot = self.directory.snapshot
+        for session in list(self.sessions.values()):
+            user = session.user
+            target = next((n for n in (user.backup, user.home) if n and n != self.node.name), None)
+            address = snapshot.nodes.get(target) if target else None
+            if address is None:
+                session.finish()
+                continue
+            session.send(
+                proto.reconnect(target, address.host, address.port, f"{reason}; sign in on {target}.", low, high)
+            )
+            session.finish()
+
+    def unfence(self) -> None:
+        self.fenced_reason = ""
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.xmpp.stop()
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
@@ -183,6 +235,9 @@ class XcpRouter(NodeService):
     # --- connections --------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
+        if ws.subprotocol == "xmpp":  # RFC 7395
+            await self.xmpp.websocket_client(ws)
+            return
         session = Session(ws)
         pump = asyncio.create_task(self._pump(session))
         try:
@@ -233,14 +288,15 @@ class XcpRouter(NodeService):
         for room in list(session.rooms):
             await self._drop_from_room(session, room)
             with contextlib.suppress(Exception):
-                await self._route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
+                await self.route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
 
     async def _dispatch(self, session: Session, command: proto.Command) -> None:
+        """The JSON front end: one command, one reply."""
         if isinstance(command, proto.Ping):
             session.send(proto.reply(command.id, "pong"))
             return
         if isinstance(command, proto.SignIn):
-            await self._sign_in(session, command)
+            await self._json_sign_in(session, command)
             return
         if session.user is None:
             raise ChatError(
@@ -248,84 +304,51 @@ class XcpRouter(NodeService):
                 'Sign in first: {"type": "sign_in", "user": "<user ID>", "password": "<password>"}.',
             )
         user = session.user
-        snapshot = self.directory.snapshot
         if isinstance(command, proto.ListRooms):
             home = user.home or self.node.name
-            answer = await self._route_home(home, {"op": "rooms", "home": home, "user": user.jid})
+            answer = await self.route_home(home, {"op": "rooms", "home": home, "user": user.jid})
             session.send(proto.reply(command.id, "rooms", rooms=answer["rooms"]))
             return
-        default_alias = snapshot.primary_alias.get(user.home or self.node.name, "")
-        room = bare_room_jid(command.room, default_alias)
+        room = self.room_jid(session, command.room)
         if isinstance(command, proto.CreateRoom):
-            domain = user.jid.partition("@")[2]
-            members = [m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in command.members]
-            answer = await self._route(
+            answer = await self.create_room(
+                session,
                 room,
-                {
-                    "op": "create",
-                    "room": room,
-                    "user": user.jid,
-                    "persistent": command.persistent,
-                    "subject": command.subject,
-                    "members_only": command.members_only,
-                    "max_occupants": command.max_occupants,
-                    "members": members,
-                },
+                persistent=command.persistent,
+                subject=command.subject,
+                members_only=command.members_only,
+                max_occupants=command.max_occupants,
+                members=command.members,
             )
             session.send(proto.reply(command.id, "created", **_without_ok(answer)))
         elif isinstance(command, proto.Join):
-            nick = nick_for(user.jid)
-            was_in = room in session.rooms
-            await self._add_to_room(session, room, nick)
-            request = {"op": "join", "room": room, "user": user.jid, "nick": nick, "router": self.node.name}
-            if command.since is not None:
-                request["since"] = command.since
-            if command.history is not None:
-                request["history"] = command.history
-            try:
-                answer = await self._route(room, request)
-            except ChatError:
-                if not was_in:
-                    await self._drop_from_room(session, room)
-                raise
+            answer = await self.join(session, room, since=command.since, history=command.history)
+            answer.pop("roster", None)
             session.send(proto.reply(command.id, "joined", **_without_ok(answer)))
         elif isinstance(command, proto.Leave):
-            if room not in session.rooms:
-                raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in {room}.")
-            await self._drop_from_room(session, room)
-            answer = await self._route(room, {"op": "leave", "room": room, "user": user.jid})
+            answer = await self.leave(session, room)
             session.send(proto.reply(command.id, "left", **_without_ok(answer)))
         elif isinstance(command, proto.Post):
-            if room not in session.rooms:
-                raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before posting to it.")
-            answer = await self._route(
-                room,
-                {
-                    "op": "post",
-                    "room": room,
-                    "user": user.jid,
-                    "nick": session.rooms[room],
-                    "body": command.body,
-                    "cid": command.cid,
-                    "joined": True,
-                    "router": self.node.name,
-                },
-            )
+            answer = await self.post(session, room, command.body, command.cid)
+            answer.pop("message", None)
             session.send(proto.reply(command.id, "ack", **_without_ok(answer)))
         elif isinstance(command, proto.History):
             request = {"op": "history", "room": room, "user": user.jid}
             for name in ("before", "after", "limit"):
                 if getattr(command, name) is not None:
                     request[name] = getattr(command, name)
-            answer = await self._route(room, request)
+            answer = await self.route(room, request)
             session.send(proto.reply(command.id, "history", **_without_ok(answer)))
         elif isinstance(command, proto.Presence):
-            answer = await self._route(room, {"op": "presence", "room": room, "user": user.jid})
+            answer = await self.route(room, {"op": "presence", "room": room, "user": user.jid})
             session.send(proto.reply(command.id, "presence", **_without_ok(answer)))
 
-    async def _sign_in(self, session: Session, command: proto.SignIn) -> None:
+    async def _json_sign_in(self, session: Session, command: proto.SignIn) -> None:
         if session.user is not None:
             raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
+        if self.fenced_reason:
+            session.finish()  # the client tries the other node of the user's group
+            return
         try:
             user = await credentials.aauthenticate(command.user, command.password, _source_address(session.ws))
         except credentials.SignInRefused as exc:
@@ -342,12 +365,7 @@ class XcpRouter(NodeService):
         if info.serving != self.node.name:
             await self._send_reconnect(session, info.serving, f"{info.user_id} is served by {info.serving}.")
             return
-        earlier = self.sessions.get(info.jid)
-        if earlier is not None:
-            earlier.send({"type": "signed_out", "reason": "You signed in again on another connection."})
-            earlier.finish()
-        session.user = info
-        self.sessions[info.jid] = session
+        await self.sign_in(session, info)
         snapshot = self.directory.snapshot
         backup = snapshot.nodes.get(info.backup) if info.backup else None
         session.send(
@@ -366,9 +384,115 @@ class XcpRouter(NodeService):
         address = self.directory.snapshot.nodes.get(node_name)
         if address is None:
             address = (await self.directory.refresh()).nodes.get(node_name)
-        low, high = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+        low, high = self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
         session.send(proto.reconnect(node_name, address.host, address.port, reason, low, high))
         session.finish()
+
+    # --- the router core, shared by the front ends ----------------------------------------------
+
+    def new_session(self, binding: XmppBinding) -> Session:
+        """A session for an XMPP stream (signed in by ``sign_in`` once bound)."""
+        return Session(binding=binding)
+
+    async def sign_in(self, session: Session, info: UserInfo) -> None:
+        """Register an authenticated session; the user's earlier session here is signed out."""
+        earlier = self.sessions.get(info.jid)
+        if earlier is not None and earlier is not session:
+            earlier.send({"type": "signed_out", "reason": "You signed in again on another connection."})
+            earlier.finish()
+        session.user = info
+        self.sessions[info.jid] = session
+
+    async def signed_out(self, session: Session) -> None:
+        await self._signed_out(session)
+
+    def room_jid(self, session: Session, room: str) -> str:
+        """A room name or JID as the user gave it: a bare name is in the user's home node's alias."""
+        default_alias = self.directory.snapshot.primary_alias.get(session.user.home or self.node.name, "")
+        return bare_room_jid(room, default_alias)
+
+    async def create_room(
+        self,
+        session: Session,
+        room: str,
+        *,
+        persistent: bool = True,
+        subject: str = "",
+        members_only: bool | None = None,
+        max_occupants: int | None = None,
+        members: tuple[str, ...] = (),
+    ) -> dict:
+        domain = session.user.jid.partition("@")[2]
+        return await self.route(
+            room,
+            {
+                "op": "create",
+                "room": room,
+                "user": session.user.jid,
+                "persistent": persistent,
+                "subject": subject,
+                "members_only": members_only,
+                "max_occupants": max_occupants,
+                "members": [m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in members],
+            },
+        )
+
+    async def join(
+        self, session: Session, room: str, nick: str | None = None, since: int | None = None, history: int | None = None
+    ) -> dict:
+        """Enter a room (subscribed to its events first, so nothing after the history is missed)."""
+        nick = nick or nick_for(session.user.jid)
+        was_in = room in session.rooms
+        await self._add_to_room(session, room, nick)
+        request = {"op": "join", "room": room, "user": session.user.jid, "nick": nick, "router": self.node.name}
+        if since is not None:
+            request["since"] = since
+        if history is not None:
+            request["history"] = history
+        try:
+            return await self.route(room, request)
+        except ChatError:
+            if not was_in:
+                await self._drop_from_room(session, room)
+            raise
+
+    async def leave(self, session: Session, room: str) -> dict:
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in {room}.")
+        await self._drop_from_room(session, room)
+        return await self.route(room, {"op": "leave", "room": room, "user": session.user.jid})
+
+    async def post(self, session: Session, room: str, body: str, cid: str) -> dict:
+        """Store a message; the answer (after the commit) carries the stored message."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before posting to it.")
+        return await self.route(
+            room,
+            {
+                "op": "post",
+                "room": room,
+                "user": session.user.jid,
+                "nick": session.rooms[room],
+                "body": body,
+                "cid": cid,
+                "joined": True,
+                "router": self.node.name,
+            },
+        )
+
+    async def client_address(self, node_name: str, websocket: bool = False) -> str:
+        """``host:port`` of a node's XMPP client port (``ws://host:port`` for WebSocket clients)."""
+        address = self.directory.snapshot.nodes.get(node_name)
+        if address is None:
+            address = (await self.directory.refresh()).nodes.get(node_name)
+        if address is None:
+            return ""
+        if websocket:
+            return f"ws://{address.host}:{address.port}/"
+        return f"{address.host}:{address.xmpp_port or address.port}"
+
+    def spawn(self, coroutine) -> None:
+        self._spawn(coroutine)
 
     # --- rooms and routing --------------------------------------------------------------------
 
@@ -412,7 +536,7 @@ class XcpRouter(NodeService):
         ]
         if occupants:
             with contextlib.suppress(ChatError):
-                await self._route(
+                await self.route(
                     room, {"op": "resync", "room": room, "occupants": occupants, "router": self.node.name}, attempts=1
                 )
 
@@ -421,7 +545,7 @@ class XcpRouter(NodeService):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
+    async def route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
         """Send a room request to the TC hosting the room now; retry while the room moves."""
         answer: dict = {}
         for attempt in range(attempts):
@@ -442,7 +566,7 @@ class XcpRouter(NodeService):
             await self.directory.refresh()
         raise ChatError(ErrorCode(answer.get("code", ErrorCode.INTERNAL)), answer.get("message", "The request failed."))
 
-    async def _route_home(self, home: str, request: dict) -> dict:
+    async def route_home(self, home: str, request: dict) -> dict:
         snapshot = self.directory.snapshot
         host = snapshot.nodes.get(snapshot.host_of.get(home, ""))
         answer = await self._ask(host, request, f"the rooms of {home}")
@@ -489,6 +613,25 @@ def _source_address(ws: ServerConnection) -> str:
     """The client's IP address, for the sign-in throttle."""
     address = ws.remote_address
     return str(address[0]) if isinstance(address, tuple) and address else "unknown"
+
+
+def cluster_domain(node: Node) -> str:
+    """The IM domain of the node's cluster (the XMPP stream's domain)."""
+    close_old_connections()
+    try:
+        return Node.objects.select_related("cluster").get(pk=node.pk).cluster.domain.lower()
+    finally:
+        close_old_connections()
+
+
+def xmpp_client_port(node: Node) -> int | None:
+    """The node's XMPP client port (RFC 6120 over TCP), None when it has none."""
+    return getattr(node, XMPP_PORT_FIELD, None) or None
+
+
+def _select_subprotocol(connection, subprotocols):
+    """RFC 7395 clients ask for ``xmpp``; JSON clients ask for nothing."""
+    return "xmpp" if "xmpp" in subprotocols else None
 
 
 def _without_ok(answer: dict) -> dict:

@@ -22,6 +22,8 @@ from messaging.chat.stanzas import (
     STANZA_SENDER_PATTERN,
     ChatMessage,
     RoomConfig,
+    stamp_of_stanza_id,
+    stanza_id_for,
     unescape_attribute,
 )
 from messaging.tc import schema
@@ -32,6 +34,10 @@ ARCHIVE_ID_BLOCK = 100  # ids reserved from xcp_sequence at a time (the product'
 VARCHAR_LIMIT = 4000
 KNOWN_AFFILIATIONS = {str(value) for value in Affiliation}
 GETCONN_TIMEOUT = 5.0
+# A commit's transaction holds the hosting epoch's share lock, which the next host's claim
+# waits for: if the committing node is cut off mid-transaction, the database ends its session
+# after this long idle instead of when TCP notices (hours), so the take-over goes on.
+IDLE_IN_TRANSACTION_MS = 2000
 
 # Loading rooms in bulk: the rooms, their members, and the last N messages of each (one index
 # range scan per room, newest first: the key of tc_messages is room_jid, msg_id). Each query
@@ -46,6 +52,13 @@ LOAD_MESSAGES_SQL = (
     "(SELECT msg_id, stamp, msg FROM tc_messages WHERE tc_messages.room_jid = r.room_jid "
     "ORDER BY msg_id DESC LIMIT %s) AS m WHERE {}"
 )
+_ARCHIVE_SQL = (
+    "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %(room)s "
+    "AND (%(after)s::bigint IS NULL OR msg_id > %(after)s) AND (%(before)s::bigint IS NULL OR msg_id < %(before)s) "
+    "AND (%(start)s::timestamp IS NULL OR stamp >= %(start)s) AND (%(end)s::timestamp IS NULL OR stamp <= %(end)s) "
+)
+ARCHIVE_SQL_FIRST = _ARCHIVE_SQL + "ORDER BY msg_id LIMIT %(limit)s"
+ARCHIVE_SQL_LAST = _ARCHIVE_SQL + "ORDER BY msg_id DESC LIMIT %(limit)s"
 ROOM_SELECTIONS = {
     "aliases": "lower(split_part(r.room_jid, '@', 2)) = ANY(%s)",
     "jids": "r.room_jid = ANY(%s)",
@@ -58,6 +71,26 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
+class ArchiveQuery:
+    """What an archive query (XEP-0313) selects: msg_ids after/before, stamps from/to (UTC),
+    and whether the page is read from the end (RSM ``<before/>``)."""
+
+    after: int | None = None
+    before: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    last: bool = False
+
+    def matches(self, message: ChatMessage) -> bool:
+        return (
+            (self.after is None or message.msg_id > self.after)
+            and (self.before is None or message.msg_id < self.before)
+            and (self.start is None or message.stamp >= self.start)
+            and (self.end is None or message.stamp <= self.end)
+        )
+
+
+@dataclass(frozen=True)
 class PendingPost:
     """A post waiting to be stored."""
 
@@ -65,6 +98,27 @@ class PendingPost:
     nick: str
     body: str
     cid: str
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The hosting epoch a commit must still find for its room's home node."""
+
+    home: str
+    epoch: int
+    node: str
+
+
+class Fenced(ChatError):
+    """A commit found a newer hosting epoch: another node took the rooms; nothing was stored."""
+
+    def __init__(self, fence: Fence, current: int | None, holder: str | None) -> None:
+        super().__init__(
+            ErrorCode.ROOM_UNAVAILABLE,
+            f"{fence.node} no longer hosts the rooms of {fence.home} ({holder or 'nobody'} took them, epoch "
+            f"{current} after {fence.epoch}); nothing was stored; try again.",
+        )
+        self.fence = fence
 
 
 class DatabaseUnavailable(ChatError):
@@ -87,8 +141,9 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Open the pool and wait for a first connection; raise psycopg.Error if none comes."""
+        options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
         self.pool = AsyncConnectionPool(
-            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5},
+            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5, "options": options},
             min_size=self.size,
             max_size=self.size,
             open=False,
@@ -126,6 +181,29 @@ class PostgresStore:
                 if (await cursor.fetchone())[0] != 1:
                     problems.append(f"Table xcp_sequence has no row {schema.MESSAGE_ID_SEQUENCE}.")
             return problems
+
+    async def ensure_fencing(self) -> None:
+        """Create the fencing tables the first time a TC starts on this database."""
+        async with self._connection() as conn:
+            for table in schema.FENCING_TABLES:
+                cursor = await conn.execute("SELECT to_regclass(%s)", (table.name,))
+                if (await cursor.fetchone())[0] is None:
+                    await conn.execute(
+                        schema.create_table_sql(table, schema.Dialect.POSTGRES).replace(
+                            "CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1
+                        )
+                    )
+
+    async def claim(self, home: str, node: str) -> int:
+        """Bump the hosting epoch of ``home``'s rooms for ``node``; commits under an older one fail."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO tc_hosting_epochs (home_node, epoch, holder, claimed_at) VALUES (%s, 1, %s, %s) "
+                "ON CONFLICT (home_node) DO UPDATE SET epoch = tc_hosting_epochs.epoch + 1, "
+                "holder = EXCLUDED.holder, claimed_at = EXCLUDED.claimed_at RETURNING epoch",
+                (home, node, utcnow()),
+            )
+            return (await cursor.fetchone())[0]
 
     async def heartbeat(self) -> None:
         """Exercise the connections (the product's database connection heartbeat)."""
@@ -257,14 +335,29 @@ class PostgresStore:
         taken, self._archive_ids = self._archive_ids[:count], self._archive_ids[count:]
         return taken
 
-    async def store_posts(self, room: Room, posts: list[PendingPost], archive: bool) -> list[tuple[ChatMessage, bool]]:
+    async def store_posts(
+        self, room: Room, posts: list[PendingPost], archive: bool, fence: Fence | None = None
+    ) -> list[tuple[ChatMessage, bool]]:
         """Store posts in one transaction; return each one's message and whether it is new
         (False for a post already stored under the same sender and client id, which keeps its
-        first id). Raises on failure, and then nothing of the batch is stored."""
+        first id). Raises on failure, and then nothing of the batch is stored.
+
+        With a ``fence``, the transaction first takes a share lock on the home node's hosting
+        epoch and raises ``Fenced`` unless it is still ``fence.epoch``: a node that lost the
+        rooms cannot commit, whatever its clock or lease says, and a claim waits for the
+        commits under the old epoch to end. Each new message records the epoch it was
+        committed under."""
         async with self._connection() as conn:
             archive_ids = await self._reserve_archive_ids(conn, len(posts)) if archive else []
             stamp = utcnow()
             async with conn.transaction():
+                if fence is not None:
+                    cursor = await conn.execute(
+                        "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = %s FOR SHARE", (fence.home,)
+                    )
+                    current = await cursor.fetchone()
+                    if current is None or current[0] != fence.epoch:
+                        raise Fenced(fence, *(current or (None, None)))
                 cursor = await conn.execute(
                     "SELECT next_msg_id FROM tc_rooms WHERE room_jid = %s FOR UPDATE", (room.jid,)
                 )
@@ -299,7 +392,9 @@ class PostgresStore:
                 for post in posts:
                     earlier = seen.get((post.sender, post.cid))
                     if earlier is not None:
-                        old = ChatMessage(room.jid, earlier, post.sender, post.nick, post.body, stamp, post.cid)
+                        old = room.history.get(earlier) or await _stored_message(conn, room.jid, earlier)
+                        if old is None:  # not readable: the retry still is not stored twice
+                            old = ChatMessage(room.jid, earlier, post.sender, post.nick, post.body, stamp, post.cid)
                         results.append((old, False))
                         continue
                     message = ChatMessage(room.jid, next(ids), post.sender, post.nick, post.body, stamp, post.cid)
@@ -315,6 +410,11 @@ class PostgresStore:
                         await cur.executemany(
                             "INSERT INTO tc_messages (msg_id, room_jid, stamp, msg) VALUES (%s, %s, %s, %s)", rows
                         )
+                        if fence is not None:
+                            await cur.executemany(
+                                "INSERT INTO tc_message_epochs (room_jid, msg_id, epoch, node) VALUES (%s, %s, %s, %s)",
+                                [(row[1], row[0], fence.epoch, fence.node) for row in rows],
+                            )
                         if archive_rows:
                             await cur.executemany(
                                 "INSERT INTO tc_msgarchive (msg_id, to_jid, from_jid, nick_jid, sent_date, msg_type, "
@@ -358,6 +458,40 @@ class PostgresStore:
                 rows = list(reversed(await cursor.fetchall()))
             return [ChatMessage.from_row(jid, msg_id, stamp, msg) for msg_id, stamp, msg in rows]
 
+    async def locate(self, jid: str, stanza_id: str) -> int | None:
+        """The msg_id of the room's message with this XEP-0359 stanza-id, or None."""
+        stamp = stamp_of_stanza_id(stanza_id)
+        if stamp is None:
+            return None
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND stamp = %s", (jid, stamp)
+            )
+            for msg_id, row_stamp, msg in await cursor.fetchall():
+                if stanza_id_for(jid, row_stamp, msg) == stanza_id:
+                    return msg_id
+        return None
+
+    async def archive(self, jid: str, query: ArchiveQuery, limit: int) -> list[ChatMessage]:
+        """Up to ``limit`` messages matching an archive query (XEP-0313), oldest first: the
+        first ones, or the last ones when ``query.last`` (a page read backwards)."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                ARCHIVE_SQL_LAST if query.last else ARCHIVE_SQL_FIRST,
+                {
+                    "room": jid,
+                    "after": query.after,
+                    "before": query.before,
+                    "start": query.start,
+                    "end": query.end,
+                    "limit": limit,
+                },
+            )
+            rows = await cursor.fetchall()
+        if query.last:
+            rows.reverse()
+        return [ChatMessage.from_row(jid, msg_id, stamp, msg) for msg_id, stamp, msg in rows]
+
     async def log_presence(self, real_jid: str, nick_jid: str, direction: str) -> None:
         """A tc_timelog row: E when a user enters a room, L when the user leaves."""
         async with self._connection() as conn:
@@ -365,6 +499,15 @@ class PostgresStore:
                 "INSERT INTO tc_timelog (real_jid, nick_jid, direction, stamp) VALUES (%s, %s, %s, %s)",
                 (real_jid, nick_jid, direction, utcnow()),
             )
+
+
+async def _stored_message(conn, jid: str, msg_id: int) -> ChatMessage | None:
+    """A stored message of the room (the first copy of a retried post), as stored."""
+    cursor = await conn.execute(
+        "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id = %s", (jid, msg_id)
+    )
+    row = await cursor.fetchone()
+    return ChatMessage.from_row(jid, *row) if row else None
 
 
 async def _posts_between(conn, jid: str, low: int, high: int) -> list[tuple[str, str, int]]:
@@ -429,6 +572,13 @@ class MemoryStore:
     async def verify_schema(self) -> list[str]:
         return []
 
+    async def ensure_fencing(self) -> None:
+        pass
+
+    async def claim(self, home: str, node: str) -> None:
+        """Nothing outlives the service in memory, so there is nothing to fence."""
+        return None
+
     async def heartbeat(self) -> None:
         pass
 
@@ -461,13 +611,16 @@ class MemoryStore:
         jids = sorted(jid for jid in self.rooms if jid.split("@")[1] in aliases)[:limit]
         return [{"room": jid, "type": str(self.rooms[jid].room_type), "subject": ""} for jid in jids]
 
-    async def store_posts(self, room: Room, posts: list[PendingPost], archive: bool) -> list[tuple[ChatMessage, bool]]:
+    async def store_posts(
+        self, room: Room, posts: list[PendingPost], archive: bool, fence: Fence | None = None
+    ) -> list[tuple[ChatMessage, bool]]:
         stored = self.messages.setdefault(room.jid, [])
         results = []
         for post in posts:
             earlier = room.stored_post(post.sender, post.cid)
+            first = next((m for m in stored if m.msg_id == earlier), None) if earlier is not None else None
             msg_id = earlier if earlier is not None else room.known_next_msg_id
-            message = ChatMessage(room.jid, msg_id, post.sender, post.nick, post.body, utcnow(), post.cid)
+            message = first or ChatMessage(room.jid, msg_id, post.sender, post.nick, post.body, utcnow(), post.cid)
             if earlier is None:
                 stored.append(message)
                 room.known_next_msg_id += 1
@@ -482,6 +635,13 @@ class MemoryStore:
         if after is not None:
             return [m for m in messages if m.msg_id > after][:limit]
         return [m for m in messages if before is None or m.msg_id < before][-limit:]
+
+    async def locate(self, jid: str, stanza_id: str) -> int | None:
+        return next((m.msg_id for m in self.messages.get(jid, []) if m.stanza_id == stanza_id), None)
+
+    async def archive(self, jid: str, query: ArchiveQuery, limit: int) -> list[ChatMessage]:
+        found = [m for m in self.messages.get(jid, []) if query.matches(m)]
+        return found[-limit:] if query.last else found[:limit]
 
     async def log_presence(self, real_jid: str, nick_jid: str, direction: str) -> None:
         pass

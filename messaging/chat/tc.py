@@ -13,6 +13,12 @@ in batches, one transaction per batch; a post is answered (and so acknowledged t
 sender) only after its batch is committed. While the database is away, posts are refused
 with ``database-unavailable`` until the heartbeat, every "database connection heartbeat
 interval", finds it back.
+
+Fencing (docs/operations.md): while the node agent's lease has run out (the node lost touch
+with the config DB) the service refuses every request with the retryable
+``room-unavailable``, and stays so until the agent has re-read the room hosting; and each
+commit of posts carries the home node's hosting epoch (``RoomHosting.fence_for``), so a post
+to rooms another node has taken is never stored nor acknowledged.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 import psycopg_pool
@@ -42,8 +49,16 @@ from messaging.chat.rooms import (
     nick_for,
 )
 from messaging.chat.stanzas import ChatMessage
-from messaging.chat.store import DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
+from messaging.chat.store import (
+    ArchiveQuery,
+    DatabaseUnavailable,
+    Fenced,
+    MemoryStore,
+    PendingPost,
+    PostgresStore,
+)
 from topology.agent.base import NodeService, ServiceStartError
+from topology.agent.lease import Lease
 from topology.agent.metrics import COMMIT_SECONDS, MESSAGES_COMMITTED
 from topology.models import Node
 
@@ -64,7 +79,7 @@ class TCConfig:
 
 
 def read_config(node: Node) -> TCConfig:
-    from messaging.assignment import database_for_node
+    from messaging.database_assignment import database_for_node
     from messaging.models import ChatSettings
 
     close_old_connections()
@@ -85,9 +100,11 @@ class TextConferenceManager(NodeService):
 
     name = "Cisco XCP Text Conference Manager"
 
-    def __init__(self, node: Node, router) -> None:
+    def __init__(self, node: Node, router, lease: Lease | None = None) -> None:
         self.node = node
         self.router = router
+        self.lease = lease
+        self.fenced_reason = ""  # why the node stopped serving, until the agent re-reads the hosting
         self.config: TCConfig | None = None
         self.store: PostgresStore | MemoryStore | None = None
         self.bus: chat_bus.Bus | None = None
@@ -97,6 +114,7 @@ class TextConferenceManager(NodeService):
         self.last_database_error = ""
         self._running = False
         self._tasks: list[asyncio.Task] = []
+        self._background: asyncio.Task | None = None
 
     @property
     def rooms(self) -> dict[str, HostedRoom]:
@@ -118,6 +136,8 @@ class TextConferenceManager(NodeService):
             try:
                 await self.store.open()
                 problems = await self.store.verify_schema()
+                if not problems:
+                    await self.store.ensure_fencing()
             except (psycopg.Error, psycopg_pool.PoolTimeout, ChatError) as exc:
                 await self.store.close()
                 raise ServiceStartError(
@@ -175,6 +195,31 @@ class TextConferenceManager(NodeService):
     def is_running(self) -> bool:
         return self._running
 
+    # --- fencing -----------------------------------------------------------------------------
+
+    def serving(self) -> bool:
+        """Whether the node may serve its rooms now: its lease is held and it is not fenced."""
+        return not self.fenced_reason and (self.lease is None or self.lease.held())
+
+    def fence(self, reason: str) -> None:
+        """The agent's lease ran out: refuse everything until ``unfence`` (after a hosting re-read)."""
+        if not self.fenced_reason:
+            logger.warning("%s stops serving its rooms: %s", self.node, reason)
+        self.fenced_reason = reason
+
+    def unfence(self) -> None:
+        if self.fenced_reason:
+            logger.warning("%s serves its rooms again", self.node)
+        self.fenced_reason = ""
+
+    def _check_serving(self) -> None:
+        if not self.serving():
+            reason = self.fenced_reason or f"{self.node} lost touch with the config DB (its lease ran out)"
+            raise ChatError(
+                ErrorCode.ROOM_UNAVAILABLE,
+                f"{reason}; it stopped serving its rooms and its backup node takes them over; try again.",
+            )
+
     async def refresh_hosting(self) -> None:
         """Re-read which home nodes' rooms this node serves (after a failover or a fallback):
         unload the rooms it gave up, and load in bulk every room of the home nodes it gained.
@@ -207,6 +252,7 @@ class TextConferenceManager(NodeService):
         try:
             if not self._running:
                 raise ChatError(ErrorCode.ROOM_UNAVAILABLE, f"The Text Conference Manager of {self.node} is stopped.")
+            self._check_serving()
             op = request.get("op")
             handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
             if handler is None:
@@ -259,6 +305,8 @@ class TextConferenceManager(NodeService):
         async with hosted.lock:
             new = user not in room.occupants
             room.check_join(user, policy)
+            if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
+                raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
             if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
                 await self.store.add_member(room, user, nick)
                 room.members[user] = Affiliation.MEMBER
@@ -280,6 +328,7 @@ class TextConferenceManager(NodeService):
             "persistent": room.persistent,
             "members_only": room.config.members_only,
             "occupants": sorted(room.occupants),
+            "roster": [{"user": o.jid, "nick": o.nick} for o in room.occupants.values()],
             "history": [message.as_event() for message in history],
         }
 
@@ -331,7 +380,7 @@ class TextConferenceManager(NodeService):
         if hosted.worker is None or hosted.worker.done():
             hosted.worker = asyncio.create_task(self._store_posts(hosted), name=f"tc-posts-{room.jid}")
         message: ChatMessage = await future
-        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid}
+        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid, "message": message.as_event()}
 
     async def _op_history(self, request: dict) -> dict:
         hosted = await self._room(request["room"])
@@ -341,6 +390,54 @@ class TextConferenceManager(NodeService):
         limit = self.config.policy.page_size(request.get("limit"))
         messages = await self._history(room, request.get("before"), request.get("after"), limit)
         return {"room": room.jid, "messages": [message.as_event() for message in messages]}
+
+    async def _op_info(self, request: dict) -> dict:
+        """What XEP-0030 disco#info says of a room."""
+        hosted = await self._room(request["room"])
+        room = hosted.room
+        return {
+            "room": room.jid,
+            "name": room.config.name,
+            "subject": room.config.subject,
+            "persistent": room.persistent,
+            "members_only": room.config.members_only,
+            "max_occupants": min(room.config.max_occupants, self.config.policy.max_users_per_room),
+            "occupants": len(room.occupants),
+            "affiliation": str(room.members.get(request.get("user", ""), Affiliation.NONE)),
+        }
+
+    async def _op_archive(self, request: dict) -> dict:
+        """An archive query (XEP-0313): by XEP-0359 stanza-id (after_id/before_id), by time
+        (start/end, ISO 8601 UTC), paged (limit; ``last``: the page before ``before_id`` or
+        the last page). ``complete`` says whether the page reaches the end of the query."""
+        hosted = await self._room(request["room"])
+        room = hosted.room
+        if room.config.members_only and not room.is_member(request["user"]):
+            raise ChatError(ErrorCode.MEMBERS_ONLY, f"The archive of {room.jid} is for its members only.")
+        self._check_database()
+        bounds = {}
+        for name in ("after_id", "before_id"):
+            stanza_id = request.get(name)
+            if stanza_id is None:
+                continue
+            held = room.history.find(stanza_id)
+            msg_id = held.msg_id if held is not None else await self.store.locate(room.jid, stanza_id)
+            if msg_id is None:
+                raise ChatError(ErrorCode.MESSAGE_NOT_FOUND, f"{room.jid} has no message with the id {stanza_id}.")
+            bounds[name.removesuffix("_id")] = msg_id
+        query = ArchiveQuery(
+            after=bounds.get("after"),
+            before=bounds.get("before"),
+            start=_utc(request.get("start")),
+            end=_utc(request.get("end")),
+            last=bool(request.get("last")),
+        )
+        limit = self.config.policy.page_size(request.get("limit"))
+        messages = await self.store.archive(room.jid, query, limit + 1)
+        complete = len(messages) <= limit
+        if not complete:
+            messages = messages[1:] if query.last else messages[:limit]
+        return {"room": room.jid, "messages": [m.as_event() for m in messages], "complete": complete}
 
     async def _op_presence(self, request: dict) -> dict:
         hosted = await self._room(request["room"])
@@ -393,9 +490,13 @@ class TextConferenceManager(NodeService):
                 batch.append(hosted.queue.get_nowait())
             try:
                 self._check_database()
+                self._check_serving()
                 started = time.perf_counter()
                 results = await self.store.store_posts(
-                    room, [post for post, _ in batch], self.config.policy.archive_room_messages
+                    room,
+                    [post for post, _ in batch],
+                    self.config.policy.archive_room_messages,
+                    self.hosting.fence_for(room.jid),
                 )
                 COMMIT_SECONDS.labels(self.node.name).observe(time.perf_counter() - started)
                 MESSAGES_COMMITTED.labels(self.node.name).inc(sum(1 for _, new in results if new))
@@ -407,6 +508,10 @@ class TextConferenceManager(NodeService):
                         )
                 raise
             except Exception as exc:
+                if isinstance(exc, Fenced):
+                    # Dropping the rooms cancels this worker: do it from a task of its own.
+                    lost = self.hosting.lost(exc.fence.home, exc.message)
+                    self._background = asyncio.create_task(lost, name=f"tc-lost-{exc.fence.home}")
                 if isinstance(exc, DATABASE_ERRORS):
                     self._database_lost(exc)
                     exc = DatabaseUnavailable(_first_line(exc))
@@ -460,6 +565,17 @@ class TextConferenceManager(NodeService):
             if not self.database_ok:
                 logger.warning("Persistent chat database back on %s", self.node)
             self.database_ok = True
+
+
+def _utc(value: str | None) -> datetime | None:
+    """An ISO 8601 time as the naive UTC the tc_* TIMESTAMP columns hold."""
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ChatError(ErrorCode.BAD_REQUEST, f"{value!r} is not an ISO 8601 time.") from None
+    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
 
 
 def _first_line(exc: BaseException) -> str:

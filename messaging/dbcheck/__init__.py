@@ -5,8 +5,8 @@ verification and privileges; ``install_schema(db)`` installs the TC schema.
 """
 
 from messaging.dbcheck.base import CheckResult, DatabaseError
+from messaging.dbcheck.checks import Unreachable, check_and_record, login, reach, record, run_checks
 from messaging.dbcheck.install import InstallOutcome, install_schema
-from messaging.dbcheck.runner import Unreachable, check_and_record, login, reach, record, run_checks
 
 __all__ = [
     "CheckResult",

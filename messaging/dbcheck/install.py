@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from messaging.dbcheck.runner import driver_for, login
+from messaging.dbcheck.checks import driver_for, login
 from messaging.models import ExternalDatabase
 from messaging.tc import schema
 
@@ -24,7 +24,7 @@ class InstallOutcome:
 def install_schema(database: ExternalDatabase) -> InstallOutcome:
     """Install the TC schema into ``database`` unless it already holds one."""
     from messaging.dbcheck.base import DatabaseError
-    from messaging.dbcheck.runner import Unreachable
+    from messaging.dbcheck.checks import Unreachable
 
     driver = driver_for(database)
     try:

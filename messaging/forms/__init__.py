@@ -1,4 +1,6 @@
-from .chat import ChatAliasForm, ChatSettingsForm, DatabaseAssignmentForm, GroupChatAdministratorForm
+from .administrators import GroupChatAdministratorForm
+from .aliases import ChatAliasForm
+from .chat_settings import ChatSettingsForm, DatabaseAssignmentForm
 from .databases import ExternalDatabaseForm
 
 __all__ = [

@@ -1,6 +1,6 @@
 from .administrators import GroupChatAdministrator
 from .aliases import ChatAlias
-from .chat import ChatSettings, ParticipationLevel
+from .chat_settings import ChatSettings, ParticipationLevel
 from .databases import (
     ACTIVE_CHECK_STATES,
     STATUS_CHECKS,

@@ -87,7 +87,7 @@ class GroupChatAdministrator(models.Model):
 def administrators_by_cluster() -> dict[int, frozenset[str]]:
     """Cluster pk → IM addresses of its group chat system administrators, for every cluster
     whose "Enable Group Chat System Administrators" is on (a cluster absent: it is off)."""
-    from messaging.models.chat import ChatSettings
+    from messaging.models.chat_settings import ChatSettings
 
     enabled = list(ChatSettings.objects.filter(enable_system_administrators=True).values_list("cluster_id", flat=True))
     found: dict[int, set[str]] = {cluster_id: set() for cluster_id in enabled}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
-from topology.models.topology import hostname_validator
+from messaging.models.chat_settings import ChatSettings
+from topology.models.topology import Node, hostname_validator
 
 ALIAS_IS_DOMAIN_MESSAGE = (
     "A group chat server alias cannot be the IM and Presence domain ({domain}); use e.g. chat.{domain}."
@@ -19,6 +22,9 @@ def system_alias(node) -> str:
     """The system-generated primary alias of a node: conference-<node>-<Cluster ID>.<domain>."""
     cluster = node.cluster
     return f"conference-{node.pk}-{cluster.cluster_id}.{cluster.domain}".lower()
+
+
+_SYSTEM_ALIAS = re.compile(r"^conference-(?P<node>\d+)-(?P<rest>.+)$")
 
 
 class ChatAlias(models.Model):
@@ -68,8 +74,6 @@ class ChatAlias(models.Model):
         return reverse("messaging:chatalias_edit", args=[self.pk])
 
     def clean(self) -> None:
-        from messaging.aliases import node_for_alias
-
         if not self.alias or not self.node_id:
             return
         self.alias = self.alias.strip().lower()
@@ -79,3 +83,21 @@ class ChatAlias(models.Model):
         owner = node_for_alias(self.alias, exclude_alias_pk=self.pk)
         if owner is not None and not (owner.pk == self.node_id and self.alias == system_alias(owner)):
             raise ValidationError({"alias": ALIAS_TAKEN_MESSAGE.format(alias=self.alias, node=owner)})
+
+
+def node_for_alias(domain: str, exclude_alias_pk: int | None = None) -> Node | None:
+    """The node that answers to ``domain`` (the part of a room JID after ``@``), or None."""
+    domain = domain.strip().lower()
+    mapped = ChatAlias.objects.filter(alias=domain).select_related("node__cluster")
+    if exclude_alias_pk is not None:
+        mapped = mapped.exclude(pk=exclude_alias_pk)
+    found = mapped.first()
+    if found is not None:
+        return found.node
+    match = _SYSTEM_ALIAS.match(domain)
+    if match is None:
+        return None
+    node = Node.objects.select_related("cluster").filter(pk=int(match["node"])).first()
+    if node is None or system_alias(node) != domain or not ChatSettings.peek(node.cluster).auto_manage_aliases:
+        return None
+    return node

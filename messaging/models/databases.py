@@ -174,7 +174,7 @@ class PersistentChatAssignment(models.Model):
         return f"{self.node}: {self.database or 'unassigned'}"
 
     def clean(self) -> None:
-        from messaging.assignment import validate_assignments
+        from messaging.database_assignment import validate_assignments
 
         if not self.node_id:
             return

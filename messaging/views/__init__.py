@@ -4,7 +4,8 @@ from .administrators import (
     GroupChatAdministratorEnableView,
     GroupChatAdministratorListView,
 )
-from .chat import ChatAliasBulkDeleteView, ChatAliasDeleteView, ChatAliasEditView, ChatAliasListView, ChatSettingsView
+from .aliases import ChatAliasBulkDeleteView, ChatAliasDeleteView, ChatAliasEditView, ChatAliasListView
+from .chat_settings import ChatSettingsView
 from .databases import (
     ExternalDatabaseCheckView,
     ExternalDatabaseDeleteView,

@@ -14,7 +14,7 @@ from imp_admin.permissions import ConsolePermissionMixin
 from messaging import filters, forms, tables
 from messaging.dbcheck import install_schema
 from messaging.models import STATUS_CHECKS, CheckName, ExternalDatabase, PersistentChatAssignment
-from messaging.status import check_in_progress, request_check
+from messaging.tasks import check_in_progress, request_check
 
 WITH_STATUS = (
     Prefetch("checks"),

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import close_old_connections
 
-from messaging.assignment import assign
+from messaging.database_assignment import assign
 from messaging.models import ChatSettings
 from tests.chat.conftest import external_database, free_port, install_schema
 from tests.conftest import chat_user

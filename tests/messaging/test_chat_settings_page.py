@@ -8,7 +8,7 @@ from django.forms.models import model_to_dict
 from django.urls import reverse
 
 from messaging.models import ChatAlias, ChatSettings, PersistentChatAssignment
-from messaging.models.chat import SETTING_FIELDS
+from messaging.models.chat_settings import SETTING_FIELDS
 from tests.messaging.conftest import make_external_database
 
 pytestmark = pytest.mark.django_db

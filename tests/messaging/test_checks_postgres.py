@@ -189,7 +189,7 @@ def test_every_address_of_a_host_shares_one_deadline(dropping_port):
     # the other, they still give up at the one deadline, not at a timeout each.
     import socket
 
-    from messaging.dbcheck.runner import connect_any
+    from messaging.dbcheck.checks import connect_any
 
     second = socket.socket()
     second.bind(("127.0.0.1", 0))

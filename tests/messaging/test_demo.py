@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from psycopg import sql
 
-from messaging.assignment import database_for_node
+from messaging.database_assignment import database_for_node
 from messaging.models import ChatSettings
 from messaging.tc.schema import Dialect, postgres_actual, verify
 from tests.conftest import PG_ADMIN

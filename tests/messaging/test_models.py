@@ -6,9 +6,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from messaging.aliases import aliases_of, home_node_for_room, node_for_alias
-from messaging.assignment import database_for_node
+from messaging.aliases import aliases_of, home_node_for_room
+from messaging.database_assignment import database_for_node
 from messaging.models import ChatAlias, ChatSettings, ExternalDatabase, PersistentChatAssignment
+from messaging.models.aliases import node_for_alias
 
 pytestmark = [pytest.mark.django_db, pytest.mark.configdb]
 

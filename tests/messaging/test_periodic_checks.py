@@ -9,8 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import CheckRunState, ExternalDatabase
-from messaging.status import stale_after
-from messaging.tasks import check_all_external_databases
+from messaging.tasks import check_all_external_databases, stale_after
 from tests.messaging.conftest import make_external_database
 
 pytestmark = pytest.mark.django_db

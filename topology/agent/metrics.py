@@ -21,7 +21,7 @@ from topology.catalog import START_ORDER, ServiceName, ServiceStatus
 from topology.choices import HAState
 
 if TYPE_CHECKING:
-    from topology.agent.runner import NodeAgent
+    from topology.agent.node_agent import NodeAgent
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from topology.catalog import ServiceName
 from topology.ha.monitor import RecoveryManager
 
 if TYPE_CHECKING:
-    from topology.agent.runner import NodeAgent
+    from topology.agent.node_agent import NodeAgent
     from topology.models import Node
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from topology.alarms import raise_alarm
 from topology.catalog import ControlAction, ServiceName
 from topology.choices import FAILOVER_STATES, HAReason, HAState
 from topology.models import (
     AlarmName,
     EndUser,
-    HAAlarm,
     HATransition,
     Node,
     RedundancyGroup,
@@ -65,8 +65,7 @@ class GroupState:
         node.save(update_fields=["ha_state", "ha_reason", "ha_state_changed_at"])
 
     def alarm(self, name: AlarmName, from_node: Node, to_node: Node | None, reason: HAReason) -> None:
-        HAAlarm.objects.create(name=name, group=self.group, from_node=from_node, to_node=to_node, reason=reason)
-        log.warning("%s FromNode=%s ToNode=%s Reason=%s", name, from_node, to_node, reason)
+        raise_alarm(name, self.group, from_node, to_node, reason)
 
 
 def lock_group(node_id: int, recorded_by: int | None = None) -> GroupState | None:
@@ -189,7 +188,9 @@ def finish_take_back(home_id: int, rooms_loaded: bool) -> bool:
         if locked is None or locked.node.ha_state != HAState.TAKING_BACK:
             return False
         if rooms_loaded:
+            fallback_reason = HAReason(locked.node.ha_reason)
             locked.set(locked.node, HAState.NORMAL, HAReason.NORMAL)
+            locked.alarm(AlarmName.SRM_FALLBACK, locked.peer or locked.node, locked.node, fallback_reason)
         else:
             _both_failed(locked, HAReason.TAKE_BACK_USERS_FAILED)
         return True

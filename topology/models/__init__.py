@@ -2,6 +2,7 @@ from .certificates import CertificateSource, NodeCertificate
 from .ha import (
     FINISHED_ACTION_STATUSES,
     AlarmName,
+    AlarmRecipient,
     HAAlarm,
     HATransition,
     ServerAction,
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_NODES_PER_CLUSTER",
     "MIN_SCRAM_ITERATIONS",
     "AlarmName",
+    "AlarmRecipient",
     "CertificateSource",
     "Cluster",
     "EndUser",

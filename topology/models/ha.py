@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from topology.choices import HAReason, HAState
@@ -40,10 +41,12 @@ class HATransition(models.Model):
 
 
 class AlarmName(models.TextChoices):
-    """SRM alarms (reference 9.3)."""
+    """SRM alarms (reference 9.3). The reference names no fallback alarm: ``SRMFallback`` is
+    imp-admin's own, raised when a fallback brings a node's users and rooms home."""
 
     SRM_FAILOVER = "UC_SRM-2-SRMFailover", "UC_SRM-2-SRMFailover"
     SRM_FAILED = "UC_SRM-2-SRMFailed", "UC_SRM-2-SRMFailed"
+    SRM_FALLBACK = "SRMFallback", "SRMFallback"
 
 
 class HAAlarm(models.Model):
@@ -130,3 +133,21 @@ class ServerAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.node}"
+
+
+class AlarmRecipient(models.Model):
+    """An e-mail address every SRM alarm is also sent to (System > Alarm Recipients)."""
+
+    email = models.EmailField("E-mail address", unique=True)
+    description = models.CharField(max_length=128, blank=True, help_text="Who this is, e.g. the on-call rota.")
+    enabled = models.BooleanField(default=True, help_text="Untick to stop the alarm e-mails without losing the entry.")
+
+    class Meta:
+        ordering = ["email"]
+        verbose_name = "alarm recipient"
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_absolute_url(self) -> str:
+        return reverse("topology:alarmrecipient_edit", args=[self.pk])

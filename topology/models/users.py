@@ -7,6 +7,9 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 
+from topology.choices import FAILOVER_STATES
+from topology.models.topology import Node
+
 jid_validator = RegexValidator(
     r"^[^@\s/\"&'<>:]+@[A-Za-z0-9.-]+$",
     "Enter a JID in the form name@domain, such as andy@example.com.",
@@ -88,9 +91,6 @@ class EndUser(models.Model):
 
     def clean(self) -> None:
         # Reference 1.3: end users cannot be added to a cluster while any of its nodes is failed over.
-        from topology.choices import FAILOVER_STATES
-        from topology.models import Node
-
         if not self._state.adding or self.assigned_node_id is None:
             return
         cluster_id = Node.objects.filter(pk=self.assigned_node_id).values_list("cluster_id", flat=True).first()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from dbmerge import runner
+from dbmerge import jobrunner
 from dbmerge.choices import JobKind, JobState, MergeDatabaseType, MergeMethod
 from dbmerge.forms import MergeJobForm
 from dbmerge.models import MergeJob
@@ -63,7 +63,7 @@ class Command(BaseCommand):
                 kind=JobKind.VALIDATE if options["validate_only"] else JobKind.MERGE,
             )
         self.stdout.write(f"Merge job {job.pk} created.")
-        job = runner.run_job(job.pk, echo=self.stdout.write)
+        job = jobrunner.run_job(job.pk, echo=self.stdout.write)
         self.stdout.write(f"Merge job {job.pk}: {job.get_state_display()}.")
         if job.reason:
             self.stdout.write(job.reason)

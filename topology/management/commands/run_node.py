@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from topology.agent.metrics import METRICS_PORT_OFFSET
-from topology.agent.runner import NodeAgent
+from topology.agent.node_agent import NodeAgent
 from topology.models import Node
 
 

@@ -77,26 +77,34 @@ class Heartbeat(threading.Thread):
     """Writes the job's heartbeat every ``every`` seconds until stopped, on its own database
     connection, independent of progress: one dblink ``INSERT ... SELECT`` of a big table or
     one set-based step of the merge reports nothing for longer than the stale job check waits
-    (AWX keeps its instance heartbeat the same way, apart from the work)."""
+    (AWX keeps its instance heartbeat the same way, apart from the work).
 
-    def __init__(self, job_id: int, every: float) -> None:
+    It is also the cancel watch: when Cancel was pressed it interrupts the merge through
+    ``hooks`` (cancelling the statement each of the engine's connections runs), every beat
+    until the job ends, so a Cancel is honoured within about ``every`` seconds whatever the
+    merge is doing."""
+
+    def __init__(self, job_id: int, every: float, hooks: MergeHooks | None = None) -> None:
         super().__init__(name=f"merge-job-{job_id}-heartbeat", daemon=True)
         self.job_id = job_id
         self.every = every
+        self.hooks = hooks
         self.stopped = threading.Event()
 
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.every):
+                running = MergeJob.objects.filter(pk=self.job_id, state__in=RUNNING)
                 try:
-                    beating = MergeJob.objects.filter(pk=self.job_id, state__in=RUNNING).update(
-                        heartbeat=timezone.now()
-                    )
+                    beating = running.update(heartbeat=timezone.now())
+                    cancel = beating and self.hooks is not None and running.filter(cancel_requested=True).exists()
                 except DatabaseError as exc:  # a busy config database: try again next time
                     logger.warning("Merge job %s: heartbeat not written: %s", self.job_id, exc)
                     continue
                 if not beating:  # no longer running: nothing left to vouch for
                     return
+                if cancel:
+                    self.hooks.interrupt()
         finally:
             connection.close()  # this thread's own connection
 
@@ -106,8 +114,8 @@ class Heartbeat(threading.Thread):
 
 
 @contextmanager
-def heartbeat(job_id: int) -> Iterator[None]:
-    beat = Heartbeat(job_id, HEARTBEAT_EVERY)
+def heartbeat(job_id: int, hooks: MergeHooks | None = None) -> Iterator[None]:
+    beat = Heartbeat(job_id, HEARTBEAT_EVERY, hooks)
     beat.start()
     try:
         yield
@@ -124,41 +132,15 @@ def _limit_words(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def _move(job_id: int, from_states: set | JobState, **fields) -> bool:
+def move_job(job_id: int, from_states: set | JobState, **fields) -> bool:
+    """Update the job only if it is still in one of ``from_states``; True if it was."""
     states = {from_states} if isinstance(from_states, str) else from_states
     return MergeJob.objects.filter(pk=job_id, state__in=states).update(**fields) == 1
 
 
-def enqueue(job: MergeJob) -> None:
-    """Hand the saved job to a Celery worker once the surrounding transaction commits."""
-    from dbmerge.tasks import run_merge_job
-
-    transaction.on_commit(lambda: run_merge_job.delay(job.pk))
-
-
-def request_merge(job: MergeJob) -> bool:
-    """Turn a validated job into a merge (Merge Selected Tables); False if it is not validated.
-
-    A Cancel pressed while the job was validating is spent: it must not cancel this merge.
-    """
-    if not _move(
-        job.pk,
-        JobState.VALIDATED,
-        state=JobState.PENDING,
-        kind=JobKind.MERGE,
-        finished=None,
-        reason="",
-        cancel_requested=False,
-    ):
-        return False
-    job.refresh_from_db()
-    enqueue(job)
-    return True
-
-
 def request_cancel(job: MergeJob) -> bool:
     """Cancel: a pending job ends at once, a running one when its worker next checks."""
-    if _move(
+    if move_job(
         job.pk,
         JobState.PENDING,
         state=JobState.CANCELLED,
@@ -167,6 +149,17 @@ def request_cancel(job: MergeJob) -> bool:
     ):
         return True
     return MergeJob.objects.filter(pk=job.pk, state__in=RUNNING).update(cancel_requested=True) == 1
+
+
+def delete_finished(job: MergeJob) -> bool:
+    """Delete a job that is not pending or running (False otherwise). Its report stays in the
+    audit trail (``dbmerge.audit``), and the databases it named can be deleted afterwards."""
+    with transaction.atomic():
+        current = MergeJob.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None or current.is_active:
+            return False
+        current.delete()
+    return True
 
 
 def mark_stale_jobs(stale_after: timedelta | None = None) -> int:
@@ -212,7 +205,7 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
     """
     now = timezone.now()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    if not _move(
+    if not move_job(
         job_id,
         JobState.PENDING,
         state=JobState.VALIDATING,
@@ -224,23 +217,24 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
         logger.warning("Merge job %s is not pending; this delivery is ignored.", job_id)
         return None
     job = MergeJob.objects.select_related("source_1", "source_2", "target").get(pk=job_id)
-    with heartbeat(job_id), job_logging(job_id):
+    hooks = _JobHooks(job_id, echo)
+    with heartbeat(job_id, hooks), job_logging(job_id):
         try:
-            _run(job, echo)
+            _run(job, hooks, echo)
         except SoftTimeLimitExceeded:
             # An Exception subclass: caught before the catch-all, or the job would end Errored.
             reason = TIME_LIMIT_REASON.format(limit=f" of {_limit_words(time_limit)}" if time_limit else "")
             logger.error("%s", reason)
-            _move(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=reason)
+            move_job(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=reason)
         except MergeCancelled as exc:
             logger.info("%s", exc)
-            _move(job_id, RUNNING, state=JobState.CANCELLED, finished=timezone.now(), reason=str(exc))
+            move_job(job_id, RUNNING, state=JobState.CANCELLED, finished=timezone.now(), reason=str(exc))
         except MergeError as exc:
             logger.error("%s", exc)
-            _move(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=str(exc))
+            move_job(job_id, RUNNING, state=JobState.FAILED, finished=timezone.now(), reason=str(exc))
         except Exception as exc:
             logger.exception("Unexpected error")
-            _move(
+            move_job(
                 job_id,
                 RUNNING | {JobState.VALIDATED},
                 state=JobState.ERRORED,
@@ -252,7 +246,7 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
     return job
 
 
-def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
+def _run(job: MergeJob, hooks: _JobHooks, echo: Callable[[str], None] | None) -> None:
     position = MergeCheck.objects.filter(job=job).count()
     MergeCheck.objects.filter(job=job).delete()
     logger.info("Validating the selection: %s and %s into %s.", job.source_1, job.source_2, job.target)
@@ -265,34 +259,52 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
             name=outcome.name,
             subject=outcome.subject[:255],
             passed=outcome.passed,
+            warning=outcome.warning,
             message=outcome.message,
             duration=outcome.duration,
         )
         position += 1
         if echo:
-            echo(f"[{'PASS' if outcome.passed else 'FAIL'}] {outcome.name.label} {outcome.subject}: {outcome.message}")
+            result = "FAIL" if not outcome.passed else "WARN" if outcome.warning else "PASS"
+            echo(f"[{result}] {outcome.name.label} {outcome.subject}: {outcome.message}")
 
-    validator = Validator(job, on_check)
+    validator = Validator(job, on_check, hooks)
     validator.run()
     if not validator.passed:
         failed = [o for o in validator.outcomes if not o.passed]
         reason = f"{len(failed)} check(s) failed: " + "; ".join(f"{o.name.label} – {o.message}" for o in failed)
         logger.warning("Validation failed.")
-        _move(job.pk, JobState.VALIDATING, state=JobState.VALIDATION_FAILED, finished=timezone.now(), reason=reason)
+        move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATION_FAILED, finished=timezone.now(), reason=reason)
         return
     logger.info("Validation passed.")
+    if job.kind == JobKind.PREVIEW:
+        _preview(job, hooks)
+        return
     if job.kind != JobKind.MERGE:
-        _move(job.pk, JobState.VALIDATING, state=JobState.VALIDATED, finished=timezone.now())
+        move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATED, finished=timezone.now())
         return
-    if not _move(job.pk, JobState.VALIDATING, state=JobState.MERGING, heartbeat=timezone.now()):
+    if not move_job(job.pk, JobState.VALIDATING, state=JobState.MERGING, heartbeat=timezone.now()):
         return
-    hooks = _JobHooks(job.pk, echo)
     logger.info("Merging with the %s method.", job.method)
     report = _merge(job, hooks)
     logger.info("Merge completed: %s rows written.", report.rows_written)
-    if not _move(job.pk, JobState.MERGING, state=JobState.COMPLETED, finished=timezone.now(), report=report.as_dict()):
+    if not move_job(
+        job.pk, JobState.MERGING, state=JobState.COMPLETED, finished=timezone.now(), report=report.as_dict()
+    ):
         # Only in the instant between the engine's last look and its commit.
         logger.error("Merge job %s was given up while its merge committed; its state was left as it was.", job.pk)
+
+
+def _preview(job: MergeJob, hooks: MergeHooks) -> None:
+    """Preview the validated merge, store what it would do, and leave the job Validated."""
+    from dbmerge.preview import preview_job
+
+    if not move_job(job.pk, JobState.VALIDATING, state=JobState.PREVIEWING, heartbeat=timezone.now()):
+        return
+    logger.info("Previewing the merge (nothing is written).")
+    preview = preview_job(job, hooks)
+    logger.info("Preview completed: the merge would write %s rows.", preview["rows_written"])
+    move_job(job.pk, JobState.PREVIEWING, state=JobState.VALIDATED, finished=timezone.now(), preview=preview)
 
 
 def _merge(job: MergeJob, hooks: MergeHooks):

@@ -1,5 +1,4 @@
-"""Group Chat and Persistent Chat settings, the database assignment of each chat node, and
-group chat server aliases."""
+"""Group Chat and Persistent Chat settings and the Persistent Chat Database Assignment of each chat node."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Fieldset, Layout
 from django import forms
 
-from messaging.assignment import validate_assignments
-from messaging.models import ChatAlias, ChatSettings, ExternalDatabase, GroupChatAdministrator
-from messaging.models.chat import SETTING_FIELDS, SETTING_GROUPS
+from messaging.database_assignment import validate_assignments
+from messaging.models import ChatSettings, ExternalDatabase
+from messaging.models.chat_settings import SETTING_FIELDS, SETTING_GROUPS
 from topology.models import Node
 
 
@@ -63,24 +62,3 @@ class DatabaseAssignmentForm(forms.Form):
                 for message in messages:
                     self.add_error(f"node_{node.pk}", message)
         return cleaned
-
-
-class GroupChatAdministratorForm(forms.ModelForm):
-    """Group Chat System Administrators: Add New / Edit (reference 4.5)."""
-
-    class Meta:
-        model = GroupChatAdministrator
-        fields = ["cluster", "im_address", "nickname", "description"]
-        widgets = {"im_address": forms.TextInput(attrs={"placeholder": "name@domain"})}
-
-
-class ChatAliasForm(forms.ModelForm):
-    """Group Chat Server Alias Mapping: Add New / Edit."""
-
-    class Meta:
-        model = ChatAlias
-        fields = ["alias", "node", "is_primary"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["node"].queryset = Node.objects.select_related("cluster")
