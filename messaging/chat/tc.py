@@ -329,6 +329,7 @@ class TextConferenceManager(NodeService):
             "members_only": room.config.members_only,
             "occupants": sorted(room.occupants),
             "roster": [{"user": o.jid, "nick": o.nick} for o in room.occupants.values()],
+            "last_msg_id": room.known_next_msg_id - 1,
             "history": [message.as_event() for message in history],
         }
 
@@ -379,8 +380,14 @@ class TextConferenceManager(NodeService):
         hosted.queue.put_nowait((post, future))
         if hosted.worker is None or hosted.worker.done():
             hosted.worker = asyncio.create_task(self._store_posts(hosted), name=f"tc-posts-{room.jid}")
-        message: ChatMessage = await future
-        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid, "message": message.as_event()}
+        message, new = await future
+        return {
+            "room": room.jid,
+            "msg_id": message.msg_id,
+            "cid": message.cid,
+            "message": message.as_event(),
+            "new": new,  # False: a repeat of a stored post (same sender and cid), not broadcast again
+        }
 
     async def _op_history(self, request: dict) -> dict:
         hosted = await self._room(request["room"])
@@ -525,9 +532,9 @@ class TextConferenceManager(NodeService):
             for message, new in results:
                 if new:
                     await self._broadcast(room.jid, {"event": "message", **message.as_event()})
-            for (message, _), (_, future) in zip(results, batch, strict=True):
+            for (message, new), (_, future) in zip(results, batch, strict=True):
                 if not future.done():
-                    future.set_result(message)
+                    future.set_result((message, new))
 
     async def _publish_occupants(self, room: Room) -> None:
         if self.bus is None:
