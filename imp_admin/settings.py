@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "imp_admin",
     "django.contrib.staticfiles",
     "axes",
+    "csp",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
@@ -125,6 +126,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "csp.middleware.CSPMiddleware",
     "imp_admin.sessions.IdleSessionMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -161,8 +163,13 @@ else:
             # Django's SQLite backend, creating the file (and so its -wal and -shm) mode 0600.
             "ENGINE": "imp_admin.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "imp-admin.sqlite3")),
+            # Connections are kept between requests (each worker thread keeps its own), so a
+            # request does not pay for opening the file and re-reading the schema.
+            "CONN_MAX_AGE": env_int("SQLITE_CONN_MAX_AGE", 300),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456;",
                 # Writers take the lock up front, so two processes never deadlock
                 # upgrading a read lock; a busy database is waited for, not failed.
                 "transaction_mode": "IMMEDIATE",
@@ -322,7 +329,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
 X_FRAME_OPTIONS = "DENY"
 
-# --- Production: sign-in lockout, idle sessions ----------------------------------------------
+# --- Production: sign-in lockout, Content-Security-Policy, idle sessions ---------------------
 
 # django-axes counts failed sign-ins on /login/ and /admin/login/ and locks a user name (or an
 # address) out (HTTP 429 and the lockout page) for LOGIN_LOCKOUT_MINUTES after
@@ -345,6 +352,23 @@ AXES_VERBOSE = False
 AXES_HANDLER = "imp_admin.lockout.AuditedAxesHandler"  # writes lockouts to the audit trail
 AXES_ENABLE_ADMIN = False  # imp_admin/admin.py registers its own, audited, admin
 
+# Content-Security-Policy (django-csp): every script and style is a static file of our own;
+# no inline script, no inline style, no eval. htmx is configured to match (base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # A console session ends after SESSION_IDLE_MINUTES without a request from its administrator
 # (the product's administration signs idle sessions out after 30 minutes); see
 # imp_admin/sessions.py for what counts as activity.
@@ -361,7 +385,7 @@ LOGGING = {
 
 # --- Metrics and alarm e-mail ------------------------------------------------------------
 # The console's /metrics answers a request bearing this token (Authorization: Bearer …), or
-# a signed-in user with the "View metrics" permission; with no token set, only the latter.
+# a signed-in console user (any role); with no token set, only the latter.
 METRICS_TOKEN = env("METRICS_TOKEN")
 # Where each node agent's own Prometheus endpoint listens (`run_node --metrics-host`);
 # loopback unless a scraper on another host needs it.
