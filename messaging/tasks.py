@@ -8,7 +8,7 @@ is older than ``stale_after()``; the periodic refresh and Check now ask for it a
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -72,20 +72,28 @@ def request_check(database: ExternalDatabase, force: bool = False) -> bool:
     now = timezone.now()
     ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.QUEUED, check_requested_at=now)
     database.check_state, database.check_requested_at = CheckRunState.QUEUED, now
-    transaction.on_commit(lambda: check_external_database.delay(database.pk))
+    transaction.on_commit(lambda: check_external_database.delay(database.pk, now.isoformat()))
+    return True
+
+
+def _claim(database_id: int, requested_at: str | None) -> bool:
+    """Mark the queued request running; only the request the task was sent for (an Install
+    schema request is not taken by a check task sent before it, and the reverse)."""
+    queued = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED)
+    if requested_at:
+        queued = queued.filter(check_requested_at=datetime.fromisoformat(requested_at))
+    return bool(queued.update(check_state=CheckRunState.RUNNING, check_started_at=timezone.now()))
     return True
 
 
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT, acks_late=True)
-def check_external_database(database_id: int) -> None:
+def check_external_database(database_id: int, requested_at: str | None = None) -> None:
     """Run the status checks of one external database and record them on its rows."""
     from messaging.dbcheck import check_and_record
 
-    claimed = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED).update(
-        check_state=CheckRunState.RUNNING, check_started_at=timezone.now()
-    )
-    if not claimed:
-        # Deleted, or another worker already ran this request (a redelivered message).
+    if not _claim(database_id, requested_at):
+        # Deleted, superseded by a newer request (which runs its own task), or another worker
+        # already ran this request (a redelivered message).
         logger.info("External database %s: no queued check to run", database_id)
         return
     database = ExternalDatabase.objects.get(pk=database_id)
@@ -103,19 +111,16 @@ def request_install(database: ExternalDatabase) -> None:
     now = timezone.now()
     ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.QUEUED, check_requested_at=now)
     database.check_state, database.check_requested_at = CheckRunState.QUEUED, now
-    transaction.on_commit(lambda: install_tc_schema.delay(database.pk))
+    transaction.on_commit(lambda: install_tc_schema.delay(database.pk, now.isoformat()))
 
 
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT, acks_late=True)
-def install_tc_schema(database_id: int) -> None:
+def install_tc_schema(database_id: int, requested_at: str | None = None) -> None:
     """Install the TC schema into one external database, then check it; the outcome is the
     status note above the check results."""
     from messaging.dbcheck import check_and_record, install_schema
 
-    claimed = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED).update(
-        check_state=CheckRunState.RUNNING, check_started_at=timezone.now()
-    )
-    if not claimed:
+    if not _claim(database_id, requested_at):
         logger.info("External database %s: no queued install to run", database_id)
         return
     database = ExternalDatabase.objects.get(pk=database_id)

@@ -41,9 +41,12 @@ def test_administrator_adds_a_database_sees_it_pass_and_verifies_ha(
     page.wait_for_selector("text=External Database Status")
 
     page.click("button[data-action=install]")
-    page.wait_for_selector("text=The TC schema (tc_* tables, xcp_sequence and their keys) was installed")
-    # Installing queues a check; the panel polls until the worker has recorded it.
+    page.wait_for_selector("text=on the worker; the status below follows it")
+    # The worker installs, then checks; the panel polls until it has recorded both.
     page.wait_for_selector("#database-status:not([hx-get])", timeout=60_000)
+    assert "Install schema: The TC schema (tc_* tables, xcp_sequence and their keys) was installed" in (
+        page.locator("[data-status-note]").inner_text()
+    )
     page.click("button[data-action=check]")
     page.wait_for_selector("#database-status:not([hx-get])", timeout=60_000)
     passed = page.locator('#database-status td[data-passed="true"]')
