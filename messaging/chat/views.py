@@ -7,8 +7,8 @@ from django.views.generic import TemplateView
 
 from imp_admin.permissions import ConsolePermissionMixin
 from messaging.chat import report
-from messaging.chat.rooms import RoomType
 from messaging.models import DatabaseType, ExternalDatabase
+from messaging.tc.rooms import RoomType
 
 VIEW_PERMISSION = "messaging.view_chatsettings"
 

@@ -11,7 +11,7 @@ import ssl
 import pytest
 import slixmpp
 
-from messaging.chat import router
+from messaging.router import core as router
 from tests.chat.conftest import ChatWorld, free_port
 from topology import credentials
 
