@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 
@@ -27,6 +28,25 @@ logging.getLogger("slixmpp").setLevel(logging.ERROR)
 def _self_signed_context(node) -> ssl.SSLContext:
     """TEMPORARY seam until ``topology.credentials.server_ssl_context`` lands: a throw-away
     self-signed certificate for the cluster's domain."""
+    folder = _self_signed_files()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+def ca_file() -> str:
+    """The CA a client of these tests trusts: the demo CA, or the throw-away certificate."""
+    from django.conf import settings
+
+    demo = getattr(settings, "DEMO_CA_DIR", None)
+    real = getattr(credentials, "server_ssl_context", _self_signed_context) is not _self_signed_context
+    if real and demo:
+        return str(demo / "ca.pem")
+    return str(_self_signed_files() / "cert.pem")
+
+
+@functools.cache
+def _self_signed_files():
     import datetime
     import tempfile
     from pathlib import Path
@@ -55,9 +75,7 @@ def _self_signed_context(node) -> ssl.SSLContext:
     (folder / "key.pem").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
+    return folder
 
 
 @pytest.fixture
