@@ -11,6 +11,7 @@ import ssl
 
 import pytest
 import slixmpp
+from slixmpp.exceptions import PresenceError
 
 from messaging.router import core as router
 from tests.chat.conftest import ChatWorld, free_port
@@ -201,7 +202,12 @@ class Chatter:
         self.sessions += 1
         self.joined.clear()
         resume_after, before = self.last_id, set(self.seen)  # what the previous session saw, in order
-        await self.client.plugin["xep_0045"].join_muc_wait(self.room, self.user_id, maxstanzas=0, timeout=30)
+        for attempt in range(10):  # a room that is moving answers after a while
+            try:
+                await self.client.plugin["xep_0045"].join_muc_wait(self.room, self.user_id, maxstanzas=0, timeout=15)
+                break
+            except (TimeoutError, PresenceError):
+                await asyncio.sleep(0.5 * (attempt + 1))
         if resume_after is not None:
             self.catchups.append([resume_after, 0])
             after = resume_after
