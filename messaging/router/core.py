@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
 ROUTE_ATTEMPTS = 3
 WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
-XMPP_PORT_FIELD = "xmpp_port"  # the Node field of the XMPP client port
 
 
 @dataclass(frozen=True)
@@ -575,7 +574,7 @@ def cluster_domain(node: Node) -> str:
 
 def xmpp_client_port(node: Node) -> int | None:
     """The node's XMPP client port (RFC 6120 over TCP), None when it has none."""
-    return getattr(node, XMPP_PORT_FIELD, None) or None
+    return node.xmpp_port or None
 
 
 def reconnect_event(node: str, host: str, port: int, reason: str, delay_min: int = 0, delay_max: int = 0) -> dict:
