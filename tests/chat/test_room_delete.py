@@ -3,6 +3,8 @@ room's node is in a failover, audited; the room's rows go, other rooms stay."""
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 from auditlog.models import LogEntry
@@ -10,6 +12,7 @@ from django.urls import reverse
 
 from messaging.chat.directory import read_snapshot
 from messaging.models import ExternalDatabase
+from tests.chat.conftest import run, running, signed_in
 from tests.conftest import PG_ADMIN
 from topology.choices import HAState
 from topology.models import Node
@@ -97,3 +100,28 @@ def test_an_anonymous_visitor_is_sent_to_login(rooms, world, anon_client):
     response = anon_client.post(reverse("chat:room_delete", args=[database.pk, ops]))
     assert response.status_code == 302 and response["Location"].startswith("/login/")
     assert rows(world.database, ops)["tc_rooms"] == 1
+
+
+def test_a_room_with_users_in_it_is_not_deleted_until_they_leave(world, super_client):
+    world.user("andy", "imp-1a")
+    node = world.nodes["imp-1a"]
+    database = ExternalDatabase.objects.get(database_name=world.database)
+    url = None
+
+    async def scenario():
+        nonlocal url
+        async with running(node), signed_in(node, "andy") as (andy,):
+            room = (await andy.create("standup", subject="Standup"))["room"]
+            await andy.join(room)
+            await andy.post(room, "morning")
+            url = reverse("chat:room_delete", args=[database.pk, room])
+            refused = (await asyncio.to_thread(super_client.post, url, follow=True)).content.decode()
+            await andy.leave(room)
+            return room, refused
+
+    room, refused = run(scenario())
+    assert f"{room} cannot be deleted while 1 user(s) are in it; it can be deleted once empty." in refused
+    assert rows(world.database, room)["tc_messages"] == 1
+    deleted = super_client.post(url, follow=True).content.decode()
+    assert f"Room {room} deleted from {database}, with its 1 message(s)" in deleted
+    assert rows(world.database, room) == {"tc_rooms": 0, "tc_users": 0, "tc_messages": 0}
