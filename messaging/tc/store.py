@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import RECENT_POSTS_KEPT, Affiliation, RecentHistory, Role, Room, RoomType
-from messaging.chat.stanzas import (
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc import schema
+from messaging.tc.rooms import RECENT_POSTS_KEPT, Affiliation, RecentHistory, Role, Room, RoomType
+from messaging.tc.stanzas import (
     STANZA_CID_PATTERN,
     STANZA_SENDER_PATTERN,
     ChatMessage,
@@ -26,7 +27,6 @@ from messaging.chat.stanzas import (
     stanza_id_for,
     unescape_attribute,
 )
-from messaging.tc import schema
 
 logger = logging.getLogger(__name__)
 
