@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from api.errors import Conflict
 from api.permissions import ConsolePermissionsMixin
 from messaging.chat import report
-from messaging.chat.rooms import RoomType
 from messaging.chat.views import VIEW_PERMISSION, _databases
+from messaging.tc.rooms import RoomType
 
 ROOM_TYPES = [str(t) for t in RoomType]
 
