@@ -1,4 +1,5 @@
-"""API clients per persona: each holds a real token of its user, as a script would."""
+"""API clients per persona: each holds a real token of its user, as a script would. The task-flow
+test reuses the agent suite's node agents."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from api.models import ApiToken
+from tests.agent.conftest import agents  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
