@@ -111,7 +111,7 @@ class RoomReportViewSet(ConsolePermissionsMixin, viewsets.ViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("database", OpenApiTypes.INT, OpenApiParameter.QUERY, required=True),
-            OpenApiParameter("pk", OpenApiTypes.STR, OpenApiParameter.PATH, description="The room JID."),
+            OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The room JID."),
         ],
         responses={200: RoomDetailSerializer},
     )
