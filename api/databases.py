@@ -7,7 +7,7 @@ Passwords are write-only: they go in (and are stored encrypted), never out.
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -183,6 +183,7 @@ class VerifyRowSerializer(serializers.Serializer):
     checking = serializers.BooleanField(help_text="A check of the row's database is running on the worker.")
 
 
+@extend_schema_serializer(many=False)
 class VerifyHASerializer(serializers.Serializer):
     failures = serializers.IntegerField()
     checking = serializers.IntegerField(help_text="Rows waiting for a database check; poll again while above 0.")

@@ -18,7 +18,7 @@ from rest_framework.reverse import reverse
 
 from api.base import ReadOnlyViewSet
 from api.errors import NON_FIELD, Conflict
-from api.formserializer import form_errors
+from api.formserializer import form_data, form_errors
 from dbmerge import jobrunner, tasks
 from dbmerge.choices import FeatureTable, JobKind, MergeDatabaseType, MergeMethod
 from dbmerge.filters import MergeJobFilter
@@ -104,7 +104,8 @@ class MergeJobCreateSerializer(serializers.Serializer):
         if not isinstance(data, Mapping):
             raise serializers.ValidationError({NON_FIELD: ["Send a JSON object."]})
         values = {"feature_tables": [FeatureTable.TEXT_CONFERENCE], **data}
-        self.form = MergeJobForm(data={name: values[name] for name in MergeJobForm.base_fields if name in values})
+        blank = MergeJobForm()
+        self.form = MergeJobForm(data=form_data(blank, {name: values[name] for name in blank.fields if name in values}))
         if not self.form.is_valid():
             raise serializers.ValidationError(form_errors(self.form))
         return self.form.cleaned_data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
@@ -29,6 +29,7 @@ class RoomSerializer(serializers.Serializer):
     last_message = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_serializer(many=False)
 class RoomPageSerializer(serializers.Serializer):
     database = serializers.IntegerField(allow_null=True, help_text="The external database read.")
     page = serializers.IntegerField()

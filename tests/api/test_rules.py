@@ -259,3 +259,26 @@ def test_throttling_is_per_token(settings, super_admin, build):
         settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
         api_settings.reload()
         TokenRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+
+
+def test_json_a_form_cannot_send_gets_a_field_error_not_a_server_error(api, build):
+    """Found by schemathesis: a list where the form expects one value crashed the IP address field."""
+    cluster = build.cluster()
+    body = {"name": "imp-9", "ip_address": ["10.0.0.1"], "cluster": cluster.pk, "agent_port": 30000}
+    response = api.post("/api/nodes/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"ip_address": ["Send one value here, not a list or an object."]}
+    response = api.post("/api/nodes/", {**body, "ip_address": 12}, format="json")
+    assert response.status_code == 400 and response.json()["errors"]["ip_address"] == [
+        "Enter a valid IPv4 or IPv6 address."
+    ]
+
+
+@pytest.mark.parametrize("segment", ["null,null", "1.5", "false", "-3"])
+def test_an_id_that_is_not_a_number_is_a_json_404(api, build, segment):
+    """Found by schemathesis: a non-numeric id reached the ORM (500) or Django's HTML 404."""
+    build.cluster()
+    for path in (f"/api/services/{segment}/start/", f"/api/redundancy-groups/{segment}/ha/", f"/api/audit/{segment}/"):
+        response = api.post(path) if path.endswith("start/") else api.get(path)
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "Not found."}
