@@ -275,6 +275,18 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tests give each run its own queue so concurrent runs never take each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "imp-admin")
+# A message taken by a worker that died unacknowledged (acks_late) is delivered again after the
+# visibility timeout (Redis's default, one hour); the merge job runner ignores a redelivered
+# job that already ended or runs elsewhere. CELERY_BROKER_KEYPREFIX gives a test its own
+# broker keys (queues and the unacknowledged set alike).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often a worker looks for messages past the timeout (kombu's default is 10 s).
+    "unacked_restore_interval": min(10, CELERY_VISIBILITY_TIMEOUT),
+    "unacked_restore_throttle": 1 if CELERY_VISIBILITY_TIMEOUT < 60 else 10,
+    **({"global_keyprefix": env("CELERY_BROKER_KEYPREFIX")} if env("CELERY_BROKER_KEYPREFIX") else {}),
+}
 
 # Redis pub/sub channels of the chat bus between node agents start with this prefix; test
 # runs give themselves their own so concurrent runs never hear each other.

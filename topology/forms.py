@@ -64,6 +64,35 @@ class EndUserForm(forms.ModelForm):
         fields = ["user_id", "jid", "display_name", "assigned_node"]
 
 
+class SetPasswordForm(forms.Form):
+    """An end user's new chat password, typed twice; never rendered back."""
+
+    password = forms.CharField(
+        label="New password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+        help_text="At least 8 characters. Only its SCRAM keys are stored; nobody can read it back.",
+    )
+    confirmation = forms.CharField(
+        label="Confirm password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+
+    def clean_password(self) -> str:
+        from topology.credentials import validate_password
+
+        password = self.cleaned_data["password"]
+        validate_password(password)
+        return password
+
+    def clean(self):
+        cleaned = super().clean()
+        if "password" in cleaned and cleaned.get("confirmation") != cleaned["password"]:
+            self.add_error("confirmation", "The two passwords differ; type the same password twice.")
+        return cleaned
+
+
 class AssignUsersForm(forms.Form):
     """Apply a cluster's User Assignment Mode to its users."""
 

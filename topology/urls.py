@@ -24,6 +24,7 @@ urlpatterns = [
     path("system/users/add/", views.EndUserEditView.as_view(), name="user_add"),
     path("system/users/assign/", views.AssignUsersView.as_view(), name="user_assign"),
     path("system/users/<int:pk>/", views.EndUserEditView.as_view(), name="user_edit"),
+    path("system/users/<int:pk>/password/", views.EndUserPasswordView.as_view(), name="user_password"),
     path("system/users/<int:pk>/delete/", views.EndUserDeleteView.as_view(), name="user_delete"),
     path(
         "system/redundancy-groups/<int:pk>/server-action/",

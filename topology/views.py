@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import Count, Prefetch
-from django.shortcuts import redirect
-from django.views.generic import DetailView, TemplateView, View
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.generic import DetailView, FormView, TemplateView, View
 
 from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
-from topology import filters, forms, tables
+from topology import credentials, filters, forms, tables
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 from topology.models.topology import database_assignment_warning
 from topology.user_assignment import assign_users
@@ -163,10 +165,37 @@ class EndUserListView(ObjectListView):
 
 
 class EndUserEditView(ObjectEditView):
+    """The user's page: identity and home node, and beside them the chat password's state."""
+
     model = EndUser
     form_class = forms.EndUserForm
+    template_name = "topology/enduser_edit.html"
     list_url_name = "topology:user_list"
     delete_url_name = "topology:user_delete"
+
+
+@method_decorator(never_cache, name="dispatch")
+class EndUserPasswordView(ConsolePermissionMixin, FormView):
+    """Set an end user's chat password (typed twice). The audit trail records when, not what."""
+
+    permission_required = "topology.view_enduser"
+    change_permission = "topology.change_enduser"
+    form_class = forms.SetPasswordForm
+    template_name = "topology/enduser_password.html"
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.object = get_object_or_404(EndUser, pk=kwargs["pk"])
+
+    def form_valid(self, form):
+        credentials.set_password(self.object, form.cleaned_data["password"])
+        messages.success(self.request, f"Password of {self.object.user_id} set.")
+        return redirect(self.object.get_absolute_url())
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            object=self.object, can_save=self.request.user.has_perm(self.change_permission), **kwargs
+        )
 
 
 class EndUserDeleteView(ObjectDeleteView):

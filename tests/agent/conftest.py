@@ -19,7 +19,8 @@ from django.db import close_old_connections
 from messaging.database_assignment import assign
 from messaging.models import ChatSettings
 from tests.chat.conftest import external_database, free_port, install_schema
-from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
+from tests.conftest import chat_user
+from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,8 +162,8 @@ def build_pair(postgres, names: tuple[str, str]) -> dict:
     chat = ChatSettings.for_cluster(cluster)
     chat.enable_persistent_chat = True
     chat.save()
-    EndUser.objects.create(user_id="andy", jid="andy@example.com", assigned_node=nodes["a"])
-    EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=nodes["b"])
+    chat_user("andy", nodes["a"])
+    chat_user("bob", nodes["b"])
     fast_srm(cluster)
     return {"cluster": cluster, "group": group, "database": database, "db_name": database_name, **nodes}
 

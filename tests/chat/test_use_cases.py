@@ -22,9 +22,10 @@ from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import fast_srm, state_of, wait_for
 from tests.agent.test_failover import control
 from tests.chat.conftest import external_database, free_port, install_schema
+from tests.conftest import chat_password, chat_user
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
-from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, Service
+from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, Service
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,7 @@ def reference(transactional_db, postgres):
     chat.enable_persistent_chat = True
     chat.save()
     for user, key in USERS.items():
-        EndUser.objects.create(user_id=user, jid=f"{user}@example.com", assigned_node=nodes[key])
+        chat_user(user, nodes[key])
     fast_srm(cluster1)
     return nodes
 
@@ -88,7 +89,9 @@ class Chatter:
         from messaging.chat.client import ChatClient
 
         self.user = user
-        self.client = ChatClient(user, node.agent_host, node.agent_port, max_relogin_delay=1, give_up_after=90)
+        self.client = ChatClient(
+            user, node.agent_host, node.agent_port, password=chat_password(user), max_relogin_delay=1, give_up_after=90
+        )
         self.acked: list[tuple[int, str]] = []
         self.task: asyncio.Task | None = None
 

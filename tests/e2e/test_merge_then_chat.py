@@ -25,10 +25,11 @@ from tests.agent.conftest import state_of, wait_for
 from tests.agent.test_failover import control
 from tests.chat.conftest import free_port
 from tests.chat.test_use_cases import whole_history
+from tests.conftest import chat_password, chat_user
 from tests.messaging.test_chat_settings_page import post_data
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
-from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, Service
+from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -54,8 +55,8 @@ def before_the_merge(transactional_db, chat_db):
     chat = ChatSettings.for_cluster(cluster)
     chat.enable_persistent_chat = True
     chat.save()
-    EndUser.objects.create(user_id="andy", jid="andy@example.com", assigned_node=nodes["1a"])
-    EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=nodes["1b"])
+    chat_user("andy", nodes["1a"])
+    chat_user("bob", nodes["1b"])
     databases = {"1a": chat_db(), "1b": chat_db(), "destination": chat_db(schema=False)}
     entries = {key: database.external() for key, database in databases.items()}
     assign({nodes["1a"]: entries["1a"], nodes["1b"]: entries["1b"]})
@@ -100,8 +101,22 @@ async def create_once_hosted(client: ChatClient, attempts: int = 100) -> None:
 
 def chat_before_the_merge(nodes: dict[str, Node], alias: ChatAlias, operator_client) -> tuple[list[str], list[str]]:
     async def scenario():
-        andy = ChatClient("andy", "127.0.0.1", nodes["1a"].agent_port, max_relogin_delay=1, give_up_after=30)
-        bob = ChatClient("bob", "127.0.0.1", nodes["1b"].agent_port, max_relogin_delay=1, give_up_after=30)
+        andy = ChatClient(
+            "andy",
+            "127.0.0.1",
+            nodes["1a"].agent_port,
+            password=chat_password("andy"),
+            max_relogin_delay=1,
+            give_up_after=30,
+        )
+        bob = ChatClient(
+            "bob",
+            "127.0.0.1",
+            nodes["1b"].agent_port,
+            password=chat_password("bob"),
+            max_relogin_delay=1,
+            give_up_after=30,
+        )
         await andy.connect()
         await bob.connect()
         try:
@@ -224,7 +239,9 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
 
     # 6. Andy signs in on 1A and reads the room's whole history: 1A's part, then 1B's.
     async def andy_reads():
-        andy = ChatClient("andy", "127.0.0.1", one_a.agent_port, max_relogin_delay=1, give_up_after=30)
+        andy = ChatClient(
+            "andy", "127.0.0.1", one_a.agent_port, password=chat_password("andy"), max_relogin_delay=1, give_up_after=30
+        )
         await andy.connect()
         try:
             await andy.join(ROOM)

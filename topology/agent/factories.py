@@ -39,5 +39,5 @@ def build_service(name: ServiceName, agent: NodeAgent) -> NodeService:
     if name == ServiceName.XCP_ROUTER:
         return cls(agent.node)
     if name == ServiceName.TEXT_CONFERENCE_MANAGER:
-        return cls(agent.node, agent.instances.get(ServiceName.XCP_ROUTER))
+        return cls(agent.node, agent.instances.get(ServiceName.XCP_ROUTER), agent.lease)
     return cls(agent.node, agent)

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from imp_admin.roles import SUPER_ADMINISTRATOR
 from topology.choices import NodeRole, UserAssignmentMode
+from topology.credentials import set_password
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 
 DEMO_PORT_BASE = 7400  # node agents listen on 7401, 7402, … on loopback
@@ -54,6 +55,11 @@ USERS = [
     ("erin", "Erin", "imp-c2a"),
     ("frank", "Frank", "imp-c2b"),
 ]
+
+
+def demo_password(user_id: str) -> str:
+    """The demo's chat password of an end user: ``andy`` → ``andy-demo`` (README)."""
+    return f"{user_id}-demo"
 
 
 class Command(BaseCommand):
@@ -138,10 +144,11 @@ class Command(BaseCommand):
                 group.full_clean()
                 group.save()
         for user_id, display, node in USERS:
-            EndUser.objects.update_or_create(
+            user, _ = EndUser.objects.update_or_create(
                 user_id=user_id,
                 defaults={"jid": f"{user_id}@example.com", "display_name": display, "assigned_node": nodes[node]},
             )
+            set_password(user, demo_password(user_id))
 
         password = admin_password or secrets.token_urlsafe(12)
         admin, _ = User.objects.get_or_create(username="admin")
@@ -157,3 +164,7 @@ class Command(BaseCommand):
             "re-login 2–5 s (System > Service Parameters)."
         )
         self.stdout.write(f"Log in as admin / {password}")
+        self.stdout.write(
+            "Chat passwords of the demo users: "
+            + ", ".join(f"{user_id} / {demo_password(user_id)}" for user_id, _, _ in USERS)
+        )
