@@ -46,6 +46,8 @@ OPERATOR_WRITES = {
     ("PATCH", "/api/group-chat-administrators/{id}/"): True,
     ("DELETE", "/api/group-chat-administrators/{id}/"): True,
     ("POST", "/api/merge-jobs/"): True,
+    ("POST", "/api/merge-jobs/preview/"): True,
+    ("DELETE", "/api/merge-jobs/{id}/"): False,
     ("POST", "/api/merge-jobs/{id}/cancel/"): True,
     ("POST", "/api/merge-jobs/{id}/merge/"): True,
     ("PATCH", "/api/node-service-parameters/{id}/"): True,

@@ -282,3 +282,24 @@ def test_an_id_that_is_not_a_number_is_a_json_404(api, build, segment):
         response = api.post(path) if path.endswith("start/") else api.get(path)
         assert response.status_code == 404, path
         assert response.json() == {"detail": "Not found."}
+
+
+def test_merge_preview_is_a_job_to_follow_and_postgres_only(api):
+    databases = [
+        ExternalDatabase.objects.create(
+            database_name=f"tc{i}", db_type=DatabaseType.POSTGRES, username="u", hostname="127.0.0.1", port=5432
+        )
+        for i in range(3)
+    ]
+    body = {"db_type": "postgres", "source_1": databases[0].pk, "source_2": databases[1].pk, "target": databases[2].pk}
+    accepted = api.post("/api/merge-jobs/preview/", body, format="json")
+    assert accepted.status_code == 202, accepted.content
+    assert accepted.json()["kind"] == "preview" and accepted.json()["state"] == "pending"
+    assert accepted["Location"].endswith(f"/api/merge-jobs/{accepted.json()['id']}/")
+    same = api.post("/api/merge-jobs/preview/", {**body, "source_2": databases[0].pk}, format="json")
+    assert same.status_code == 400
+    assert same.json()["errors"]["source_2"] == [
+        "Source database 1 and Source database 2 must be two different databases."
+    ]
+    running = api.delete(f"/api/merge-jobs/{accepted.json()['id']}/")
+    assert running.status_code == 409 and "Cancel it first" in running.json()["detail"]

@@ -37,6 +37,7 @@ RESOURCES = [
     "/api/merge-jobs/{id}/merge/",
     "/api/merge-jobs/{id}/cancel/",
     "/api/merge-jobs/{id}/log/",
+    "/api/merge-jobs/preview/",
     "/api/rooms/",
     "/api/audit/",
 ]
