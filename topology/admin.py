@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
@@ -104,6 +105,22 @@ class RedundancyGroupAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members")
+
+    def delete_view(self, request, object_id, extra_context=None):
+        group = self.get_object(request, object_id)
+        refusal = group.delete_refusal() if group is not None else None
+        if refusal:
+            messages.error(request, refusal)
+            return redirect("admin:topology_redundancygroup_change", object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_queryset(self, request, queryset):
+        """One by one, so each group moves its servers out first (a bulk delete would not)."""
+        for group in queryset:
+            try:
+                group.delete()
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
 
     @admin.display(description="Presence servers")
     def server_names(self, group):

@@ -142,8 +142,20 @@ class RedundancyGroupEditView(ObjectEditView):
 
 
 class RedundancyGroupDeleteView(ObjectDeleteView):
+    """Delete a group: its servers move out of it (refused while one is failed over)."""
+
     model = RedundancyGroup
     list_url_name = "topology:group_list"
+
+    def get_context_data(self, **kwargs):
+        servers = [str(node) for node in self.object.servers() if node is not None]
+        note = (
+            f"Its servers {' and '.join(servers)} leave the group and stay, with their users and chat databases, "
+            "outside any group."
+            if servers
+            else ""
+        )
+        return super().get_context_data(delete_note=self.object.delete_refusal() or note, **kwargs)
 
 
 class EndUserListView(ObjectListView):

@@ -107,8 +107,9 @@ class ExternalDatabase(models.Model):
         max_length=255,
         blank=True,
         editable=False,
-        help_text="Why no check results are shown (the connection settings changed); written by the console "
-        "when it clears the results, emptied by the worker when it records the next check.",
+        help_text="A sentence shown above the check results: why none are shown (the connection settings "
+        "changed; written by the console when it clears them), or the outcome of Install schema (written by "
+        "the worker with the check that follows it). The worker empties it with the next check.",
     )
 
     class Meta:

@@ -318,10 +318,28 @@ class RedundancyGroup(models.Model):
             self.cluster = server1.cluster
         validate_group_membership(self, server1, server2, self.ha_enabled)
 
+    def delete_refusal(self) -> str | None:
+        """Why the group cannot be deleted now (a member is failed over), or None."""
+        stuck = next((node for node in self.members.all() if _in_failover(node)), None)
+        if stuck is None:
+            return None
+        return (
+            f"{self} cannot be deleted while {stuck} is {stuck.get_ha_state_display()}: users and rooms of the "
+            "group are away from their home node. Fall back first (or disable High Availability, which hands "
+            "them back), then delete it."
+        )
+
     @transaction.atomic
     def delete(self, *args, **kwargs):
-        """Release the members first: a node outside any group has no group position either (the
-        ``group_position_1_or_2`` constraint), which ``SET_NULL`` alone would leave behind."""
+        """Move the members out of the group, then delete it; refused while one is failed over.
+
+        The nodes stay, with their users and chat databases, outside any group: a node outside
+        a group has no group position either (the ``group_position_1_or_2`` constraint), which
+        ``SET_NULL`` alone would leave behind.
+        """
+        refusal = self.delete_refusal()
+        if refusal:
+            raise ValidationError(refusal)
         self.set_servers(None, None)
         return super().delete(*args, **kwargs)
 
