@@ -69,3 +69,7 @@ def test_swagger_ui_is_served_locally(client, read_only):
     page = client.get("/api/docs/").content.decode()
     assert "http://" not in page.replace("http://testserver", "") and "https://" not in page
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    # Under the console's Content-Security-Policy: no inline script or style (the split view's
+    # initialisation is a script file of its own).
+    assert "<style" not in page and "<script>" not in page
+    assert "?script=" in page
