@@ -33,3 +33,7 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 proc_name = "imp-admin-console"
+# No control socket: its default path (~/.gunicorn/gunicorn.ctl) is one per user, so the demo,
+# the tests and the bench on one host would take it from each other; systemd (or Ctrl-C) and
+# signals (HUP reloads the workers) manage the process instead.
+control_socket_disable = True

@@ -163,8 +163,13 @@ else:
             # Django's SQLite backend, creating the file (and so its -wal and -shm) mode 0600.
             "ENGINE": "imp_admin.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "imp-admin.sqlite3")),
+            # Connections are kept between requests (each worker thread keeps its own), so a
+            # request does not pay for opening the file and re-reading the schema.
+            "CONN_MAX_AGE": env_int("SQLITE_CONN_MAX_AGE", 300),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456;",
                 # Writers take the lock up front, so two processes never deadlock
                 # upgrading a read lock; a busy database is waited for, not failed.
                 "transaction_mode": "IMMEDIATE",
@@ -377,7 +382,7 @@ LOGGING = {
 
 # --- Metrics and alarm e-mail ------------------------------------------------------------
 # The console's /metrics answers a request bearing this token (Authorization: Bearer …), or
-# a signed-in user with the "View metrics" permission; with no token set, only the latter.
+# a signed-in console user (any role); with no token set, only the latter.
 METRICS_TOKEN = env("METRICS_TOKEN")
 # Where each node agent's own Prometheus endpoint listens (`run_node --metrics-host`);
 # loopback unless a scraper on another host needs it.

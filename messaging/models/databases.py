@@ -122,7 +122,10 @@ class ExternalDatabase(models.Model):
                 violation_error_message="This database is already configured.",
             ),
         ]
-        permissions = [("check_externaldatabase", "Can run external database status checks")]
+        permissions = [
+            ("check_externaldatabase", "Can run external database status checks"),
+            ("delete_persistent_room", "Can delete persistent chat rooms (super administrators)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.database_name}@{self.hostname}:{self.port}"

@@ -111,6 +111,7 @@ def test_gunicorn_serves_the_console_and_its_static_files_and_names_no_version(s
         assert status == 200 and "Presence Topology" in page
     log = (tmp_path / "server.log").read_text()
     assert "Using worker: gthread" in log
+    assert "Control socket" not in log
     assert log.count("Booting worker with pid") == os.cpu_count()
 
 
