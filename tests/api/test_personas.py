@@ -58,6 +58,7 @@ OPERATOR_WRITES = {
     ("PATCH", "/api/redundancy-groups/{id}/"): False,
     ("DELETE", "/api/redundancy-groups/{id}/"): False,
     ("POST", "/api/redundancy-groups/{id}/server-actions/"): True,
+    ("DELETE", "/api/rooms/{id}/"): False,
     ("PATCH", "/api/service-parameters/{id}/"): True,
     ("POST", "/api/services/{id}/activate/"): True,
     ("POST", "/api/services/{id}/deactivate/"): True,

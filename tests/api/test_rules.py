@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from api.models import ApiToken, hash_token
 from messaging.forms.databases import PASSWORD_MISMATCH, SSL_NOT_FOR_POSTGRES
-from messaging.models import DatabaseType, ExternalDatabase
+from messaging.models import DatabaseType, ExternalDatabase, PersistentChatAssignment
 from topology.catalog import ServiceName
 from topology.choices import HAState
 from topology.models import Node, RedundancyGroup, ServerAction, Service
@@ -303,3 +303,26 @@ def test_merge_preview_is_a_job_to_follow_and_postgres_only(api):
     ]
     running = api.delete(f"/api/merge-jobs/{accepted.json()['id']}/")
     assert running.status_code == 409 and "Cancel it first" in running.json()["detail"]
+
+
+def test_room_report_and_room_delete_through_the_api(api, build, postgres, super_admin):
+    from tests.chat.conftest import external_database, install_schema
+
+    cluster = build.cluster()
+    node = build.node("imp-1a", cluster)
+    name = postgres.database("imp_api_rooms")
+    install_schema(postgres, name)
+    with postgres.connect(name) as conn:
+        conn.execute(
+            "INSERT INTO tc_rooms (room_jid, creator_jid, subject, type, config, spacket, start_msg_id, next_msg_id) "
+            "VALUES ('ops@conference.example.com', 'andy@example.com', 'Ops', 'persistent', '', '', 1, 1)"
+        )
+    database = external_database(name)
+    PersistentChatAssignment.objects.create(node=node, database=database)
+    rooms = api.get("/api/rooms/", {"database": database.pk}).json()
+    assert [room["room_jid"] for room in rooms["results"]] == ["ops@conference.example.com"]
+    room = api.get("/api/rooms/ops@conference.example.com/", {"database": database.pk}).json()
+    assert room["subject"] == "Ops"
+    assert api.delete(f"/api/rooms/ops@conference.example.com/?database={database.pk}").status_code == 204
+    assert api.get("/api/rooms/", {"database": database.pk}).json()["results"] == []
+    assert LogEntry.objects.filter(actor=super_admin, object_pk=str(database.pk)).exists()
