@@ -2,7 +2,7 @@
 against a live server with a super administrator's token: generated valid and invalid input,
 no 5xx, every response as the schema says, every 4xx with a readable error.
 
-Bounded: the fuzzing phase with ``API_FUZZ_EXAMPLES`` (default 20) examples per operation, so
+Bounded: the fuzzing phase with ``API_FUZZ_EXAMPLES`` (default 15) examples per operation, so
 the run ends in a few minutes on two cores. ``API_FUZZ_PHASES=coverage,fuzzing`` adds
 schemathesis' coverage phase (boundary and invalid values of every field; about ten minutes).
 """
@@ -73,7 +73,7 @@ def purge_test_queue() -> None:
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_server, fuzz_world, monkeypatch, tmp_path):
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "100000/minute"})
-    examples = os.environ.get("API_FUZZ_EXAMPLES", "20")
+    examples = os.environ.get("API_FUZZ_EXAMPLES", "15")
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
