@@ -303,6 +303,9 @@ CHAT_BUS_PREFIX = env("CHAT_BUS_PREFIX", "imp-chat")
 # keys (at least 4096), and the sign-in throttle shared by every node agent through Redis: a
 # user or a source address with this many failed sign-ins in a row is refused until
 # SIGN_IN_THROTTLE_SECONDS have passed since its last failure.
+# The demo CA (certificate and key, PEM) that signs each node's XMPP TLS certificate on first need;
+# clients of the demo trust ca.pem. Production replaces the node certificates by uploading PEM.
+DEMO_CA_DIR = Path(env("DEMO_CA_DIR", str(VAR_DIR / "demo-ca")))
 SCRAM_ITERATIONS = max(4096, env_int("SCRAM_ITERATIONS", 4096))
 SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5)
 SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 20)

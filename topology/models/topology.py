@@ -105,6 +105,14 @@ class Node(models.Model):
         validators=[MinValueValidator(1024), MaxValueValidator(65535)],
         help_text="Port the node agent listens on, 1024–65535.",
     )
+    xmpp_port = models.PositiveIntegerField(
+        "XMPP client port",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1024), MaxValueValidator(65535)],
+        help_text="Port of the node's XMPP client-to-server listener (RFC 6120, STARTTLS required before "
+        "authentication) on the node agent address, 1024–65535; empty: no XMPP client port.",
+    )
     redundancy_group = models.ForeignKey(
         "RedundancyGroup",
         on_delete=models.SET_NULL,
@@ -193,6 +201,14 @@ class Node(models.Model):
                 name="%(app_label)s_%(class)s_unique_agent_address",
                 violation_error_message="Another node's agent already listens on this address and port.",
             ),
+            # Conditional, so SQLite adds it as a partial index instead of rebuilding the table,
+            # which would drop the group membership triggers (migration 0003).
+            models.UniqueConstraint(
+                fields=["agent_host", "xmpp_port"],
+                condition=Q(xmpp_port__isnull=False),
+                name="%(app_label)s_%(class)s_unique_xmpp_address",
+                violation_error_message="Another node's XMPP client port already uses this address and port.",
+            ),
             models.CheckConstraint(
                 condition=(Q(redundancy_group__isnull=True) & Q(group_position__isnull=True))
                 | (Q(redundancy_group__isnull=False) & Q(group_position__in=[1, 2])),
@@ -238,6 +254,12 @@ class Node(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
+        if self.xmpp_port is not None and self.xmpp_port == self.agent_port:
+            errors["xmpp_port"] = "The XMPP client port must differ from the node agent port."
+        elif self.xmpp_port is not None and self.agent_host:
+            clash = Node.objects.filter(agent_host=self.agent_host, agent_port=self.xmpp_port).exclude(pk=self.pk)
+            if clash.exists():
+                errors["xmpp_port"] = f"{clash.first()}'s node agent already listens on this port."
         if self.cluster_id:
             others = Node.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
             moving_in = self._state.adding or _original(self, "cluster_id") != self.cluster_id
