@@ -16,6 +16,16 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts():
+    """Each test starts with no request counted: token ids repeat from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def token_client(user) -> APIClient:
     client = APIClient()
     if user is not None:

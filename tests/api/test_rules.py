@@ -236,29 +236,17 @@ def test_session_authentication_needs_csrf_for_changes(super_admin, build):
     assert browser.get("/api/docs/").status_code == 200
 
 
-def test_throttling_is_per_token(settings, super_admin, build):
-    from django.core.cache import cache
-    from rest_framework.settings import api_settings
-
-    build.cluster()
-    cache.clear()
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "3/minute"}}
-    api_settings.reload()
+def test_throttling_is_per_token(monkeypatch, super_admin, build):
     from api.throttling import TokenRateThrottle
 
-    TokenRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-    try:
-        first, second = token_client(super_admin), token_client(super_admin)
-        assert [first.get("/api/clusters/").status_code for _ in range(3)] == [200, 200, 200]
-        limited = first.get("/api/clusters/")
-        assert limited.status_code == 429
-        assert "Retry-After" in limited and limited.json()["detail"].startswith("Request was throttled")
-        assert second.get("/api/clusters/").status_code == 200  # another token of the same user
-    finally:
-        cache.clear()
-        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
-        api_settings.reload()
-        TokenRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    build.cluster()
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "3/minute"})
+    first, second = token_client(super_admin), token_client(super_admin)
+    assert [first.get("/api/clusters/").status_code for _ in range(3)] == [200, 200, 200]
+    limited = first.get("/api/clusters/")
+    assert limited.status_code == 429
+    assert "Retry-After" in limited and limited.json()["detail"].startswith("Request was throttled")
+    assert second.get("/api/clusters/").status_code == 200  # another token of the same user
 
 
 def test_json_a_form_cannot_send_gets_a_field_error_not_a_server_error(api, build):
