@@ -12,8 +12,8 @@ from api.errors import Conflict
 from api.permissions import ConsolePermissionsMixin
 from messaging.chat import report
 from messaging.chat.room_delete import RoomDeleteRefused, delete_room
-from messaging.chat.rooms import RoomType
 from messaging.chat.views import DELETE_PERMISSION, VIEW_PERMISSION, _databases
+from messaging.tc.rooms import RoomType
 
 ROOM_TYPES = [str(t) for t in RoomType]
 
