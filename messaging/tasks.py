@@ -77,13 +77,13 @@ def request_check(database: ExternalDatabase, force: bool = False) -> bool:
 
 
 def _claim(database_id: int, requested_at: str | None) -> bool:
-    """Mark the queued request running; only the request the task was sent for (an Install
-    schema request is not taken by a check task sent before it, and the reverse)."""
+    """Mark the queued check request running, only the one the task was sent for: a check task
+    sent before an Install schema request does not take the install's request (the page would
+    stop following before the install ran)."""
     queued = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED)
     if requested_at:
         queued = queued.filter(check_requested_at=datetime.fromisoformat(requested_at))
     return bool(queued.update(check_state=CheckRunState.RUNNING, check_started_at=timezone.now()))
-    return True
 
 
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT, acks_late=True)
@@ -117,10 +117,23 @@ def request_install(database: ExternalDatabase) -> None:
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT, acks_late=True)
 def install_tc_schema(database_id: int, requested_at: str | None = None) -> None:
     """Install the TC schema into one external database, then check it; the outcome is the
-    status note above the check results."""
+    status note above the check results.
+
+    The install is claimed by its request time: a status check queued just before it (a new
+    database is checked at once) may run first and claim the queued state, and the install
+    must still run after it. A later request (Install pressed again) supersedes this one.
+    """
+    from django.utils.dateparse import parse_datetime
+
     from messaging.dbcheck import check_and_record, install_schema
 
-    if not _claim(database_id, requested_at):
+    rows = ExternalDatabase.objects.filter(pk=database_id)
+    if requested_at is not None:
+        rows = rows.filter(check_requested_at=parse_datetime(requested_at))
+    else:
+        rows = rows.filter(check_state=CheckRunState.QUEUED)
+    claimed = rows.update(check_state=CheckRunState.RUNNING, check_started_at=timezone.now())
+    if not claimed:
         logger.info("External database %s: no queued install to run", database_id)
         return
     database = ExternalDatabase.objects.get(pk=database_id)
