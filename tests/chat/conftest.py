@@ -18,11 +18,11 @@ import pytest
 from django.conf import settings
 
 from messaging.chat.client import ChatClient
-from messaging.chat.router import XcpRouter
-from messaging.chat.tc import TextConferenceManager
 from messaging.database_assignment import assign
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
+from messaging.router.core import XcpRouter
 from messaging.tc.schema import Dialect, install_statements
+from messaging.tc.service import TextConferenceManager
 from tests.conftest import PG_ADMIN, chat_password, chat_user
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup
 

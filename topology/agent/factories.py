@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 # service -> (module, class)
 IMPLEMENTATIONS = {
-    ServiceName.XCP_ROUTER: ("messaging.chat.router", "XcpRouter"),
-    ServiceName.TEXT_CONFERENCE_MANAGER: ("messaging.chat.tc", "TextConferenceManager"),
+    ServiceName.XCP_ROUTER: ("messaging.router.core", "XcpRouter"),
+    ServiceName.TEXT_CONFERENCE_MANAGER: ("messaging.tc.service", "TextConferenceManager"),
     ServiceName.SERVER_RECOVERY_MANAGER: ("topology.ha.service", "ServerRecoveryManager"),
 }
 
