@@ -26,8 +26,7 @@ from topology.agent.db import db
 from topology.agent.factories import build_service
 from topology.agent.metrics import MetricsEndpoint
 from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
-from topology.choices import HAState
-from topology.ha.transitions import HOLD_DOWN_STATES
+from topology.choices import HOLD_DOWN_STATES, HAState
 from topology.models import Node, Service, ServiceParameters, ensure_services
 
 log = logging.getLogger(__name__)
