@@ -9,6 +9,8 @@ from django.db import models
 from django.urls import reverse
 
 from imp_admin import crypto
+from topology import database_rule
+from topology.models import Node
 
 
 class DatabaseType(models.TextChoices):
@@ -174,13 +176,26 @@ class PersistentChatAssignment(models.Model):
         return f"{self.node}: {self.database or 'unassigned'}"
 
     def clean(self) -> None:
-        from messaging.database_assignment import validate_assignments
-
         if not self.node_id:
             return
         errors = validate_assignments({self.node: self.database})
         if errors:
             raise ValidationError({"database": [m for messages in errors.values() for m in messages]})
+
+
+def validate_assignments(proposed: dict[Node, ExternalDatabase | None]) -> dict[Node, list[str]]:
+    """Check a proposed set of node → database assignments against the rest of the config.
+
+    Reads the current assignments, then applies the rule of ``topology.database_rule``;
+    returns error messages keyed by node (empty when the proposal keeps the rule).
+    """
+    current = dict(
+        PersistentChatAssignment.objects.filter(database__isnull=False).values_list("node_id", "database_id")
+    )
+    final = {**current, **{node.pk: (db.pk if db else None) for node, db in proposed.items()}}
+    nodes = {n.pk: n for n in Node.objects.select_related("redundancy_group").filter(pk__in=final.keys())}
+    names = {db.pk: str(db) for db in ExternalDatabase.objects.filter(pk__in={v for v in final.values() if v})}
+    return database_rule.assignment_errors(proposed, final, nodes, names)
 
 
 class ExternalDatabaseCheck(models.Model):
