@@ -3,15 +3,15 @@
 Every reconcile interval it reads the node's service rows, starts, stops or restarts each
 service to match what the console asked, carries out each numbered request once, and
 writes the observed status back. Every heartbeat interval (an SRM service parameter) it
-writes the node's heartbeat. When the SRM moves rooms between nodes it asks the Text
-Conference Manager to re-read which rooms it serves (``refresh_hosting``).
+writes the node's heartbeat. When the SRM moves rooms between nodes it asks the service that
+serves rooms (the Text Conference Manager, registered as following the room hosting in
+``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import signal
 import time
@@ -23,8 +23,8 @@ from django.utils import timezone
 from topology import observed
 from topology.agent.base import START_TIMEOUT, STOP_TIMEOUT, NodeService, ServiceStartError
 from topology.agent.db import db
-from topology.agent.factories import build_service
 from topology.agent.metrics import MetricsEndpoint
+from topology.agent.registry import build_service, follows_room_hosting
 from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
 from topology.choices import HOLD_DOWN_STATES, HAState
 from topology.models import Node, Service, ServiceParameters, ensure_services
@@ -225,7 +225,7 @@ class NodeAgent:
 
     async def _start_service(self, name: str) -> None:
         await db(self._write, name, ServiceStatus.STARTING, "")
-        hosting = await db(self._hosted_ids) if name == ServiceName.TEXT_CONFERENCE_MANAGER else None
+        hosting = await db(self._hosted_ids) if follows_room_hosting(name) else None
         reason = ""
         database_failure = False
         instance: NodeService | None = None
@@ -263,7 +263,7 @@ class NodeAgent:
             await asyncio.wait_for(instance.stop(), STOP_TIMEOUT)
         except Exception:
             log.exception("%s did not stop cleanly", name)
-        if name == ServiceName.TEXT_CONFERENCE_MANAGER:
+        if follows_room_hosting(name):
             self._hosting = None
         await db(self._write, name, status, reason)
         log.info("%s stopped", ServiceName(name).label)
@@ -294,24 +294,22 @@ class NodeAgent:
         return tuple(home.pk for home in observed.hosted_homes(self.node))
 
     async def sync_room_hosting(self, force: bool = False) -> bool:
-        """Tell the Text Conference Manager when the rooms it must serve changed.
+        """Tell the service that serves rooms (the TC) when the rooms it must serve changed.
 
-        Returns False if the TC failed to re-read them; True otherwise (also when the TC is
-        not running: it reads the hosting itself when it starts).
+        Returns False if it failed to re-read them; True otherwise (also when it is not
+        running: it reads the hosting itself when it starts).
         """
         async with self._hosting_lock:
             hosting = await db(self._hosted_ids)
-            tc = self.instances.get(ServiceName.TEXT_CONFERENCE_MANAGER)
-            if tc is None or not tc.is_running():
+            service = next((instance for name, instance in self.instances.items() if follows_room_hosting(name)), None)
+            if service is None or not service.is_running():
                 return True
             if hosting == self._hosting and not force:
                 return True
             try:
-                result = tc.refresh_hosting()
-                if inspect.isawaitable(result):
-                    await result
+                await service.refresh_hosting()
             except Exception:
-                log.exception("The Text Conference Manager could not re-read its rooms")
+                log.exception("%s could not re-read its rooms", service.name)
                 return False
             log.info("Room hosting of %s now: nodes %s", self.node, hosting)
             self._hosting = hosting
