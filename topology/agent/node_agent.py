@@ -35,7 +35,7 @@ AGENT_STOPPED = "The node agent stopped."
 
 
 @dataclass
-class Snapshot:
+class DesiredServices:
     """What the console wants, read once per reconcile tick."""
 
     rows: dict[str, Service]
@@ -147,11 +147,11 @@ class NodeAgent:
 
     # --- reconcile ----------------------------------------------------------------------
 
-    def _read(self) -> Snapshot:
+    def _read(self) -> DesiredServices:
         node = Node.objects.only("ha_state", "cluster_id").get(pk=self.node.pk)
         rows = {row.name: row for row in Service.objects.filter(node_id=self.node.pk)}
         critical = ServiceParameters.for_cluster(node.cluster_id).critical_services
-        return Snapshot(rows, node.ha_state, critical)
+        return DesiredServices(rows, node.ha_state, critical)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -168,19 +168,19 @@ class NodeAgent:
         return dict(self._statuses)
 
     async def reconcile_once(self) -> None:
-        snapshot = await db(self._read)
-        self.ha_state = snapshot.ha_state
+        desired = await db(self._read)
+        self.ha_state = desired.ha_state
         for name in START_ORDER:
-            row = snapshot.rows.get(name)
+            row = desired.rows.get(name)
             if row is not None:
-                await self._reconcile_service(name, row, snapshot)
+                await self._reconcile_service(name, row, desired)
         await self.sync_room_hosting()
 
-    def _why_not(self, name: str, row: Service, snapshot: Snapshot) -> tuple[ServiceStatus, str] | None:
+    def _why_not(self, name: str, row: Service, desired: DesiredServices) -> tuple[ServiceStatus, str] | None:
         """None if the service should run; else the status and reason to show while it does not."""
         if not row.activated or row.desired_state == DesiredState.STOPPED:
             return ServiceStatus.STOPPED, ""
-        if snapshot.ha_state in HOLD_DOWN_STATES and name in snapshot.critical:
+        if desired.ha_state in HOLD_DOWN_STATES and name in desired.critical:
             return ServiceStatus.STOPPED, "Stopped by the Server Recovery Manager: the node is failed over."
         for dependency in CATALOG[name].depends_on:
             instance = self.instances.get(dependency)
@@ -188,7 +188,7 @@ class NodeAgent:
                 return ServiceStatus.NOT_RUNNING, f"{ServiceName(dependency).label} is not running."
         return None
 
-    async def _reconcile_service(self, name: str, row: Service, snapshot: Snapshot) -> None:
+    async def _reconcile_service(self, name: str, row: Service, desired: DesiredServices) -> None:
         instance = self.instances.get(name)
         if instance is not None and not instance.is_running():
             log.warning("%s stopped unexpectedly", name)
@@ -199,7 +199,7 @@ class NodeAgent:
             await db(self._write, name, ServiceStatus.NOT_RUNNING, "The service stopped unexpectedly.")
             instance = None
         new_request = row.request_number > row.handled_request_number
-        blocked = self._why_not(name, row, snapshot)
+        blocked = self._why_not(name, row, desired)
         if new_request and row.request_action == ControlAction.RESTART and instance is not None:
             for dependent in _dependents_running(name, self.instances):
                 await self._stop_service(dependent, ServiceStatus.STOPPED, "")
@@ -214,8 +214,8 @@ class NodeAgent:
             for dependent in _dependents_running(name, self.instances):
                 # A dependent stopped by hand with it (Stop of the XCP Router) shows Stopped; one
                 # that still wants to run shows Not Running, and why.
-                dependent_row = snapshot.rows.get(dependent)
-                own = self._why_not(dependent, dependent_row, snapshot) if dependent_row is not None else None
+                dependent_row = desired.rows.get(dependent)
+                own = self._why_not(dependent, dependent_row, desired) if dependent_row is not None else None
                 await self._stop_service(dependent, *(own or (ServiceStatus.NOT_RUNNING, missing)))
             await self._stop_service(name, *blocked)
         elif blocked is not None and (row.status, row.status_reason) != blocked:
