@@ -9,12 +9,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import close_old_connections
 
 from messaging.database_assignment import assign
 from messaging.models import ChatSettings
@@ -30,19 +28,6 @@ FAST_SRM = {
     "initialization_heartbeat_timeout": 20,
     "critical_service_delay": 2,
 }
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy; fail saying ``what`` did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        close_old_connections()
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out waiting for: {what}")
-        time.sleep(interval)
 
 
 def agent_env() -> dict[str, str]:

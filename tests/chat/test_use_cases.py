@@ -19,9 +19,10 @@ import pytest
 from messaging.database_assignment import assign
 from messaging.models import ChatSettings
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import fast_srm, state_of, wait_for
+from tests.agent.conftest import fast_srm, state_of
 from tests.agent.test_failover import control
 from tests.chat.conftest import external_database, free_port, install_schema
+from tests.conftest import wait_for
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, Service
@@ -174,7 +175,7 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
     nodes = reference
     for node in nodes.values():
         agents(node.name)
-    wait_for("every node Normal with its TC started", lambda: ready(nodes), timeout=60)
+    wait_for(lambda: ready(nodes), 60, "every node Normal with its TC started")
     group = nodes["1a"].redundancy_group
 
     async def scenario():
@@ -185,9 +186,9 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
         await in_thread(control, operator_client, nodes["1a"], "stop")
         await in_thread(
             wait_for,
-            "1B Running in Backup Mode",
             lambda: state_of(nodes["1b"].name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN),
             60,
+            "1B Running in Backup Mode",
         )
         async with asyncio.timeout(60):
             while andy.client.node != nodes["1b"].name:
@@ -197,7 +198,7 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
         after_failover = len(andy.acked)
         # 2. The administrator starts TC on 1A again and presses Fallback.
         await in_thread(control, operator_client, nodes["1a"], "start")
-        await in_thread(wait_for, "1A Failed Over", lambda: state_of(nodes["1a"].name)[0] == HAState.FAILED_OVER, 60)
+        await in_thread(wait_for, lambda: state_of(nodes["1a"].name)[0] == HAState.FAILED_OVER, 60, "1A Failed Over")
         response = await in_thread(
             lambda: operator_client.post(
                 f"/system/redundancy-groups/{group.pk}/server-action/",
@@ -208,9 +209,9 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
         assert "Fallback of" in response.content.decode()
         await in_thread(
             wait_for,
-            "both Normal after fallback",
             lambda: all(state_of(nodes[k].name)[0] == HAState.NORMAL for k in ("1a", "1b")),
             60,
+            "both Normal after fallback",
         )
         async with asyncio.timeout(60):
             while andy.client.node != nodes["1a"].name:
@@ -231,7 +232,7 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
 def test_killing_the_hosting_nodes_agent_loses_and_doubles_no_acknowledged_message(reference, agents):
     nodes = reference
     started = {key: agents(node.name) for key, node in nodes.items()}
-    wait_for("every node Normal with its TC started", lambda: ready(nodes), timeout=60)
+    wait_for(lambda: ready(nodes), 60, "every node Normal with its TC started")
 
     async def scenario():
         room, chatters, stop = await start_chatting(nodes)
@@ -240,9 +241,9 @@ def test_killing_the_hosting_nodes_agent_loses_and_doubles_no_acknowledged_messa
         await in_thread(started["1a"].kill)  # SIGKILL: no goodbye, no clean stop
         await in_thread(
             wait_for,
-            "1B took over with Peer Down",
             lambda: state_of(nodes["1b"].name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.PEER_DOWN),
             60,
+            "1B took over with Peer Down",
         )
         async with asyncio.timeout(60):
             while andy.client.node != nodes["1b"].name:

@@ -21,10 +21,11 @@ from messaging.chat.client import ChatClient, ChatClientError
 from messaging.chat.protocol import ErrorCode
 from messaging.database_assignment import assign
 from messaging.models import ChatAlias, ChatSettings
-from tests.agent.conftest import state_of, wait_for
+from tests.agent.conftest import state_of
 from tests.agent.test_failover import control
 from tests.chat.conftest import free_port
 from tests.chat.test_use_cases import whole_history
+from tests.conftest import wait_for
 from tests.messaging.test_chat_settings_page import post_data
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
@@ -144,9 +145,9 @@ def validate(operator_client, entries) -> MergeJob:
     assert operator_client.post(reverse("dbmerge:mergejob_add"), data).status_code == 302
     job = MergeJob.objects.order_by("-pk").first()
     wait_for(
-        "the validation",
         lambda: MergeJob.objects.get(pk=job.pk).state not in (JobState.PENDING, JobState.VALIDATING),
         60,
+        "the validation",
     )
     job.refresh_from_db()
     return job
@@ -160,7 +161,7 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
     one_a, one_b = nodes["1a"], nodes["1b"]
     for node in (one_a, one_b):
         agents(node.name)
-    wait_for("TC started on both nodes", lambda: all(tc_is(n, ServiceStatus.STARTED) for n in (one_a, one_b)), 60)
+    wait_for(lambda: all(tc_is(n, ServiceStatus.STARTED) for n in (one_a, one_b)), 60, "TC started on both nodes")
 
     older, newer = chat_before_the_merge(nodes, world["alias"], operator_client)
     assert room_counts(databases["1a"]) == [(ROOM, OLDER)]
@@ -181,16 +182,16 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
     # 2. Stop TC on both nodes in Control Center – Feature Services; validation passes.
     for node in (one_a, one_b):
         assert "Stop of Cisco XCP Text Conference Manager" in control(operator_client, node, "stop")
-    wait_for("TC stopped on both nodes", lambda: all(tc_is(n, ServiceStatus.STOPPED) for n in (one_a, one_b)), 60)
+    wait_for(lambda: all(tc_is(n, ServiceStatus.STOPPED) for n in (one_a, one_b)), 60, "TC stopped on both nodes")
     job = validate(operator_client, entries)
     assert job.state == JobState.VALIDATED, job.reason
 
     # 3. Merge Selected Tables.
     assert operator_client.post(reverse("dbmerge:mergejob_merge", args=[job.pk])).status_code == 302
     wait_for(
-        "the merge",
         lambda: MergeJob.objects.get(pk=job.pk).state not in (JobState.PENDING, JobState.VALIDATING, JobState.MERGING),
         120,
+        "the merge",
     )
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED, job.reason
@@ -217,9 +218,9 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
     for node in (one_a, one_b):
         assert "Start of Cisco XCP Text Conference Manager" in control(operator_client, node, "start")
     wait_for(
-        "both nodes Normal with TC started",
         lambda: all(tc_is(n, ServiceStatus.STARTED) and state_of(n.name)[0] == HAState.NORMAL for n in (one_a, one_b)),
         90,
+        "both nodes Normal with TC started",
     )
 
     # 6. Andy signs in on 1A and reads the room's whole history: 1A's part, then 1B's.
