@@ -17,18 +17,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from types import ModuleType
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from messaging.dbcheck import mssql, oracle, postgres
-from messaging.dbcheck.base import CheckResult, DatabaseError
+from messaging.dbcheck.base import CheckResult, DatabaseError, Driver
 from messaging.models import CheckName, CheckRunState, DatabaseType, ExternalDatabase, ExternalDatabaseCheck
 from messaging.tc import schema
 
-DRIVERS: dict[str, ModuleType] = {
+DRIVERS: dict[str, Driver] = {
     DatabaseType.POSTGRES: postgres,
     DatabaseType.ORACLE: oracle,
     DatabaseType.MSSQL: mssql,
@@ -43,7 +42,7 @@ def check_timeout() -> int:
     return int(settings.EXTERNAL_DB_CHECK_TIMEOUT)
 
 
-def driver_for(database: ExternalDatabase) -> ModuleType:
+def driver_for(database: ExternalDatabase) -> Driver:
     return DRIVERS[database.db_type]
 
 

@@ -45,10 +45,6 @@ def register(name: ServiceName, path: str, build: Build, *, follows_room_hosting
     REGISTRY[name] = Registration(path, build, follows_room_hosting)
 
 
-def registration(name: ServiceName) -> Registration | None:
-    return REGISTRY.get(name)
-
-
 def follows_room_hosting(name: str) -> bool:
     found = REGISTRY.get(ServiceName(name))
     return found is not None and found.follows_room_hosting
