@@ -230,7 +230,12 @@ def test_with_a_timeout_of_zero_an_empty_persistent_room_stays_loaded(world):
             room = (await andy.create("stays"))["room"]
             await andy.join(room)
             await andy.leave(room)
-            await asyncio.sleep(2)  # longer than any short timeout the other tests use
+            # With a timeout of 0 the TC's room timeout watcher ends at once: nothing unloads rooms.
+            await wait_for_async(
+                lambda: not any(task.get_name() == "tc-room-timeout" for task in asyncio.all_tasks()),
+                10,
+                "the room timeout watcher to end",
+            )
             return room in running_node.tc.rooms
 
     assert run(scenario())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -260,10 +259,19 @@ def test_a_merge_waiting_in_one_long_statement_keeps_its_heartbeat_fresh_and_is_
         run_merge_job.delay(job.pk)
         wait_for(lambda: waiting_for_a_lock(target), 60.0, "the merge to wait for the destination's lock")
         blocked_since = timezone.now()
-        # Twice the stale period in one statement, without a progress report.
-        while timezone.now() < blocked_since + 2 * stale_after:
+
+        def heartbeat_past(moment) -> bool:
             assert jobrunner.mark_stale_jobs(stale_after=stale_after) == 0
-            time.sleep(0.2)
+            return MergeJob.objects.get(pk=job.pk).heartbeat > moment
+
+        # Twice the stale period in one statement, without a progress report: the stale job
+        # check never fires while the worker's heartbeat moves on.
+        wait_for(
+            lambda: heartbeat_past(blocked_since + 2 * stale_after),
+            60.0,
+            "the heartbeat to move on for twice the stale period while the merge waits",
+            interval=0.2,
+        )
         assert waiting_for_a_lock(target)
         job.refresh_from_db()
         assert job.state == JobState.MERGING
