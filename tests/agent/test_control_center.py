@@ -8,8 +8,8 @@ import pytest
 from auditlog.models import LogEntry
 from django.utils import timezone
 
-from tests.chat.conftest import free_port
 from tests.conftest import wait_for
+from tests.scenario import free_port
 from topology.catalog import ControlAction, DesiredState, ServiceName, ServiceStatus
 from topology.models import Node, NodeServiceParameters, Service, ServiceParameters
 

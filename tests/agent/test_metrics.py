@@ -11,8 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.agent.conftest import state_of
 from tests.agent.test_failover import both_normal, control
-from tests.chat.conftest import free_port, signed_in
+from tests.chat.conftest import signed_in
 from tests.conftest import wait_for
+from tests.scenario import free_port
 from topology.choices import HAState
 
 pytestmark = pytest.mark.slow

@@ -19,17 +19,16 @@ from dbmerge.choices import CheckName, JobState
 from dbmerge.models import MergeJob
 from messaging.chat.client import ChatClient, ChatClientError
 from messaging.chat.protocol import ErrorCode
-from messaging.database_assignment import assign
-from messaging.models import ChatAlias, ChatSettings
+from messaging.models import ChatAlias
 from tests.agent.conftest import state_of
 from tests.agent.test_failover import control
-from tests.chat.conftest import free_port
 from tests.chat.test_use_cases import whole_history
 from tests.conftest import wait_for
 from tests.messaging.test_chat_settings_page import post_data
+from tests.scenario import Scenario
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
-from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, Service
+from topology.models import Node, Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,26 +39,16 @@ OLDER, NEWER = 2000, 1000  # messages of the room in 1A's and in 1B's database
 @pytest.fixture
 def before_the_merge(transactional_db, chat_db):
     """The topology, per-node databases assigned to 1A and 1B, an empty destination."""
-    suffix = uuid.uuid4().hex[:6]  # node names name the agents' channels on the shared bus
-    cluster = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
-    nodes = {}
-    for key in ("1a", "1b"):
-        nodes[key] = Node.objects.create(
-            name=f"imp-{key}-{suffix}", cluster=cluster, ip_address="127.0.0.1", agent_port=free_port()
-        )
-        NodeServiceParameters.objects.create(
-            node=nodes[key], client_relogin_lower_limit=1, client_relogin_upper_limit=1
-        )
-    group = RedundancyGroup.objects.create(name="subcluster1", cluster=cluster)
-    group.set_servers(nodes["1a"], nodes["1b"])
-    chat = ChatSettings.for_cluster(cluster)
-    chat.enable_persistent_chat = True
-    chat.save()
-    EndUser.objects.create(user_id="andy", jid="andy@example.com", assigned_node=nodes["1a"])
-    EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=nodes["1b"])
+    scenario = Scenario(suffix=f"-{uuid.uuid4().hex[:6]}")  # node names name the agents' channels on the shared bus
+    cluster = scenario.cluster("cluster1", "imp1", persistent_chat=True)
+    nodes = {key: scenario.node(key, cluster) for key in ("1a", "1b")}
+    group = scenario.group("subcluster1", "1a", "1b")
+    scenario.user("andy", "1a")
+    scenario.user("bob", "1b")
     databases = {"1a": chat_db(), "1b": chat_db(), "destination": chat_db(schema=False)}
     entries = {key: database.external() for key, database in databases.items()}
-    assign({nodes["1a"]: entries["1a"], nodes["1b"]: entries["1b"]})
+    scenario.assign(entries["1a"], "1a")
+    scenario.assign(entries["1b"], "1b")
     alias = ChatAlias.objects.create(alias="ops.example.com", node=nodes["1a"])
     return {
         "cluster": cluster,
