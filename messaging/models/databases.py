@@ -23,7 +23,7 @@ DEFAULT_PORTS = {DatabaseType.POSTGRES: 5432, DatabaseType.ORACLE: 1521, Databas
 ORACLE_SSL_PORT = 2484
 
 
-class CheckName(models.TextChoices):
+class StatusCheckName(models.TextChoices):
     """The External Database Status checks (reference 5.3, plus the merge's privileges)."""
 
     REACHABILITY = "reachability", "Database reachability"
@@ -33,7 +33,7 @@ class CheckName(models.TextChoices):
 
 
 # The three checks the product shows as check marks; privileges matter to a merge only.
-STATUS_CHECKS = (CheckName.REACHABILITY, CheckName.CONNECTIVITY, CheckName.SCHEMA)
+STATUS_CHECKS = (StatusCheckName.REACHABILITY, StatusCheckName.CONNECTIVITY, StatusCheckName.SCHEMA)
 
 
 class CheckRunState(models.TextChoices):
@@ -206,7 +206,7 @@ class ExternalDatabaseCheck(models.Model):
     """
 
     database = models.ForeignKey(ExternalDatabase, on_delete=models.CASCADE, related_name="checks")
-    name = models.CharField(max_length=16, choices=CheckName.choices)
+    name = models.CharField(max_length=16, choices=StatusCheckName.choices)
     passed = models.BooleanField(editable=False)
     message = models.TextField(editable=False, help_text="What the check found, in words an administrator acts on.")
     checked_at = models.DateTimeField(editable=False, help_text="When the check finished.")
