@@ -34,6 +34,7 @@ class NodeAddress:
     host: str
     port: int
     cluster_pk: int
+    xmpp_port: int | None = None  # the XMPP client port (RFC 6120), when the node has one
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,11 @@ class Snapshot:
 def read_snapshot() -> Snapshot:
     """Read the snapshot from the config DB, on the caller's connection (a request's, say)."""
     nodes = list(Node.objects.select_related("cluster"))
-    addresses = {n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id) for n in nodes}
+    from messaging.chat.router import xmpp_client_port
+
+    addresses = {
+        n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id, xmpp_client_port(n)) for n in nodes
+    }
     alias_home: dict[str, str] = {}
     primary: dict[str, str] = {}
     host_of: dict[str, str] = {}

@@ -224,6 +224,18 @@ class RecentHistory:
         start = bisect_right(self._ids, after)
         return [self._message(msg_id) for msg_id in self._ids[start : start + limit]]
 
+    def get(self, msg_id: int) -> ChatMessage | None:
+        """The message with this id if memory holds it."""
+        return self._message(msg_id) if msg_id in self._items else None
+
+    def find(self, stanza_id: str) -> ChatMessage | None:
+        """The held message with this XEP-0359 stanza-id (newest first), if memory holds it."""
+        for msg_id in reversed(self._ids):
+            message = self._message(msg_id)
+            if message.stanza_id == stanza_id:
+                return message
+        return None
+
     def _message(self, msg_id: int) -> ChatMessage:
         item = self._items[msg_id]
         if isinstance(item, ChatMessage):

@@ -24,6 +24,7 @@ from messaging.chat import protocol as proto
 from messaging.chat.directory import Directory, NodeAddress
 from messaging.chat.protocol import ChatError, ErrorCode
 from messaging.chat.rooms import bare_room_jid, nick_for
+from messaging.chat.xmpp import XmppBinding, XmppFrontEnd
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import EndUser, Node
 
@@ -33,6 +34,7 @@ REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
 ROUTE_ATTEMPTS = 3
 WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
 OUTBOX_LIMIT = 10000
+XMPP_PORT_FIELD = "xmpp_port"  # the Node field of the XMPP client port
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,20 @@ def relogin_limits(node: Node) -> tuple[int, int]:
 
 @dataclass(eq=False)
 class Session:
-    """One client connection."""
+    """One signed-in client, of any front end: the JSON WebSocket (``ws``, its frames queued in
+    ``outbox``) or XMPP (``binding``, which renders the core's events as stanzas)."""
 
-    ws: ServerConnection
+    ws: ServerConnection | None = None
     user: UserInfo | None = None
     rooms: dict[str, str] = field(default_factory=dict)  # room JID → nick
     outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     closing: bool = False
+    binding: XmppBinding | None = None
 
     def send(self, event: dict) -> None:
+        if self.binding is not None:
+            self.binding.stream.front.render(self.binding, event)
+            return
         if self.closing:
             return
         try:
@@ -110,6 +117,8 @@ class Session:
 
     def finish(self) -> None:
         self.closing = True
+        if self.binding is not None:
+            return  # the XMPP stream ends itself after its stream error
         with contextlib.suppress(asyncio.QueueFull):
             self.outbox.put_nowait(None)
 
@@ -129,6 +138,7 @@ class XcpRouter(NodeService):
         self.room_sessions: dict[str, set[Session]] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self.xmpp = XmppFrontEnd(self)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -140,21 +150,33 @@ class XcpRouter(NodeService):
         except Exception as exc:
             await self.directory.stop()
             raise ServiceStartError(f"The chat bus (Redis at {self.bus.url}) is unreachable: {exc}") from exc
+        self.xmpp.domain = await sync_to_async(cluster_domain, thread_sensitive=False)(self.node)
+        client_port = xmpp_client_port(self.node)
         try:
             self.server = await serve(
-                self._connection, self.node.agent_host, self.node.agent_port, max_size=proto.MAX_FRAME_BYTES
+                self._connection,
+                self.node.agent_host,
+                self.node.agent_port,
+                max_size=proto.MAX_FRAME_BYTES,
+                subprotocols=["xmpp"],
+                select_subprotocol=_select_subprotocol,
             )
+            if client_port:
+                await self.xmpp.start(self.node.agent_host, client_port)
         except OSError as exc:
+            if self.server is not None:
+                self.server.close()
+                self.server = None
             await self.bus.stop()
             await self.directory.stop()
-            raise ServiceStartError(
-                f"Cannot listen on {self.node.agent_host}:{self.node.agent_port}: {exc.strerror or exc}"
-            ) from exc
+            port = client_port if self.server is None and client_port else self.node.agent_port
+            raise ServiceStartError(f"Cannot listen on {self.node.agent_host}:{port}: {exc.strerror or exc}") from exc
         self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.xmpp.stop()
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
@@ -182,6 +204,9 @@ class XcpRouter(NodeService):
     # --- connections --------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
+        if ws.subprotocol == "xmpp":  # RFC 7395
+            await self.xmpp.websocket_client(ws)
+            return
         session = Session(ws)
         pump = asyncio.create_task(self._pump(session))
         try:
@@ -232,94 +257,59 @@ class XcpRouter(NodeService):
         for room in list(session.rooms):
             await self._drop_from_room(session, room)
             with contextlib.suppress(Exception):
-                await self._route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
+                await self.route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
 
     async def _dispatch(self, session: Session, command: proto.Command) -> None:
+        """The JSON front end: one command, one reply."""
         if isinstance(command, proto.Ping):
             session.send(proto.reply(command.id, "pong"))
             return
         if isinstance(command, proto.SignIn):
-            await self._sign_in(session, command)
+            await self._json_sign_in(session, command)
             return
         if session.user is None:
             raise ChatError(ErrorCode.NOT_SIGNED_IN, 'Sign in first: {"type": "sign_in", "user": "<user ID>"}.')
         user = session.user
-        snapshot = self.directory.snapshot
         if isinstance(command, proto.ListRooms):
             home = user.home or self.node.name
-            answer = await self._route_home(home, {"op": "rooms", "home": home, "user": user.jid})
+            answer = await self.route_home(home, {"op": "rooms", "home": home, "user": user.jid})
             session.send(proto.reply(command.id, "rooms", rooms=answer["rooms"]))
             return
-        default_alias = snapshot.primary_alias.get(user.home or self.node.name, "")
-        room = bare_room_jid(command.room, default_alias)
+        room = self.room_jid(session, command.room)
         if isinstance(command, proto.CreateRoom):
-            domain = user.jid.partition("@")[2]
-            members = [m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in command.members]
-            answer = await self._route(
+            answer = await self.create_room(
+                session,
                 room,
-                {
-                    "op": "create",
-                    "room": room,
-                    "user": user.jid,
-                    "persistent": command.persistent,
-                    "subject": command.subject,
-                    "members_only": command.members_only,
-                    "max_occupants": command.max_occupants,
-                    "members": members,
-                },
+                persistent=command.persistent,
+                subject=command.subject,
+                members_only=command.members_only,
+                max_occupants=command.max_occupants,
+                members=command.members,
             )
             session.send(proto.reply(command.id, "created", **_without_ok(answer)))
         elif isinstance(command, proto.Join):
-            nick = nick_for(user.jid)
-            was_in = room in session.rooms
-            await self._add_to_room(session, room, nick)
-            request = {"op": "join", "room": room, "user": user.jid, "nick": nick, "router": self.node.name}
-            if command.since is not None:
-                request["since"] = command.since
-            if command.history is not None:
-                request["history"] = command.history
-            try:
-                answer = await self._route(room, request)
-            except ChatError:
-                if not was_in:
-                    await self._drop_from_room(session, room)
-                raise
+            answer = await self.join(session, room, since=command.since, history=command.history)
+            answer.pop("roster", None)
             session.send(proto.reply(command.id, "joined", **_without_ok(answer)))
         elif isinstance(command, proto.Leave):
-            if room not in session.rooms:
-                raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in {room}.")
-            await self._drop_from_room(session, room)
-            answer = await self._route(room, {"op": "leave", "room": room, "user": user.jid})
+            answer = await self.leave(session, room)
             session.send(proto.reply(command.id, "left", **_without_ok(answer)))
         elif isinstance(command, proto.Post):
-            if room not in session.rooms:
-                raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before posting to it.")
-            answer = await self._route(
-                room,
-                {
-                    "op": "post",
-                    "room": room,
-                    "user": user.jid,
-                    "nick": session.rooms[room],
-                    "body": command.body,
-                    "cid": command.cid,
-                    "joined": True,
-                    "router": self.node.name,
-                },
-            )
+            answer = await self.post(session, room, command.body, command.cid)
+            answer.pop("message", None)
             session.send(proto.reply(command.id, "ack", **_without_ok(answer)))
         elif isinstance(command, proto.History):
             request = {"op": "history", "room": room, "user": user.jid}
             for name in ("before", "after", "limit"):
                 if getattr(command, name) is not None:
                     request[name] = getattr(command, name)
-            answer = await self._route(room, request)
+            answer = await self.route(room, request)
             session.send(proto.reply(command.id, "history", **_without_ok(answer)))
         elif isinstance(command, proto.Presence):
-            answer = await self._route(room, {"op": "presence", "room": room, "user": user.jid})
+            answer = await self.route(room, {"op": "presence", "room": room, "user": user.jid})
             session.send(proto.reply(command.id, "presence", **_without_ok(answer)))
 
-    async def _sign_in(self, session: Session, command: proto.SignIn) -> None:
+    async def _json_sign_in(self, session: Session, command: proto.SignIn) -> None:
         if session.user is not None:
             raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
         info = await sync_to_async(lookup_user, thread_sensitive=False)(command.user.strip())
@@ -330,12 +320,7 @@ class XcpRouter(NodeService):
         if info.serving != self.node.name:
             await self._send_reconnect(session, info.serving, f"{info.user_id} is served by {info.serving}.")
             return
-        earlier = self.sessions.get(info.jid)
-        if earlier is not None:
-            earlier.send({"type": "signed_out", "reason": "You signed in again on another connection."})
-            earlier.finish()
-        session.user = info
-        self.sessions[info.jid] = session
+        await self.sign_in(session, info)
         snapshot = self.directory.snapshot
         backup = snapshot.nodes.get(info.backup) if info.backup else None
         session.send(
@@ -357,6 +342,112 @@ class XcpRouter(NodeService):
         low, high = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
         session.send(proto.reconnect(node_name, address.host, address.port, reason, low, high))
         session.finish()
+
+    # --- the router core, shared by the front ends ----------------------------------------------
+
+    def new_session(self, binding: XmppBinding) -> Session:
+        """A session for an XMPP stream (signed in by ``sign_in`` once bound)."""
+        return Session(binding=binding)
+
+    async def sign_in(self, session: Session, info: UserInfo) -> None:
+        """Register an authenticated session; the user's earlier session here is signed out."""
+        earlier = self.sessions.get(info.jid)
+        if earlier is not None and earlier is not session:
+            earlier.send({"type": "signed_out", "reason": "You signed in again on another connection."})
+            earlier.finish()
+        session.user = info
+        self.sessions[info.jid] = session
+
+    async def signed_out(self, session: Session) -> None:
+        await self._signed_out(session)
+
+    def room_jid(self, session: Session, room: str) -> str:
+        """A room name or JID as the user gave it: a bare name is in the user's home node's alias."""
+        default_alias = self.directory.snapshot.primary_alias.get(session.user.home or self.node.name, "")
+        return bare_room_jid(room, default_alias)
+
+    async def create_room(
+        self,
+        session: Session,
+        room: str,
+        *,
+        persistent: bool = True,
+        subject: str = "",
+        members_only: bool | None = None,
+        max_occupants: int | None = None,
+        members: tuple[str, ...] = (),
+    ) -> dict:
+        domain = session.user.jid.partition("@")[2]
+        return await self.route(
+            room,
+            {
+                "op": "create",
+                "room": room,
+                "user": session.user.jid,
+                "persistent": persistent,
+                "subject": subject,
+                "members_only": members_only,
+                "max_occupants": max_occupants,
+                "members": [m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in members],
+            },
+        )
+
+    async def join(
+        self, session: Session, room: str, nick: str | None = None, since: int | None = None, history: int | None = None
+    ) -> dict:
+        """Enter a room (subscribed to its events first, so nothing after the history is missed)."""
+        nick = nick or nick_for(session.user.jid)
+        was_in = room in session.rooms
+        await self._add_to_room(session, room, nick)
+        request = {"op": "join", "room": room, "user": session.user.jid, "nick": nick, "router": self.node.name}
+        if since is not None:
+            request["since"] = since
+        if history is not None:
+            request["history"] = history
+        try:
+            return await self.route(room, request)
+        except ChatError:
+            if not was_in:
+                await self._drop_from_room(session, room)
+            raise
+
+    async def leave(self, session: Session, room: str) -> dict:
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in {room}.")
+        await self._drop_from_room(session, room)
+        return await self.route(room, {"op": "leave", "room": room, "user": session.user.jid})
+
+    async def post(self, session: Session, room: str, body: str, cid: str) -> dict:
+        """Store a message; the answer (after the commit) carries the stored message."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before posting to it.")
+        return await self.route(
+            room,
+            {
+                "op": "post",
+                "room": room,
+                "user": session.user.jid,
+                "nick": session.rooms[room],
+                "body": body,
+                "cid": cid,
+                "joined": True,
+                "router": self.node.name,
+            },
+        )
+
+    async def client_address(self, node_name: str, websocket: bool = False) -> str:
+        """``host:port`` of a node's XMPP client port (``ws://host:port`` for WebSocket clients)."""
+        address = self.directory.snapshot.nodes.get(node_name)
+        if address is None:
+            address = (await self.directory.refresh()).nodes.get(node_name)
+        if address is None:
+            return ""
+        if websocket:
+            return f"ws://{address.host}:{address.port}/"
+        return f"{address.host}:{address.xmpp_port or address.port}"
+
+    def spawn(self, coroutine) -> None:
+        self._spawn(coroutine)
 
     # --- rooms and routing --------------------------------------------------------------------
 
@@ -400,7 +491,7 @@ class XcpRouter(NodeService):
         ]
         if occupants:
             with contextlib.suppress(ChatError):
-                await self._route(
+                await self.route(
                     room, {"op": "resync", "room": room, "occupants": occupants, "router": self.node.name}, attempts=1
                 )
 
@@ -409,7 +500,7 @@ class XcpRouter(NodeService):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
+    async def route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
         """Send a room request to the TC hosting the room now; retry while the room moves."""
         answer: dict = {}
         for attempt in range(attempts):
@@ -430,7 +521,7 @@ class XcpRouter(NodeService):
             await self.directory.refresh()
         raise ChatError(ErrorCode(answer.get("code", ErrorCode.INTERNAL)), answer.get("message", "The request failed."))
 
-    async def _route_home(self, home: str, request: dict) -> dict:
+    async def route_home(self, home: str, request: dict) -> dict:
         snapshot = self.directory.snapshot
         host = snapshot.nodes.get(snapshot.host_of.get(home, ""))
         answer = await self._ask(host, request, f"the rooms of {home}")
@@ -471,6 +562,25 @@ class XcpRouter(NodeService):
                     except Exception as exc:
                         logger.warning("Could not send reconnect to %s: %s", jid, exc)
                         session.finish()
+
+
+def cluster_domain(node: Node) -> str:
+    """The IM domain of the node's cluster (the XMPP stream's domain)."""
+    close_old_connections()
+    try:
+        return Node.objects.select_related("cluster").get(pk=node.pk).cluster.domain.lower()
+    finally:
+        close_old_connections()
+
+
+def xmpp_client_port(node: Node) -> int | None:
+    """The node's XMPP client port (RFC 6120 over TCP), None when it has none."""
+    return getattr(node, XMPP_PORT_FIELD, None) or None
+
+
+def _select_subprotocol(connection, subprotocols):
+    """RFC 7395 clients ask for ``xmpp``; JSON clients ask for nothing."""
+    return "xmpp" if "xmpp" in subprotocols else None
 
 
 def _without_ok(answer: dict) -> dict:

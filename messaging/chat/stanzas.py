@@ -8,9 +8,10 @@ stored XML is parsed with defusedxml: no DTD, no entity expansion, no external f
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from xml.sax.saxutils import unescape
 
 from defusedxml import DefusedXmlException
@@ -29,6 +30,30 @@ _ATTRIBUTE_ENTITIES = {"&quot;": '"', "&#10;": "\n", "&#13;": "\r", "&#09;": "\t
 # match (written by other software) is parsed instead.
 STANZA_CID_PATTERN = '^<message from="[^"]*" to="[^"]*" type="groupchat" id="([^"]*)"'
 STANZA_SENDER_PATTERN = f'<sender xmlns="{IMP_NS}" jid="([^"]*)"'
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def stanza_id_for(room: str, stamp: datetime, stored: str) -> str:
+    """The XEP-0359 ``stanza-id`` of a room message, made only of what the database keeps and a
+    merge copies as it is: the room JID, the stamp and the stored stanza (``tc_messages``).
+    ``tc_messages.msg_id`` is renumbered by a merge, so it cannot be the id. The stamp in
+    microseconds leads, so a query by id finds its row by ``(room_jid, stamp)``."""
+    micros = (stamp.replace(tzinfo=None) - _EPOCH) // timedelta(microseconds=1)
+    digest = hashlib.blake2b(f"{room}\n{stored}".encode(), digest_size=6).hexdigest()
+    return f"{micros}-{digest}"
+
+
+def stamp_of_stanza_id(stanza_id: str) -> datetime | None:
+    """The stamp a ``stanza_id_for`` id names, or None for an id this service never gave."""
+    micros, dash, digest = stanza_id.partition("-")
+    if not dash or not micros.isdigit() or len(digest) != 12 or len(micros) > 18:
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=int(micros))
+    except OverflowError:
+        return None
 
 
 def parse_xml(text: str) -> ET.Element | None:
@@ -103,6 +128,11 @@ class ChatMessage:
     body: str
     stamp: datetime
     cid: str
+    stanza_id: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.stanza_id:
+            object.__setattr__(self, "stanza_id", stanza_id_for(self.room, self.stamp, self.to_stanza()))
 
     def to_stanza(self) -> str:
         """The whole ``<message/>`` as the product stores it in ``tc_messages.msg``."""
@@ -116,13 +146,14 @@ class ChatMessage:
     @classmethod
     def from_row(cls, room: str, msg_id: int, stamp: datetime, stanza: str) -> ChatMessage:
         """A stored message; a stanza that does not parse is shown as its raw text."""
+        stanza_id = stanza_id_for(room, stamp, stanza)
         root = parse_xml(stanza)
         if root is None:
-            return cls(room, msg_id, "", "", stanza, stamp, "")
+            return cls(room, msg_id, "", "", stanza, stamp, "", stanza_id)
         body = next((child.text or "" for child in root if child.tag.endswith("body")), "")
         sender = next((child.get("jid", "") for child in root if child.tag.endswith("sender")), "")
         nick = (root.get("from") or "").partition("/")[2]
-        return cls(room, msg_id, sender, nick, body, stamp, root.get("id") or "")
+        return cls(room, msg_id, sender, nick, body, stamp, root.get("id") or "", stanza_id)
 
     def as_event(self) -> dict:
         """Wire-neutral fields of the message (the codec adds the type)."""
@@ -134,4 +165,5 @@ class ChatMessage:
             "body": self.body,
             "stamp": self.stamp.isoformat(),
             "cid": self.cid,
+            "stanza_id": self.stanza_id,
         }

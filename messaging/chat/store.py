@@ -22,6 +22,8 @@ from messaging.chat.stanzas import (
     STANZA_SENDER_PATTERN,
     ChatMessage,
     RoomConfig,
+    stamp_of_stanza_id,
+    stanza_id_for,
     unescape_attribute,
 )
 from messaging.tc import schema
@@ -46,6 +48,13 @@ LOAD_MESSAGES_SQL = (
     "(SELECT msg_id, stamp, msg FROM tc_messages WHERE tc_messages.room_jid = r.room_jid "
     "ORDER BY msg_id DESC LIMIT %s) AS m WHERE {}"
 )
+_ARCHIVE_SQL = (
+    "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %(room)s "
+    "AND (%(after)s::bigint IS NULL OR msg_id > %(after)s) AND (%(before)s::bigint IS NULL OR msg_id < %(before)s) "
+    "AND (%(start)s::timestamp IS NULL OR stamp >= %(start)s) AND (%(end)s::timestamp IS NULL OR stamp <= %(end)s) "
+)
+ARCHIVE_SQL_FIRST = _ARCHIVE_SQL + "ORDER BY msg_id LIMIT %(limit)s"
+ARCHIVE_SQL_LAST = _ARCHIVE_SQL + "ORDER BY msg_id DESC LIMIT %(limit)s"
 ROOM_SELECTIONS = {
     "aliases": "lower(split_part(r.room_jid, '@', 2)) = ANY(%s)",
     "jids": "r.room_jid = ANY(%s)",
@@ -55,6 +64,26 @@ ROOM_SELECTIONS = {
 def utcnow() -> datetime:
     """tc_* TIMESTAMP columns hold UTC without a zone."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class ArchiveQuery:
+    """What an archive query (XEP-0313) selects: msg_ids after/before, stamps from/to (UTC),
+    and whether the page is read from the end (RSM ``<before/>``)."""
+
+    after: int | None = None
+    before: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    last: bool = False
+
+    def matches(self, message: ChatMessage) -> bool:
+        return (
+            (self.after is None or message.msg_id > self.after)
+            and (self.before is None or message.msg_id < self.before)
+            and (self.start is None or message.stamp >= self.start)
+            and (self.end is None or message.stamp <= self.end)
+        )
 
 
 @dataclass(frozen=True)
@@ -299,7 +328,9 @@ class PostgresStore:
                 for post in posts:
                     earlier = seen.get((post.sender, post.cid))
                     if earlier is not None:
-                        old = ChatMessage(room.jid, earlier, post.sender, post.nick, post.body, stamp, post.cid)
+                        old = room.history.get(earlier) or await _stored_message(conn, room.jid, earlier)
+                        if old is None:  # not readable: the retry still is not stored twice
+                            old = ChatMessage(room.jid, earlier, post.sender, post.nick, post.body, stamp, post.cid)
                         results.append((old, False))
                         continue
                     message = ChatMessage(room.jid, next(ids), post.sender, post.nick, post.body, stamp, post.cid)
@@ -358,6 +389,40 @@ class PostgresStore:
                 rows = list(reversed(await cursor.fetchall()))
             return [ChatMessage.from_row(jid, msg_id, stamp, msg) for msg_id, stamp, msg in rows]
 
+    async def locate(self, jid: str, stanza_id: str) -> int | None:
+        """The msg_id of the room's message with this XEP-0359 stanza-id, or None."""
+        stamp = stamp_of_stanza_id(stanza_id)
+        if stamp is None:
+            return None
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND stamp = %s", (jid, stamp)
+            )
+            for msg_id, row_stamp, msg in await cursor.fetchall():
+                if stanza_id_for(jid, row_stamp, msg) == stanza_id:
+                    return msg_id
+        return None
+
+    async def archive(self, jid: str, query: ArchiveQuery, limit: int) -> list[ChatMessage]:
+        """Up to ``limit`` messages matching an archive query (XEP-0313), oldest first: the
+        first ones, or the last ones when ``query.last`` (a page read backwards)."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                ARCHIVE_SQL_LAST if query.last else ARCHIVE_SQL_FIRST,
+                {
+                    "room": jid,
+                    "after": query.after,
+                    "before": query.before,
+                    "start": query.start,
+                    "end": query.end,
+                    "limit": limit,
+                },
+            )
+            rows = await cursor.fetchall()
+        if query.last:
+            rows.reverse()
+        return [ChatMessage.from_row(jid, msg_id, stamp, msg) for msg_id, stamp, msg in rows]
+
     async def log_presence(self, real_jid: str, nick_jid: str, direction: str) -> None:
         """A tc_timelog row: E when a user enters a room, L when the user leaves."""
         async with self._connection() as conn:
@@ -365,6 +430,15 @@ class PostgresStore:
                 "INSERT INTO tc_timelog (real_jid, nick_jid, direction, stamp) VALUES (%s, %s, %s, %s)",
                 (real_jid, nick_jid, direction, utcnow()),
             )
+
+
+async def _stored_message(conn, jid: str, msg_id: int) -> ChatMessage | None:
+    """A stored message of the room (the first copy of a retried post), as stored."""
+    cursor = await conn.execute(
+        "SELECT msg_id, stamp, msg FROM tc_messages WHERE room_jid = %s AND msg_id = %s", (jid, msg_id)
+    )
+    row = await cursor.fetchone()
+    return ChatMessage.from_row(jid, *row) if row else None
 
 
 async def _posts_between(conn, jid: str, low: int, high: int) -> list[tuple[str, str, int]]:
@@ -466,8 +540,9 @@ class MemoryStore:
         results = []
         for post in posts:
             earlier = room.stored_post(post.sender, post.cid)
+            first = next((m for m in stored if m.msg_id == earlier), None) if earlier is not None else None
             msg_id = earlier if earlier is not None else room.known_next_msg_id
-            message = ChatMessage(room.jid, msg_id, post.sender, post.nick, post.body, utcnow(), post.cid)
+            message = first or ChatMessage(room.jid, msg_id, post.sender, post.nick, post.body, utcnow(), post.cid)
             if earlier is None:
                 stored.append(message)
                 room.known_next_msg_id += 1
@@ -482,6 +557,13 @@ class MemoryStore:
         if after is not None:
             return [m for m in messages if m.msg_id > after][:limit]
         return [m for m in messages if before is None or m.msg_id < before][-limit:]
+
+    async def locate(self, jid: str, stanza_id: str) -> int | None:
+        return next((m.msg_id for m in self.messages.get(jid, []) if m.stanza_id == stanza_id), None)
+
+    async def archive(self, jid: str, query: ArchiveQuery, limit: int) -> list[ChatMessage]:
+        found = [m for m in self.messages.get(jid, []) if query.matches(m)]
+        return found[-limit:] if query.last else found[:limit]
 
     async def log_presence(self, real_jid: str, nick_jid: str, direction: str) -> None:
         pass

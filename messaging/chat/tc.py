@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 import psycopg_pool
@@ -42,7 +43,7 @@ from messaging.chat.rooms import (
     nick_for,
 )
 from messaging.chat.stanzas import ChatMessage
-from messaging.chat.store import DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
+from messaging.chat.store import ArchiveQuery, DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
 from topology.agent.base import NodeService, ServiceStartError
 from topology.agent.metrics import COMMIT_SECONDS, MESSAGES_COMMITTED
 from topology.models import Node
@@ -259,6 +260,8 @@ class TextConferenceManager(NodeService):
         async with hosted.lock:
             new = user not in room.occupants
             room.check_join(user, policy)
+            if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
+                raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
             if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
                 await self.store.add_member(room, user, nick)
                 room.members[user] = Affiliation.MEMBER
@@ -280,6 +283,7 @@ class TextConferenceManager(NodeService):
             "persistent": room.persistent,
             "members_only": room.config.members_only,
             "occupants": sorted(room.occupants),
+            "roster": [{"user": o.jid, "nick": o.nick} for o in room.occupants.values()],
             "history": [message.as_event() for message in history],
         }
 
@@ -331,7 +335,7 @@ class TextConferenceManager(NodeService):
         if hosted.worker is None or hosted.worker.done():
             hosted.worker = asyncio.create_task(self._store_posts(hosted), name=f"tc-posts-{room.jid}")
         message: ChatMessage = await future
-        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid}
+        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid, "message": message.as_event()}
 
     async def _op_history(self, request: dict) -> dict:
         hosted = await self._room(request["room"])
@@ -341,6 +345,54 @@ class TextConferenceManager(NodeService):
         limit = self.config.policy.page_size(request.get("limit"))
         messages = await self._history(room, request.get("before"), request.get("after"), limit)
         return {"room": room.jid, "messages": [message.as_event() for message in messages]}
+
+    async def _op_info(self, request: dict) -> dict:
+        """What XEP-0030 disco#info says of a room."""
+        hosted = await self._room(request["room"])
+        room = hosted.room
+        return {
+            "room": room.jid,
+            "name": room.config.name,
+            "subject": room.config.subject,
+            "persistent": room.persistent,
+            "members_only": room.config.members_only,
+            "max_occupants": min(room.config.max_occupants, self.config.policy.max_users_per_room),
+            "occupants": len(room.occupants),
+            "affiliation": str(room.members.get(request.get("user", ""), Affiliation.NONE)),
+        }
+
+    async def _op_archive(self, request: dict) -> dict:
+        """An archive query (XEP-0313): by XEP-0359 stanza-id (after_id/before_id), by time
+        (start/end, ISO 8601 UTC), paged (limit; ``last``: the page before ``before_id`` or
+        the last page). ``complete`` says whether the page reaches the end of the query."""
+        hosted = await self._room(request["room"])
+        room = hosted.room
+        if room.config.members_only and not room.is_member(request["user"]):
+            raise ChatError(ErrorCode.MEMBERS_ONLY, f"The archive of {room.jid} is for its members only.")
+        self._check_database()
+        bounds = {}
+        for name in ("after_id", "before_id"):
+            stanza_id = request.get(name)
+            if stanza_id is None:
+                continue
+            held = room.history.find(stanza_id)
+            msg_id = held.msg_id if held is not None else await self.store.locate(room.jid, stanza_id)
+            if msg_id is None:
+                raise ChatError(ErrorCode.MESSAGE_NOT_FOUND, f"{room.jid} has no message with the id {stanza_id}.")
+            bounds[name.removesuffix("_id")] = msg_id
+        query = ArchiveQuery(
+            after=bounds.get("after"),
+            before=bounds.get("before"),
+            start=_utc(request.get("start")),
+            end=_utc(request.get("end")),
+            last=bool(request.get("last")),
+        )
+        limit = self.config.policy.page_size(request.get("limit"))
+        messages = await self.store.archive(room.jid, query, limit + 1)
+        complete = len(messages) <= limit
+        if not complete:
+            messages = messages[1:] if query.last else messages[:limit]
+        return {"room": room.jid, "messages": [m.as_event() for m in messages], "complete": complete}
 
     async def _op_presence(self, request: dict) -> dict:
         hosted = await self._room(request["room"])
@@ -460,6 +512,17 @@ class TextConferenceManager(NodeService):
             if not self.database_ok:
                 logger.warning("Persistent chat database back on %s", self.node)
             self.database_ok = True
+
+
+def _utc(value: str | None) -> datetime | None:
+    """An ISO 8601 time as the naive UTC the tc_* TIMESTAMP columns hold."""
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ChatError(ErrorCode.BAD_REQUEST, f"{value!r} is not an ISO 8601 time.") from None
+    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
 
 
 def _first_line(exc: BaseException) -> str:

@@ -179,3 +179,7 @@ def manage(*args: str, stdin: str | None = None, timeout: float = 60) -> subproc
 
 def bus_prefix_now() -> str:
     return getattr(settings, "CHAT_BUS_PREFIX", "") or ""
+
+
+# The XMPP suites' fixture (nodes with an XMPP client port), kept with its helpers.
+from tests.chat.xmpp import xworld  # noqa: E402,F401

@@ -1,0 +1,1089 @@
+"""XMPP front end of the XCP Router: RFC 6120/6121 client-to-server on the node's XMPP client
+port (TCP, STARTTLS required before authentication), and RFC 7395 XMPP over WebSocket on the
+router's WebSocket port (subprotocol ``xmpp``).
+
+This module knows XMPP and nothing of rooms: it turns stanzas into requests to the router core
+(``XcpRouter.join``/``post``/``leave``/``route``) and the core's events into stanzas. The
+supported extensions and what each does here are listed in ``docs/chat-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import secrets
+import ssl
+import uuid
+import xml.etree.ElementTree as ET
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from scramp import ScramException, ScramMechanism
+
+from messaging.chat.protocol import ChatError, ErrorCode
+from messaging.chat.xmlstream import (
+    CLIENT_NS,
+    STREAM_NS,
+    StreamError,
+    StreamParser,
+    stream_error,
+    stream_header,
+    tostring,
+)
+
+logger = logging.getLogger(__name__)
+
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+BIND_NS = "urn:ietf:params:xml:ns:xmpp-bind"
+SESSION_NS = "urn:ietf:params:xml:ns:xmpp-session"
+STANZA_ERROR_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+FRAMING_NS = "urn:ietf:params:xml:ns:xmpp-framing"
+SM_NS = "urn:xmpp:sm:3"
+PING_NS = "urn:xmpp:ping"
+ROSTER_NS = "jabber:iq:roster"
+REGISTER_NS = "jabber:iq:register"
+DISCO_INFO_NS = "http://jabber.org/protocol/disco#info"
+DISCO_ITEMS_NS = "http://jabber.org/protocol/disco#items"
+MUC_NS = "http://jabber.org/protocol/muc"
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+MAM_NS = "urn:xmpp:mam:2"
+RSM_NS = "http://jabber.org/protocol/rsm"
+DATA_NS = "jabber:x:data"
+FORWARD_NS = "urn:xmpp:forward:0"
+DELAY_NS = "urn:xmpp:delay"
+SID_NS = "urn:xmpp:sid:0"
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+MAX_RESOURCE = 1023
+SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption
+OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not reading
+
+# Router error codes → (XMPP stanza error type, defined condition) (RFC 6120 §8.3, XEP-0045 §7–§10).
+ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.BAD_REQUEST: ("modify", "bad-request"),
+    ErrorCode.NOT_SIGNED_IN: ("auth", "not-authorized"),
+    ErrorCode.ALREADY_SIGNED_IN: ("cancel", "conflict"),
+    ErrorCode.UNKNOWN_USER: ("cancel", "item-not-found"),
+    ErrorCode.ROOM_NOT_FOUND: ("cancel", "item-not-found"),
+    ErrorCode.MESSAGE_NOT_FOUND: ("cancel", "item-not-found"),
+    ErrorCode.ROOM_EXISTS: ("cancel", "conflict"),
+    ErrorCode.NOT_IN_ROOM: ("cancel", "not-acceptable"),
+    ErrorCode.NICK_IN_USE: ("cancel", "conflict"),
+    ErrorCode.MEMBERS_ONLY: ("auth", "registration-required"),
+    ErrorCode.ROOM_FULL: ("wait", "service-unavailable"),
+    ErrorCode.ROOM_LIMIT: ("cancel", "not-allowed"),
+    ErrorCode.FORBIDDEN: ("auth", "forbidden"),
+    ErrorCode.PERSISTENT_CHAT_DISABLED: ("cancel", "not-allowed"),
+    ErrorCode.DATABASE_UNAVAILABLE: ("wait", "resource-constraint"),
+    ErrorCode.ROOM_UNAVAILABLE: ("wait", "recipient-unavailable"),
+    ErrorCode.INTERNAL: ("wait", "internal-server-error"),
+}
+
+
+def q(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+def element(ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
+    item = ET.Element(q(ns, name), {k: v for k, v in (attrs or {}).items() if v is not None})
+    if text is not None:
+        item.text = text
+    return item
+
+
+def child(parent: ET.Element, ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
+    item = element(ns, name, attrs, text)
+    parent.append(item)
+    return item
+
+
+def find(parent: ET.Element, ns: str, name: str) -> ET.Element | None:
+    return parent.find(q(ns, name))
+
+
+def bare(jid: str) -> str:
+    return jid.split("/", 1)[0].lower()
+
+
+def resource_of(jid: str) -> str:
+    return jid.partition("/")[2]
+
+
+def stanza_error(stanza: ET.Element, kind: str, condition: str, text: str = "") -> ET.Element:
+    """The error reply to ``stanza`` (RFC 6120 §8.3): addresses swapped, the error appended."""
+    reply = ET.Element(stanza.tag, {"type": "error"})
+    for name, value in (("id", stanza.get("id")), ("to", stanza.get("from")), ("from", stanza.get("to"))):
+        if value is not None:
+            reply.set(name, value)
+    error = child(reply, CLIENT_NS, "error", {"type": kind})
+    child(error, STANZA_ERROR_NS, condition)
+    if text:
+        child(error, STANZA_ERROR_NS, "text", text=text)
+    return reply
+
+
+def chat_error(stanza: ET.Element, exc: ChatError) -> ET.Element:
+    kind, condition = ERROR_CONDITIONS.get(exc.code, ("cancel", "undefined-condition"))
+    return stanza_error(stanza, kind, condition, exc.message)
+
+
+def _iso(stamp: str) -> str:
+    """XEP-0082 date-time of a stored UTC stamp."""
+    return datetime.fromisoformat(stamp).replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: str) -> datetime:
+    stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+@dataclass
+class Transport:
+    """How a stream's bytes travel: TCP (with STARTTLS) or WebSocket frames (RFC 7395)."""
+
+    source: str
+    websocket: bool = False
+
+    async def read(self) -> bytes | None:
+        raise NotImplementedError
+
+    async def write(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def open(self, stream_id: str, domain: str) -> str:
+        if self.websocket:
+            return f"<open xmlns='{FRAMING_NS}' id='{stream_id}' from='{domain}' version='1.0' xml:lang='en'/>"
+        return stream_header(stream_id, domain)
+
+    def end(self) -> str:
+        return f"<close xmlns='{FRAMING_NS}'/>" if self.websocket else "</stream:stream>"
+
+    @property
+    def default_ns(self) -> str:
+        """A WebSocket frame declares its namespace; a TCP stream's default is jabber:client."""
+        return "" if self.websocket else CLIENT_NS
+
+    def stream_element(self, name: str, inner: str) -> str:
+        """``<stream:name>`` (features, error), self-contained in a WebSocket frame."""
+        declared = f" xmlns:stream='{STREAM_NS}'" if self.websocket else ""
+        return f"<stream:{name}{declared}>{inner}</stream:{name}>"
+
+    def error(self, condition: str, text: str = "", extra: str = "") -> str:
+        error = stream_error(condition, text, extra)
+        if self.websocket:
+            return error.replace("<stream:error>", f"<stream:error xmlns:stream='{STREAM_NS}'>", 1)
+        return error
+
+
+class TcpTransport(Transport):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("", 0)
+        super().__init__(source=str(peer[0]))
+        self.reader = reader
+        self.writer = writer
+        self.secure = False
+
+    async def read(self) -> bytes | None:
+        data = await self.reader.read(16384)
+        return data or None
+
+    async def write(self, text: str) -> None:
+        self.writer.write(text.encode())
+        await self.writer.drain()
+
+    async def starttls(self, context: ssl.SSLContext) -> None:
+        await self.writer.start_tls(context)
+        self.secure = True
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+class WebSocketTransport(Transport):
+    """RFC 7395: each frame is one element; ``<open/>`` and ``<close/>`` frame the stream.
+
+    The frames go through the same hardened parser as a TCP stream, inside a stream header of
+    our own, so the same limits apply."""
+
+    HEADER = f"<stream:stream xmlns='{CLIENT_NS}' xmlns:stream='{STREAM_NS}'>".encode()
+
+    def __init__(self, ws) -> None:
+        address = getattr(ws, "remote_address", None) or ("", 0)
+        super().__init__(source=str(address[0]), websocket=True)
+        self.ws = ws
+        self.started = False
+
+    async def read(self) -> bytes | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            frame = await self.ws.recv()
+        except ConnectionClosed:
+            return None
+        data = frame.encode() if isinstance(frame, str) else frame
+        if not self.started:
+            self.started = True
+            return self.HEADER + data
+        return data
+
+    async def write(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+
+
+class StreamClosed(Exception):
+    """The stream ended (by the client, by a stream error, or by the router)."""
+
+
+@dataclass(eq=False)
+class XmppBinding:
+    """What the router core's Session needs to reach an XMPP client: render events as stanzas."""
+
+    stream: XmppStream
+    full_jid: str = ""
+    # XEP-0198
+    sm_enabled: bool = False
+    sm_id: str = ""
+    sent: int = 0  # stanzas sent (the client acknowledges these)
+    handled: int = 0  # stanzas received and handled
+    unacked: deque = field(default_factory=deque)
+
+
+class XmppStream:
+    """One XMPP connection: stream negotiation, then stanzas for the router core."""
+
+    def __init__(self, front: XmppFrontEnd, transport: Transport) -> None:
+        self.front = front
+        self.router = front.router
+        self.transport = transport
+        self.parser = StreamParser()
+        self.stream_id = secrets.token_hex(8)
+        self.domain = front.domain
+        self.user = None  # UserInfo after SASL success
+        self.session = None  # the router core's Session after resource binding
+        self.scram = None
+        self.scram_user = ""
+        self.out: asyncio.Queue[str | None] = asyncio.Queue()
+        self.closed = False
+
+    @property
+    def secure(self) -> bool:
+        return self.transport.websocket or getattr(self.transport, "secure", False)
+
+    # --- the connection's life ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer())
+        try:
+            while not self.closed:
+                data = await self.transport.read()
+                if data is None:
+                    break
+                try:
+                    events = self.parser.feed(data)
+                except StreamError as exc:
+                    await self.fail(exc.condition, exc.text)
+                    break
+                for kind, item in events:
+                    if kind == "open":
+                        await self._stream_opened(item)
+                    elif kind == "close":
+                        self.send_raw(self.transport.end())
+                        self.closed = True
+                        break
+                    else:
+                        await self._stanza(item)
+                    if self.closed:
+                        break
+        except StreamClosed:
+            pass
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            logger.exception("XMPP stream %s failed", self.stream_id)
+            with contextlib.suppress(Exception):
+                await self.fail("internal-server-error", "The server failed; connect again.")
+        finally:
+            self.closed = True
+            self.out.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, 2)
+            writer.cancel()
+            await self.transport.close()
+            if self.session is not None:
+                await self.router.signed_out(self.session)
+
+    async def _writer(self) -> None:
+        while True:
+            text = await self.out.get()
+            if text is None:
+                return
+            try:
+                await self.transport.write(text)
+            except Exception:
+                self.closed = True
+                return
+
+    def send_raw(self, text: str) -> None:
+        if self.out.qsize() > OUTBOX_LIMIT:  # a client that does not read: end its stream
+            self.closed = True
+            self.out = asyncio.Queue()
+            self.out.put_nowait(self.transport.error("policy-violation", "You are not reading your stream."))
+            self.out.put_nowait(None)
+            return
+        self.out.put_nowait(text)
+
+    def send(self, stanza: ET.Element) -> None:
+        """Send a stanza (counted for XEP-0198 when enabled)."""
+        if self.closed:
+            return
+        text = tostring(stanza, self.transport.default_ns)
+        binding = self.session.binding if self.session is not None else None
+        if binding is not None and binding.sm_enabled and stanza.tag in STANZA_TAGS:
+            binding.sent += 1
+            binding.unacked.append((binding.sent, text))
+            while len(binding.unacked) > SM_MAX_UNACKED:
+                binding.unacked.popleft()
+        self.send_raw(text)
+
+    async def fail(self, condition: str, text: str = "", extra: str = "") -> None:
+        """Send a stream error and end the stream (RFC 6120 §4.9)."""
+        if not self.header_sent:
+            self.send_raw(self.transport.open(self.stream_id, self.domain))
+            self.header_sent = True
+        self.send_raw(self.transport.error(condition, text, extra))
+        self.send_raw(self.transport.end())
+        self.closed = True
+
+    header_sent = False
+
+    async def _stream_opened(self, header: ET.Element) -> None:
+        wanted = (header.get("to") or self.domain).lower()
+        if wanted not in self.front.domains():
+            self.domain = wanted
+            await self.fail("host-unknown", f"This node serves {', '.join(sorted(self.front.domains()))}.")
+            return
+        self.domain = wanted
+        self.send_raw(self.transport.open(self.stream_id, self.domain))
+        self.header_sent = True
+        if self.user is not None and self.user.serving != self.router.node.name:
+            await self._see_other_host(self.user.serving, f"{self.user.user_id} is served by {self.user.serving}.")
+            return
+        features = element(STREAM_NS, "features")
+        if not self.secure:
+            child(child(features, TLS_NS, "starttls"), TLS_NS, "required")
+        elif self.user is None:
+            mechanisms = child(features, SASL_NS, "mechanisms")
+            for name in (*SCRAM_MECHANISMS, "PLAIN"):
+                child(mechanisms, SASL_NS, "mechanism", text=name)
+        else:
+            child(features, BIND_NS, "bind")
+            child(child(features, SESSION_NS, "session"), SESSION_NS, "optional")
+            child(features, SM_NS, "sm")
+            child(features, "http://jabber.org/features/iq-register", "register")
+        self.send_raw(self.transport.stream_element("features", "".join(tostring(item, "") for item in features)))
+
+    def restart(self) -> None:
+        """After STARTTLS and SASL success the client opens a new stream (RFC 6120 §4.3.3)."""
+        self.parser = StreamParser()
+        self.header_sent = False
+        if self.transport.websocket:
+            self.parser.feed(WebSocketTransport.HEADER)
+
+    # --- stanzas ---------------------------------------------------------------------------------
+
+    async def _stanza(self, stanza: ET.Element) -> None:
+        if stanza.tag == q(FRAMING_NS, "open"):
+            await self._stream_opened(stanza)
+            return
+        if stanza.tag == q(FRAMING_NS, "close"):
+            self.send_raw(self.transport.end())
+            self.closed = True
+            return
+        if stanza.tag == q(TLS_NS, "starttls"):
+            await self._starttls()
+            return
+        if stanza.tag.startswith(f"{{{SASL_NS}}}"):
+            await self._sasl(stanza)
+            return
+        if self.user is None:
+            await self.fail("not-authorized", "Authenticate first (SASL).")
+            return
+        if stanza.tag.startswith(f"{{{SM_NS}}}"):
+            self._stream_management(stanza)
+            return
+        if stanza.tag not in STANZA_TAGS:
+            await self.fail("unsupported-stanza-type", f"{stanza.tag} is not a stanza.")
+            return
+        if self.session is None:
+            if stanza.tag == q(CLIENT_NS, "iq") and find(stanza, BIND_NS, "bind") is not None:
+                await self._bind(stanza)
+            else:
+                await self.fail("not-authorized", "Bind a resource first.")
+            return
+        binding = self.session.binding
+        binding.handled += 1
+        await self.front.handle(self, stanza)
+
+    async def _starttls(self) -> None:
+        if self.transport.websocket or self.secure:
+            await self.fail("policy-violation", "TLS is already in place.")
+            return
+        context = await self.front.tls_context()
+        if context is None:
+            self.send_raw(f"<failure xmlns='{TLS_NS}'/>")
+            self.send_raw(self.transport.end())
+            self.closed = True
+            return
+        await self.transport.write(f"<proceed xmlns='{TLS_NS}'/>")
+        await self.transport.starttls(context)
+        self.restart()
+
+    # --- SASL (RFC 6120 §6) --------------------------------------------------------------------
+
+    def _sasl_failure(self, condition: str, text: str = "") -> None:
+        described = f"<text xml:lang='en'>{_escape(text)}</text>" if text else ""
+        self.send_raw(f"<failure xmlns='{SASL_NS}'><{condition}/>{described}</failure>")
+
+    async def _sasl(self, stanza: ET.Element) -> None:
+        name = stanza.tag.rpartition("}")[2]
+        if self.user is not None:
+            await self.fail("policy-violation", "Already authenticated.")
+            return
+        if name == "abort":
+            self.scram = None
+            self._sasl_failure("aborted")
+            return
+        if not self.secure:
+            self._sasl_failure("encryption-required", "Start TLS (STARTTLS) before authenticating.")
+            await self.fail("policy-violation", "Authentication needs TLS first.")
+            return
+        try:
+            payload = base64.b64decode((stanza.text or "").strip(), validate=True)
+        except (binascii.Error, ValueError):
+            self._sasl_failure("incorrect-encoding")
+            return
+        if name == "auth":
+            mechanism = stanza.get("mechanism", "")
+            if mechanism == "PLAIN":
+                await self._plain(payload)
+            elif mechanism in SCRAM_MECHANISMS:
+                await self._scram_first(mechanism, payload)
+            else:
+                self._sasl_failure("invalid-mechanism", f"Offered: {', '.join((*SCRAM_MECHANISMS, 'PLAIN'))}.")
+        elif name == "response" and self.scram is not None:
+            await self._scram_final(payload)
+        else:
+            self._sasl_failure("malformed-request")
+
+    async def _plain(self, payload: bytes) -> None:
+        from topology import credentials
+
+        try:
+            _authzid, authcid, password = payload.decode().split("\0")
+        except (UnicodeDecodeError, ValueError):
+            self._sasl_failure("malformed-request", "PLAIN is authzid NUL authcid NUL password.")
+            return
+        try:
+            user = await credentials.aauthenticate(authcid, password, self.transport.source)
+        except credentials.SignInRefused as exc:
+            self._sasl_failure("not-authorized", str(exc))
+            return
+        await self._authenticated(user.user_id)
+
+    async def _scram_first(self, mechanism: str, payload: bytes) -> None:
+        from topology import credentials
+
+        names: list[str] = []
+        auth_fn = credentials.scram_auth_fn(mechanism)
+
+        def keys(username: str):
+            names.append(username)
+            return auth_fn(username)
+
+        server = ScramMechanism(mechanism).make_server(keys)
+        try:
+            await _in_thread(server.set_client_first)(payload.decode())
+            challenge = server.get_server_first()
+        except (ScramException, UnicodeDecodeError) as exc:
+            self._sasl_failure("malformed-request", str(exc))
+            return
+        self.scram_user = names[0] if names else ""
+        try:
+            await credentials.acheck_allowed(self.scram_user, self.transport.source)
+        except credentials.SignInRefused as exc:
+            self._sasl_failure("not-authorized", str(exc))
+            return
+        self.scram = server
+        self.send_raw(f"<challenge xmlns='{SASL_NS}'>{base64.b64encode(challenge.encode()).decode()}</challenge>")
+
+    async def _scram_final(self, payload: bytes) -> None:
+        from topology import credentials
+
+        server, self.scram = self.scram, None
+        try:
+            server.set_client_final(payload.decode())
+            final = server.get_server_final()
+        except (ScramException, UnicodeDecodeError):
+            await credentials.arecord_failure(self.scram_user, self.transport.source)
+            self._sasl_failure("not-authorized", credentials.WRONG_CREDENTIALS_MESSAGE)
+            return
+        user = await _in_thread(credentials.find_user)(self.scram_user)
+        if user is None:  # keys of a user deleted meanwhile
+            self._sasl_failure("not-authorized", credentials.WRONG_CREDENTIALS_MESSAGE)
+            return
+        await credentials.arecord_success(user.user_id, self.transport.source)
+        await self._authenticated(user.user_id, final)
+
+    async def _authenticated(self, user_id: str, server_final: str = "") -> None:
+        from messaging.chat.router import lookup_user
+
+        info = await _in_thread(lookup_user)(user_id)
+        if info is None or info.serving is None:
+            self._sasl_failure("account-disabled", f"{user_id} is not assigned to any IM and Presence node.")
+            return
+        self.user = info
+        data = base64.b64encode(server_final.encode()).decode() if server_final else ""
+        self.send_raw(f"<success xmlns='{SASL_NS}'>{data}</success>")
+        self.restart()
+
+    async def _see_other_host(self, node_name: str, reason: str) -> None:
+        """RFC 6120 §4.9.3.19: the user is served by another node; name its client address."""
+        address = await self.router.client_address(node_name, websocket=self.transport.websocket)
+        if self.transport.websocket:
+            self.send_raw(f"<close xmlns='{FRAMING_NS}' see-other-uri={_quote(address)}/>")
+            self.closed = True
+            return
+        await self.fail("see-other-host", reason, address)
+
+    # --- resource binding (RFC 6120 §7) ----------------------------------------------------------
+
+    async def _bind(self, iq: ET.Element) -> None:
+        if iq.get("type") != "set":
+            self.send(stanza_error(iq, "modify", "bad-request"))
+            return
+        resource = (find(find(iq, BIND_NS, "bind"), BIND_NS, "resource") or ET.Element("x")).text or ""
+        resource = resource.strip()[:MAX_RESOURCE] or f"imp-{secrets.token_hex(4)}"
+        session = self.router.new_session(XmppBinding(self, f"{self.user.jid}/{resource}"))
+        await self.router.sign_in(session, self.user)
+        self.session = session
+        reply = element(CLIENT_NS, "iq", {"type": "result", "id": iq.get("id")})
+        child(child(reply, BIND_NS, "bind"), BIND_NS, "jid", text=session.binding.full_jid)
+        self.send(reply)
+
+    # --- XEP-0198 ----------------------------------------------------------------------------------
+
+    def _stream_management(self, item: ET.Element) -> None:
+        binding = self.session.binding if self.session is not None else None
+        name = item.tag.rpartition("}")[2]
+        if binding is None:
+            self.send_raw(f"<failed xmlns='{SM_NS}'><unexpected-request xmlns='{STANZA_ERROR_NS}'/></failed>")
+            return
+        if name == "enable":
+            if binding.sm_enabled:
+                self.send_raw(f"<failed xmlns='{SM_NS}'><unexpected-request xmlns='{STANZA_ERROR_NS}'/></failed>")
+                return
+            binding.sm_enabled = True
+            binding.sm_id = secrets.token_hex(8)
+            self.send_raw(f"<enabled xmlns='{SM_NS}' id='{binding.sm_id}'/>")
+        elif name == "r":
+            self.send_raw(f"<a xmlns='{SM_NS}' h='{binding.handled % 2**32}'/>")
+        elif name == "a":
+            try:
+                acked = int(item.get("h", ""))
+            except ValueError:
+                return
+            while binding.unacked and binding.unacked[0][0] % 2**32 <= acked % 2**32:
+                binding.unacked.popleft()
+        elif name == "resume":
+            self.send_raw(f"<failed xmlns='{SM_NS}'><item-not-found xmlns='{STANZA_ERROR_NS}'/></failed>")
+
+
+STANZA_TAGS = {q(CLIENT_NS, "message"), q(CLIENT_NS, "presence"), q(CLIENT_NS, "iq")}
+
+
+def _escape(text: str) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(text)
+
+
+def _quote(text: str) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    return quoteattr(text)
+
+
+def _in_thread(function):
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+class XmppFrontEnd:
+    """The XMPP listener of a node's XCP Router, and the translation of stanzas to router calls."""
+
+    def __init__(self, router) -> None:
+        self.router = router
+        self.domain = ""
+        self.server: asyncio.base_events.Server | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def domains(self) -> set[str]:
+        return {self.domain} if self.domain else set()
+
+    async def tls_context(self) -> ssl.SSLContext | None:
+        if self._tls is None:
+            from topology import credentials
+
+            self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
+        return self._tls
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await asyncio.start_server(self._tcp_client, host, port)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await XmppStream(self, TcpTransport(reader, writer)).run()
+
+    async def websocket_client(self, ws) -> None:
+        await XmppStream(self, WebSocketTransport(ws)).run()
+
+    # --- stanzas of a bound session --------------------------------------------------------------
+
+    async def handle(self, stream: XmppStream, stanza: ET.Element) -> None:
+        kind = stanza.tag.rpartition("}")[2]
+        try:
+            if kind == "iq":
+                await self._iq(stream, stanza)
+            elif kind == "presence":
+                await self._presence(stream, stanza)
+            else:
+                await self._message(stream, stanza)
+        except ChatError as exc:
+            if stanza.get("type") != "error":
+                stream.send(self._addressed(stream, stanza, chat_error(stanza, exc)))
+
+    def _addressed(self, stream: XmppStream, stanza: ET.Element, reply: ET.Element) -> ET.Element:
+        """An error reply addressed to the client's full JID; a refused room join carries the
+        MUC element back (XEP-0045 §7.2.6), which is how clients match it to their join."""
+        reply.set("to", stream.session.binding.full_jid)
+        if stanza.tag == q(CLIENT_NS, "presence") and find(stanza, MUC_NS, "x") is not None:
+            reply.insert(0, element(MUC_NS, "x"))
+        return reply
+
+    def _room_parts(self, to: str) -> tuple[str, str]:
+        """(room JID, nick) of an address on a conference service."""
+        room, _, nick = to.partition("/")
+        return room.lower(), nick
+
+    def _is_conference(self, domain: str) -> bool:
+        return self.router.directory.snapshot.alias_home.get(domain.lower()) is not None
+
+    # presence: join and leave rooms (XEP-0045 §7.2, §7.14)
+
+    async def _presence(self, stream: XmppStream, presence: ET.Element) -> None:
+        to = presence.get("to")
+        if not to:
+            return  # initial presence: nobody subscribes to it here (empty roster)
+        room, nick = self._room_parts(to)
+        if "@" not in room or not self._is_conference(room.partition("@")[2]):
+            return
+        session = stream.session
+        kind = presence.get("type")
+        if kind == "unavailable":
+            if room in session.rooms:
+                own = session.rooms[room]
+                await self.router.leave(session, room)
+                gone = self._occupant_presence(room, own, session.user.jid, stream, "unavailable", self_=True)
+                stream.send(gone)
+            return
+        if kind not in (None, "available"):
+            return
+        if not nick:
+            stream.send(stanza_error(presence, "modify", "jid-malformed", "Join as room@service/nick."))
+            return
+        if room in session.rooms:
+            stream.send(self._occupant_presence(room, session.rooms[room], session.user.jid, stream, self_=True))
+            return
+        muc = find(presence, MUC_NS, "x")
+        history = find(muc, MUC_NS, "history") if muc is not None else None
+        maxstanzas = _int(history.get("maxstanzas")) if history is not None else None
+        created = False
+        try:
+            answer = await self.router.join(session, room, nick, history=maxstanzas)
+        except ChatError as exc:
+            if exc.code != ErrorCode.ROOM_NOT_FOUND or not self._is_conference(room.partition("@")[2]):
+                raise
+            try:
+                try:
+                    await self.router.create_room(session, room, persistent=True)
+                except ChatError as refused:
+                    if refused.code != ErrorCode.PERSISTENT_CHAT_DISABLED:
+                        raise
+                    await self.router.create_room(session, room, persistent=False)  # an ad hoc room
+            except ChatError as refused:
+                if refused.code in (ErrorCode.FORBIDDEN, ErrorCode.ROOM_LIMIT, ErrorCode.PERSISTENT_CHAT_DISABLED):
+                    error = stanza_error(presence, "cancel", "not-allowed", refused.message)
+                    stream.send(self._addressed(stream, presence, error))
+                    return
+                if refused.code != ErrorCode.ROOM_EXISTS:  # created meanwhile by someone else: join it
+                    raise
+            created = True
+            answer = await self.router.join(session, room, nick, history=maxstanzas)
+        for occupant in answer.get("roster", []):
+            if occupant["user"] != session.user.jid:
+                stream.send(self._occupant_presence(room, occupant["nick"], occupant["user"], stream))
+        codes = ["110", "100"] + (["201"] if created else [])
+        stream.send(self._occupant_presence(room, nick, session.user.jid, stream, codes=codes, self_=True))
+        for message in _history_wanted(answer.get("history", []), history):
+            stream.send(self._room_message(stream, message, delayed=True))
+        to = stream.session.binding.full_jid
+        subject = element(CLIENT_NS, "message", {"from": room, "to": to, "type": "groupchat"})
+        child(subject, CLIENT_NS, "subject", text=answer.get("subject") or "")
+        stream.send(subject)
+
+    def _occupant_presence(
+        self,
+        room: str,
+        nick: str,
+        real_jid: str,
+        stream: XmppStream,
+        kind: str | None = None,
+        codes: list[str] | None = None,
+        self_: bool = False,
+    ) -> ET.Element:
+        presence = element(CLIENT_NS, "presence", {"from": f"{room}/{nick}", "to": stream.session.binding.full_jid})
+        if kind:
+            presence.set("type", kind)
+        x = child(presence, MUC_USER_NS, "x")
+        role = "none" if kind == "unavailable" else "participant"
+        child(x, MUC_USER_NS, "item", {"affiliation": "none", "role": role, "jid": real_jid})
+        for code in codes or (["110"] if self_ else []):
+            child(x, MUC_USER_NS, "status", {"code": code})
+        return presence
+
+    def _room_message(self, stream: XmppStream, message: dict, delayed: bool = False, to: str | None = None):
+        room = message["room"]
+        stanza = element(
+            CLIENT_NS,
+            "message",
+            {
+                "from": f"{room}/{message['nick'] or message['from'].partition('@')[0]}",
+                "to": to or stream.session.binding.full_jid,
+                "type": "groupchat",
+                "id": message.get("cid") or None,
+            },
+        )
+        child(stanza, CLIENT_NS, "body", text=message["body"])
+        if delayed:
+            child(stanza, DELAY_NS, "delay", {"stamp": _iso(message["stamp"]), "from": room})
+        child(stanza, SID_NS, "stanza-id", {"by": room, "id": message["stanza_id"]})
+        if message.get("cid"):
+            child(stanza, SID_NS, "origin-id", {"id": message["cid"]})
+        return stanza
+
+    # messages: groupchat posts (XEP-0045 §7.4); the reflection is the acknowledgement
+
+    async def _message(self, stream: XmppStream, message: ET.Element) -> None:
+        kind = message.get("type")
+        if kind == "error":
+            return
+        room, nick = self._room_parts(message.get("to") or "")
+        if kind != "groupchat" or nick or not self._is_conference(room.partition("@")[2]):
+            stream.send(
+                stanza_error(message, "cancel", "service-unavailable", "Only groupchat messages to rooms are served.")
+            )
+            return
+        body = find(message, CLIENT_NS, "body")
+        if body is None or not (body.text or "").strip():
+            if find(message, CLIENT_NS, "subject") is not None:
+                raise ChatError(ErrorCode.FORBIDDEN, "The subject is set by the room's configuration.")
+            return  # chat states and the like: nothing to store
+        origin = find(message, SID_NS, "origin-id")
+        cid = (origin.get("id") if origin is not None else None) or message.get("id") or uuid.uuid4().hex
+        answer = await self.router.post(stream.session, room, body.text, cid[:128])
+        reflection = self._room_message(stream, answer["message"])
+        if message.get("id"):
+            reflection.set("id", message.get("id"))
+        stream.send(reflection)
+
+    # iq
+
+    async def _iq(self, stream: XmppStream, iq: ET.Element) -> None:
+        kind = iq.get("type")
+        if kind in ("result", "error"):
+            return
+        payload = next(iter(iq), None)
+        if payload is None or kind not in ("get", "set"):
+            stream.send(stanza_error(iq, "modify", "bad-request"))
+            return
+        to = iq.get("to") or ""
+        ns = payload.tag[1:].partition("}")[0]
+        if ns == PING_NS:
+            await self._ping(stream, iq, to)
+        elif ns == DISCO_INFO_NS:
+            await self._disco_info(stream, iq, to)
+        elif ns == DISCO_ITEMS_NS:
+            await self._disco_items(stream, iq, to)
+        elif ns == MAM_NS:
+            await self._mam(stream, iq, payload, to)
+        elif ns == ROSTER_NS and kind == "get" and not to:
+            stream.send(self._result(iq, element(ROSTER_NS, "query")))
+        elif ns == SESSION_NS:
+            stream.send(self._result(iq))
+        elif ns == REGISTER_NS and (not to or to == stream.domain):
+            await self._register(stream, iq, payload)
+        else:
+            stream.send(stanza_error(iq, "cancel", "service-unavailable"))
+
+    def _result(self, iq: ET.Element, payload: ET.Element | None = None) -> ET.Element:
+        reply = element(CLIENT_NS, "iq", {"type": "result", "id": iq.get("id"), "from": iq.get("to")})
+        if payload is not None:
+            reply.append(payload)
+        return reply
+
+    async def _ping(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        """XEP-0199; a ping to one's own occupant JID is XEP-0410 self-ping, answered by the TC
+        hosting the room now (so after a failover it says truthfully whether one is joined)."""
+        room, nick = self._room_parts(to)
+        if not nick or not self._is_conference(room.partition("@")[2]):
+            stream.send(self._result(iq))
+            return
+        answer = await self.router.route(room, {"op": "presence", "room": room, "user": stream.session.user.jid})
+        mine = [o for o in answer["occupants"] if o["user"] == stream.session.user.jid]
+        if not mine or room not in stream.session.rooms:
+            stream.send(stanza_error(iq, "modify", "not-acceptable", f"You are not in {room}."))
+        elif mine[0]["nick"] == nick:
+            stream.send(self._result(iq))
+        else:
+            stream.send(stanza_error(iq, "cancel", "feature-not-implemented"))
+
+    async def _disco_info(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        query = element(DISCO_INFO_NS, "query")
+        room, nick = self._room_parts(to)
+        if not to or to.lower() == stream.domain:
+            child(query, DISCO_INFO_NS, "identity", {"category": "server", "type": "im", "name": "IM and Presence"})
+            features = [DISCO_INFO_NS, DISCO_ITEMS_NS, PING_NS, REGISTER_NS, SM_NS]
+        elif "@" not in room and self._is_conference(room):
+            child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": "Chat rooms"})
+            features = [DISCO_INFO_NS, DISCO_ITEMS_NS, MUC_NS, PING_NS, MAM_NS, SID_NS]
+        elif "@" in room and not nick and self._is_conference(room.partition("@")[2]):
+            info = await self.router.route(room, {"op": "info", "room": room, "user": stream.session.user.jid})
+            child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": info["name"]})
+            features = [
+                MUC_NS,
+                DISCO_INFO_NS,
+                MAM_NS,
+                SID_NS,
+                PING_NS,
+                "muc_persistent" if info["persistent"] else "muc_temporary",
+                "muc_membersonly" if info["members_only"] else "muc_open",
+                "muc_nonanonymous",
+                "muc_unmoderated",
+                "muc_unsecured",
+                "muc_public",
+            ]
+            form = child(query, DATA_NS, "x", {"type": "result"})
+            for var, value in (
+                ("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo"),
+                ("muc#roominfo_occupants", str(info["occupants"])),
+                ("muc#roominfo_subject", info["subject"]),
+            ):
+                child(child(form, DATA_NS, "field", {"var": var}), DATA_NS, "value", text=value)
+        else:
+            stream.send(stanza_error(iq, "cancel", "item-not-found"))
+            return
+        for feature in features:
+            child(query, DISCO_INFO_NS, "feature", {"var": feature})
+        stream.send(self._result(iq, query))
+
+    async def _disco_items(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        query = element(DISCO_ITEMS_NS, "query")
+        snapshot = self.router.directory.snapshot
+        if not to or to.lower() == stream.domain:
+            for alias in sorted(snapshot.alias_home):
+                child(query, DISCO_ITEMS_NS, "item", {"jid": alias, "name": "Chat rooms"})
+        elif "@" not in to and self._is_conference(to):
+            alias = to.lower()
+            home = snapshot.alias_home[alias]
+            answer = await self.router.route_home(home, {"op": "rooms", "home": home, "user": stream.session.user.jid})
+            for room in answer["rooms"]:
+                if room["room"].partition("@")[2] == alias:
+                    child(query, DISCO_ITEMS_NS, "item", {"jid": room["room"], "name": room.get("subject") or None})
+        elif "@" in to and self._is_conference(to.partition("@")[2]):
+            pass  # occupants are not listed (XEP-0045 §6.5 allows an empty list)
+        else:
+            stream.send(stanza_error(iq, "cancel", "item-not-found"))
+            return
+        stream.send(self._result(iq, query))
+
+    async def _mam(self, stream: XmppStream, iq: ET.Element, query: ET.Element, to: str) -> None:
+        """XEP-0313 on a room: by time (start/end), by stanza-id (after-id/before-id, RSM
+        after/before), paged (RSM max; an empty before asks for the last page)."""
+        room = bare(to)
+        if "@" not in room or not self._is_conference(room.partition("@")[2]):
+            stream.send(stanza_error(iq, "cancel", "service-unavailable", "Archives are kept for rooms only."))
+            return
+        if iq.get("type") == "get":
+            form = element(DATA_NS, "x", {"type": "form"})
+            child(child(form, DATA_NS, "field", {"var": "FORM_TYPE", "type": "hidden"}), DATA_NS, "value", text=MAM_NS)
+            for var in ("start", "end", "after-id", "before-id"):
+                child(form, DATA_NS, "field", {"var": var})
+            reply = element(MAM_NS, "query")
+            reply.append(form)
+            stream.send(self._result(iq, reply))
+            return
+        request: dict = {"op": "archive", "room": room, "user": stream.session.user.jid}
+        form = find(query, DATA_NS, "x")
+        try:
+            for field_ in form.findall(q(DATA_NS, "field")) if form is not None else []:
+                value = (field_.findtext(q(DATA_NS, "value")) or "").strip()
+                var = field_.get("var")
+                if var in ("start", "end") and value:
+                    request[var] = _parse_time(value).isoformat()
+                elif var in ("after-id", "before-id") and value:
+                    request[var.replace("-", "_")] = value
+        except ValueError:
+            stream.send(stanza_error(iq, "modify", "bad-request", "start and end are XEP-0082 date-times."))
+            return
+        rsm = find(query, RSM_NS, "set")
+        if rsm is not None:
+            limit = _int(rsm.findtext(q(RSM_NS, "max")))
+            if limit is not None:
+                request["limit"] = limit
+            after = rsm.findtext(q(RSM_NS, "after"))
+            before = rsm.find(q(RSM_NS, "before"))
+            if after:
+                request["after_id"] = after.strip()
+            if before is not None:
+                request["last"] = True
+                if (before.text or "").strip():
+                    request["before_id"] = before.text.strip()
+        if request.get("before_id"):
+            request["last"] = True
+        answer = await self.router.route(room, request)
+        query_id = query.get("queryid")
+        for message in answer["messages"]:
+            wrapper = element(CLIENT_NS, "message", {"to": stream.session.binding.full_jid, "from": room})
+            result = child(wrapper, MAM_NS, "result", {"queryid": query_id, "id": message["stanza_id"]})
+            forwarded = child(result, FORWARD_NS, "forwarded")
+            child(forwarded, DELAY_NS, "delay", {"stamp": _iso(message["stamp"])})
+            inner = self._room_message(stream, message, to=stream.session.binding.full_jid)
+            inner.attrib.pop("to", None)
+            forwarded.append(inner)
+            stream.send(wrapper)
+        fin = element(MAM_NS, "fin", {"complete": "true" if answer["complete"] else None})
+        page = child(fin, RSM_NS, "set")
+        if answer["messages"]:
+            child(page, RSM_NS, "first", text=answer["messages"][0]["stanza_id"])
+            child(page, RSM_NS, "last", text=answer["messages"][-1]["stanza_id"])
+        stream.send(self._result(iq, fin))
+
+    async def _register(self, stream: XmppStream, iq: ET.Element, query: ET.Element) -> None:
+        """XEP-0077 §3.3: a signed-in user changes their password."""
+        from django.core.exceptions import ValidationError
+
+        from topology import credentials
+
+        user = stream.session.user
+        if iq.get("type") == "get":
+            reply = element(REGISTER_NS, "query")
+            child(reply, REGISTER_NS, "registered")
+            child(reply, REGISTER_NS, "username", text=user.user_id)
+            child(reply, REGISTER_NS, "password")
+            stream.send(self._result(iq, reply))
+            return
+        if find(query, REGISTER_NS, "remove") is not None:
+            stream.send(stanza_error(iq, "cancel", "not-allowed", "An administrator removes users."))
+            return
+        username = (query.findtext(q(REGISTER_NS, "username")) or "").strip()
+        password = query.findtext(q(REGISTER_NS, "password"))
+        if username.lower() not in (user.user_id.lower(), user.jid) or password is None:
+            stream.send(stanza_error(iq, "modify", "bad-request", "Send your own username and the new password."))
+            return
+        end_user = await _in_thread(credentials.find_user)(user.user_id)
+        try:
+            await credentials.aset_password(end_user, password)
+        except ValidationError as exc:
+            stream.send(stanza_error(iq, "modify", "not-acceptable", " ".join(exc.messages)))
+            return
+        stream.send(self._result(iq))
+
+    # events of the router core (rooms, moves) rendered as stanzas
+
+    def render(self, binding: XmppBinding, event: dict) -> None:
+        stream = binding.stream
+        kind = event.get("type")
+        session = stream.session
+        if kind == "message":
+            if session is None or event.get("from") == session.user.jid:
+                return  # the sender's reflection is sent when its post is answered
+            stream.send(self._room_message(stream, event))
+        elif kind == "presence":
+            if session is None or event.get("user") == session.user.jid or event["room"] not in session.rooms:
+                return
+            gone = "unavailable" if event.get("status") == "left" else None
+            stream.send(self._occupant_presence(event["room"], event["nick"], event["user"], stream, gone))
+        elif kind == "reconnect":
+            self.router.spawn(stream._see_other_host(event["node"], event.get("reason", "")))
+        elif kind == "signed_out":
+            self.router.spawn(stream.fail("conflict", event.get("reason", "")))
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        number = int((value or "").strip())
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def _history_wanted(messages: list[dict], history: ET.Element | None) -> list[dict]:
+    """XEP-0045 §7.2.13: the TC capped the count; ``seconds``, ``since`` and ``maxchars`` narrow it."""
+    if history is None:
+        return messages
+    oldest = None
+    seconds = _int(history.get("seconds"))
+    if seconds is not None:
+        oldest = datetime.now(UTC) - timedelta(seconds=seconds)
+    if history.get("since"):
+        with contextlib.suppress(ValueError):
+            since = _parse_time(history.get("since"))
+            oldest = max(oldest, since) if oldest else since
+    if oldest is not None:
+        messages = [m for m in messages if datetime.fromisoformat(m["stamp"]).replace(tzinfo=UTC) >= oldest]
+    maxchars = _int(history.get("maxchars"))
+    if maxchars is not None:
+        kept, used = [], 0
+        for message in reversed(messages):
+            used += len(message["body"]) + 100  # the stanza around the body, roughly
+            if used > maxchars:
+                break
+            kept.append(message)
+        messages = list(reversed(kept))
+    return messages
