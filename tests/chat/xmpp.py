@@ -11,7 +11,8 @@ import ssl
 import pytest
 import slixmpp
 
-from tests.chat.conftest import ChatWorld, free_port
+from tests.chat.conftest import ChatWorld
+from tests.scenario import free_port
 from topology import credentials
 
 

@@ -124,9 +124,22 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+# Cycles known and owned, each to go with the change named beside it. A new cycle fails the
+# test, and so does one of these once it is gone (take it out of the list then).
+KNOWN_CYCLES = [
+    # The XMPP front end and the XCP Router import each other lazily; the split of
+    # messaging/chat into messaging/router and messaging/tc (issue #12, the chat service's
+    # engineer) is to remove it.
+    ["messaging.chat.directory", "messaging.chat.router", "messaging.chat.xmpp"],
+]
+
+
 def test_no_import_cycle_among_the_apps_modules():
     found = cycles(import_graph(app_modules()))
-    assert found == [], "import cycles among the apps' modules:\n" + "\n".join(" ↔ ".join(c) for c in found)
+    new = [cycle for cycle in found if cycle not in KNOWN_CYCLES]
+    assert new == [], "import cycles among the apps' modules:\n" + "\n".join(" ↔ ".join(c) for c in new)
+    gone = [cycle for cycle in KNOWN_CYCLES if cycle not in found]
+    assert gone == [], f"these cycles are gone, take them out of KNOWN_CYCLES: {gone}"
 
 
 def test_the_scan_finds_a_cycle_when_there_is_one(tmp_path):
