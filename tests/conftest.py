@@ -170,9 +170,6 @@ class PostgresFactory:
     def connect(self, dbname: str, **kwargs):
         return psycopg.connect(dbname=dbname, **{**PG_ADMIN, **kwargs})
 
-    def dsn(self, dbname: str) -> str:
-        return f"host={PG_ADMIN['host']} port={PG_ADMIN['port']} user={PG_ADMIN['user']} dbname={dbname}"
-
     def cleanup(self) -> None:
         with self._admin() as conn:
             for name in reversed(self.databases):
