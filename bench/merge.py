@@ -1,15 +1,23 @@
+# ruff: noqa: S608 -- the only SQL built from strings uses constant fragments; values are bind parameters.
 """Benchmark of the PostgreSQL merge engine against a raw psql COPY (FORMAT BINARY) pipe.
 
     .venv/bin/python bench/merge.py --rows 100000
 
 Builds two sources of N tc_msgarchive rows each (plus N/2 room messages, N/5 time log rows,
 N/2000 rooms with members), then times in one run:
-  (a) the merge through the engine (COPY method) in a child process, with its peak RSS;
+  (a) the merge through the engine (COPY method) into an empty destination, in a child
+      process, with its peak RSS;
   (b) psql "COPY ... TO STDOUT (FORMAT BINARY)" | psql "COPY ... FROM STDIN (FORMAT BINARY)"
-      of the same tables of both sources into identical, empty schemas;
-  (c) the merge through the engine with the dblink method, in a child process.
-Prints a/b, c/b, rows per second and peak RSS. Uses the local PostgreSQL (PGHOST, PGPORT,
-PGUSER, default 127.0.0.1:5432 postgres); drops what it created.
+      of the same tables of each source into identical, empty schemas (b1 + b2, per source);
+  (c) the merge through the engine with the dblink method, in a child process;
+  (i) the merge of two more sources of N rows each into a destination that already holds a
+      merged history of the same size (a copy of the result of (a)); half of each new source's
+      rows are exact duplicates of rows of the first two (as a re-exported per-node database);
+      its baseline is b, the same amount of data piped raw;
+  (ii) the merge into a destination that is source 1 (a copy of it, taken as its own source):
+      only source 2 is moved, so its baseline is b2, source 2 piped raw.
+Prints a/b, c/b, i/b, ii/b2, rows per second and peak RSS. Uses the local PostgreSQL (PGHOST,
+PGPORT, PGUSER, default 127.0.0.1:5432 postgres); drops what it created.
 """
 
 from __future__ import annotations
@@ -51,10 +59,14 @@ def create(name: str, schema: bool = True) -> None:
                 conn.execute(statement)
 
 
-def fill(name: str, rows: int, node: str) -> None:
+def fill(name: str, rows: int, node: str, twin: str | None = None) -> None:
     """Both sources use the same ids and rooms (as two per-node databases do), but their
-    messages differ (``node`` is in every body), so no row is an exact duplicate."""
+    messages differ (``node`` is in every body), so no row is an exact duplicate. With
+    ``twin``, the rows of even number carry ``twin`` instead of ``node``: they are identical
+    to those of the source filled with ``node=twin``."""
     rooms = max(rows // 2000, 10)
+    label = "CASE WHEN g %% 2 = 0 THEN %s ELSE %s END" if twin else "%s"
+    labels = (twin, node) if twin else (node,)
     with psycopg.connect(dbname=name, **PG) as conn:
         conn.execute(
             "INSERT INTO tc_rooms SELECT 'room' || g || '@conf.example.com', 'owner@example.com', 'Room ' || g, "
@@ -71,17 +83,18 @@ def fill(name: str, rows: int, node: str) -> None:
             "INSERT INTO tc_msgarchive SELECT g, 'room' || (g %% %s + 1) || '@conf.example.com', "
             "'user' || (g %% 997) || '@example.com', 'room' || (g %% %s + 1) || '@conf.example.com/nick', "
             "timestamp '2024-01-01' + g * interval '1 second', 'g', 60, 200, "
-            "'A chat message of a realistic length on ' || %s || ', number ' || g || ', with a little more text.', "
-            "'<message type=\"groupchat\"><body>A chat message of a realistic length on ' || %s || ', number ' || g "
-            "|| '</body></message>', NULL, NULL, NULL FROM generate_series(1, %s) g",
-            (rooms, rooms, node, node, rows),
+            f"'A chat message of a realistic length on ' || {label} || ', number ' || g "
+            "|| ', with a little more text.', "
+            f"'<message type=\"groupchat\"><body>A chat message of a realistic length on ' || {label} "
+            "|| ', number ' || g || '</body></message>', NULL, NULL, NULL FROM generate_series(1, %s) g",
+            (rooms, rooms, *labels, *labels, rows),
         )
         conn.execute(
             "INSERT INTO tc_messages SELECT g, 'room' || (g %% %s + 1) || '@conf.example.com', "
             "timestamp '2024-01-01' + g * interval '1 second', "
-            "'<message type=\"groupchat\"><body>history of ' || %s || ' ' || g || '</body></message>' "
+            f"'<message type=\"groupchat\"><body>history of ' || {label} || ' ' || g || '</body></message>' "
             "FROM generate_series(1, %s) g",
-            (rooms, node, rows // 2),
+            (rooms, *labels, rows // 2),
         )
         conn.execute(
             "INSERT INTO tc_timelog SELECT 'user' || (g %% 997) || '@example.com', 'room/nick', "
@@ -94,6 +107,12 @@ def fill(name: str, rows: int, node: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+def copy_of(name: str, template: str) -> None:
+    """A new database holding what ``template`` holds (a file copy, no client in between)."""
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
 def child(method: str, target: str, sources: list[str]) -> None:
     """Run in a child process: the engine's merge, timed, printing JSON."""
     from dbmerge.engines import postgres as engine
@@ -101,6 +120,11 @@ def child(method: str, target: str, sources: list[str]) -> None:
     def db(name):
         return engine.PostgresDatabase(name, {**PG, "dbname": name})
 
+    if os.environ.get("MERGE_TRACE"):  # every destination statement with its time, on stderr
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)8.0f ms %(message)s")
+        logging.getLogger("psycopg").setLevel(logging.WARNING)
     started = time.monotonic()
     report = engine.merge(db(target), [db(s) for s in sources], method=method)
     seconds = time.monotonic() - started
@@ -110,15 +134,17 @@ def child(method: str, target: str, sources: list[str]) -> None:
 
 def run_child(method: str, target: str, sources: list[str]) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", method, target, *sources], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--child", method, target, *sources], check=True, stdout=subprocess.PIPE, text=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def raw_pipe(sources: list[str], targets: list[str]) -> float:
+def raw_pipe(sources: list[str], targets: list[str]) -> list[float]:
+    """Seconds to pipe each source's tables into its target, per source."""
     env = {**os.environ, "PGHOST": PG["host"], "PGPORT": str(PG["port"]), "PGUSER": PG["user"]}
-    started = time.monotonic()
+    seconds = []
     for source, target in zip(sources, targets, strict=True):
+        started = time.monotonic()
         for table in TABLES:
             if table.name == "xcp_sequence":
                 continue
@@ -135,7 +161,11 @@ def raw_pipe(sources: list[str], targets: list[str]) -> float:
             )
             out.stdout.close()
             out.wait()
-    return time.monotonic() - started
+        seconds.append(time.monotonic() - started)
+    return seconds
+
+
+CASES = ("copy", "dblink", "history", "source")
 
 
 def main() -> None:
@@ -144,36 +174,81 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="tc_msgarchive rows per source")
-    parser.add_argument("--skip-dblink", action="store_true")
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help="which engine runs besides (a) and (b): dblink (c), history (i), source (ii); comma-separated",
+    )
     args = parser.parse_args()
+    cases = set(args.cases.split(",")) | {"copy"}
     tag = uuid.uuid4().hex[:6]
-    names = {k: f"imp_bench_{k}_{tag}" for k in ("s1", "s2", "copy", "dblink", "raw1", "raw2")}
+    keys = ("s1", "s2", "copy", "dblink", "raw1", "raw2", "h1", "h2", "history", "own1")
+    names = {k: f"imp_bench_{k}_{tag}" for k in keys}
     try:
-        for name in names.values():
-            create(name)
+        for key in ("s1", "s2", "copy", "raw1", "raw2"):
+            create(names[key])
         fill(names["s1"], args.rows, "imp-1a")
         fill(names["s2"], args.rows, "imp-1b")
-        with psycopg.connect(dbname=names["dblink"], autocommit=True, **PG) as conn:
-            conn.execute("CREATE EXTENSION dblink")
         sources = [names["s1"], names["s2"]]
+        if "history" in cases:
+            for key in ("h1", "h2"):
+                create(names[key])
+            fill(names["h1"], args.rows, "imp-2a", twin="imp-1a")
+            fill(names["h2"], args.rows, "imp-2b", twin="imp-1b")
 
         engine = run_child("copy", names["copy"], sources)
         raw = raw_pipe(sources, [names["raw1"], names["raw2"]])
-        dblink = None if args.skip_dblink else run_child("dblink", names["dblink"], sources)
+        b = sum(raw)
+        results = {}
+        if "dblink" in cases:
+            create(names["dblink"])
+            with psycopg.connect(dbname=names["dblink"], autocommit=True, **PG) as conn:
+                conn.execute("CREATE EXTENSION dblink")
+            results["dblink"] = run_child("dblink", names["dblink"], sources)
+        if "history" in cases:
+            copy_of(names["history"], names["copy"])
+            with psycopg.connect(dbname=names["history"], autocommit=True, **PG) as conn:
+                conn.execute("VACUUM ANALYZE")
+                held = conn.execute("SELECT COUNT(*) FROM tc_msgarchive").fetchone()[0]
+            results["history"] = run_child("copy", names["history"], [names["h1"], names["h2"]])
+            results["history"]["held"] = held
+        if "source" in cases:
+            copy_of(names["own1"], names["s1"])
+            results["source"] = run_child("copy", names["own1"], [names["own1"], names["s2"]])
 
         rows = engine["rows"]
-        print(f"rows per source (tc_msgarchive): {args.rows}; rows written in total: {rows}")
+        print(f"rows per source (tc_msgarchive): {args.rows}; rows written in total by (a): {rows}")
         print(
-            f"(a) engine, COPY binary: {engine['seconds']:.2f} s, {rows / engine['seconds']:.0f} rows/s, "
-            f"peak RSS {engine['rss_mb']:.1f} MB"
+            f"(a) engine, COPY binary, empty destination: {engine['seconds']:.2f} s, "
+            f"{rows / engine['seconds']:.0f} rows/s, peak RSS {engine['rss_mb']:.1f} MB"
         )
-        print(f"(b) raw psql COPY (FORMAT BINARY) pipe: {raw:.2f} s, {rows / raw:.0f} rows/s")
-        if dblink:
+        print(
+            f"(b) raw psql COPY (FORMAT BINARY) pipe: {b:.2f} s (b1 {raw[0]:.2f} s + b2 {raw[1]:.2f} s), "
+            f"{rows / b:.0f} rows/s"
+        )
+        ratios = [f"a/b = {engine['seconds'] / b:.2f}"]
+        if "dblink" in results:
+            c = results["dblink"]
             print(
-                f"(c) engine, dblink: {dblink['seconds']:.2f} s, {rows / dblink['seconds']:.0f} rows/s, "
-                f"peak RSS {dblink['rss_mb']:.1f} MB"
+                f"(c) engine, dblink: {c['seconds']:.2f} s, {c['rows'] / c['seconds']:.0f} rows/s, "
+                f"peak RSS {c['rss_mb']:.1f} MB"
             )
-        print(f"a/b = {engine['seconds'] / raw:.2f}" + (f"; c/b = {dblink['seconds'] / raw:.2f}" if dblink else ""))
+            ratios.append(f"c/b = {c['seconds'] / b:.2f}")
+        if "history" in results:
+            i = results["history"]
+            print(
+                f"(i) engine, destination holding a merged history ({i['held']} archive rows): "
+                f"{i['seconds']:.2f} s, {i['rows']} rows written, peak RSS {i['rss_mb']:.1f} MB"
+            )
+            ratios.append(f"i/b = {i['seconds'] / b:.2f}")
+        if "source" in results:
+            ii = results["source"]
+            print(
+                f"(ii) engine, destination is source 1: {ii['seconds']:.2f} s, {ii['rows']} rows written, "
+                f"peak RSS {ii['rss_mb']:.1f} MB"
+            )
+            ratios.append(f"ii/b2 = {ii['seconds'] / raw[1]:.2f}")
+        print("; ".join(ratios))
     finally:
         with admin() as conn:
             for name in names.values():

@@ -10,6 +10,7 @@ class JobState(models.TextChoices):
     VALIDATING = "validating", "Validating"
     VALIDATION_FAILED = "validation_failed", "Validation Failed"
     VALIDATED = "validated", "Validated"
+    PREVIEWING = "previewing", "Previewing"
     MERGING = "merging", "Merging"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
@@ -18,7 +19,7 @@ class JobState(models.TextChoices):
 
 
 # A worker holds the job (its heartbeat must stay fresh).
-RUNNING = {JobState.VALIDATING, JobState.MERGING}
+RUNNING = {JobState.VALIDATING, JobState.PREVIEWING, JobState.MERGING}
 # Queued for a worker, or held by one: the page keeps polling.
 ACTIVE = {JobState.PENDING, *RUNNING}
 # Nothing more will happen to the job.
@@ -28,9 +29,10 @@ CANCELLABLE = ACTIVE
 
 
 class JobKind(models.TextChoices):
-    """What the administrator asked for: Validate Selected Tables or Merge Selected Tables."""
+    """What the administrator asked for: Validate Selected Tables, Preview or Merge Selected Tables."""
 
     VALIDATE = "validate", "Validate Selected Tables"
+    PREVIEW = "preview", "Preview"
     MERGE = "merge", "Merge Selected Tables"
 
 
@@ -63,6 +65,7 @@ class CheckName(models.TextChoices):
     REACHABLE = "reachable", "Reachable and logged in"
     SCHEMA = "schema", "Valid TC schema"
     DESTINATION_CONTENT = "destination_content", "Destination content"
+    DESTINATION_IS_SOURCE = "destination_is_source", "Destination is a source"
     FREE_SPACE = "free_space", "Room for the data"
     PRIVILEGES = "privileges", "Privileges for the transfer"
     NOT_MERGED_BEFORE = "not_merged_before", "Not merged before"

@@ -13,6 +13,11 @@ FEATURE_TABLES_MESSAGE = "Only Text Conference (TC) tables can be merged; the ot
 DATABASE_FIELDS = ("source_1", "source_2", "target")
 
 
+def with_article(word: str) -> str:
+    """``word`` after "a" or "an", as it is spoken: "an Oracle", "a Postgres"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class DatabaseChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: ExternalDatabase) -> str:
         return f"{obj.hostname} – {obj.database_name} ({obj.get_db_type_display()})"
@@ -80,7 +85,9 @@ class MergeJobForm(forms.Form):
                     self.add_error(name, f"{database} is a Microsoft SQL Server database. {MSSQL_REFUSED}")
                 elif database.db_type != db_type:
                     self.add_error(
-                        name, f"{database} is not a {MergeDatabaseType(db_type).label} database; choose one that is."
+                        name,
+                        f"{database} is not {with_article(MergeDatabaseType(db_type).label)} database; "
+                        "choose one that is.",
                     )
         if roles["source_1"] and roles["source_1"] == roles["source_2"]:
             self.add_error("source_2", SAME_SOURCES_MESSAGE)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from dbmerge.choices import RUNNING, JobKind, JobState, MergeDatabaseType
@@ -77,26 +77,34 @@ class Heartbeat(threading.Thread):
     """Writes the job's heartbeat every ``every`` seconds until stopped, on its own database
     connection, independent of progress: one dblink ``INSERT ... SELECT`` of a big table or
     one set-based step of the merge reports nothing for longer than the stale job check waits
-    (AWX keeps its instance heartbeat the same way, apart from the work)."""
+    (AWX keeps its instance heartbeat the same way, apart from the work).
 
-    def __init__(self, job_id: int, every: float) -> None:
+    It is also the cancel watch: when Cancel was pressed it interrupts the merge through
+    ``hooks`` (cancelling the statement each of the engine's connections runs), every beat
+    until the job ends, so a Cancel is honoured within about ``every`` seconds whatever the
+    merge is doing."""
+
+    def __init__(self, job_id: int, every: float, hooks: MergeHooks | None = None) -> None:
         super().__init__(name=f"merge-job-{job_id}-heartbeat", daemon=True)
         self.job_id = job_id
         self.every = every
+        self.hooks = hooks
         self.stopped = threading.Event()
 
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.every):
+                running = MergeJob.objects.filter(pk=self.job_id, state__in=RUNNING)
                 try:
-                    beating = MergeJob.objects.filter(pk=self.job_id, state__in=RUNNING).update(
-                        heartbeat=timezone.now()
-                    )
+                    beating = running.update(heartbeat=timezone.now())
+                    cancel = beating and self.hooks is not None and running.filter(cancel_requested=True).exists()
                 except DatabaseError as exc:  # a busy config database: try again next time
                     logger.warning("Merge job %s: heartbeat not written: %s", self.job_id, exc)
                     continue
                 if not beating:  # no longer running: nothing left to vouch for
                     return
+                if cancel:
+                    self.hooks.interrupt()
         finally:
             connection.close()  # this thread's own connection
 
@@ -106,8 +114,8 @@ class Heartbeat(threading.Thread):
 
 
 @contextmanager
-def heartbeat(job_id: int) -> Iterator[None]:
-    beat = Heartbeat(job_id, HEARTBEAT_EVERY)
+def heartbeat(job_id: int, hooks: MergeHooks | None = None) -> Iterator[None]:
+    beat = Heartbeat(job_id, HEARTBEAT_EVERY, hooks)
     beat.start()
     try:
         yield
@@ -141,6 +149,17 @@ def request_cancel(job: MergeJob) -> bool:
     ):
         return True
     return MergeJob.objects.filter(pk=job.pk, state__in=RUNNING).update(cancel_requested=True) == 1
+
+
+def delete_finished(job: MergeJob) -> bool:
+    """Delete a job that is not pending or running (False otherwise). Its report stays in the
+    audit trail (``dbmerge.audit``), and the databases it named can be deleted afterwards."""
+    with transaction.atomic():
+        current = MergeJob.objects.select_for_update().filter(pk=job.pk).first()
+        if current is None or current.is_active:
+            return False
+        current.delete()
+    return True
 
 
 def mark_stale_jobs(stale_after: timedelta | None = None) -> int:
@@ -198,9 +217,10 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
         logger.warning("Merge job %s is not pending; this delivery is ignored.", job_id)
         return None
     job = MergeJob.objects.select_related("source_1", "source_2", "target").get(pk=job_id)
-    with heartbeat(job_id), job_logging(job_id):
+    hooks = _JobHooks(job_id, echo)
+    with heartbeat(job_id, hooks), job_logging(job_id):
         try:
-            _run(job, echo)
+            _run(job, hooks, echo)
         except SoftTimeLimitExceeded:
             # An Exception subclass: caught before the catch-all, or the job would end Errored.
             reason = TIME_LIMIT_REASON.format(limit=f" of {_limit_words(time_limit)}" if time_limit else "")
@@ -226,7 +246,7 @@ def run_job(job_id: int, echo: Callable[[str], None] | None = None, time_limit: 
     return job
 
 
-def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
+def _run(job: MergeJob, hooks: _JobHooks, echo: Callable[[str], None] | None) -> None:
     position = MergeCheck.objects.filter(job=job).count()
     MergeCheck.objects.filter(job=job).delete()
     logger.info("Validating the selection: %s and %s into %s.", job.source_1, job.source_2, job.target)
@@ -239,14 +259,16 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
             name=outcome.name,
             subject=outcome.subject[:255],
             passed=outcome.passed,
+            warning=outcome.warning,
             message=outcome.message,
             duration=outcome.duration,
         )
         position += 1
         if echo:
-            echo(f"[{'PASS' if outcome.passed else 'FAIL'}] {outcome.name.label} {outcome.subject}: {outcome.message}")
+            result = "FAIL" if not outcome.passed else "WARN" if outcome.warning else "PASS"
+            echo(f"[{result}] {outcome.name.label} {outcome.subject}: {outcome.message}")
 
-    validator = Validator(job, on_check)
+    validator = Validator(job, on_check, hooks)
     validator.run()
     if not validator.passed:
         failed = [o for o in validator.outcomes if not o.passed]
@@ -255,12 +277,14 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
         move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATION_FAILED, finished=timezone.now(), reason=reason)
         return
     logger.info("Validation passed.")
+    if job.kind == JobKind.PREVIEW:
+        _preview(job, hooks)
+        return
     if job.kind != JobKind.MERGE:
         move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATED, finished=timezone.now())
         return
     if not move_job(job.pk, JobState.VALIDATING, state=JobState.MERGING, heartbeat=timezone.now()):
         return
-    hooks = _JobHooks(job.pk, echo)
     logger.info("Merging with the %s method.", job.method)
     report = _merge(job, hooks)
     logger.info("Merge completed: %s rows written.", report.rows_written)
@@ -269,6 +293,18 @@ def _run(job: MergeJob, echo: Callable[[str], None] | None) -> None:
     ):
         # Only in the instant between the engine's last look and its commit.
         logger.error("Merge job %s was given up while its merge committed; its state was left as it was.", job.pk)
+
+
+def _preview(job: MergeJob, hooks: MergeHooks) -> None:
+    """Preview the validated merge, store what it would do, and leave the job Validated."""
+    from dbmerge.preview import preview_job
+
+    if not move_job(job.pk, JobState.VALIDATING, state=JobState.PREVIEWING, heartbeat=timezone.now()):
+        return
+    logger.info("Previewing the merge (nothing is written).")
+    preview = preview_job(job, hooks)
+    logger.info("Preview completed: the merge would write %s rows.", preview["rows_written"])
+    move_job(job.pk, JobState.PREVIEWING, state=JobState.VALIDATED, finished=timezone.now(), preview=preview)
 
 
 def _merge(job: MergeJob, hooks: MergeHooks):

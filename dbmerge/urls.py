@@ -11,4 +11,5 @@ urlpatterns = [
     path("merge/<int:pk>/status/", views.MergeJobStatusView.as_view(), name="mergejob_status"),
     path("merge/<int:pk>/merge/", views.MergeJobMergeView.as_view(), name="mergejob_merge"),
     path("merge/<int:pk>/cancel/", views.MergeJobCancelView.as_view(), name="mergejob_cancel"),
+    path("merge/<int:pk>/delete/", views.MergeJobDeleteView.as_view(), name="mergejob_delete"),
 ]

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from dbmerge.choices import CheckName, MergeDatabaseType
-from dbmerge.engines import MergeError
+from dbmerge.engines import MergeCancelled, MergeError, MergeHooks
 from dbmerge.engines import postgres as pg_engine
 from dbmerge.models import MergeJob
 from messaging.dbcheck.checks import run_checks
@@ -28,6 +28,7 @@ class CheckOutcome:
     passed: bool
     message: str
     duration: float = 0.0
+    warning: bool = False
 
 
 def engine_database(database: ExternalDatabase) -> pg_engine.PostgresDatabase:
@@ -41,9 +42,10 @@ def _mb(size: int) -> str:
 class Validator:
     """Runs every check for a job; ``outcomes`` in the order they ran."""
 
-    def __init__(self, job: MergeJob, on_check=lambda outcome: None) -> None:
+    def __init__(self, job: MergeJob, on_check=lambda outcome: None, hooks: MergeHooks | None = None) -> None:
         self.job = job
         self.on_check = on_check
+        self.hooks = hooks or MergeHooks()
         self.outcomes: list[CheckOutcome] = []
         self.roles = {
             "Source database 1": job.source_1,
@@ -51,10 +53,13 @@ class Validator:
             "Destination database": job.target,
         }
 
-    def add(self, name: CheckName, subject: str, passed: bool, message: str, started: float) -> None:
-        outcome = CheckOutcome(name, subject, passed, message, time.monotonic() - started)
+    def add(
+        self, name: CheckName, subject: str, passed: bool, message: str, started: float, warning: bool = False
+    ) -> None:
+        outcome = CheckOutcome(name, subject, passed, message, time.monotonic() - started, warning)
         self.outcomes.append(outcome)
         self.on_check(outcome)
+        self.hooks.raise_if_cancelled()
 
     @property
     def passed(self) -> bool:
@@ -176,6 +181,8 @@ class Validator:
             started = time.monotonic()
             try:
                 found = self._inspect(database, "destination" if role.startswith("Destination") else "source")
+            except MergeCancelled:
+                raise
             except MergeError as exc:
                 self.add(CheckName.SCHEMA, subject, False, str(exc), started)
                 facts[role] = None
@@ -213,6 +220,8 @@ class Validator:
         return facts
 
     def _privileges_held(self, role: str) -> str:
+        if role.startswith("Source") and self.roles[role].pk == self.job.target_id:
+            return "SELECT on every TC table; this source is also the destination, so it is written (see below)."
         if role.startswith("Source"):
             return "SELECT on every TC table (the source is only read)."
         extra = " and EXECUTE on dblink_connect/dblink" if self.job.method == "dblink" else ""
@@ -223,7 +232,7 @@ class Validator:
             from dbmerge.engines import oracle as ora_engine
 
             return ora_engine.inspect(database, role, self.job.tablespace)
-        return pg_engine.inspect(engine_database(database), role, self.job.method)
+        return pg_engine.inspect(engine_database(database), role, self.job.method, hooks=self.hooks)
 
     def _different_sources(self, facts) -> None:
         started = time.monotonic()
@@ -260,6 +269,19 @@ class Validator:
                 f"The destination holds {target.rooms} rooms ({target.persistent_rooms} persistent); they are kept."
             )
         self.add(CheckName.DESTINATION_CONTENT, subject, True, message, started)
+
+        started = time.monotonic()
+        for role in ("Source database 1", "Source database 2"):
+            if facts[role].fingerprint == target.fingerprint:
+                self.add(
+                    CheckName.DESTINATION_IS_SOURCE,
+                    subject,
+                    True,
+                    f"{self.job.target.database_name} is both a source and the destination: its rows stay and the "
+                    "other source's rows are added to it.",
+                    started,
+                    warning=True,
+                )
 
         started = time.monotonic()
         incoming = sum(f.tc_bytes for f in sources if f.fingerprint != target.fingerprint)

@@ -15,12 +15,13 @@ from django.utils.cache import patch_vary_headers
 from django.views.generic import DetailView, FormView, View
 
 from dbmerge import jobrunner, tasks
-from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind
+from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind, MergeDatabaseType
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import DATABASE_FIELDS, MergeJobForm
 from dbmerge.models import MergeJob
+from dbmerge.preview import PREVIEW_POSTGRES_ONLY
 from dbmerge.tables import MergeJobTable
-from imp_admin.generic import ObjectListView
+from imp_admin.generic import ObjectDeleteView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 
 # htmx stops polling when the answer is 286.
@@ -108,14 +109,20 @@ class MergeJobAddView(ConsolePermissionMixin, FormView):
                 form.add_error(None, MERGE_NEEDS_VALIDATION)
                 return self.form_invalid(form)
             return self._merge(job)
+        fields = {
+            "database_name": data["database_name"],
+            "feature_tables": data["feature_tables"],
+            "created_by": self.request.user,
+        }
+        if self.request.POST.get("action") == "preview":
+            if data["db_type"] != MergeDatabaseType.POSTGRES:
+                form.add_error(None, PREVIEW_POSTGRES_ONLY)
+                return self.form_invalid(form)
+            job = tasks.request_preview(selection, **fields)
+            messages.info(self.request, f"Merge job {job.pk}: validation and preview started; nothing is written.")
+            return redirect(job)
         with transaction.atomic():
-            job = MergeJob.objects.create(
-                **selection,
-                database_name=data["database_name"],
-                feature_tables=data["feature_tables"],
-                kind=JobKind.VALIDATE,
-                created_by=self.request.user,
-            )
+            job = MergeJob.objects.create(**selection, **fields, kind=JobKind.VALIDATE)
             tasks.enqueue(job)
         messages.info(self.request, f"Merge job {job.pk}: validation started.")
         return redirect(job)
@@ -199,3 +206,23 @@ class MergeJobCancelView(MergeJobActionView):
                 request, f"Merge job {job.pk} is {job.get_state_display()}; only a running job can be cancelled."
             )
         return redirect(reverse("dbmerge:mergejob_detail", args=[job.pk]))
+
+
+class MergeJobDeleteView(ObjectDeleteView):
+    """Delete a finished job (super administrators: delete_mergejob); its report stays in the
+    audit trail, and the databases it named can then be deleted."""
+
+    model = MergeJob
+    list_url_name = "dbmerge:mergejob_list"
+
+    def form_valid(self, form):
+        name = str(self.object)
+        if not jobrunner.delete_finished(self.object):
+            messages.error(
+                self.request,
+                f"{name} is {self.object.get_state_display()}; only a job that is not pending or running can be "
+                "deleted. Cancel it first.",
+            )
+            return redirect(self.object)
+        messages.success(self.request, f"{name} deleted; its report is kept in the audit trail.")
+        return redirect(self.get_success_url())

@@ -13,4 +13,9 @@ class ImpAdminConfig(AppConfig):
     verbose_name = "imp-admin console"
 
     def ready(self) -> None:
+        from . import (
+            audit,  # noqa: F401  (registers console users with the audit trail)
+            sessions,  # noqa: F401  (starts a new session's idle clock at sign-in)
+        )
+
         post_migrate.connect(_sync_roles, dispatch_uid="imp_admin.sync_roles")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,7 +51,7 @@ def local_secret(name: str, make) -> str:
     path = VAR_DIR / name
     if not path.exists():
         try:
-            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            private_dir(VAR_DIR)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass  # another process created it first
@@ -66,6 +67,15 @@ def local_secret(name: str, make) -> str:
 
 DEBUG = env_bool("DEBUG", False)
 VAR_DIR = Path(env("IMP_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` mode 0700 (it holds keys and the config DB), or tighten it to 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
 
 SECRET_KEY = env("SECRET_KEY") or local_secret("secret_key", lambda: secrets.token_urlsafe(50))
 
@@ -84,17 +94,23 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its `runserver` (which names no server version) wins.
+    "imp_admin",
     "django.contrib.staticfiles",
+    "axes",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
     "django_tables2",
     "django_filters",
     "auditlog",
-    "imp_admin",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "topology",
     "messaging",
     "dbmerge",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -109,6 +125,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "imp_admin.sessions.IdleSessionMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "imp_admin.urls"
@@ -136,10 +155,11 @@ DATABASE_URL = env("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    private_dir(VAR_DIR)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend, creating the file (and so its -wal and -shm) mode 0600.
+            "ENGINE": "imp_admin.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "imp-admin.sqlite3")),
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -187,6 +207,64 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
 
 AUDITLOG_INCLUDE_ALL_MODELS = False
 
+# The REST API (/api/, docs/api.md): per-user tokens or the console's session, the console's
+# permissions per role, JSON only, throttled per token.
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", "600/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.TokenAuthentication",
+        "api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ConsolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE},
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imp-admin API",
+    "DESCRIPTION": "Everything the imp-admin console does, over HTTP. Authenticate with "
+    "`Authorization: Bearer <token>` (My API Tokens in the console). See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "HAStateEnum": "topology.choices.HAState",
+        "HAReasonEnum": "topology.choices.HAReason",
+        "NodeRoleEnum": "topology.choices.NodeRole",
+        "UserAssignmentModeEnum": "topology.choices.UserAssignmentMode",
+        "ServerActionNameEnum": "topology.models.ha.ServerActionName",
+        "ServerActionStatusEnum": "topology.models.ha.ServerActionStatus",
+        "AlarmNameEnum": "topology.models.ha.AlarmName",
+        "ServiceNameEnum": "topology.catalog.ServiceName",
+        "ServiceKindEnum": "topology.catalog.ServiceKind",
+        "ServiceStatusEnum": "topology.catalog.ServiceStatus",
+        "DesiredStateEnum": "topology.catalog.DesiredState",
+        "ControlActionEnum": "topology.catalog.ControlAction",
+        "ParticipationLevelEnum": "messaging.models.chat_settings.ParticipationLevel",
+        "DatabaseTypeEnum": "messaging.models.databases.DatabaseType",
+        "DatabaseCheckNameEnum": "messaging.models.databases.CheckName",
+        "CheckRunStateEnum": "messaging.models.databases.CheckRunState",
+        "MergeDatabaseTypeEnum": "dbmerge.choices.MergeDatabaseType",
+        "JobStateEnum": "dbmerge.choices.JobState",
+        "JobKindEnum": "dbmerge.choices.JobKind",
+        "MergeMethodEnum": "dbmerge.choices.MergeMethod",
+        "FeatureTableEnum": "dbmerge.choices.FeatureTable",
+        "MergeCheckNameEnum": "dbmerge.choices.CheckName",
+        "AuditActionEnum": [(0, "create"), (1, "update"), (2, "delete"), (3, "access")],
+    },
+}
+
 # Celery: Redis is the broker; job state lives in the config DB, not in a result backend.
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
@@ -197,6 +275,18 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tests give each run its own queue so concurrent runs never take each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "imp-admin")
+# A message taken by a worker that died unacknowledged (acks_late) is delivered again after the
+# visibility timeout (Redis's default, one hour); the merge job runner ignores a redelivered
+# job that already ended or runs elsewhere. CELERY_BROKER_KEYPREFIX gives a test its own
+# broker keys (queues and the unacknowledged set alike).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often a worker looks for messages past the timeout (kombu's default is 10 s).
+    "unacked_restore_interval": min(10, CELERY_VISIBILITY_TIMEOUT),
+    "unacked_restore_throttle": 1 if CELERY_VISIBILITY_TIMEOUT < 60 else 10,
+    **({"global_keyprefix": env("CELERY_BROKER_KEYPREFIX")} if env("CELERY_BROKER_KEYPREFIX") else {}),
+}
 
 # Redis pub/sub channels of the chat bus between node agents start with this prefix; test
 # runs give themselves their own so concurrent runs never hear each other.
@@ -228,6 +318,35 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
 X_FRAME_OPTIONS = "DENY"
+
+# --- Production: sign-in lockout, idle sessions ----------------------------------------------
+
+# django-axes counts failed sign-ins on /login/ and /admin/login/ and locks a user name (or an
+# address) out (HTTP 429 and the lockout page) for LOGIN_LOCKOUT_MINUTES after
+# LOGIN_FAILURE_LIMIT failures in a row, as the product's credential policy does. A super
+# administrator unlocks it earlier (Locked Out in the menu, or Django admin).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 30))
+# Either a user name or an address with that many failures is locked out: an account under
+# attack, or one address guessing many user names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A sign-in refused during a lockout does not restart it: the lockout ends on time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_HANDLER = "imp_admin.lockout.AuditedAxesHandler"  # writes lockouts to the audit trail
+AXES_ENABLE_ADMIN = False  # imp_admin/admin.py registers its own, audited, admin
+
+# A console session ends after SESSION_IDLE_MINUTES without a request from its administrator
+# (the product's administration signs idle sessions out after 30 minutes); see
+# imp_admin/sessions.py for what counts as activity.
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_MINUTES", 30) * 60
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
 
 LOGGING = {
     "version": 1,

@@ -5,13 +5,17 @@ from __future__ import annotations
 import django_filters
 import django_tables2 as tables
 from auditlog.models import LogEntry
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import Count, Q
 from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
+from imp_admin import lockout
 from imp_admin.generic import ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
@@ -44,7 +48,7 @@ class LogEntryFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     content_type = django_filters.ModelChoiceFilter(
         label="Object type",
-        queryset=ContentType.objects.filter(app_label__in=["topology", "messaging", "dbmerge"]),
+        queryset=ContentType.objects.filter(app_label__in=["topology", "messaging", "dbmerge", "auth", "axes"]),
     )
     action = django_filters.ChoiceFilter(choices=LogEntry.Action.choices)
     since = django_filters.DateTimeFilter(field_name="timestamp", lookup_expr="gte", label="Since")
@@ -85,6 +89,34 @@ class AuditTrailView(ObjectListView):
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "title": "Audit Trail", "add_url": None}
+
+
+class LockoutListView(ConsolePermissionMixin, TemplateView):
+    """Locked Out: user names and addresses refused sign-in now; a super administrator unlocks."""
+
+    template_name = "lockout_list.html"
+    permission_required = "axes.view_accessattempt"
+    change_permission = "axes.delete_accessattempt"
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            title="Locked Out",
+            lockouts=lockout.current_lockouts(),
+            failure_limit=settings.AXES_FAILURE_LIMIT,
+            can_unlock=self.request.user.has_perm(self.change_permission),
+            **kwargs,
+        )
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "").strip()
+        ip_address = request.POST.get("ip_address", "").strip()
+        if username:
+            lockout.unlock(actor=request.user, username=username)
+            messages.success(request, f"User name {username} can sign in again.")
+        elif ip_address:
+            lockout.unlock(actor=request.user, ip_address=ip_address)
+            messages.success(request, f"Address {ip_address} can sign in again.")
+        return redirect("lockout_list")
 
 
 @login_not_required

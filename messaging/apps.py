@@ -16,6 +16,6 @@ class MessagingConfig(AppConfig):
         register(
             ServiceName.TEXT_CONFERENCE_MANAGER,
             "messaging.chat.tc.TextConferenceManager",
-            lambda cls, agent: cls(agent.node, agent.instances.get(ServiceName.XCP_ROUTER)),
+            lambda cls, agent: cls(agent.node, agent.instances.get(ServiceName.XCP_ROUTER), agent.lease),
             follows_room_hosting=True,
         )

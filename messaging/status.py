@@ -25,12 +25,15 @@ def connection_settings_changed(database: ExternalDatabase) -> bool:
 def save_database(database: ExternalDatabase) -> bool:
     """Save an added or edited external database; True if its connection settings changed.
 
-    The recorded results of an edited connection describe another server (or another user),
-    so they are cleared, the page says why, and a new check is queued on the worker.
+    A new database is checked at once (a check is queued on the worker), so that its page
+    does not say "Not checked" until the next periodic check. The recorded results of an
+    edited connection describe another server (or another user), so they are cleared, the
+    page says why, and a new check is queued on the worker.
     """
     changed = connection_settings_changed(database)
     if database.pk is None:
         database.save()
+        request_check(database, force=True)
     else:
         # The check state belongs to the worker: an edit form loaded before a check finished
         # must not write back what it saw then.

@@ -25,7 +25,7 @@ from messaging.models import (
 )
 from messaging.tasks import check_in_progress, request_check
 from topology.models import Node, RedundancyGroup
-from topology.observed import TEXT_CONFERENCE_MANAGER, service_running
+from topology.observed import TEXT_CONFERENCE_MANAGER, services_running
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,15 @@ def verify_ha(live: bool = False) -> list[VerifyRow]:
         s.cluster_id: s for s in ChatSettings.objects.filter(cluster__in={g.cluster_id for g in groups})
     }
 
+    nodes = {node.pk: node for group in groups for node in group.cluster.nodes.all()}
+    tc_running = services_running(list(nodes.values()), TEXT_CONFERENCE_MANAGER)
     rows: list[VerifyRow] = []
     for group in groups:
-        rows.extend(_group_rows(group, assignments, results, settings_by_cluster))
+        rows.extend(_group_rows(group, assignments, results, settings_by_cluster, tc_running))
     return rows
 
 
-def _group_rows(group, assignments, results, settings_by_cluster) -> list[VerifyRow]:
+def _group_rows(group, assignments, results, settings_by_cluster, tc_running) -> list[VerifyRow]:
     rows: list[VerifyRow] = []
     name = str(group)
     group_url = reverse("topology:group_edit", args=[group.pk])
@@ -142,7 +144,7 @@ def _group_rows(group, assignments, results, settings_by_cluster) -> list[Verify
 
     control_center = reverse("topology:controlcenter_feature")
     for node in group.cluster.nodes.all():
-        running = service_running(node, TEXT_CONFERENCE_MANAGER)
+        running = tc_running[node.pk]
         reason = {
             True: "Running.",
             False: "Not running; start it in Control Center – Feature Services.",

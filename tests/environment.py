@@ -15,11 +15,12 @@ os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("IMP_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 os.environ.setdefault("STATIC_MANIFEST", "0")
 # A file (not in-memory) test config DB, so node agents and Celery workers started by the
-# tests share it; one per pytest process so concurrent runs never collide.
-os.environ.setdefault(
-    "SQLITE_TEST_PATH",
-    os.path.join(os.environ["IMP_VAR_DIR"], f"configdb-{os.getpid()}.sqlite3"),
-)
-os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"imp-admin-test-{os.getpid()}")
-os.environ.setdefault("CHAT_BUS_PREFIX", f"imp-chat-test-{os.getpid()}")
+# tests share it; one per pytest process so concurrent runs never collide. A pytest-xdist
+# worker inherits its controller's environment, so it sets its own names rather than keep
+# the controller's.
+_run = f"{os.getpid()}"
+_set = os.environ.__setitem__ if os.environ.get("PYTEST_XDIST_WORKER") else os.environ.setdefault
+_set("SQLITE_TEST_PATH", os.path.join(os.environ["IMP_VAR_DIR"], f"configdb-{_run}.sqlite3"))
+_set("CELERY_TASK_DEFAULT_QUEUE", f"imp-admin-test-{_run}")
+_set("CHAT_BUS_PREFIX", f"imp-chat-test-{_run}")
 os.makedirs(os.environ["IMP_VAR_DIR"], exist_ok=True)

@@ -28,8 +28,18 @@ class ServiceParametersForm(forms.ModelForm):
             "initialization_heartbeat_timeout",
             "heartbeat_timeout",
             "heartbeat_interval",
+            "self_fence_margin",
             "critical_services",
         ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left empty, the margin keeps its value (the default on a new row).
+        self.fields["self_fence_margin"].required = False
+
+    def clean_self_fence_margin(self):
+        value = self.cleaned_data.get("self_fence_margin")
+        return self.instance.self_fence_margin if value is None else value
 
     def clean(self):
         cleaned = super().clean()
@@ -46,6 +56,12 @@ class ServiceParametersForm(forms.ModelForm):
                 f"The initialization heartbeat timeout ({init_timeout:g} s) cannot be shorter than the heartbeat "
                 f"timeout ({timeout:g} s).",
             )
+        margin = cleaned.get("self_fence_margin")
+        if interval is not None and timeout is not None and margin is not None and timeout > interval:
+            rule = ServiceParameters(heartbeat_interval=interval, heartbeat_timeout=timeout, self_fence_margin=margin)
+            error = rule.timing_rule_error()
+            if error:
+                self.add_error("self_fence_margin", error)
         return cleaned
 
 
@@ -67,3 +83,25 @@ class NodeServiceParametersForm(forms.ModelForm):
                 f"The upper limit ({upper} s) cannot be below the lower limit ({lower} s).",
             )
         return cleaned
+
+    def save(self, commit: bool = True) -> NodeServiceParameters:
+        """Save, and give the node's redundancy group peer the same client re-login limits (they
+        must be equal on both nodes of a group)."""
+        params = super().save(commit)
+        if commit:
+            save_peer_relogin_limits(params)
+        return params
+
+
+def save_peer_relogin_limits(params: NodeServiceParameters):
+    """Copy ``params``' client re-login limits to its node's redundancy group peer; return the peer."""
+    from topology.models import Node
+
+    node = Node.objects.select_related("redundancy_group").get(pk=params.node_id)
+    peer = node.redundancy_group.peer_of(node) if node.redundancy_group_id else None
+    if peer is not None:
+        peer_params = NodeServiceParameters.for_node(peer.pk)
+        peer_params.client_relogin_lower_limit = params.client_relogin_lower_limit
+        peer_params.client_relogin_upper_limit = params.client_relogin_upper_limit
+        peer_params.save()
+    return peer

@@ -31,10 +31,19 @@ def service_running(node: Node, service: str) -> bool | None:
     timeout); callers count it as not passed.
     """
     node = Node.objects.only("last_heartbeat", "heartbeat_expires_at").get(pk=node.pk)
-    if not node.agent_reporting:
-        return None
-    status = Service.objects.filter(node=node, name=_service_value(service)).values_list("status", flat=True).first()
-    return status == ServiceStatus.STARTED
+    return services_running([node], service)[node.pk]
+
+
+def services_running(nodes: list[Node], service: str) -> dict[int, bool | None]:
+    """``service_running`` of each of ``nodes`` (with their heartbeat fields loaded), node pk →
+    True, False or None, in one query."""
+    reporting = [node.pk for node in nodes if node.agent_reporting]
+    started = set(
+        Service.objects.filter(
+            node__in=reporting, name=_service_value(service), status=ServiceStatus.STARTED
+        ).values_list("node_id", flat=True)
+    )
+    return {node.pk: (node.pk in started if node.pk in reporting else None) for node in nodes}
 
 
 def room_host(home_node: Node) -> Node | None:

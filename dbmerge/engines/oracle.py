@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from dbmerge.engines import plan
 from dbmerge.engines import sqlbuild as q
-from dbmerge.engines.base import MergeError, MergeHooks, MergeReport
+from dbmerge.engines.base import CANCELLED_REASON, MergeCancelled, MergeError, MergeHooks, MergeReport
 from messaging.tc.schema import Dialect, install_statements, verify
 
 logger = logging.getLogger("dbmerge.engine")
@@ -174,27 +174,39 @@ def merge(
     job_id: int = 0,
     connector=None,
 ) -> MergeReport:
-    """Merge two Oracle sources into ``destination``; committed only on success."""
+    """Merge two Oracle sources into ``destination``; committed only on success.
+
+    A Cancel interrupts the call each connection is running (``Connection.cancel()``, as
+    ``postgres.merge`` does with ``cancel_safe``) and ends the merge with MergeCancelled.
+    """
     hooks = hooks or MergeHooks()
     opened = []
+    forget = []
     try:
         source_sides = []
         for database in sources:
             conn = connect(database, connector)
             opened.append(conn)
+            forget.append(hooks.on_interrupt(conn.cancel))
             source_sides.append(OracleSource(database, conn))
         conn = connect(destination, connector)
         opened.append(conn)
+        forget.append(hooks.on_interrupt(conn.cancel))
         target = OracleDestination(destination, conn)
         report = plan.merge(target, source_sides, ArrayTransport(target), hooks, job_id)
+        hooks.raise_if_cancelled()
         hooks.confirm_commit()
         conn.commit()
         return report
-    except Exception:
+    except Exception as exc:
         for conn in opened[len(sources) :]:
             conn.rollback()
+        if hooks.cancelled and not isinstance(exc, MergeCancelled):
+            raise MergeCancelled(CANCELLED_REASON) from exc
         raise
     finally:
+        for unregister in forget:
+            unregister()
         for conn in opened:
             conn.close()
 

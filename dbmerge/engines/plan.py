@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dbmerge.engines import sqlbuild as q
-from dbmerge.engines.base import AlreadyMerged, MergeError, MergeHooks, MergeReport, SharedRoom
+from dbmerge.engines.base import REPORT_TABLES, AlreadyMerged, MergeError, MergeHooks, MergeReport, MovedIds, SharedRoom
 from messaging.tc.schema import Dialect
 
 logger = logging.getLogger("dbmerge.engine")
 
 # The report lists at most this many shared rooms by name (it always gives their number).
 REPORT_ROOMS = 500
+# The report lists at most this many runs of moved archive ids (it always gives their number).
+REPORT_RUNS = 500
 # More runs of colliding archive ids than this and the id map is too large for one SELECT.
 MAX_ID_RUNS = 200_000
 PROGRESS_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog")
@@ -67,6 +69,11 @@ class DestinationSide(ABC):
 
     def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
         """Refresh the planner's statistics of a staging table just filled."""
+
+    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
+        """Delete the moved archive rows identical to the row at their old id; return how many."""
+        statement = q.delete_moved_duplicates(self.dialect, runs)
+        return self.execute(statement.text, statement.params)
 
 
 class Transport(ABC):
@@ -128,16 +135,15 @@ def merge(
             "the same merge cannot be applied twice."
         )
 
+    for table in REPORT_TABLES:
+        report.destination_rows[table] = destination.query(f"SELECT COUNT(*) FROM {table}")[0][0]
     incoming = []
     for source in sources:
         if source.fingerprint == destination.fingerprint:
             report.notes.append(f"The destination is {source.label}: its rows stay as they are and the other is added.")
         else:
             incoming.append(source)
-    own_rows = (
-        destination.query("SELECT COUNT(*) FROM tc_rooms")[0][0]
-        + destination.query("SELECT COUNT(*) FROM tc_msgarchive")[0][0]
-    )
+    own_rows = report.destination_rows["tc_rooms"] + report.destination_rows["tc_msgarchive"]
     if own_rows and len(incoming) == 2:
         report.notes.append("The destination was not empty: its own rows are kept and merged like a third source.")
 
@@ -227,6 +233,11 @@ def _fold(
         )
         destination.analyze(q.STAGE_MESSAGES)
         duplicates = destination.execute(q.mark_duplicate_messages(dialect))
+        if duplicates:
+            # The statistics taken before the marking saw no duplicate: the planner would
+            # expect none and compare every destination message with every staged one
+            # (a nested loop over two tables of the rooms' size) in the anti-joins below.
+            destination.analyze(q.STAGE_MESSAGES)
         destination.execute(q.SHARED_OWN_INCOMING)
         if duplicates:
             destination.execute(q.SHARED_OWN_DESTINATION)
@@ -298,9 +309,7 @@ def _merge_archive(
         q.archive_select(dialect, [(lo, hi, shift) for lo, hi, shift, _ in runs]),
         q.table_columns(q.TC_MSGARCHIVE, dialect),
     )
-    duplicates = (
-        destination.execute(**_st(q.delete_moved_duplicates(dialect, [run[:3] for run in runs]))) if runs else 0
-    )
+    duplicates = destination.delete_moved_duplicates([run[:3] for run in runs]) if runs else 0
     if colliding:
         logger.info(
             "%s archive ids of %s collide with the destination's: %s rows were moved, %s exact duplicates dropped.",
@@ -311,6 +320,13 @@ def _merge_archive(
         )
     figures.written += written - duplicates
     figures.ids_remapped += colliding - duplicates
+    for lo, hi, shift, rows in runs:
+        if len(report.moved_ids) == REPORT_RUNS:
+            note = f"Only the first {REPORT_RUNS} runs of moved archive ids are listed."
+            if note not in report.notes:
+                report.notes.append(note)
+            break
+        report.moved_ids.append(MovedIds(source.label, lo, hi, lo + shift, hi + shift, rows))
     figures.duplicates_removed += duplicates
 
 

@@ -9,6 +9,7 @@ happens in one transaction, committed only when the whole merge succeeded.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -17,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 
 from dbmerge.engines import plan
 from dbmerge.engines import sqlbuild as q
-from dbmerge.engines.base import MergeError, MergeHooks, MergeReport
+from dbmerge.engines.base import CANCELLED_REASON, MergeCancelled, MergeError, MergeHooks, MergeReport
 from messaging.tc.schema import TABLES, Dialect, install_statements, postgres_actual, verify
 
 logger = logging.getLogger("dbmerge.engine")
@@ -43,6 +44,17 @@ DBLINK_FUNCTIONS = (
 # buffers must be set before the session's first temporary table; the others are SET LOCAL).
 DESTINATION_SESSION = ("SET temp_buffers = '256MB'",)
 DESTINATION_TRANSACTION = ("SET LOCAL work_mem = '256MB'", "SET LOCAL maintenance_work_mem = '512MB'")
+
+
+STAGING_TABLES = (
+    q.STAGE_ROOMS,
+    q.STAGE_USERS,
+    q.STAGE_SEQUENCE,
+    q.STAGE_ROOM_STATS,
+    q.STAGE_SHARED,
+    q.STAGE_IDS,
+    q.STAGE_MESSAGES,
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,9 @@ class PostgresSource(plan.SourceSide):
 class PostgresDestination(plan.DestinationSide):
     dialect = Dialect.POSTGRES
 
-    def __init__(self, database: PostgresDatabase) -> None:
+    def __init__(self, database: PostgresDatabase, hooks: MergeHooks | None = None) -> None:
         self.label = database.label
+        self.hooks = hooks or MergeHooks()
         self.conn = connect(database)
         self.conn.execute("SET statement_timeout = 0")
         for statement in DESTINATION_SESSION:
@@ -90,13 +103,39 @@ class PostgresDestination(plan.DestinationSide):
         self.fingerprint = self.conn.execute(FINGERPRINT_SQL).fetchone()[0]
 
     def execute(self, text: str, params: dict | None = None) -> int:
-        return self.conn.execute(text, params or None).rowcount
+        self.hooks.raise_if_cancelled()
+        started = time.monotonic()
+        try:
+            rows = self.conn.execute(text, params or None).rowcount
+        except psycopg.errors.QueryCanceled:
+            if self.hooks.cancelled:
+                logger.info(
+                    "Cancel stopped the statement running in %s after %.1f s: %s",
+                    self.label,
+                    time.monotonic() - started,
+                    " ".join(text.split())[:80],
+                )
+            raise
+        logger.debug("%.2f s, %s rows: %s", time.monotonic() - started, rows, " ".join(text.split())[:160])
+        return rows
 
     def query(self, text: str, params: dict | None = None) -> list[tuple]:
-        return self.conn.execute(text, params or None).fetchall()
+        self.hooks.raise_if_cancelled()
+        started = time.monotonic()
+        rows = self.conn.execute(text, params or None).fetchall()
+        logger.debug("%.2f s, query: %s", time.monotonic() - started, " ".join(text.split())[:160])
+        return rows
 
     def analyze(self, table: str) -> None:
         self.conn.execute(f"ANALYZE {table}")
+
+    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
+        """Compare in full only the moved rows whose fingerprint matches the row at their old
+        id: none at all, most often (sources that share ids but not content)."""
+        if not self.execute(q.MARK_DUPLICATE_CANDIDATES):
+            return 0
+        statement = q.delete_moved_candidates(runs)
+        return self.execute(statement.text, statement.params)
 
     def prepare(self) -> list[str]:
         notes = []
@@ -123,6 +162,10 @@ class PostgresDestination(plan.DestinationSide):
         except psycopg.errors.LockNotAvailable as exc:
             raise MergeError(f"{self.label} is in use (its TC tables stay locked by another session).") from exc
         self.conn.execute("SET LOCAL lock_timeout = 0")
+        self._create_staging()
+        return notes
+
+    def _create_staging(self) -> None:
         copies = (
             (q.STAGE_ROOMS, "tc_rooms"),
             (q.STAGE_USERS, "tc_users"),
@@ -132,27 +175,78 @@ class PostgresDestination(plan.DestinationSide):
             self.conn.execute(f"CREATE TEMP TABLE {name} (LIKE {like}) ON COMMIT DROP")
         # dup: set on a staged message identical to one already in the destination.
         self.conn.execute(f"CREATE TEMP TABLE {q.STAGE_MESSAGES} (LIKE tc_messages, dup CHAR(1)) ON COMMIT DROP")
-        for staged in (q.room_stats_columns(Dialect.POSTGRES), q.ids_columns(Dialect.POSTGRES)):
+        # The duplicates alone, by key: what "is this destination message a duplicate?" looks
+        # up (an index lookup per message, never a scan of the staged messages per message).
+        self.conn.execute(
+            f"CREATE INDEX {q.STAGE_MESSAGES}_dup ON {q.STAGE_MESSAGES} (room_jid, msg_id) WHERE dup = 'Y'"
+        )
+        for staged, extra in (
+            (q.room_stats_columns(Dialect.POSTGRES), ""),
+            (q.ids_columns(Dialect.POSTGRES), ", candidate CHAR(1)"),
+        ):
             columns = ", ".join(f"{n} {t}" for n, t in staged.columns)
-            self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}) ON COMMIT DROP")
+            self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}{extra}) ON COMMIT DROP")
         self.conn.execute(
             f"CREATE TEMP TABLE {q.STAGE_SHARED} (room_jid VARCHAR(3071) PRIMARY KEY, t_n BIGINT, t_lo BIGINT, "
             "t_hi BIGINT, t_last TIMESTAMP, s_n BIGINT, s_lo BIGINT, s_hi BIGINT, s_last TIMESTAMP, dups BIGINT, "
             "renumber CHAR(1), latest CHAR(1), shift BIGINT) ON COMMIT DROP"
         )
+
+    def clear_staging(self) -> None:
+        self.conn.execute("TRUNCATE " + ", ".join(STAGING_TABLES))
+
+
+class PreviewDestination(PostgresDestination):
+    """The destination of a merge preview: the merge runs unchanged, against temporary copies.
+
+    Each TC table and the merge record are copied into a temporary table of the same name
+    (PostgreSQL looks up the temporary schema first, so every statement of the merge reads
+    and writes the copy), then the transaction is made READ ONLY: the server itself refuses
+    any write to a real table, and the caller rolls back. The figures are those of the real
+    merge because the same code computed them on the same rows.
+    """
+
+    def prepare(self) -> list[str]:
+        notes = []
+        for statement in DESTINATION_TRANSACTION:
+            self.conn.execute(statement)
+        schema = self.conn.execute("SELECT current_schema()").fetchone()[0]
+        with self.conn.cursor() as cur:
+            actual = postgres_actual(cur)
+        path = self.conn.execute("SHOW search_path").fetchone()[0]
+        self.conn.execute("SET LOCAL search_path = pg_temp")
+        if not actual:
+            for statement in install_statements(Dialect.POSTGRES):
+                self.conn.execute(statement)
+            notes.append(f"{self.label} holds no TC tables; the merge will install the TC schema in it.")
+        else:
+            problems = verify(Dialect.POSTGRES, actual)
+            if problems:
+                raise MergeError(f"{self.label} does not hold a valid TC schema: " + " ".join(problems))
+        real_record = self.conn.execute(
+            "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, q.MERGE_RECORD_TABLE)
+        ).fetchone()[0]
+        copies = (TC_TABLE_NAMES if actual else []) + ([q.MERGE_RECORD_TABLE] if real_record else [])
+        for name in copies:
+            real = sql.Identifier(schema, name)
+            self.conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING ALL) ON COMMIT DROP").format(
+                    sql.Identifier(name), real
+                )
+            )
+            self.conn.execute(sql.SQL("INSERT INTO pg_temp.{} SELECT * FROM {}").format(sql.Identifier(name), real))
+            self.conn.execute(sql.SQL("ANALYZE pg_temp.{}").format(sql.Identifier(name)))
+        if not real_record:
+            self.conn.execute(q.merge_record_create(Dialect.POSTGRES))
+        self.conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Literal(path)))
+        self._create_staging()
+        # From here on the server refuses every write but to temporary tables.
+        self.conn.execute("SET LOCAL transaction_read_only = on")
         return notes
 
     def clear_staging(self) -> None:
-        tables = (
-            q.STAGE_ROOMS,
-            q.STAGE_USERS,
-            q.STAGE_SEQUENCE,
-            q.STAGE_ROOM_STATS,
-            q.STAGE_SHARED,
-            q.STAGE_IDS,
-            q.STAGE_MESSAGES,
-        )
-        self.conn.execute("TRUNCATE " + ", ".join(tables))
+        for table in STAGING_TABLES:  # TRUNCATE is refused in a read-only transaction
+            self.conn.execute(f"DELETE FROM {table}")
 
 
 class CopyTransport(plan.Transport):
@@ -238,18 +332,36 @@ def merge(
     method: str = "copy",
     hooks: MergeHooks | None = None,
     job_id: int = 0,
+    preview: bool = False,
 ) -> MergeReport:
-    """Merge two PostgreSQL sources into ``destination`` (committed only on success)."""
+    """Merge two PostgreSQL sources into ``destination`` (committed only on success).
+
+    ``preview``: run the same merge against temporary copies of the destination's tables in
+    a read-only transaction, then roll back (``PreviewDestination``); the report is what the
+    merge would report, and nothing is written.
+
+    Every connection is registered with ``hooks.on_interrupt``: a Cancel cancels the statement
+    it is running (``cancel_safe``, a cancel request on its own socket), the destination's
+    transaction is rolled back when the connections close, and MergeCancelled is raised.
+    """
     hooks = hooks or MergeHooks()
     opened: list[psycopg.Connection] = []
+    forget: list = []
+
+    def interruptible(conn: psycopg.Connection) -> psycopg.Connection:
+        opened.append(conn)
+        forget.append(hooks.on_interrupt(lambda: conn.cancel_safe(timeout=5)))
+        return conn
+
     try:
         source_sides = []
         for database in sources:
             side = PostgresSource(database)
-            opened.append(side.conn)
+            interruptible(side.conn)
             source_sides.append(side)
-        target = PostgresDestination(destination)
-        opened.append(target.conn)
+        target = (PreviewDestination if preview else PostgresDestination)(destination, hooks)
+        interruptible(target.conn)
+        hooks.raise_if_cancelled()
         transport: plan.Transport
         if method == "dblink":
             transport = DblinkTransport(target, source_sides)
@@ -257,17 +369,29 @@ def merge(
             transport = CopyTransport(target)
         else:
             raise MergeError(f"Unknown transfer method {method!r}; use copy or dblink.")
-        try:
-            report = plan.merge(target, source_sides, transport, hooks, job_id)
-        except psycopg.Error as exc:
-            raise MergeError(f"The merge stopped on a database error: {_first_line(exc)}") from exc
+        report = plan.merge(target, source_sides, transport, hooks, job_id)
         if isinstance(transport, DblinkTransport):
             transport.close()
+        hooks.raise_if_cancelled()
+        if preview:
+            target.conn.rollback()
+            report.preview = True
+            return report
         hooks.confirm_commit()
         target.conn.commit()
         logger.info("Committed the merge into %s.", destination.label)
         return report
+    except psycopg.Error as exc:
+        if hooks.cancelled:
+            raise MergeCancelled(CANCELLED_REASON) from exc
+        raise MergeError(f"The merge stopped on a database error: {_first_line(exc)}") from exc
+    except MergeError:
+        if hooks.cancelled:  # a database error reworded by a step, caused by the cancel
+            raise MergeCancelled(CANCELLED_REASON) from None
+        raise
     finally:
+        for unregister in forget:
+            unregister()
         for conn in opened:
             conn.close()
 
@@ -290,13 +414,33 @@ class DatabaseFacts:
     merged_pairs: dict[str, int] = field(default_factory=dict)
 
 
-def inspect(database: PostgresDatabase, role: str, method: str = "copy", timeout: int = 5) -> DatabaseFacts:
+def inspect(
+    database: PostgresDatabase, role: str, method: str = "copy", timeout: int = 5, hooks: MergeHooks | None = None
+) -> DatabaseFacts:
     """Connect (raises MergeError when unreachable or login fails) and gather the facts.
 
-    ``role`` is "source" or "destination": what privileges are checked depends on it.
+    ``role`` is "source" or "destination": what privileges are checked depends on it. With
+    ``hooks``, a Cancel cancels the statement running (one waiting for a lock, say) and
+    MergeCancelled is raised.
     """
+    hooks = hooks or MergeHooks()
+    try:
+        with connect(database, connect_timeout=timeout, autocommit=True) as conn:
+            forget = hooks.on_interrupt(lambda: conn.cancel_safe(timeout=5))
+            try:
+                hooks.raise_if_cancelled()
+                return _facts(conn, role, method)
+            finally:
+                forget()
+    except psycopg.Error as exc:
+        if hooks.cancelled:
+            raise MergeCancelled(CANCELLED_REASON) from exc
+        raise
+
+
+def _facts(conn: psycopg.Connection, role: str, method: str) -> DatabaseFacts:
     facts = DatabaseFacts()
-    with connect(database, connect_timeout=timeout, autocommit=True) as conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         facts.fingerprint = cur.execute(FINGERPRINT_SQL).fetchone()[0]
         facts.server = cur.execute("SHOW server_version").fetchone()[0]
         actual = postgres_actual(cur)

@@ -61,14 +61,14 @@ class MergeJob(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name="Source database 1",
-        help_text="The first per-node persistent chat database; only read.",
+        help_text="The first per-node persistent chat database; only read, unless it is also the destination.",
     )
     source_2 = models.ForeignKey(
         "messaging.ExternalDatabase",
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name="Source database 2",
-        help_text="The second per-node persistent chat database; only read.",
+        help_text="The second per-node persistent chat database; only read, unless it is also the destination.",
     )
     target = models.ForeignKey(
         "messaging.ExternalDatabase",
@@ -141,6 +141,12 @@ class MergeJob(models.Model):
     report = models.JSONField(
         default=dict, editable=False, help_text="The merge report written by the worker when the merge completes."
     )
+    preview = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="What the merge would do (Preview): the merge report computed without writing, and an "
+        "estimated duration.",
+    )
 
     objects = MergeJobQuerySet.as_manager()
 
@@ -196,6 +202,24 @@ class MergeJob(models.Model):
         return 100 if total == 0 and self.state == JobState.COMPLETED else int(100 * done / total) if total else 0
 
     @property
+    def destination_source_role(self) -> str:
+        """ "Source database 1" or "2" when the destination is that source (as configured), else ""."""
+        if self.target_id == self.source_1_id:
+            return "Source database 1"
+        if self.target_id == self.source_2_id:
+            return "Source database 2"
+        return ""
+
+    @property
+    def written_summary(self) -> str:
+        """Which database the merge writes, and which it only reads, for the job's page."""
+        if self.destination_source_role == "Source database 1":
+            return f"{self.target} (also Source database 1) is written; {self.source_2} is only read."
+        if self.destination_source_role == "Source database 2":
+            return f"{self.target} (also Source database 2) is written; {self.source_1} is only read."
+        return f"{self.target} is written; {self.source_1} and {self.source_2} are only read."
+
+    @property
     def selection(self) -> dict:
         """What a validation vouches for: Merge is allowed only for the same selection."""
         return {name: getattr(self, self._meta.get_field(name).attname) for name in SELECTION_FIELDS}
@@ -214,6 +238,9 @@ class MergeCheck(models.Model):
         max_length=255, blank=True, help_text="What was checked: a database, a node, or empty for the whole job."
     )
     passed = models.BooleanField()
+    warning = models.BooleanField(
+        default=False, help_text="A passed check that the administrator should read before merging."
+    )
     message = models.TextField(help_text="What was found, and for a failure what to do about it.")
     duration = models.FloatField(default=0.0, help_text="Seconds the check took.")
 
@@ -225,7 +252,12 @@ class MergeCheck(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_name_display()} {self.subject}: {'passed' if self.passed else 'failed'}"
+        return f"{self.get_name_display()} {self.subject}: {self.result.lower()}"
+
+    @property
+    def result(self) -> str:
+        """Passed, Warning or Failed, as the Validation Details show it."""
+        return "Failed" if not self.passed else "Warning" if self.warning else "Passed"
 
 
 class MergeLogEntry(models.Model):

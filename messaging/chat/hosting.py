@@ -7,6 +7,12 @@ number of rooms (rooms, members, the last messages of each), so every room answe
 after the switch. A room not loaded that way (created behind the service's back, or unloaded
 after the persistent room timeout) is loaded on its first request, batched with the other
 rooms asked for meanwhile.
+
+Taking a home's rooms bumps that home's hosting epoch in the external database (the fencing
+token, ``PostgresStore.claim``) before they are read; every commit of a post checks it, so
+the node that held them before can no longer store anything there. A node whose commit finds
+a newer epoch drops the home's rooms (``lost``) and takes them again only once the config DB
+says, on a fresh read, that they are its own.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from messaging.chat import bus as chat_bus
 from messaging.chat.directory import Directory, Snapshot
 from messaging.chat.protocol import ChatError, ErrorCode
 from messaging.chat.rooms import Policy, Room
-from messaging.chat.store import MemoryStore, PendingPost, PostgresStore
+from messaging.chat.store import Fence, MemoryStore, PendingPost, PostgresStore
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,8 @@ class RoomHosting:
         self.policy = policy
         self.rooms: dict[str, HostedRoom] = {}
         self.loaded_homes: set[str] = set()  # home nodes whose rooms were loaded in bulk
+        self.epochs: dict[str, int] = {}  # home node → the hosting epoch this node claimed
+        self.lost_homes: set[str] = set()  # homes whose epoch another node bumped since
         self._home_loads: dict[str, asyncio.Future] = {}
         self._wanted: dict[str, asyncio.Future] = {}  # rooms waiting for the next batched load
         self._loader: asyncio.Task | None = None
@@ -96,6 +104,12 @@ class RoomHosting:
     async def load_homes(self, homes: set[str]) -> None:
         """Load every room of these home nodes in bulk; one load per home even when asked
         for at once by the agent (refresh_hosting) and by requests."""
+        lost = homes & self.lost_homes
+        if lost:
+            raise ChatError(
+                ErrorCode.ROOM_UNAVAILABLE,
+                f"Another node took the rooms of {', '.join(sorted(lost))} from {self.node_name}; try again.",
+            )
         waiting = [self._home_loads[home] for home in homes if home in self._home_loads]
         todo = {home for home in homes if home not in self.loaded_homes and home not in self._home_loads}
         if todo:
@@ -118,6 +132,12 @@ class RoomHosting:
     async def _load_in_bulk(self, homes: set[str]) -> None:
         started = time.monotonic()
         snapshot = self.directory.snapshot
+        for home in sorted(homes):
+            if snapshot.host_of.get(home) == self.node_name:
+                epoch = await self.store.claim(home, self.node_name)
+                if epoch is not None:
+                    self.epochs[home] = epoch
+                    logger.info("%s claimed the rooms of %s: hosting epoch %d", self.node_name, home, epoch)
         aliases = sorted({alias for home in homes for alias in snapshot.aliases_of(home)})
         rooms = (
             await self.store.load_rooms(
@@ -135,6 +155,8 @@ class RoomHosting:
                 self.rooms[room.jid] = HostedRoom(room)
                 loaded.append(room.jid)
         self.loaded_homes |= mine
+        for home in homes - mine:
+            self.epochs.pop(home, None)
         await self._announce(loaded)
         logger.info(
             "Loaded %d rooms of %s in %.3f s", len(loaded), ", ".join(sorted(mine)) or "-", time.monotonic() - started
@@ -200,11 +222,38 @@ class RoomHosting:
                 logger.warning("Could not announce %d loaded rooms: %s", len(notices), exc)
                 return
 
+    # --- the fencing token --------------------------------------------------------------------
+
+    def fence_for(self, jid: str) -> Fence | None:
+        """What a commit to ``jid`` must find in the database (None: nothing to fence, in memory)."""
+        if isinstance(self.store, MemoryStore):
+            return None
+        home = self.directory.snapshot.home_of_room(jid)
+        epoch = self.epochs.get(home)
+        if epoch is None:
+            message = f"{self.node_name} does not hold the rooms of {home}; try again."
+            raise ChatError(ErrorCode.ROOM_UNAVAILABLE, message)
+        return Fence(home, epoch, self.node_name)
+
+    async def lost(self, home: str, reason: str) -> None:
+        """Another node bumped ``home``'s epoch: drop its rooms until the config DB says otherwise."""
+        logger.warning("%s lost the rooms of %s: %s", self.node_name, home, reason)
+        self.lost_homes.add(home)
+        self.loaded_homes.discard(home)
+        self.epochs.pop(home, None)
+        for jid, hosted in list(self.rooms.items()):
+            if self.directory.snapshot.home_of_room(jid) == home:
+                await self.unload(hosted, reason)
+
     # --- unloading ---------------------------------------------------------------------------
 
     async def release(self, snapshot: Snapshot) -> None:
-        """Unload the rooms of the homes this node no longer serves."""
+        """Unload the rooms of the homes this node no longer serves; a fresh read of the hosting
+        also lets it take again the homes it lost to an epoch, if they are its own."""
+        self.lost_homes.clear()
         self.loaded_homes &= self.homes_hosted(snapshot)
+        for home in set(self.epochs) - self.loaded_homes:
+            self.epochs.pop(home, None)
         for jid, hosted in list(self.rooms.items()):
             if not self.hosts(jid, snapshot):
                 await self.unload(hosted, f"{jid} moved to another node.")
@@ -236,6 +285,7 @@ class RoomHosting:
             await self.unload(hosted, reason)
         self.rooms.clear()
         self.loaded_homes.clear()
+        self.epochs.clear()
 
     async def unload_idle_rooms(self) -> None:
         """Unload persistent rooms left without occupants longer than the "Timeout value for

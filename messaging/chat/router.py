@@ -123,6 +123,17 @@ class Session:
             self.outbox.put_nowait(None)
 
 
+@dataclass(eq=False)
+class RoomFeed:
+    """A room's events on their way to this router's sessions: ``last`` is the msg_id of the
+    last message delivered (None until the first join or message)."""
+
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    last: int | None = None
+    task: asyncio.Task | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class XcpRouter(NodeService):
     """The node's message router and chat port, bound to ``node.agent_host:agent_port``."""
 
@@ -136,9 +147,12 @@ class XcpRouter(NodeService):
         self.server = None
         self.sessions: dict[str, Session] = {}
         self.room_sessions: dict[str, set[Session]] = {}
+        self.room_feeds: dict[str, RoomFeed] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self.xmpp = XmppFrontEnd(self)
+        self.fenced_reason = ""  # set while the node's lease has run out (see ``fence``)
+        self._relogin_limits = (1, 1)  # the last limits read; used when the config DB is away
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -172,6 +186,34 @@ class XcpRouter(NodeService):
             port = client_port if self.server is None and client_port else self.node.agent_port
             raise ServiceStartError(f"Cannot listen on {self.node.agent_host}:{port}: {exc.strerror or exc}") from exc
         self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
+        with contextlib.suppress(Exception):
+            self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+
+    # --- fencing ------------------------------------------------------------------------------
+
+    def fence(self, reason: str) -> None:
+        """The node's lease ran out (it lost touch with the config DB): tell every signed-in user
+        to sign in on the other node of their redundancy group, and turn new sign-ins away
+        (their connection is closed, so clients try the other node) until ``unfence``."""
+        if self.fenced_reason:
+            return
+        self.fenced_reason = reason
+        low, high = self._relogin_limits
+        snapshot = self.directory.snapshot
+        for session in list(self.sessions.values()):
+            user = session.user
+            target = next((n for n in (user.backup, user.home) if n and n != self.node.name), None)
+            address = snapshot.nodes.get(target) if target else None
+            if address is None:
+                session.finish()
+                continue
+            session.send(
+                proto.reconnect(target, address.host, address.port, f"{reason}; sign in on {target}.", low, high)
+            )
+            session.finish()
+
+    def unfence(self) -> None:
+        self.fenced_reason = ""
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -190,6 +232,10 @@ class XcpRouter(NodeService):
         await self.directory.stop()
         self.sessions.clear()
         self.room_sessions.clear()
+        for feed in self.room_feeds.values():
+            if feed.task is not None:
+                feed.task.cancel()
+        self.room_feeds.clear()
 
     def is_running(self) -> bool:
         return self.server is not None and self.server.is_serving()
@@ -297,6 +343,7 @@ class XcpRouter(NodeService):
         elif isinstance(command, proto.Post):
             answer = await self.post(session, room, command.body, command.cid)
             answer.pop("message", None)
+            answer.pop("new", None)
             session.send(proto.reply(command.id, "ack", **_without_ok(answer)))
         elif isinstance(command, proto.History):
             request = {"op": "history", "room": room, "user": user.jid}
@@ -312,6 +359,9 @@ class XcpRouter(NodeService):
     async def _json_sign_in(self, session: Session, command: proto.SignIn) -> None:
         if session.user is not None:
             raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
+        if self.fenced_reason:
+            session.finish()  # the client tries the other node of the user's group
+            return
         info = await sync_to_async(lookup_user, thread_sensitive=False)(command.user.strip())
         if info is None:
             raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {command.user!r} in IM and Presence.")
@@ -339,7 +389,7 @@ class XcpRouter(NodeService):
         address = self.directory.snapshot.nodes.get(node_name)
         if address is None:
             address = (await self.directory.refresh()).nodes.get(node_name)
-        low, high = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+        low, high = self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
         session.send(proto.reconnect(node_name, address.host, address.port, reason, low, high))
         session.finish()
 
@@ -405,11 +455,17 @@ class XcpRouter(NodeService):
         if history is not None:
             request["history"] = history
         try:
-            return await self.route(room, request)
+            answer = await self.route(room, request)
         except ChatError:
             if not was_in:
                 await self._drop_from_room(session, room)
             raise
+        feed = self.room_feeds.setdefault(room, RoomFeed())
+        if feed.task is None:
+            feed.task = asyncio.create_task(self._deliver_in_order(room, feed), name=f"router-feed-{room}")
+        if feed.last is None:  # the first of our users in the room: deliver what follows the join
+            feed.last = answer.get("last_msg_id")
+        return answer
 
     async def leave(self, session: Session, room: str) -> dict:
         if room not in session.rooms:
@@ -468,21 +524,86 @@ class XcpRouter(NodeService):
         sessions.discard(session)
         if not sessions:
             del self.room_sessions[room]
+            feed = self.room_feeds.pop(room, None)
+            if feed is not None and feed.task is not None:
+                feed.task.cancel()
             if self.bus is not None:
                 await self.bus.unsubscribe(chat_bus.room_channel(self.bus.prefix, room))
 
     def _room_event_handler(self, room: str):
         def deliver(event: dict) -> None:
-            kind = event.pop("event", None)
-            sessions = self.room_sessions.get(room, ())
-            if kind == "room_loaded":
+            if event.get("event") == "room_loaded":
                 self._spawn(self._resync(room))
                 return
-            if kind in ("message", "presence"):
-                for session in list(sessions):
-                    session.send({"type": kind, **event})
+            feed = self.room_feeds.get(room)
+            if feed is None:
+                feed = self.room_feeds[room] = RoomFeed()
+                feed.task = asyncio.create_task(self._deliver_in_order(room, feed), name=f"router-feed-{room}")
+            feed.events.put_nowait(event)
 
         return deliver
+
+    async def _deliver_in_order(self, room: str, feed: RoomFeed) -> None:
+        """Hand a room's events to its sessions in the room's order, each message once.
+
+        The bus delivers at most once and, while a room moves between nodes, two nodes may
+        publish; message ids of a room are consecutive, so a jump is a message this router
+        missed: it is read from the archive and delivered first, and a late copy of a message
+        already delivered is dropped. An XMPP client thus sees the room without gaps, and its
+        last stanza-id really is "everything up to here" (what it asks MAM after when it moves).
+        """
+        while True:
+            event = await feed.events.get()
+            kind = event.pop("event", None)
+            async with feed.lock:
+                if kind == "message":
+                    msg_id = event["msg_id"]
+                    if feed.last is not None and msg_id <= feed.last:
+                        continue
+                    if feed.last is not None and msg_id > feed.last + 1:
+                        await self._deliver_missing(room, feed, msg_id)
+                    feed.last = msg_id
+                if kind in ("message", "presence"):
+                    self._to_room(room, kind, event)
+
+    async def _deliver_missing(self, room: str, feed: RoomFeed, upto: int) -> None:
+        for missing in await self._missing_messages(room, feed.last, upto):
+            self._to_room(room, "message", missing)
+            feed.last = missing["msg_id"]
+
+    async def delivered_through(self, room: str, msg_id: int) -> bool:
+        """Make sure the room's messages up to ``msg_id`` reached this router's sessions in
+        order (a post answered as a repeat names a message whose broadcast may have been lost
+        while the room moved); True when this call delivered ``msg_id`` itself."""
+        feed = self.room_feeds.get(room)
+        if feed is None:
+            return False
+        async with feed.lock:
+            if feed.last is None or feed.last >= msg_id:
+                return False
+            await self._deliver_missing(room, feed, msg_id + 1)
+            return feed.last >= msg_id
+
+    def _to_room(self, room: str, kind: str, event: dict) -> None:
+        for session in list(self.room_sessions.get(room, ())):
+            session.send({"type": kind, **event})
+
+    async def _missing_messages(self, room: str, last: int, upto: int) -> list[dict]:
+        """Messages after ``last`` and before ``upto``, read from the room's host (its archive)."""
+        reader = next((s.user.jid for s in self.room_sessions.get(room, ()) if s.user), None)
+        found: list[dict] = []
+        while reader is not None and last + 1 < upto:
+            try:
+                page = await self.route(room, {"op": "history", "room": room, "user": reader, "after": last})
+            except ChatError as exc:
+                logger.warning("Could not read the messages of %s after %s: %s", room, last, exc.message)
+                break
+            page = [m for m in page["messages"] if m["msg_id"] < upto]
+            if not page:
+                break
+            found += page
+            last = page[-1]["msg_id"]
+        return found
 
     async def _resync(self, room: str) -> None:
         """Tell the room's new host which of our users are in it."""
@@ -555,7 +676,7 @@ class XcpRouter(NodeService):
                 continue
             for jid, session in list(self.sessions.items()):
                 node = serving.get(jid)
-                if node and node != self.node.name:
+                if node and node != self.node.name and not session.closing:
                     logger.info("%s is now served by %s; asking the client to reconnect", jid, node)
                     try:
                         await self._send_reconnect(session, node, f"{session.user.user_id} is now served by {node}.")

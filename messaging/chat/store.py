@@ -34,6 +34,10 @@ ARCHIVE_ID_BLOCK = 100  # ids reserved from xcp_sequence at a time (the product'
 VARCHAR_LIMIT = 4000
 KNOWN_AFFILIATIONS = {str(value) for value in Affiliation}
 GETCONN_TIMEOUT = 5.0
+# A commit's transaction holds the hosting epoch's share lock, which the next host's claim
+# waits for: if the committing node is cut off mid-transaction, the database ends its session
+# after this long idle instead of when TCP notices (hours), so the take-over goes on.
+IDLE_IN_TRANSACTION_MS = 2000
 
 # Loading rooms in bulk: the rooms, their members, and the last N messages of each (one index
 # range scan per room, newest first: the key of tc_messages is room_jid, msg_id). Each query
@@ -96,6 +100,27 @@ class PendingPost:
     cid: str
 
 
+@dataclass(frozen=True)
+class Fence:
+    """The hosting epoch a commit must still find for its room's home node."""
+
+    home: str
+    epoch: int
+    node: str
+
+
+class Fenced(ChatError):
+    """A commit found a newer hosting epoch: another node took the rooms; nothing was stored."""
+
+    def __init__(self, fence: Fence, current: int | None, holder: str | None) -> None:
+        super().__init__(
+            ErrorCode.ROOM_UNAVAILABLE,
+            f"{fence.node} no longer hosts the rooms of {fence.home} ({holder or 'nobody'} took them, epoch "
+            f"{current} after {fence.epoch}); nothing was stored; try again.",
+        )
+        self.fence = fence
+
+
 class DatabaseUnavailable(ChatError):
     def __init__(self, detail: str) -> None:
         super().__init__(
@@ -116,8 +141,9 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Open the pool and wait for a first connection; raise psycopg.Error if none comes."""
+        options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
         self.pool = AsyncConnectionPool(
-            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5},
+            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5, "options": options},
             min_size=self.size,
             max_size=self.size,
             open=False,
@@ -155,6 +181,29 @@ class PostgresStore:
                 if (await cursor.fetchone())[0] != 1:
                     problems.append(f"Table xcp_sequence has no row {schema.MESSAGE_ID_SEQUENCE}.")
             return problems
+
+    async def ensure_fencing(self) -> None:
+        """Create the fencing tables the first time a TC starts on this database."""
+        async with self._connection() as conn:
+            for table in schema.FENCING_TABLES:
+                cursor = await conn.execute("SELECT to_regclass(%s)", (table.name,))
+                if (await cursor.fetchone())[0] is None:
+                    await conn.execute(
+                        schema.create_table_sql(table, schema.Dialect.POSTGRES).replace(
+                            "CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1
+                        )
+                    )
+
+    async def claim(self, home: str, node: str) -> int:
+        """Bump the hosting epoch of ``home``'s rooms for ``node``; commits under an older one fail."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO tc_hosting_epochs (home_node, epoch, holder, claimed_at) VALUES (%s, 1, %s, %s) "
+                "ON CONFLICT (home_node) DO UPDATE SET epoch = tc_hosting_epochs.epoch + 1, "
+                "holder = EXCLUDED.holder, claimed_at = EXCLUDED.claimed_at RETURNING epoch",
+                (home, node, utcnow()),
+            )
+            return (await cursor.fetchone())[0]
 
     async def heartbeat(self) -> None:
         """Exercise the connections (the product's database connection heartbeat)."""
@@ -286,14 +335,29 @@ class PostgresStore:
         taken, self._archive_ids = self._archive_ids[:count], self._archive_ids[count:]
         return taken
 
-    async def store_posts(self, room: Room, posts: list[PendingPost], archive: bool) -> list[tuple[ChatMessage, bool]]:
+    async def store_posts(
+        self, room: Room, posts: list[PendingPost], archive: bool, fence: Fence | None = None
+    ) -> list[tuple[ChatMessage, bool]]:
         """Store posts in one transaction; return each one's message and whether it is new
         (False for a post already stored under the same sender and client id, which keeps its
-        first id). Raises on failure, and then nothing of the batch is stored."""
+        first id). Raises on failure, and then nothing of the batch is stored.
+
+        With a ``fence``, the transaction first takes a share lock on the home node's hosting
+        epoch and raises ``Fenced`` unless it is still ``fence.epoch``: a node that lost the
+        rooms cannot commit, whatever its clock or lease says, and a claim waits for the
+        commits under the old epoch to end. Each new message records the epoch it was
+        committed under."""
         async with self._connection() as conn:
             archive_ids = await self._reserve_archive_ids(conn, len(posts)) if archive else []
             stamp = utcnow()
             async with conn.transaction():
+                if fence is not None:
+                    cursor = await conn.execute(
+                        "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = %s FOR SHARE", (fence.home,)
+                    )
+                    current = await cursor.fetchone()
+                    if current is None or current[0] != fence.epoch:
+                        raise Fenced(fence, *(current or (None, None)))
                 cursor = await conn.execute(
                     "SELECT next_msg_id FROM tc_rooms WHERE room_jid = %s FOR UPDATE", (room.jid,)
                 )
@@ -346,6 +410,11 @@ class PostgresStore:
                         await cur.executemany(
                             "INSERT INTO tc_messages (msg_id, room_jid, stamp, msg) VALUES (%s, %s, %s, %s)", rows
                         )
+                        if fence is not None:
+                            await cur.executemany(
+                                "INSERT INTO tc_message_epochs (room_jid, msg_id, epoch, node) VALUES (%s, %s, %s, %s)",
+                                [(row[1], row[0], fence.epoch, fence.node) for row in rows],
+                            )
                         if archive_rows:
                             await cur.executemany(
                                 "INSERT INTO tc_msgarchive (msg_id, to_jid, from_jid, nick_jid, sent_date, msg_type, "
@@ -503,6 +572,13 @@ class MemoryStore:
     async def verify_schema(self) -> list[str]:
         return []
 
+    async def ensure_fencing(self) -> None:
+        pass
+
+    async def claim(self, home: str, node: str) -> None:
+        """Nothing outlives the service in memory, so there is nothing to fence."""
+        return None
+
     async def heartbeat(self) -> None:
         pass
 
@@ -535,7 +611,9 @@ class MemoryStore:
         jids = sorted(jid for jid in self.rooms if jid.split("@")[1] in aliases)[:limit]
         return [{"room": jid, "type": str(self.rooms[jid].room_type), "subject": ""} for jid in jids]
 
-    async def store_posts(self, room: Room, posts: list[PendingPost], archive: bool) -> list[tuple[ChatMessage, bool]]:
+    async def store_posts(
+        self, room: Room, posts: list[PendingPost], archive: bool, fence: Fence | None = None
+    ) -> list[tuple[ChatMessage, bool]]:
         stored = self.messages.setdefault(room.jid, [])
         results = []
         for post in posts:

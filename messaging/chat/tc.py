@@ -13,6 +13,12 @@ in batches, one transaction per batch; a post is answered (and so acknowledged t
 sender) only after its batch is committed. While the database is away, posts are refused
 with ``database-unavailable`` until the heartbeat, every "database connection heartbeat
 interval", finds it back.
+
+Fencing (docs/operations.md): while the node agent's lease has run out (the node lost touch
+with the config DB) the service refuses every request with the retryable
+``room-unavailable``, and stays so until the agent has re-read the room hosting; and each
+commit of posts carries the home node's hosting epoch (``RoomHosting.fence_for``), so a post
+to rooms another node has taken is never stored nor acknowledged.
 """
 
 from __future__ import annotations
@@ -43,8 +49,16 @@ from messaging.chat.rooms import (
     nick_for,
 )
 from messaging.chat.stanzas import ChatMessage
-from messaging.chat.store import ArchiveQuery, DatabaseUnavailable, MemoryStore, PendingPost, PostgresStore
+from messaging.chat.store import (
+    ArchiveQuery,
+    DatabaseUnavailable,
+    Fenced,
+    MemoryStore,
+    PendingPost,
+    PostgresStore,
+)
 from topology.agent.base import NodeService, ServiceStartError
+from topology.agent.lease import Lease
 from topology.agent.metrics import COMMIT_SECONDS, MESSAGES_COMMITTED
 from topology.models import Node
 
@@ -86,9 +100,11 @@ class TextConferenceManager(NodeService):
 
     name = "Cisco XCP Text Conference Manager"
 
-    def __init__(self, node: Node, router) -> None:
+    def __init__(self, node: Node, router, lease: Lease | None = None) -> None:
         self.node = node
         self.router = router
+        self.lease = lease
+        self.fenced_reason = ""  # why the node stopped serving, until the agent re-reads the hosting
         self.config: TCConfig | None = None
         self.store: PostgresStore | MemoryStore | None = None
         self.bus: chat_bus.Bus | None = None
@@ -98,6 +114,7 @@ class TextConferenceManager(NodeService):
         self.last_database_error = ""
         self._running = False
         self._tasks: list[asyncio.Task] = []
+        self._background: asyncio.Task | None = None
 
     @property
     def rooms(self) -> dict[str, HostedRoom]:
@@ -119,6 +136,8 @@ class TextConferenceManager(NodeService):
             try:
                 await self.store.open()
                 problems = await self.store.verify_schema()
+                if not problems:
+                    await self.store.ensure_fencing()
             except (psycopg.Error, psycopg_pool.PoolTimeout, ChatError) as exc:
                 await self.store.close()
                 raise ServiceStartError(
@@ -176,6 +195,31 @@ class TextConferenceManager(NodeService):
     def is_running(self) -> bool:
         return self._running
 
+    # --- fencing -----------------------------------------------------------------------------
+
+    def serving(self) -> bool:
+        """Whether the node may serve its rooms now: its lease is held and it is not fenced."""
+        return not self.fenced_reason and (self.lease is None or self.lease.held())
+
+    def fence(self, reason: str) -> None:
+        """The agent's lease ran out: refuse everything until ``unfence`` (after a hosting re-read)."""
+        if not self.fenced_reason:
+            logger.warning("%s stops serving its rooms: %s", self.node, reason)
+        self.fenced_reason = reason
+
+    def unfence(self) -> None:
+        if self.fenced_reason:
+            logger.warning("%s serves its rooms again", self.node)
+        self.fenced_reason = ""
+
+    def _check_serving(self) -> None:
+        if not self.serving():
+            reason = self.fenced_reason or f"{self.node} lost touch with the config DB (its lease ran out)"
+            raise ChatError(
+                ErrorCode.ROOM_UNAVAILABLE,
+                f"{reason}; it stopped serving its rooms and its backup node takes them over; try again.",
+            )
+
     async def refresh_hosting(self) -> None:
         """Re-read which home nodes' rooms this node serves (after a failover or a fallback):
         unload the rooms it gave up, and load in bulk every room of the home nodes it gained.
@@ -208,6 +252,7 @@ class TextConferenceManager(NodeService):
         try:
             if not self._running:
                 raise ChatError(ErrorCode.ROOM_UNAVAILABLE, f"The Text Conference Manager of {self.node} is stopped.")
+            self._check_serving()
             op = request.get("op")
             handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
             if handler is None:
@@ -284,6 +329,7 @@ class TextConferenceManager(NodeService):
             "members_only": room.config.members_only,
             "occupants": sorted(room.occupants),
             "roster": [{"user": o.jid, "nick": o.nick} for o in room.occupants.values()],
+            "last_msg_id": room.known_next_msg_id - 1,
             "history": [message.as_event() for message in history],
         }
 
@@ -334,8 +380,14 @@ class TextConferenceManager(NodeService):
         hosted.queue.put_nowait((post, future))
         if hosted.worker is None or hosted.worker.done():
             hosted.worker = asyncio.create_task(self._store_posts(hosted), name=f"tc-posts-{room.jid}")
-        message: ChatMessage = await future
-        return {"room": room.jid, "msg_id": message.msg_id, "cid": message.cid, "message": message.as_event()}
+        message, new = await future
+        return {
+            "room": room.jid,
+            "msg_id": message.msg_id,
+            "cid": message.cid,
+            "message": message.as_event(),
+            "new": new,  # False: a repeat of a stored post (same sender and cid), not broadcast again
+        }
 
     async def _op_history(self, request: dict) -> dict:
         hosted = await self._room(request["room"])
@@ -445,9 +497,13 @@ class TextConferenceManager(NodeService):
                 batch.append(hosted.queue.get_nowait())
             try:
                 self._check_database()
+                self._check_serving()
                 started = time.perf_counter()
                 results = await self.store.store_posts(
-                    room, [post for post, _ in batch], self.config.policy.archive_room_messages
+                    room,
+                    [post for post, _ in batch],
+                    self.config.policy.archive_room_messages,
+                    self.hosting.fence_for(room.jid),
                 )
                 COMMIT_SECONDS.labels(self.node.name).observe(time.perf_counter() - started)
                 MESSAGES_COMMITTED.labels(self.node.name).inc(sum(1 for _, new in results if new))
@@ -459,6 +515,10 @@ class TextConferenceManager(NodeService):
                         )
                 raise
             except Exception as exc:
+                if isinstance(exc, Fenced):
+                    # Dropping the rooms cancels this worker: do it from a task of its own.
+                    lost = self.hosting.lost(exc.fence.home, exc.message)
+                    self._background = asyncio.create_task(lost, name=f"tc-lost-{exc.fence.home}")
                 if isinstance(exc, DATABASE_ERRORS):
                     self._database_lost(exc)
                     exc = DatabaseUnavailable(_first_line(exc))
@@ -472,9 +532,9 @@ class TextConferenceManager(NodeService):
             for message, new in results:
                 if new:
                     await self._broadcast(room.jid, {"event": "message", **message.as_event()})
-            for (message, _), (_, future) in zip(results, batch, strict=True):
+            for (message, new), (_, future) in zip(results, batch, strict=True):
                 if not future.done():
-                    future.set_result(message)
+                    future.set_result((message, new))
 
     async def _publish_occupants(self, room: Room) -> None:
         if self.bus is None:

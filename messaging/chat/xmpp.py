@@ -332,11 +332,14 @@ class XmppStream:
         while True:
             text = await self.out.get()
             if text is None:
+                if self.closed:  # the stream ended here: close, so the reader sees the end too
+                    await self.transport.close()
                 return
             try:
                 await self.transport.write(text)
             except Exception:
                 self.closed = True
+                await self.transport.close()
                 return
 
     def send_raw(self, text: str) -> None:
@@ -369,6 +372,7 @@ class XmppStream:
         self.send_raw(self.transport.error(condition, text, extra))
         self.send_raw(self.transport.end())
         self.closed = True
+        self.out.put_nowait(None)
 
     header_sent = False
 
@@ -568,6 +572,7 @@ class XmppStream:
         if self.transport.websocket:
             self.send_raw(f"<close xmlns='{FRAMING_NS}' see-other-uri={_quote(address)}/>")
             self.closed = True
+            self.out.put_nowait(None)
             return
         await self.fail("see-other-host", reason, address)
 
@@ -827,6 +832,11 @@ class XmppFrontEnd:
         origin = find(message, SID_NS, "origin-id")
         cid = (origin.get("id") if origin is not None else None) or message.get("id") or uuid.uuid4().hex
         answer = await self.router.post(stream.session, room, body.text, cid[:128])
+        if answer.get("new", True):
+            return  # reflected by the room's broadcast, in the room's order, like everyone's messages
+        if await self.router.delivered_through(room, answer["msg_id"]):
+            return  # its broadcast had been lost: delivered now, in order, with those before it
+        # A repeat of a message already delivered (same origin-id): the first one's reflection again.
         reflection = self._room_message(stream, answer["message"])
         if message.get("id"):
             reflection.set("id", message.get("id"))
@@ -1041,9 +1051,8 @@ class XmppFrontEnd:
         kind = event.get("type")
         session = stream.session
         if kind == "message":
-            if session is None or event.get("from") == session.user.jid:
-                return  # the sender's reflection is sent when its post is answered
-            stream.send(self._room_message(stream, event))
+            if session is not None and event.get("room") in session.rooms:
+                stream.send(self._room_message(stream, event))  # the sender's copy is its reflection
         elif kind == "presence":
             if session is None or event.get("user") == session.user.jid or event["room"] not in session.rooms:
                 return

@@ -179,6 +179,33 @@ XCP_SEQUENCE = Table(
 TABLES: tuple[Table, ...] = (TC_ROOMS, TC_USERS, TC_MESSAGES, TC_TIMELOG, TC_MSGARCHIVE, XCP_SEQUENCE)
 TABLES_BY_NAME = {table.name: table for table in TABLES}
 
+# The fencing token: each home node's hosting epoch, bumped by every node that takes the home's
+# rooms (a take-over, a take-back, a start) and checked by every commit of a post to those
+# rooms; and the epoch each stored message was committed under. Not the product's tables, so
+# installs, merges and schema checks leave them out: the Text Conference Manager creates them
+# when it first starts on a database (``PostgresStore.ensure_fencing``).
+TC_HOSTING_EPOCHS = Table(
+    "tc_hosting_epochs",
+    (
+        Column("home_node", Kind.VARCHAR, 255),
+        Column("epoch", Kind.BIGINT),
+        Column("holder", Kind.VARCHAR, 255),
+        Column("claimed_at", Kind.TIMESTAMP),
+    ),
+    primary_key=("home_node",),
+)
+TC_MESSAGE_EPOCHS = Table(
+    "tc_message_epochs",
+    (
+        _jid("room_jid"),
+        Column("msg_id", Kind.BIGINT),
+        Column("epoch", Kind.BIGINT),
+        Column("node", Kind.VARCHAR, 255),
+    ),
+    primary_key=("room_jid", "msg_id"),
+)
+FENCING_TABLES: tuple[Table, ...] = (TC_HOSTING_EPOCHS, TC_MESSAGE_EPOCHS)
+
 # The row of xcp_sequence that hands out tc_msgarchive.msg_id values.
 MESSAGE_ID_SEQUENCE = "tc_message_id"
 

@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("imp_admin", "topology", "messaging", "dbmerge")
+APPS = ("imp_admin", "topology", "messaging", "dbmerge", "api")
 
 
 def app_modules(root: Path = ROOT) -> dict[str, Path]:

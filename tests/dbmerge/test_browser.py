@@ -91,12 +91,13 @@ def test_operator_merges_in_the_browser_and_the_job_page_follows_the_merge_live_
     assert percents[-1] == 100
     assert page.get_attribute("[role=progressbar][aria-label=Overall]", "aria-valuenow") == "100"
     assert [row.split("\t") for row in page.locator("#merge-report tbody tr").all_inner_texts()] == [
-        ["tc_rooms", "100", "50", "50", "0"],
-        ["tc_users", "0", "0", "0", "0"],
-        ["tc_messages", str(ROWS), str(ROWS), "0", str(ROWS // 2)],
-        ["tc_msgarchive", str(2 * ROWS), str(2 * ROWS), "0", str(ROWS)],
-        ["tc_timelog", str(2 * ROWS // 5), str(2 * ROWS // 5), "0", "0"],
-        ["xcp_sequence", "2", "0", "2", "0"],  # the destination already held tc_message_id
+        # table, rows in the destination before, read, written, duplicates removed, ids remapped
+        ["tc_rooms", "0", "100", "50", "50", "0"],
+        ["tc_users", "0", "0", "0", "0", "0"],
+        ["tc_messages", "0", str(ROWS), str(ROWS), "0", str(ROWS // 2)],
+        ["tc_msgarchive", "0", str(2 * ROWS), str(2 * ROWS), "0", str(ROWS)],
+        ["tc_timelog", "0", str(2 * ROWS // 5), str(2 * ROWS // 5), "0", "0"],
+        ["xcp_sequence", "1", "2", "0", "2", "0"],  # the destination already held tc_message_id
     ]
     assert "Next steps" in page.inner_text("#next-steps")
 

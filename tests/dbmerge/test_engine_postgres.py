@@ -458,3 +458,24 @@ def test_a_member_row_held_twice_by_a_source_without_primary_keys_becomes_one_me
     assert [r[1] for r in target.rows()["tc_users"]] == ["alice@example.com", "bob@example.com"]
     figures = report.tables["tc_users"]
     assert (figures.read, figures.written, figures.duplicates_removed) == (3, 2, 1)
+
+
+def test_every_room_message_keeps_its_xmpp_stanza_id_through_a_merge_that_renumbers_it(chat_db):
+    """The chat service's XEP-0359 stanza-id is made of room, stamp and stored stanza
+    (``stanza_id_for``, notes of the XMPP work): the merge must copy them verbatim, whatever
+    it does to msg_id."""
+    from messaging.chat.stanzas import stanza_id_for
+
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_two_sources(a, b)
+    b.message(LOBBY, 3, 40, "<message><body>Grüße 🌍 with µs</body></message>")
+    b.execute("UPDATE tc_messages SET stamp = stamp + interval '123456 microseconds' WHERE msg_id = 3")
+
+    def ids(database) -> list[str]:
+        return sorted(stanza_id_for(room, stamp, msg) for _id, room, stamp, msg in database.rows()["tc_messages"])
+
+    expected = sorted(ids(a) + ids(b))
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    assert report.tables["tc_messages"].ids_remapped > 0  # some msg_id did change
+    assert ids(target) == expected

@@ -308,29 +308,6 @@ def test_a_job_marked_failed_mid_merge_is_not_committed_and_the_destination_stay
     assert "Failed" in page and "so the merge was not committed; the destination was left as it was." in page
 
 
-def test_a_cancel_pressed_while_validating_does_not_cancel_the_merge_pressed_after_it(
-    three, operator_client, celery_worker
-):
-    (a, _b, target), entries = three
-    # Validation measures each source's TC tables: an exclusive lock on one makes it wait.
-    with holding_lock(a, "LOCK TABLE tc_timelog IN ACCESS EXCLUSIVE MODE"):
-        operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
-        job = MergeJob.objects.get()
-        wait_for(lambda: waiting_for_a_lock(a), 60.0, "the validation to wait for source 1")
-        assert state_of(job.pk) == JobState.VALIDATING
-        response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]), follow=True)
-        assert f"Merge job {job.pk}: cancellation requested." in response.content.decode()
-    wait_for(lambda: state_of(job.pk) != JobState.VALIDATING, 60.0, "the validation to end")
-    assert state_of(job.pk) == JobState.VALIDATED
-
-    response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "merge"})
-    assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
-    wait_for(lambda: ended(job.pk), 60.0, "the merge to end")
-    job.refresh_from_db()
-    assert job.state == JobState.COMPLETED, job.reason
-    assert [r[0] for r in target.rows()["tc_msgarchive"]] == MERGED_ARCHIVE_IDS
-
-
 def test_a_second_delivery_of_a_claimed_job_does_nothing(three, celery_worker):
     (_a, _b, target), entries = three
     job = merge_job(entries)

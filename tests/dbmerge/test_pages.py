@@ -91,7 +91,7 @@ def test_job_list_finds_filters_and_links_each_id_in_a_fixed_number_of_queries(
         ({"source_2": "SAME"}, "Source database 1 and Source database 2 must be two different databases."),
         ({"feature_tables": ["tc", "ma"]}, "Only Text Conference (TC) tables can be merged"),
         ({"database_name": "other"}, "The database name must be that of the destination database (tcmerged)."),
-        ({"db_type": "oracle"}, "is not a Oracle database; choose one that is."),
+        ({"db_type": "oracle"}, "is not an Oracle database; choose one that is."),
     ],
 )
 def test_add_form_refuses_bad_input_with_a_clear_message_and_writes_nothing(

@@ -48,8 +48,10 @@ def test_every_check_passes_for_two_stopped_nodes_and_an_empty_destination(dbs, 
     outcomes = Validator(job_for(*entries)).run()
     assert all(o.passed for o in outcomes), [o.message for o in outcomes if not o.passed]
     names = [o.name for o in outcomes]
-    for name in CheckName:
+    for name in set(CheckName) - {CheckName.DESTINATION_IS_SOURCE}:
         assert name in names
+    assert CheckName.DESTINATION_IS_SOURCE not in names  # the destination is a third database
+    assert "SELECT on every TC table (the source is only read)." in [o.message for o in outcomes]
     content = next(o for o in outcomes if o.name == CheckName.DESTINATION_CONTENT)
     assert content.message == (
         "The destination holds no room. Cisco requires at least one persistent room in the destination; "
@@ -150,3 +152,37 @@ def test_dblink_method_needs_execute_on_every_dblink_function_the_transfer_calls
     message = problems[f"privileges Destination database: {entry}"]
     assert "EXECUTE on dblink_exec(text,text)" in message and "EXECUTE on dblink_disconnect(text)" in message
     assert "EXECUTE on dblink_connect(text,text)" not in message and "SELECT on tc_rooms" not in message
+
+
+def test_a_destination_that_is_a_source_is_a_warning_and_that_source_is_not_said_to_be_only_read(dbs, operator_client):
+    from django.urls import reverse
+
+    from dbmerge.jobrunner import _JobHooks, _run
+
+    a, b, _target = dbs
+    one, two = a.external(), b.external()
+    job = job_for(one, two, one)
+    outcomes = Validator(job).run()
+
+    warning = [o for o in outcomes if o.name == CheckName.DESTINATION_IS_SOURCE]
+    assert [(o.passed, o.warning, o.message) for o in warning] == [
+        (
+            True,
+            True,
+            f"{a.name} is both a source and the destination: its rows stay and the other source's rows are "
+            "added to it.",
+        )
+    ]
+    privileges = {o.subject: o.message for o in outcomes if o.name == CheckName.PRIVILEGES}
+    assert "only read" not in privileges[f"Source database 1: {one}"]
+    assert "also the destination, so it is written" in privileges[f"Source database 1: {one}"]
+    assert privileges[f"Source database 2: {two}"] == "SELECT on every TC table (the source is only read)."
+
+    # The job's page: the warning row, and which database is written.
+    job.state = "validating"
+    job.save()
+    _run(job, _JobHooks(job.pk, None), None)
+    page = operator_client.get(job.get_absolute_url()).content.decode()
+    assert "Destination is a source" in page and "Warning" in page and "table-warning" in page
+    assert f"{one} (also Source database 1) is written; {two} is only read." in page
+    assert reverse("dbmerge:mergejob_merge", args=[job.pk]) in page  # a warning does not stop the merge

@@ -137,3 +137,37 @@ def test_verify_on_the_page_is_answered_by_the_worker(celery_worker, installed_d
     for check in ("Database reachability", "Database connectivity", "Database schema verification"):
         assert f'data-check="{check}" data-passed="true"' in page, check
     assert "data-checking" not in page
+
+
+def test_a_database_added_on_the_page_is_checked_at_once_on_the_worker(celery_worker, tc_owner, operator):
+    from django.test import Client
+
+    from tests.messaging.conftest import ROLE_PASSWORD
+
+    dbname, role = tc_owner
+    client = Client()
+    client.force_login(operator)
+    form = {
+        "database_name": dbname,
+        "db_type": "postgres",
+        "username": role,
+        "password": ROLE_PASSWORD,
+        "confirm_password": ROLE_PASSWORD,
+        "hostname": "127.0.0.1",
+        "port": "5432",
+    }
+    response = client.post(reverse("messaging:externaldatabase_add"), form)
+    assert response.status_code == 302
+    database = ExternalDatabase.objects.get()
+
+    # No Check now pressed and no celery beat for the periodic check: the worker checks it anyway.
+    try:
+        wait_for(
+            lambda: ExternalDatabase.objects.get(pk=database.pk).last_checked_at, timeout=60.0, what="the first check"
+        )
+    except AssertionError:
+        pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
+    checks = dict(ExternalDatabaseCheck.objects.filter(database=database).values_list("name", "passed"))
+    assert checks["reachability"] and checks["connectivity"]
+    page = client.get(database.get_absolute_url()).content.decode()
+    assert "Not checked" not in page

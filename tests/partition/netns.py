@@ -212,8 +212,10 @@ class TestBed:
                     host, "nft", "add", "chain", "inet", "impnet", chain, f"{{ type filter hook {hook} priority 0; }}"
                 )
 
-    def spawn(self, host: str, name: str, args: list[str], *, env: dict | None = None, user: str | None = None):
-        log_path = self.workdir / f"{name}.log"
+    def spawn(
+        self, host: str, name: str, args: list[str], *, env: dict | None = None, user: str | None = None, log_dir=None
+    ):
+        log_path = Path(log_dir or self.workdir) / f"{name}.log"
         command = ["ip", "netns", "exec", self.ns(host)]
         if user:
             command += ["runuser", "-u", user, "--"]
@@ -386,14 +388,16 @@ class TestBed:
         self.hosts.clear()
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+def wait_until(predicate, timeout: float, what, interval: float = 0.1):
+    """Poll ``predicate`` until true; fail saying ``what`` (a string, or a callable for the
+    state of things at the time) did not happen."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"Timed out after {timeout} s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -42,6 +43,7 @@ CONFIG_DB_ADDRESSES = (CONFIG_DB_IP, RELAY_IP)
 # How long a node waits on the config DB before it gives a query up (libpq options).
 CONFIG_DB_OPTIONS = "connect_timeout=2&tcp_user_timeout=2000"
 
+POST_TIMEOUT = 3.0
 # The SRM's timers on the test bed, through its own service parameters.
 TIMERS = {
     "heartbeat_interval": 0.3,
@@ -103,8 +105,12 @@ class Chatter:
     client: object
     acked: list[tuple[int, str, float]] = field(default_factory=list)
     refused: int = 0
+    last_error: str = ""
 
     async def keep_posting(self, room: str, stop: asyncio.Event) -> None:
+        """Post, and post the same (same client id) again until it is acknowledged. A post left
+        unanswered for POST_TIMEOUT drops the connection, as a user's client gives up on a
+        silent server; the client then signs in again wherever a node answers."""
         from messaging.chat.client import ChatClientError, Disconnected
 
         n = 0
@@ -113,9 +119,27 @@ class Chatter:
             cid = uuid.uuid4().hex
             while not stop.is_set():
                 try:
-                    ack = await self.client.post(room, body, cid=cid, retry_for=2)
-                except (ChatClientError, Disconnected, TimeoutError):
+                    async with asyncio.timeout(POST_TIMEOUT):
+                        ack = await self.client.post(room, body, cid=cid, retry_for=1)
+                except TimeoutError:
                     self.refused += 1
+                    self.last_error = "no answer"
+                    ws = self.client._ws
+                    # Only a connection that is up and silent; a reconnect under way goes on
+                    # (dropping the connection a reconnect is rejoining on would strand it).
+                    reconnecting = self.client._reconnecting is not None and not self.client._reconnecting.done()
+                    if self.client._connected.is_set() and not reconnecting and ws is not None and ws.transport:
+                        ws.transport.abort()
+                    await asyncio.sleep(0.2)
+                    continue
+                except (ChatClientError, Disconnected) as exc:
+                    self.refused += 1
+                    self.last_error = str(exc)
+                    if getattr(exc, "code", "") == "not-in-room":  # the room lost us in the turmoil: join again
+                        with contextlib.suppress(ChatClientError, Disconnected, TimeoutError):
+                            async with asyncio.timeout(POST_TIMEOUT):
+                                await self.client.join(room)
+                    await asyncio.sleep(0.1)
                     continue
                 self.acked.append((ack["msg_id"], body, time.time()))
                 break
@@ -125,19 +149,28 @@ class Chatter:
 
 @dataclass
 class Outcome:
-    """What one case did: counted from the acknowledgements and the stored messages."""
+    """What one case did, counted from the acknowledgements and the stored messages.
+
+    ``backup_after``: from the cut to the first acknowledged post the backup committed (None
+    if the backup never took the room). ``longest_pause``: the longest time, from the cut on,
+    without an acknowledgement to anyone.
+    """
 
     acknowledged: int
     lost: list[str]
     doubled: list[str]
     split_brain: list[str]
-    service_gap: float | None
+    backup_after: float | None
+    longest_pause: float | None
 
     def line(self, name: str) -> str:
-        gap = f"{self.service_gap:.2f} s" if self.service_gap is not None else "-"
+        def seconds(value: float | None) -> str:
+            return f"{value:.2f} s" if value is not None else "-"
+
         return (
             f"{name}: acknowledged {self.acknowledged}, lost {len(self.lost)}, doubled {len(self.doubled)}, "
-            f"split brain {len(self.split_brain)}, service gap {gap}"
+            f"split brain {len(self.split_brain)}, service on backup after {seconds(self.backup_after)}, "
+            f"longest pause {seconds(self.longest_pause)}"
         )
 
 
@@ -227,7 +260,7 @@ class GroupOnBed:
     def start_agent(self, key: str):
         agent = self.bed.spawn(
             key,
-            f"agent-{key}-{self.config_db}-{time.monotonic_ns()}",
+            f"agent-{key}-{time.monotonic_ns()}",
             [
                 sys.executable,
                 "manage.py",
@@ -239,6 +272,7 @@ class GroupOnBed:
                 "1",
             ],
             env=self.agent_env(key),
+            log_dir=self.tmp_dir,
         )
         self.agents[key] = agent
         return agent
@@ -262,25 +296,56 @@ class GroupOnBed:
             ).fetchall()
         return [(msg_id, ChatMessage.from_row(room, msg_id, stamp, msg).body) for msg_id, stamp, msg in rows]
 
-    def outcome(self, room: str, chatters: list[Chatter], cut_at: float | None, key_backup: str = "b") -> Outcome:
+    def epochs(self, room: str) -> dict[int, tuple[int, str]]:
+        """msg_id → (hosting epoch, node) each stored message was committed under."""
+        with admin(self.bed, self.chat_db) as conn:
+            rows = conn.execute(
+                "SELECT msg_id, epoch, node FROM tc_message_epochs WHERE room_jid = %s", (room,)
+            ).fetchall()
+        return {msg_id: (epoch, node) for msg_id, epoch, node in rows}
+
+    def outcome(self, room: str, chatters: list[Chatter], cut_at: float) -> Outcome:
         stored = self.stored(room)
         bodies = [body for _, body in stored]
-        acked = [(msg_id, body, at) for chatter in chatters for msg_id, body, at in chatter.acked]
+        acked = sorted(
+            ((msg_id, body, at) for chatter in chatters for msg_id, body, at in chatter.acked), key=lambda ack: ack[2]
+        )
         stored_ids = dict(stored)
         lost = [body for msg_id, body, _ in acked if stored_ids.get(msg_id) != body]
         doubled = sorted({body for body in bodies if bodies.count(body) > 1})
-        gap = None
-        if cut_at is not None:
-            after = sorted(at for _, _, at in acked if at > cut_at)
-            before = [at for _, _, at in acked if at <= cut_at]
-            if after:
-                gap = after[0] - (max(before) if before else cut_at)
-        return Outcome(len(acked), lost, doubled, self.split_brain(room), gap)
+        epochs = self.epochs(room)
+        backup = self.nodes["b"].name
+        on_backup = [at for msg_id, _, at in acked if at > cut_at and epochs.get(msg_id, (0, ""))[1] == backup]
+        times = [cut_at] + [at for _, _, at in acked if at > cut_at]
+        pauses = [later - earlier for earlier, later in itertools.pairwise(times)]
+        return Outcome(
+            len(acked),
+            lost,
+            doubled,
+            self.split_brain(stored, epochs),
+            on_backup[0] - cut_at if on_backup else None,
+            max(pauses) if pauses else None,
+        )
 
-    def split_brain(self, room: str) -> list[str]:
-        """Stored messages whose epoch was not the room's hosting epoch when they were committed
-        (filled in by the fencing token)."""
-        return []
+    @staticmethod
+    def split_brain(stored: list[tuple[int, str]], epochs: dict[int, tuple[int, str]]) -> list[str]:
+        """Stored messages that show two nodes accepting posts for the room: one committed
+        without a hosting epoch, under an epoch older than an earlier message's (an old host
+        still writing after the new one began), or under an epoch another node also used."""
+        problems = []
+        holder: dict[int, str] = {}
+        newest = 0
+        for msg_id, body in stored:
+            epoch, node = epochs.get(msg_id, (None, None))
+            if epoch is None:
+                problems.append(f"{msg_id} ({body}): no hosting epoch")
+                continue
+            if epoch < newest:
+                problems.append(f"{msg_id} ({body}): epoch {epoch} after epoch {newest}")
+            if holder.setdefault(epoch, node) != node:
+                problems.append(f"{msg_id} ({body}): epoch {epoch} used by {holder[epoch]} and {node}")
+            newest = max(newest, epoch)
+        return problems
 
     def close(self) -> None:
         for agent in self.agents.values():
@@ -322,6 +387,12 @@ class Conversation:
 
     def acked(self) -> int:
         return sum(len(chatter.acked) for chatter in self.chatters)
+
+    def __str__(self) -> str:
+        return ", ".join(
+            f"{c.user}: {len(c.acked)} acknowledged, {c.refused} refused ({c.last_error}), on {c.client.node}"
+            for c in self.chatters
+        )
 
     def acked_by_each_since(self, since: float) -> int:
         """The fewest acknowledgements any one chatter had after ``since``."""

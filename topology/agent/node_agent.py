@@ -6,6 +6,12 @@ writes the observed status back. Every heartbeat interval (an SRM service parame
 writes the node's heartbeat. When the SRM moves rooms between nodes it asks the service that
 serves rooms (the Text Conference Manager, registered as following the room hosting in
 ``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``).
+
+Each committed heartbeat renews the node's lease (``topology.agent.lease``). When the lease
+runs out the agent fences the node: the Text Conference Manager refuses every request and
+the XCP Router sends its users to their other node. Once a heartbeat gets through again the
+agent re-reads the room hosting (which the peer's SRM may have taken meanwhile) before the
+node serves again: back in touch, it follows the SRM's states and never resumes by itself.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from django.utils import timezone
 from topology import observed
 from topology.agent.base import START_TIMEOUT, STOP_TIMEOUT, NodeService, ServiceStartError
 from topology.agent.db import db
+from topology.agent.lease import Lease
 from topology.agent.metrics import MetricsEndpoint
 from topology.agent.registry import build_service, follows_room_hosting
 from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
@@ -32,6 +39,7 @@ from topology.models import Node, Service, ServiceParameters, ensure_services
 log = logging.getLogger(__name__)
 
 AGENT_STOPPED = "The node agent stopped."
+FENCE_CHECK_SECONDS = 0.05
 
 
 @dataclass
@@ -68,6 +76,8 @@ class NodeAgent:
         self._stop = asyncio.Event()
         self._hosting: tuple[int, ...] | None = None
         self._hosting_lock = asyncio.Lock()
+        self.lease = Lease()
+        self.fenced = False
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -80,12 +90,15 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self.request_stop)
-        self.node = await db(self._register)
+        sent_at = time.monotonic()
+        self.node, lease_seconds = await db(self._register)
+        self.lease.renew(sent_at, lease_seconds)
         log.info("Node agent of %s started", self.node)
         metrics = MetricsEndpoint(self, *self.metrics_address) if self.metrics_address else None
         if metrics is not None:
             metrics.start()
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        fencing = asyncio.create_task(self._fence_loop(), name="fencing")
         reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
         await self._stop.wait()
         log.info("Node agent of %s stopping", self.node)
@@ -95,15 +108,16 @@ class NodeAgent:
         for name in reversed(START_ORDER):
             if name in self.instances:
                 await self._stop_service(name, ServiceStatus.STOPPED, AGENT_STOPPED)
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        for task in (fencing, heartbeat):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await db(self._unregister)
         if metrics is not None:
             metrics.stop()
         log.info("Node agent of %s stopped", self.node)
 
-    def _register(self) -> Node:
+    def _register(self) -> tuple[Node, float]:
         node = Node.objects.get(name=self.node_name)
         ensure_services(node)
         now = timezone.now()
@@ -120,7 +134,7 @@ class NodeAgent:
         node.refresh_from_db()
         self.ha_state = node.ha_state
         self._statuses = {name: ServiceStatus.STOPPED for name in START_ORDER}
-        return node
+        return node, params.lease_seconds
 
     def _unregister(self) -> None:
         now = timezone.now()
@@ -128,22 +142,50 @@ class NodeAgent:
 
     # --- heartbeat ----------------------------------------------------------------------
 
-    def _beat(self) -> float:
+    def _beat(self) -> tuple[float, float]:
+        """Write the heartbeat; the heartbeat interval and the lease period it renews."""
         now = timezone.now()
         params = ServiceParameters.for_cluster(self.node.cluster_id)
         Node.objects.filter(pk=self.node.pk).update(
             last_heartbeat=now, heartbeat_expires_at=now + timedelta(seconds=params.heartbeat_timeout)
         )
-        return params.heartbeat_interval
+        return params.heartbeat_interval, params.lease_seconds
 
     async def _heartbeat_loop(self) -> None:
         while True:
             interval = 1.0
+            sent_at = time.monotonic()  # before the write: a slow renewal shortens the lease
             try:
-                interval = await db(self._beat)
-            except Exception:
-                log.exception("Heartbeat failed")
+                interval, period = await db(self._beat)
+                self.lease.renew(sent_at, period)
+            except Exception as exc:
+                log.warning("Heartbeat failed: %s", exc)
             await asyncio.sleep(interval)
+
+    # --- fencing ------------------------------------------------------------------------
+
+    def _fence_targets(self) -> list[NodeService]:
+        return list(self.instances.values())
+
+    async def _fence_loop(self) -> None:
+        """Fence the node as soon as its lease runs out; unfence it once a heartbeat got
+        through and the room hosting was re-read."""
+        while True:
+            await asyncio.sleep(FENCE_CHECK_SECONDS)
+            held = self.lease.held()
+            if not held:
+                age = self.lease.age()
+                reason = f"{self.node} lost touch with the config DB (no heartbeat for {age or 0:.1f} s)"
+                if not self.fenced:
+                    log.warning("%s: it stops serving its rooms until a heartbeat gets through", reason)
+                self.fenced = True
+                for instance in self._fence_targets():  # also services started while fenced
+                    instance.fence(reason)
+            elif self.fenced and await self.sync_room_hosting(force=True):
+                log.warning("%s is back in touch with the config DB; room hosting re-read", self.node)
+                self.fenced = False
+                for instance in self._fence_targets():
+                    instance.unfence()
 
     # --- reconcile ----------------------------------------------------------------------
 

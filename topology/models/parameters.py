@@ -18,6 +18,11 @@ from topology.catalog import CRITICAL_SERVICE_CHOICES, default_critical_services
 MIN_TIMER_SECONDS = 0.2  # low enough for tests and demos; the product's smallest sensible value is 1
 MAX_TIMER_SECONDS = 3600  # [INFERRED] range, reference section 2
 MAX_FALLBACK_DELAY_SECONDS = 7 * 24 * 3600
+MIN_SELF_FENCE_MARGIN, MAX_SELF_FENCE_MARGIN = 5, 50
+# The timing rule, as Patroni's loop_wait + 2 × retry_timeout ≤ ttl: a node renews its lease
+# with every heartbeat and stops serving once its last renewal is older than the heartbeat
+# timeout less the margin, so two heartbeats in a row may fail without it fencing itself.
+TIMING_RULE = "2 × heartbeat interval + self-fence margin ≤ heartbeat timeout"
 TIMER_HELP = f" Seconds, {MIN_TIMER_SECONDS}–{MAX_TIMER_SECONDS}; fractions allowed (tests and demos use short timers)."
 
 
@@ -77,6 +82,15 @@ class ServiceParameters(models.Model):
         f"Seconds, {MIN_TIMER_SECONDS}–{MAX_FALLBACK_DELAY_SECONDS}.",
         maximum=MAX_FALLBACK_DELAY_SECONDS,
     )
+    self_fence_margin = models.PositiveSmallIntegerField(
+        "Self-Fence Margin (%)",
+        default=25,
+        validators=[MinValueValidator(MIN_SELF_FENCE_MARGIN), MaxValueValidator(MAX_SELF_FENCE_MARGIN)],
+        help_text="How much of the heartbeat timeout a node keeps in hand: a node whose heartbeat could not be "
+        "renewed for the heartbeat timeout less this margin stops serving its rooms, before its peer may take "
+        f"them over. Percent of the heartbeat timeout, {MIN_SELF_FENCE_MARGIN}–{MAX_SELF_FENCE_MARGIN}. "
+        f"Default 25. Timing rule: {TIMING_RULE}.",
+    )
     critical_services = models.JSONField(
         default=default_critical_services,
         validators=[validate_critical_services],
@@ -94,6 +108,13 @@ class ServiceParameters(models.Model):
                 violation_error_message="The heartbeat timeout must be longer than the heartbeat interval.",
             ),
             models.CheckConstraint(
+                condition=Q(
+                    heartbeat_interval__lte=F("heartbeat_timeout") * (100 - F("self_fence_margin")) / 200.0,
+                ),
+                name="%(app_label)s_%(class)s_timing_rule",
+                violation_error_message=f"The timing rule {TIMING_RULE} does not hold.",
+            ),
+            models.CheckConstraint(
                 condition=Q(initialization_heartbeat_timeout__gte=F("heartbeat_timeout")),
                 name="%(app_label)s_%(class)s_init_timeout_not_shorter",
                 violation_error_message="The initialization heartbeat timeout cannot be shorter than the "
@@ -103,6 +124,29 @@ class ServiceParameters(models.Model):
 
     def __str__(self) -> str:
         return f"Cisco Server Recovery Manager parameters of {self.cluster}"
+
+    @property
+    def self_fence_seconds(self) -> float:
+        """The margin in seconds: the heartbeat timeout times the self-fence margin."""
+        return self.heartbeat_timeout * self.self_fence_margin / 100
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a heartbeat renews the node's lease: heartbeat timeout less the margin."""
+        return self.heartbeat_timeout - self.self_fence_seconds
+
+    def timing_rule_error(self) -> str | None:
+        """Why the timing rule does not hold, with the figures; None when it does."""
+        interval, timeout = self.heartbeat_interval, self.heartbeat_timeout
+        if None in (interval, timeout, self.self_fence_margin):
+            return None
+        if 2 * interval + self.self_fence_seconds <= timeout + 1e-9:
+            return None
+        return (
+            f"The timing rule {TIMING_RULE} does not hold: 2 × {interval:g} s + {self.self_fence_margin} % of "
+            f"{timeout:g} s ({self.self_fence_seconds:g} s) = {2 * interval + self.self_fence_seconds:g} s, more than "
+            f"{timeout:g} s. Shorten the heartbeat interval, lengthen the timeout or lower the margin."
+        )
 
     @classmethod
     def for_cluster(cls, cluster_id: int | None) -> ServiceParameters:

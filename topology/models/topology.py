@@ -320,7 +320,14 @@ class RedundancyGroup(models.Model):
         validate_group_membership(self, server1, server2, self.ha_enabled)
 
     @transaction.atomic
-    def set_servers(self, server1: Node, server2: Node | None) -> None:
+    def delete(self, *args, **kwargs):
+        """Release the members first: a node outside any group has no group position either (the
+        ``group_position_1_or_2`` constraint), which ``SET_NULL`` alone would leave behind."""
+        self.set_servers(None, None)
+        return super().delete(*args, **kwargs)
+
+    @transaction.atomic
+    def set_servers(self, server1: Node | None, server2: Node | None) -> None:
         """Make ``server1`` and ``server2`` the group's members, releasing any others."""
         for node in Node.objects.select_for_update().filter(redundancy_group=self):
             node.redundancy_group, node.group_position = None, None

@@ -1,0 +1,9 @@
+"""Pages of a list: ``?page=N&page_size=M`` (50 by default, at most 1,000)."""
+
+from rest_framework.pagination import PageNumberPagination
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
