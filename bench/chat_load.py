@@ -50,6 +50,7 @@ os.environ["IMP_VAR_DIR"] = str(WORK)
 os.environ["CHAT_BUS_PREFIX"] = f"imp-chat-bench-{uuid.uuid4().hex[:8]}"
 # Node names are unique per run too: the bus channels are named after the nodes.
 SUFFIX = uuid.uuid4().hex[:6]
+BENCH_PASSWORD = "bench-user-password"  # every generated user's chat password
 
 import django  # noqa: E402
 
@@ -71,6 +72,7 @@ from messaging.tc.schema import Dialect, install_statements  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
 from topology.catalog import ControlAction, ServiceName  # noqa: E402
 from topology.choices import HAState  # noqa: E402
+from topology.credentials import set_password  # noqa: E402
 from topology.models import (  # noqa: E402
     Cluster,
     EndUser,
@@ -149,9 +151,10 @@ def build_topology(users: int) -> dict[str, Node]:
     params.save()
     keys = ["1a", "1b", "2a", "2b", "c2a"]
     for n in range(users):
-        EndUser.objects.create(
+        user = EndUser.objects.create(
             user_id=f"user{n:03d}", jid=f"user{n:03d}@example.com", assigned_node=nodes[keys[n % len(keys)]]
         )
+        set_password(user, BENCH_PASSWORD)
     return nodes
 
 
@@ -168,7 +171,9 @@ async def throughput_run(node: Node, users: int, seconds: float, room_name: str)
     tc = TextConferenceManager(node, router)
     await router.start()
     await tc.start()
-    clients = [ChatClient(f"user{n:03d}", node.agent_host, node.agent_port) for n in range(users)]
+    clients = [
+        ChatClient(f"user{n:03d}", node.agent_host, node.agent_port, password=BENCH_PASSWORD) for n in range(users)
+    ]
     latencies: list[float] = []
     try:
         for client in clients:
@@ -237,7 +242,9 @@ def state(node: Node) -> str:
 
 class Poster:
     def __init__(self, user: str, node: Node) -> None:
-        self.client = ChatClient(user, node.agent_host, node.agent_port, max_relogin_delay=2, give_up_after=120)
+        self.client = ChatClient(
+            user, node.agent_host, node.agent_port, password=BENCH_PASSWORD, max_relogin_delay=2, give_up_after=120
+        )
         self.acks: list[tuple[float, int, str]] = []
 
     async def run(self, room: str, rate: float, stop: asyncio.Event) -> None:
@@ -404,7 +411,7 @@ async def start_run(node: Node, jids: list[str]) -> dict[str, float]:
     router = XcpRouter(node)
     tc = TextConferenceManager(node, router)
     await router.start()
-    client = ChatClient("user000", node.agent_host, node.agent_port)
+    client = ChatClient("user000", node.agent_host, node.agent_port, password=BENCH_PASSWORD)
     try:
         started = time.perf_counter()
         await tc.start()

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_DIR = ROOT / "var" / "bench"
 DELAY = 1.0
+BENCH_PASSWORD = "bench-user-password"  # every generated user's chat password
 
 
 def setup_django() -> Path:
@@ -99,10 +100,14 @@ def build_world(db_name: str, users: int):
         initialization_heartbeat_timeout=30,
         critical_service_delay=DELAY,
     )
+    from topology.credentials import set_password
+
     EndUser.objects.bulk_create(
         [EndUser(user_id=f"user{i}", jid=f"user{i}@example.com", assigned_node=nodes[0]) for i in range(users)]
         + [EndUser(user_id="watcher", jid="watcher@example.com", assigned_node=nodes[1])]
     )
+    for user in EndUser.objects.filter(assigned_node__in=nodes):
+        set_password(user, BENCH_PASSWORD)
     return group, nodes
 
 
@@ -126,7 +131,9 @@ def state(node) -> str:
 async def create_template_room(node) -> str:
     from messaging.chat.client import ChatClient
 
-    client = ChatClient("user0", node.agent_host, node.agent_port, max_relogin_delay=1, give_up_after=30)
+    client = ChatClient(
+        "user0", node.agent_host, node.agent_port, password=BENCH_PASSWORD, max_relogin_delay=1, give_up_after=30
+    )
     await client.connect()
     try:
         room = (await client.create(f"template-{uuid.uuid4().hex[:6]}"))["room"]
@@ -167,7 +174,9 @@ async def all_rooms_answer(node, user: str, jids: list[str]) -> float:
     """Ask ``node`` for the last message of every room; the time the last answer arrived."""
     from messaging.chat.client import ChatClient
 
-    client = ChatClient(user, node.agent_host, node.agent_port, max_relogin_delay=0.2, give_up_after=60)
+    client = ChatClient(
+        user, node.agent_host, node.agent_port, password=BENCH_PASSWORD, max_relogin_delay=0.2, give_up_after=60
+    )
     await client.connect()
     gate = asyncio.Semaphore(64)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -54,6 +55,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--cases", default="config-db,everything,redis,flapping,lossy")
     args = parser.parse_args()
+    # Stopped early (SIGTERM, or Ctrl-C in a shell that lets it through): clean the bed up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     setup_django()
     from tests.partition import cases
     from tests.partition.netns import TestBed, available, new_workdir

@@ -167,6 +167,10 @@ def mark_stale_jobs(stale_after: timedelta | None = None) -> int:
     stale_after = stale_after or HEARTBEAT_STALE_AFTER
     cutoff = timezone.now() - stale_after
     stale = MergeJob.objects.filter(state__in=RUNNING, heartbeat__lt=cutoff)
+    # Pages call this on every view: look first, so a page takes the config DB's write lock
+    # (SQLite: one writer at a time, behind every merge's progress writes) only to fail a job.
+    if not stale.exists():
+        return 0
     return stale.update(
         state=JobState.FAILED,
         finished=timezone.now(),

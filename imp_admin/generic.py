@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -113,6 +114,9 @@ class ObjectDeleteView(ConsolePermissionMixin, DeleteView):
         name = str(self.object)
         try:
             self.object.delete()
+        except ValidationError as exc:  # the model refuses, saying why (a group mid-failover)
+            messages.error(self.request, " ".join(exc.messages))
+            return redirect(self.object.get_absolute_url())
         except ProtectedError as exc:
             blockers = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
             messages.error(self.request, f"{name} cannot be deleted while these depend on it: {blockers}.")

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "imp_admin",
     "django.contrib.staticfiles",
     "axes",
+    "csp",
     "crispy_forms",
     "crispy_bootstrap5",
     "django_htmx",
@@ -125,6 +126,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    "csp.middleware.CSPMiddleware",
     "imp_admin.sessions.IdleSessionMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -161,8 +163,13 @@ else:
             # Django's SQLite backend, creating the file (and so its -wal and -shm) mode 0600.
             "ENGINE": "imp_admin.sqlite3",
             "NAME": env("SQLITE_PATH", str(VAR_DIR / "imp-admin.sqlite3")),
+            # Connections are kept between requests (each worker thread keeps its own), so a
+            # request does not pay for opening the file and re-reading the schema.
+            "CONN_MAX_AGE": env_int("SQLITE_CONN_MAX_AGE", 300),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456;",
                 # Writers take the lock up front, so two processes never deadlock
                 # upgrading a read lock; a busy database is waited for, not failed.
                 "transaction_mode": "IMMEDIATE",
@@ -253,7 +260,7 @@ SPECTACULAR_SETTINGS = {
         "ControlActionEnum": "topology.catalog.ControlAction",
         "ParticipationLevelEnum": "messaging.models.chat_settings.ParticipationLevel",
         "DatabaseTypeEnum": "messaging.models.databases.DatabaseType",
-        "DatabaseCheckNameEnum": "messaging.models.databases.CheckName",
+        "DatabaseCheckNameEnum": "messaging.models.databases.StatusCheckName",
         "CheckRunStateEnum": "messaging.models.databases.CheckRunState",
         "MergeDatabaseTypeEnum": "dbmerge.choices.MergeDatabaseType",
         "JobStateEnum": "dbmerge.choices.JobState",
@@ -296,6 +303,9 @@ CHAT_BUS_PREFIX = env("CHAT_BUS_PREFIX", "imp-chat")
 # keys (at least 4096), and the sign-in throttle shared by every node agent through Redis: a
 # user or a source address with this many failed sign-ins in a row is refused until
 # SIGN_IN_THROTTLE_SECONDS have passed since its last failure.
+# The demo CA (certificate and key, PEM) that signs each node's XMPP TLS certificate on first need;
+# clients of the demo trust ca.pem. Production replaces the node certificates by uploading PEM.
+DEMO_CA_DIR = Path(env("DEMO_CA_DIR", str(VAR_DIR / "demo-ca")))
 SCRAM_ITERATIONS = max(4096, env_int("SCRAM_ITERATIONS", 4096))
 SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5)
 SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 20)
@@ -319,7 +329,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
 X_FRAME_OPTIONS = "DENY"
 
-# --- Production: sign-in lockout, idle sessions ----------------------------------------------
+# --- Production: sign-in lockout, Content-Security-Policy, idle sessions ---------------------
 
 # django-axes counts failed sign-ins on /login/ and /admin/login/ and locks a user name (or an
 # address) out (HTTP 429 and the lockout page) for LOGIN_LOCKOUT_MINUTES after
@@ -342,6 +352,23 @@ AXES_VERBOSE = False
 AXES_HANDLER = "imp_admin.lockout.AuditedAxesHandler"  # writes lockouts to the audit trail
 AXES_ENABLE_ADMIN = False  # imp_admin/admin.py registers its own, audited, admin
 
+# Content-Security-Policy (django-csp): every script and style is a static file of our own;
+# no inline script, no inline style, no eval. htmx is configured to match (base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # A console session ends after SESSION_IDLE_MINUTES without a request from its administrator
 # (the product's administration signs idle sessions out after 30 minutes); see
 # imp_admin/sessions.py for what counts as activity.
@@ -358,7 +385,7 @@ LOGGING = {
 
 # --- Metrics and alarm e-mail ------------------------------------------------------------
 # The console's /metrics answers a request bearing this token (Authorization: Bearer …), or
-# a signed-in user with the "View metrics" permission; with no token set, only the latter.
+# a signed-in console user (any role); with no token set, only the latter.
 METRICS_TOKEN = env("METRICS_TOKEN")
 # Where each node agent's own Prometheus endpoint listens (`run_node --metrics-host`);
 # loopback unless a scraper on another host needs it.

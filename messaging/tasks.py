@@ -97,6 +97,37 @@ def check_external_database(database_id: int) -> None:
     )
 
 
+def request_install(database: ExternalDatabase) -> None:
+    """Queue Install schema on a worker, then a status check; the database's page follows
+    both as it follows a check. A check already queued or running is superseded."""
+    now = timezone.now()
+    ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.QUEUED, check_requested_at=now)
+    database.check_state, database.check_requested_at = CheckRunState.QUEUED, now
+    transaction.on_commit(lambda: install_tc_schema.delay(database.pk))
+
+
+@shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT, acks_late=True)
+def install_tc_schema(database_id: int) -> None:
+    """Install the TC schema into one external database, then check it; the outcome is the
+    status note above the check results."""
+    from messaging.dbcheck import check_and_record, install_schema
+
+    claimed = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED).update(
+        check_state=CheckRunState.RUNNING, check_started_at=timezone.now()
+    )
+    if not claimed:
+        logger.info("External database %s: no queued install to run", database_id)
+        return
+    database = ExternalDatabase.objects.get(pk=database_id)
+    try:
+        outcome = install_schema(database)
+    except Exception:
+        ExternalDatabase.objects.filter(pk=database_id).update(check_state=CheckRunState.IDLE)
+        raise
+    logger.info("External database %s: %s", database, outcome.message)
+    check_and_record(database, requested_at=database.check_requested_at, note=f"Install schema: {outcome.message}")
+
+
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT)
 def check_all_external_databases() -> int:
     """The periodic refresh: queue a check of every external database, except those whose

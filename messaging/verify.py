@@ -24,6 +24,7 @@ from messaging.models import (
     StatusCheckName,
 )
 from messaging.tasks import check_in_progress, request_check
+from topology.certificates import certificate_problems
 from topology.models import Node, RedundancyGroup
 from topology.observed import TEXT_CONFERENCE_MANAGER, services_running
 
@@ -36,6 +37,11 @@ class VerifyRow:
     reason: str
     fix_url: str
     checking: bool = False  # a check of the row's database is queued or running on the worker
+    warning: bool = False  # worth fixing, but high availability works (a node's TLS certificate)
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and not self.warning
 
 
 def assigned_databases() -> list[ExternalDatabase]:
@@ -56,7 +62,9 @@ def verify_ha(live: bool = False) -> list[VerifyRow]:
     """Every check of every redundancy group, in the order an administrator fixes them."""
     groups = list(
         RedundancyGroup.objects.select_related("cluster").prefetch_related(
-            Prefetch("members", queryset=Node.objects.order_by("group_position")),
+            Prefetch(
+                "members", queryset=Node.objects.select_related("cluster", "certificate").order_by("group_position")
+            ),
             Prefetch("cluster__nodes", queryset=Node.objects.order_by("name")),
         )
     )
@@ -151,4 +159,13 @@ def _group_rows(group, assignments, results, settings_by_cluster, tc_running) ->
             None: "Unknown — node agent not reporting.",
         }[running]
         add(f"{TEXT_CONFERENCE_MANAGER} on {node}", running is True, reason, control_center)
+    # Warnings only: a node whose XMPP certificate expired or does not name it still fails over,
+    # but XMPP clients refuse to connect to it.
+    for node in members:
+        problems = certificate_problems(node)
+        if problems:
+            reason = " ".join(problems)
+            rows.append(
+                VerifyRow(name, f"TLS certificate of {node}", False, reason, node.get_absolute_url(), warning=True)
+            )
     return rows

@@ -22,11 +22,25 @@ from psycopg import sql
 
 from imp_admin.roles import OPERATOR, READ_ONLY, SUPER_ADMINISTRATOR
 from topology.choices import NodeRole
-from topology.models import Cluster, Node, RedundancyGroup
+from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
 PASSWORD = "correct-horse-battery-staple"
 
 T = TypeVar("T")
+
+
+def chat_password(user: str) -> str:
+    """The chat password the suites give an end user (test data): ``andy`` → ``andy-chat-password``."""
+    return f"{user.partition('@')[0]}-chat-password"
+
+
+def chat_user(user_id: str, node: Node | None = None, **fields) -> EndUser:
+    """An end user with the password ``chat_password(user_id)``, ready to sign in on a chat port."""
+    from topology.credentials import set_password
+
+    user = EndUser.objects.create(user_id=user_id, jid=f"{user_id}@example.com", assigned_node=node, **fields)
+    set_password(user, chat_password(user_id))
+    return user
 
 
 def _persona(username: str, role: str | None) -> User:

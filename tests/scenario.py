@@ -18,7 +18,7 @@ import socket
 from messaging.database_assignment import assign
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
 from messaging.tc.schema import Dialect, install_statements
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, chat_user
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup
 
 
@@ -104,5 +104,6 @@ class Scenario:
         assign({self.nodes[key]: database for key in keys})
 
     def user(self, user_id: str, key: str) -> EndUser:
-        """End user ``user_id`` (``<user_id>@example.com``) homed on the node keyed ``key``."""
-        return EndUser.objects.create(user_id=user_id, jid=f"{user_id}@example.com", assigned_node=self.nodes[key])
+        """End user ``user_id`` (``<user_id>@example.com``) homed on the node keyed ``key``, with
+        the chat password ``tests.conftest.chat_password(user_id)``."""
+        return chat_user(user_id, self.nodes[key])

@@ -6,6 +6,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from topology.catalog import STARTING_ACTIONS, ControlAction
 from topology.forms import RedundancyGroupForm
@@ -103,6 +106,22 @@ class RedundancyGroupAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("members")
 
+    def delete_view(self, request, object_id, extra_context=None):
+        group = self.get_object(request, object_id)
+        refusal = group.delete_refusal() if group is not None else None
+        if refusal:
+            messages.error(request, refusal)
+            return redirect("admin:topology_redundancygroup_change", object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_queryset(self, request, queryset):
+        """One by one, so each group moves its servers out first (a bulk delete would not)."""
+        for group in queryset:
+            try:
+                group.delete()
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+
     @admin.display(description="Presence servers")
     def server_names(self, group):
         return ", ".join(str(node) for node in group.servers() if node) or "—"
@@ -128,14 +147,50 @@ def assign_to_node(modeladmin, request, queryset):
     messages.success(request, f"{count} user(s) assigned to {node}.")
 
 
+@admin.action(description="Generate one-time passwords for the selected users", permissions=["change"])
+def generate_one_time_passwords(modeladmin, request, queryset):
+    """Give each selected user a new random chat password and show the list once.
+
+    Only the SCRAM keys are stored, so the page is the only place the passwords ever appear:
+    it is the POST's response, marked not to be cached, and cannot be opened again.
+    """
+    from topology.credentials import generate_password, set_password
+
+    issued = []
+    with transaction.atomic():
+        for user in queryset.order_by("user_id"):
+            password = generate_password()
+            set_password(user, password)
+            issued.append((user, password))
+    response = TemplateResponse(
+        request,
+        "admin/topology/enduser/one_time_passwords.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": "One-time passwords",
+            "opts": modeladmin.model._meta,
+            "issued": issued,
+        },
+    )
+    add_never_cache_headers(response)
+    return response
+
+
 @admin.register(EndUser)
 class EndUserAdmin(admin.ModelAdmin):
-    list_display = ("user_id", "jid", "display_name", "assigned_node", "active_node")
+    list_display = ("user_id", "jid", "display_name", "assigned_node", "active_node", "password_set_at")
     list_filter = ("assigned_node__cluster", "assigned_node")
     search_fields = ("user_id", "jid", "display_name")
     list_select_related = ("assigned_node", "active_node")
+    readonly_fields = (
+        "password_set_at",
+        "failed_sign_ins",
+        "last_failed_sign_in_at",
+        "last_failed_sign_in_source",
+        "last_sign_in_at",
+    )
     action_form = AssignToNodeForm
-    actions = [assign_to_node]
+    actions = [assign_to_node, generate_one_time_passwords]
 
 
 # --- Services, SRM parameters and what the SRM records ----------------------------------

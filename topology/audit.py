@@ -13,6 +13,7 @@ from topology.models import (
     Cluster,
     EndUser,
     Node,
+    NodeCertificate,
     NodeServiceParameters,
     RedundancyGroup,
     ServerAction,
@@ -35,6 +36,8 @@ auditlog.register(
     ],
 )
 auditlog.register(RedundancyGroup)
+# The key is left out: its ciphertext changes with every upload and says nothing to a reader.
+auditlog.register(NodeCertificate, exclude_fields=["key_encrypted", "updated_at"])
 # The password appears only as the time it was set (``password_set_at``); its SCRAM keys
 # (ScramCredential) are not registered, and sign-in outcomes are written by the node agents.
 auditlog.register(

@@ -58,6 +58,10 @@ One call for PLAIN and JSON
         ``SignInRefused``; ``str(exc)`` is the message for the client). A wrong password, an
         unknown user and a user without a password all give the same ``WrongCredentials``.
 
+TLS
+    ``server_ssl_context(node) -> ssl.SSLContext`` (from ``topology.certificates``): the node's
+    XMPP client port certificate, created from the demo CA on first need.
+
 The raw password is never stored, logged, or put in an exception message.
 """
 
@@ -79,6 +83,7 @@ from django.db.models import F
 from django.utils import timezone
 from scramp import ScramException, ScramMechanism
 
+from topology.certificates import server_ssl_context
 from topology.models import MIN_SCRAM_ITERATIONS, EndUser, ScramCredential, ScramMechanismName
 
 MIN_PASSWORD_LENGTH = 8
@@ -87,6 +92,31 @@ MECHANISMS = (ScramMechanismName.SHA_256, ScramMechanismName.SHA_1)
 WRONG_CREDENTIALS_MESSAGE = "Wrong user ID or password."
 
 ScramKeys = tuple[bytes, bytes, bytes, int]
+
+__all__ = [
+    "SignInRefused",
+    "SignInThrottled",
+    "SignInUnavailable",
+    "WrongCredentials",
+    "aauthenticate",
+    "acheck_allowed",
+    "arecord_failure",
+    "arecord_success",
+    "ascram_credentials",
+    "aset_password",
+    "authenticate",
+    "check_allowed",
+    "check_password",
+    "find_user",
+    "generate_password",
+    "record_failure",
+    "record_success",
+    "scram_auth_fn",
+    "scram_credentials",
+    "server_ssl_context",
+    "set_password",
+    "validate_password",
+]
 
 
 class SignInRefused(Exception):

@@ -13,6 +13,7 @@ urlpatterns = [
     path("system/nodes/", views.NodeListView.as_view(), name="node_list"),
     path("system/nodes/add/", views.NodeEditView.as_view(), name="node_add"),
     path("system/nodes/<int:pk>/", views.NodeDetailView.as_view(), name="node_detail"),
+    path("system/nodes/<int:pk>/certificate/", views.NodeCertificateView.as_view(), name="node_certificate"),
     path("system/nodes/<int:pk>/edit/", views.NodeEditView.as_view(), name="node_edit"),
     path("system/nodes/<int:pk>/delete/", views.NodeDeleteView.as_view(), name="node_delete"),
     path("system/redundancy-groups/", views.RedundancyGroupListView.as_view(), name="group_list"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("system/users/add/", views.EndUserEditView.as_view(), name="user_add"),
     path("system/users/assign/", views.AssignUsersView.as_view(), name="user_assign"),
     path("system/users/<int:pk>/", views.EndUserEditView.as_view(), name="user_edit"),
+    path("system/users/<int:pk>/password/", views.EndUserPasswordView.as_view(), name="user_password"),
     path("system/users/<int:pk>/delete/", views.EndUserDeleteView.as_view(), name="user_delete"),
     path(
         "system/redundancy-groups/<int:pk>/server-action/",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch
-from django.shortcuts import redirect
-from django.views.generic import DetailView, TemplateView, View
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.generic import DetailView, FormView, TemplateView, View
 
 from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
-from topology import filters, forms, tables
+from topology import certificates, credentials, filters, forms, tables
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 from topology.models.topology import database_assignment_warning
 from topology.user_assignment import assign_users
@@ -77,19 +80,54 @@ class NodeListView(ObjectListView):
 
 
 class NodeDetailView(ConsolePermissionMixin, DetailView):
-    """A node's page: its configuration, HA state and users."""
+    """A node's page: its configuration, XMPP client port and TLS certificate, HA state and users."""
 
     model = Node
     template_name = "topology/node_detail.html"
     permission_required = "topology.view_node"
-    queryset = Node.objects.select_related("cluster", "redundancy_group")
+    queryset = Node.objects.select_related("cluster", "redundancy_group", "certificate")
 
     def get_context_data(self, **kwargs):
         node = self.object
+        row = getattr(node, "certificate", None)  # None: no certificate yet
         return super().get_context_data(
             home_users=node.assigned_users.count(),
             backup_users=node.backup_users.count(),
+            certificate=certificates.describe(row) if row is not None else None,
+            certificate_problems=certificates.certificate_problems(node),
             **kwargs,
+        )
+
+
+@method_decorator(never_cache, name="dispatch")
+class NodeCertificateView(ConsolePermissionMixin, FormView):
+    """Replace a node's TLS certificate by uploading PEM files; the key is never shown back."""
+
+    permission_required = "topology.view_node"
+    change_permission = "topology.change_node"
+    form_class = forms.NodeCertificateForm
+    template_name = "topology/node_certificate.html"
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.object = get_object_or_404(Node.objects.select_related("cluster"), pk=kwargs["pk"])
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        try:
+            certificates.install_certificate(self.object, data["certificate"], data["key"], data["passphrase"])
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field, errors)
+            return self.form_invalid(form)
+        messages.success(self.request, f"TLS certificate of {self.object} replaced.")
+        for problem in certificates.certificate_problems(Node.objects.select_related("cluster").get(pk=self.object.pk)):
+            messages.warning(self.request, problem)
+        return redirect(self.object.get_absolute_url())
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            object=self.object, can_save=self.request.user.has_perm(self.change_permission), **kwargs
         )
 
 
@@ -140,8 +178,20 @@ class RedundancyGroupEditView(ObjectEditView):
 
 
 class RedundancyGroupDeleteView(ObjectDeleteView):
+    """Delete a group: its servers move out of it (refused while one is failed over)."""
+
     model = RedundancyGroup
     list_url_name = "topology:group_list"
+
+    def get_context_data(self, **kwargs):
+        servers = [str(node) for node in self.object.servers() if node is not None]
+        note = (
+            f"Its servers {' and '.join(servers)} leave the group and stay, with their users and chat databases, "
+            "outside any group."
+            if servers
+            else ""
+        )
+        return super().get_context_data(delete_note=self.object.delete_refusal() or note, **kwargs)
 
 
 class EndUserListView(ObjectListView):
@@ -163,10 +213,37 @@ class EndUserListView(ObjectListView):
 
 
 class EndUserEditView(ObjectEditView):
+    """The user's page: identity and home node, and beside them the chat password's state."""
+
     model = EndUser
     form_class = forms.EndUserForm
+    template_name = "topology/enduser_edit.html"
     list_url_name = "topology:user_list"
     delete_url_name = "topology:user_delete"
+
+
+@method_decorator(never_cache, name="dispatch")
+class EndUserPasswordView(ConsolePermissionMixin, FormView):
+    """Set an end user's chat password (typed twice). The audit trail records when, not what."""
+
+    permission_required = "topology.view_enduser"
+    change_permission = "topology.change_enduser"
+    form_class = forms.SetPasswordForm
+    template_name = "topology/enduser_password.html"
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.object = get_object_or_404(EndUser, pk=kwargs["pk"])
+
+    def form_valid(self, form):
+        credentials.set_password(self.object, form.cleaned_data["password"])
+        messages.success(self.request, f"Password of {self.object.user_id} set.")
+        return redirect(self.object.get_absolute_url())
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            object=self.object, can_save=self.request.user.has_perm(self.change_permission), **kwargs
+        )
 
 
 class EndUserDeleteView(ObjectDeleteView):

@@ -70,11 +70,6 @@ class DestinationSide(ABC):
     def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
         """Refresh the planner's statistics of a staging table just filled."""
 
-    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
-        """Delete the moved archive rows identical to the row at their old id; return how many."""
-        statement = q.delete_moved_duplicates(self.dialect, runs)
-        return self.execute(statement.text, statement.params)
-
 
 class Transport(ABC):
     """Moves the rows of a source SELECT into a destination table."""
@@ -309,7 +304,9 @@ def _merge_archive(
         q.archive_select(dialect, [(lo, hi, shift) for lo, hi, shift, _ in runs]),
         q.table_columns(q.TC_MSGARCHIVE, dialect),
     )
-    duplicates = destination.delete_moved_duplicates([run[:3] for run in runs]) if runs else 0
+    duplicates = (
+        destination.execute(**_st(q.delete_moved_duplicates(dialect, [run[:3] for run in runs]))) if runs else 0
+    )
     if colliding:
         logger.info(
             "%s archive ids of %s collide with the destination's: %s rows were moved, %s exact duplicates dropped.",

@@ -129,14 +129,6 @@ class PostgresDestination(plan.DestinationSide):
     def analyze(self, table: str) -> None:
         self.conn.execute(f"ANALYZE {table}")
 
-    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
-        """Compare in full only the moved rows whose fingerprint matches the row at their old
-        id: none at all, most often (sources that share ids but not content)."""
-        if not self.execute(q.MARK_DUPLICATE_CANDIDATES):
-            return 0
-        statement = q.delete_moved_candidates(runs)
-        return self.execute(statement.text, statement.params)
-
     def prepare(self) -> list[str]:
         notes = []
         for statement in DESTINATION_TRANSACTION:
@@ -180,12 +172,9 @@ class PostgresDestination(plan.DestinationSide):
         self.conn.execute(
             f"CREATE INDEX {q.STAGE_MESSAGES}_dup ON {q.STAGE_MESSAGES} (room_jid, msg_id) WHERE dup = 'Y'"
         )
-        for staged, extra in (
-            (q.room_stats_columns(Dialect.POSTGRES), ""),
-            (q.ids_columns(Dialect.POSTGRES), ", candidate CHAR(1)"),
-        ):
+        for staged in (q.room_stats_columns(Dialect.POSTGRES), q.ids_columns(Dialect.POSTGRES)):
             columns = ", ".join(f"{n} {t}" for n, t in staged.columns)
-            self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}{extra}) ON COMMIT DROP")
+            self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}) ON COMMIT DROP")
         self.conn.execute(
             f"CREATE TEMP TABLE {q.STAGE_SHARED} (room_jid VARCHAR(3071) PRIMARY KEY, t_n BIGINT, t_lo BIGINT, "
             "t_hi BIGINT, t_last TIMESTAMP, s_n BIGINT, s_lo BIGINT, s_hi BIGINT, s_last TIMESTAMP, dups BIGINT, "

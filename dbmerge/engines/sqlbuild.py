@@ -71,26 +71,7 @@ def room_stats_columns(dialect: Dialect) -> StagedColumns:
 
 
 def ids_columns(dialect: Dialect) -> StagedColumns:
-    """The incoming archive ids; in PostgreSQL with the fingerprint of the rest of each row."""
-    if dialect is Dialect.POSTGRES:
-        return StagedColumns(STAGE_IDS, (("msg_id", "BIGINT"), ("fp", "BIGINT")))
-    return StagedColumns(STAGE_IDS, (("msg_id", "NUMBER(19)"),))
-
-
-def archive_fingerprint(alias: str) -> str:
-    """A 64-bit hash of an archive row but its id, the same for two rows that ``same_row``
-    finds equal (PostgreSQL): every value rendered as text the same way on either server,
-    timestamps as written into the destination (``_column``'s cast), NULL apart from ''."""
-    values = []
-    for column in TC_MSGARCHIVE.columns:
-        if column.name == "msg_id":
-            continue
-        value = f"{alias}.{column.name}"
-        if column.kind is Kind.TIMESTAMP:
-            values.append(f"to_char(CAST({value} AS TIMESTAMP), 'YYYY-MM-DD HH24:MI:SS.US')")
-        else:
-            values.append(f"CAST({value} AS TEXT)")
-    return f"hashtextextended(CAST(ROW({', '.join(values)}) AS TEXT), 0)"
+    return StagedColumns(STAGE_IDS, (("msg_id", "BIGINT" if dialect is Dialect.POSTGRES else "NUMBER(19)"),))
 
 
 def _column(dialect: Dialect, alias: str, name: str, kind: Kind) -> str:
@@ -117,10 +98,6 @@ def room_stats_select(dialect: Dialect) -> Statement:
 
 
 def ids_select(dialect: Dialect) -> Statement:
-    if dialect is Dialect.POSTGRES:
-        return Statement(
-            f"SELECT {_column(dialect, 's', 'msg_id', Kind.BIGINT)}, {archive_fingerprint('s')} FROM tc_msgarchive s"
-        )
     return Statement(f"SELECT {_column(dialect, 's', 'msg_id', Kind.BIGINT)} FROM tc_msgarchive s")
 
 
@@ -302,31 +279,6 @@ COLLIDING_RUNS = f"""
         FROM {STAGE_IDS} i LEFT JOIN tc_msgarchive t ON t.msg_id = i.msg_id
     ) x WHERE hit IS NOT NULL GROUP BY grp ORDER BY 1
 """
-
-
-# PostgreSQL: the incoming ids whose row may be an exact duplicate of the destination's row at
-# the same id (same fingerprint); only these are compared in full after the move.
-MARK_DUPLICATE_CANDIDATES = (
-    f"UPDATE {STAGE_IDS} i SET candidate = 'Y' FROM tc_msgarchive t "
-    f"WHERE t.msg_id = i.msg_id AND {archive_fingerprint('t')} = i.fp"
-)
-
-
-def delete_moved_candidates(runs: list[tuple[int, int, int]]) -> Statement:
-    """PostgreSQL: ``delete_moved_duplicates`` for the candidates only (each found by its new
-    id, one key lookup, and compared in full with the row at its old id)."""
-    same = same_row(Dialect.POSTGRES, TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
-    return Statement(
-        "DELETE FROM tc_msgarchive n USING ("
-        "SELECT c.msg_id AS old_id, c.msg_id + r.shift[w.b] AS new_id "
-        f"FROM {STAGE_IDS} c "
-        "CROSS JOIN (SELECT %(lo)s::bigint[] AS lo, %(shift)s::bigint[] AS shift) r "
-        "CROSS JOIN LATERAL (SELECT width_bucket(c.msg_id, r.lo) AS b) w "
-        "WHERE c.candidate = 'Y') m "
-        "WHERE n.msg_id = m.new_id AND EXISTS "
-        f"(SELECT 1 FROM tc_msgarchive o WHERE o.msg_id = m.old_id AND {same})",
-        {"lo": [run[0] for run in runs], "shift": [run[2] for run in runs]},
-    )
 
 
 def delete_moved_duplicates(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:

@@ -1,5 +1,8 @@
 """The chat client: signs in on a node's chat port and keeps a user's conversation going.
 
+It signs in with the user's password, and again with it after every reconnect. A refused
+sign-in (wrong password, throttled) raises ChatClientError and is not retried.
+
 It follows "reconnect to node X" by itself (waiting the re-login delay the server names),
 reconnects to the user's backup node when the home node is unreachable, rejoins its rooms
 and fetches what it missed (room message ids are consecutive, so a gap is visible), and
@@ -70,10 +73,12 @@ class ChatClient:
         host: str,
         port: int,
         *,
+        password: str,
         max_relogin_delay: float | None = None,
         give_up_after: float = 600.0,
     ) -> None:
         self.user = user
+        self._password = password  # kept for signing in again after a failover; never logged
         self.address = Address("", host, port)
         self.home = self.address
         self.backup: Address | None = None
@@ -136,7 +141,7 @@ class ChatClient:
         self._redirect = None
         self._reader = asyncio.create_task(self._read(ws))
         try:
-            reply = await self._request_on(ws, {"type": "sign_in", "user": self.user})
+            reply = await self._request_on(ws, {"type": "sign_in", "user": self.user, "password": self._password})
         except Disconnected:
             if self._redirect is not None:
                 raise Redirected(self._redirect) from None

@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     NOT_SIGNED_IN = "not-signed-in"
     ALREADY_SIGNED_IN = "already-signed-in"
     UNKNOWN_USER = "unknown-user"
+    NOT_AUTHORIZED = "not-authorized"
+    THROTTLED = "throttled"
     ROOM_NOT_FOUND = "room-not-found"
     MESSAGE_NOT_FOUND = "message-not-found"
     ROOM_EXISTS = "room-exists"
@@ -79,6 +81,7 @@ class Command:
 @dataclass(frozen=True)
 class SignIn(Command):
     user: str
+    password: str = field(repr=False)  # never in a log line
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class _Spec:
 
 
 SPECS: dict[str, _Spec] = {
-    "sign_in": _Spec(SignIn, {"user": str}),
+    "sign_in": _Spec(SignIn, {"user": str, "password": str}),
     "create": _Spec(
         CreateRoom,
         {"room": str},

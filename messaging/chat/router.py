@@ -25,6 +25,7 @@ from messaging.chat.directory import Directory, NodeAddress
 from messaging.chat.protocol import ChatError, ErrorCode
 from messaging.chat.rooms import bare_room_jid, nick_for
 from messaging.chat.xmpp import XmppBinding, XmppFrontEnd
+from topology import credentials
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import EndUser, Node
 
@@ -314,7 +315,10 @@ class XcpRouter(NodeService):
             await self._json_sign_in(session, command)
             return
         if session.user is None:
-            raise ChatError(ErrorCode.NOT_SIGNED_IN, 'Sign in first: {"type": "sign_in", "user": "<user ID>"}.')
+            raise ChatError(
+                ErrorCode.NOT_SIGNED_IN,
+                'Sign in first: {"type": "sign_in", "user": "<user ID>", "password": "<password>"}.',
+            )
         user = session.user
         if isinstance(command, proto.ListRooms):
             home = user.home or self.node.name
@@ -362,7 +366,15 @@ class XcpRouter(NodeService):
         if self.fenced_reason:
             session.finish()  # the client tries the other node of the user's group
             return
-        info = await sync_to_async(lookup_user, thread_sensitive=False)(command.user.strip())
+        try:
+            user = await credentials.aauthenticate(command.user, command.password, _source_address(session.ws))
+        except credentials.SignInRefused as exc:
+            # The refusal ends the connection: each try costs the client a new one.
+            code = ErrorCode.THROTTLED if isinstance(exc, credentials.SignInThrottled) else ErrorCode.NOT_AUTHORIZED
+            session.send(proto.error(command.id, ChatError(code, str(exc))))
+            session.finish()
+            return
+        info = await sync_to_async(lookup_user, thread_sensitive=False)(user.user_id)
         if info is None:
             raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {command.user!r} in IM and Presence.")
         if info.serving is None:
@@ -683,6 +695,12 @@ class XcpRouter(NodeService):
                     except Exception as exc:
                         logger.warning("Could not send reconnect to %s: %s", jid, exc)
                         session.finish()
+
+
+def _source_address(ws: ServerConnection) -> str:
+    """The client's IP address, for the sign-in throttle."""
+    address = ws.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else "unknown"
 
 
 def cluster_domain(node: Node) -> str:

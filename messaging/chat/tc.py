@@ -65,6 +65,9 @@ from topology.models import Node
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
+# The posts of a batch are answered after their broadcast; a bus that went silent (Redis cut
+# off) must not hold the acknowledgements of what is already committed.
+BROADCAST_TIMEOUT = 1.0
 ROOM_LIST_LIMIT = 200
 DATABASE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 
@@ -548,7 +551,8 @@ class TextConferenceManager(NodeService):
         if self.bus is None:
             return
         try:
-            await self.bus.publish(chat_bus.room_channel(self.bus.prefix, jid), event)
+            async with asyncio.timeout(BROADCAST_TIMEOUT):
+                await self.bus.publish(chat_bus.room_channel(self.bus.prefix, jid), event)
         except Exception as exc:  # stored already; readers catch up from the history
             logger.warning("Could not broadcast to %s: %s", jid, exc)
 

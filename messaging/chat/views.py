@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404
-from django.views.generic import TemplateView
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.generic import TemplateView, View
 
 from imp_admin.permissions import ConsolePermissionMixin
 from messaging.chat import report
+from messaging.chat.room_delete import RoomDeleteRefused, delete_room
 from messaging.chat.rooms import RoomType
 from messaging.models import DatabaseType, ExternalDatabase
 
 VIEW_PERMISSION = "messaging.view_chatsettings"
+DELETE_PERMISSION = "messaging.delete_persistent_room"
 
 
 def _databases():
@@ -75,4 +80,34 @@ class RoomDetailView(ConsolePermissionMixin, TemplateView):
             return super().get_context_data(title=self.kwargs["room_jid"], error=str(exc), database=database, **kwargs)
         if room is None:
             raise Http404("No such room.")
-        return super().get_context_data(title=room["room_jid"], room=room, database=database, **kwargs)
+        return super().get_context_data(
+            title=room["room_jid"],
+            room=room,
+            database=database,
+            can_delete=self.request.user.has_perm(DELETE_PERMISSION),
+            **kwargs,
+        )
+
+
+class RoomDeleteView(ConsolePermissionMixin, View):
+    """Delete (POST, super administrators): the room, its members and messages; audited."""
+
+    permission_required = VIEW_PERMISSION
+    change_permission = DELETE_PERMISSION
+    http_method_names = ["post"]
+
+    def post(self, request, database_pk: int, room_jid: str):
+        database = _databases().filter(pk=database_pk).first()
+        if database is None:
+            raise Http404("No such external database.")
+        try:
+            counts = delete_room(database, room_jid, actor=request.user)
+        except (RoomDeleteRefused, report.ReportError) as exc:
+            messages.error(request, str(exc))
+            return redirect("chat:room_detail", database_pk, room_jid)
+        messages.success(
+            request,
+            f"Room {room_jid} deleted from {database}, with its {counts['tc_messages']} message(s) and "
+            f"{counts['tc_users']} member(s).",
+        )
+        return redirect(reverse("chat:room_list") + f"?database={database.pk}")

@@ -582,7 +582,8 @@ class XmppStream:
         if iq.get("type") != "set":
             self.send(stanza_error(iq, "modify", "bad-request"))
             return
-        resource = (find(find(iq, BIND_NS, "bind"), BIND_NS, "resource") or ET.Element("x")).text or ""
+        asked = find(find(iq, BIND_NS, "bind"), BIND_NS, "resource")
+        resource = (asked.text or "") if asked is not None else ""
         resource = resource.strip()[:MAX_RESOURCE] or f"imp-{secrets.token_hex(4)}"
         session = self.router.new_session(XmppBinding(self, f"{self.user.jid}/{resource}"))
         await self.router.sign_in(session, self.user)

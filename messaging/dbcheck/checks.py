@@ -232,8 +232,10 @@ def _schema_message(problems: list[str]) -> str:
     return f"The TC schema is not valid. {shown}{more}"
 
 
-def record(database: ExternalDatabase, results: list[CheckResult], requested_at=None) -> bool:
+def record(database: ExternalDatabase, results: list[CheckResult], requested_at=None, note: str = "") -> bool:
     """Store each result on its ExternalDatabaseCheck row and mark the database checked.
+
+    ``note`` becomes the status note shown above the results (an Install schema outcome).
 
     With ``requested_at`` (the request the worker claimed), results are dropped, and False
     returned, when a newer request superseded it (the connection settings changed meanwhile):
@@ -244,7 +246,7 @@ def record(database: ExternalDatabase, results: list[CheckResult], requested_at=
         finished = ExternalDatabase.objects.filter(pk=database.pk)
         if requested_at is not None:
             finished = finished.filter(check_requested_at=requested_at)
-        if not finished.update(check_state=CheckRunState.IDLE, last_checked_at=now, status_note=""):
+        if not finished.update(check_state=CheckRunState.IDLE, last_checked_at=now, status_note=note[:255]):
             return False
         for result in results:
             ExternalDatabaseCheck.objects.update_or_create(
@@ -260,7 +262,7 @@ def record(database: ExternalDatabase, results: list[CheckResult], requested_at=
     return True
 
 
-def check_and_record(database: ExternalDatabase, requested_at=None) -> list[CheckResult]:
+def check_and_record(database: ExternalDatabase, requested_at=None, note: str = "") -> list[CheckResult]:
     """Run every check on ``database`` and store the results.
 
     The worker passes the ``requested_at`` of the request it claimed (it already marked the
@@ -276,5 +278,5 @@ def check_and_record(database: ExternalDatabase, requested_at=None) -> list[Chec
     except Exception:
         running.update(check_state=CheckRunState.IDLE)
         raise
-    record(database, results, requested_at)
+    record(database, results, requested_at, note)
     return results

@@ -53,7 +53,13 @@ def install_schema(database: ExternalDatabase) -> InstallOutcome:
             connection.commit()
         except Exception as exc:
             connection.rollback()
-            return InstallOutcome(False, False, f"Installing the TC schema into {database} failed: {exc}")
+            # A missing privilege is the usual cause: say which, with the GRANT to run, rather
+            # than the server's own words ("permission denied for schema public LINE 1: …").
+            missing = driver.missing_privileges(connection)
+            if missing:
+                return InstallOutcome(False, False, f"Nothing was installed in {database}: {' '.join(missing)}")
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return InstallOutcome(False, False, f"Installing the TC schema into {database} failed: {first_line}")
         return InstallOutcome(
             True, True, f"The TC schema (tc_* tables, xcp_sequence and their keys) was installed in {database}."
         )

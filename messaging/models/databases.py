@@ -109,8 +109,9 @@ class ExternalDatabase(models.Model):
         max_length=255,
         blank=True,
         editable=False,
-        help_text="Why no check results are shown (the connection settings changed); written by the console "
-        "when it clears the results, emptied by the worker when it records the next check.",
+        help_text="A sentence shown above the check results: why none are shown (the connection settings "
+        "changed; written by the console when it clears them), or the outcome of Install schema (written by "
+        "the worker with the check that follows it). The worker empties it with the next check.",
     )
 
     class Meta:
@@ -123,7 +124,10 @@ class ExternalDatabase(models.Model):
                 violation_error_message="This database is already configured.",
             ),
         ]
-        permissions = [("check_externaldatabase", "Can run external database status checks")]
+        permissions = [
+            ("check_externaldatabase", "Can run external database status checks"),
+            ("delete_persistent_room", "Can delete persistent chat rooms (super administrators)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.database_name}@{self.hostname}:{self.port}"

@@ -12,9 +12,8 @@ from django.views.generic import DetailView, View
 from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 from messaging import filters, forms, tables
-from messaging.dbcheck import install_schema
 from messaging.models import STATUS_CHECKS, ExternalDatabase, PersistentChatAssignment, StatusCheckName
-from messaging.tasks import check_in_progress, request_check
+from messaging.tasks import check_in_progress, request_check, request_install
 
 WITH_STATUS = (
     Prefetch("checks"),
@@ -117,7 +116,8 @@ class ExternalDatabaseCheckView(ConsolePermissionMixin, View):
 
 
 class ExternalDatabaseInstallView(ConsolePermissionMixin, View):
-    """Install schema (POST): create the TC tables in an empty database, then re-check."""
+    """Install schema (POST): queue it on a Celery worker; the page follows it as it follows
+    a check, and shows the outcome above the check results that follow it."""
 
     permission_required = "messaging.view_externaldatabase"
     change_permission = "messaging.change_externaldatabase"
@@ -125,8 +125,6 @@ class ExternalDatabaseInstallView(ConsolePermissionMixin, View):
 
     def post(self, request, pk):
         database = get_object_or_404(ExternalDatabase, pk=pk)
-        outcome = install_schema(database)
-        level = messages.success if outcome.installed else (messages.info if outcome.ok else messages.error)
-        level(request, outcome.message)
-        request_check(database)
+        request_install(database)
+        messages.info(request, f"Installing the TC schema in {database} on the worker; the status below follows it.")
         return redirect(database.get_absolute_url())

@@ -17,7 +17,8 @@ def results_context() -> dict:
     rows = verify_ha(live=False)
     return {
         "rows": rows,
-        "failures": sum(not row.passed for row in rows),
+        "failures": sum(row.failed for row in rows),
+        "warnings": sum(row.warning for row in rows),
         "checking": sum(row.checking for row in rows),
     }
 

@@ -235,6 +235,7 @@ def test_the_chat_command_follows_a_failover_by_itself_and_keeps_showing_the_roo
     import time
 
     from tests.agent.conftest import ROOT, agent_env
+    from tests.conftest import chat_password
 
     a, b = pair["a"], pair["b"]
     agents(a.name)
@@ -243,7 +244,10 @@ def test_the_chat_command_follows_a_failover_by_itself_and_keeps_showing_the_roo
     room = post_before_failover(a, ["before the failover"])
 
     tail = subprocess.Popen(
-        [sys.executable, "manage.py", "chat", "andy", "--room", room, "--tail", "--count", "1", "--timeout", "60"],
+        [
+            *(sys.executable, "manage.py", "chat", "andy", "--password", chat_password("andy")),
+            *("--room", room, "--tail", "--count", "1", "--timeout", "60"),
+        ],
         cwd=ROOT,
         env=agent_env(),
         stdout=subprocess.PIPE,

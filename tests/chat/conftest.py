@@ -20,6 +20,7 @@ from messaging.chat.client import ChatClient
 from messaging.chat.router import XcpRouter
 from messaging.chat.tc import TextConferenceManager
 from messaging.models import ChatSettings
+from tests.conftest import chat_password, chat_user
 from tests.scenario import Scenario, external_database, install_schema
 from topology.models import EndUser, Node
 
@@ -48,7 +49,7 @@ class ChatWorld:
     users: dict[str, EndUser] = field(default_factory=dict)
 
     def user(self, user_id: str, node: str) -> EndUser:
-        user = EndUser.objects.create(user_id=user_id, jid=f"{user_id}@example.com", assigned_node=self.nodes[node])
+        user = chat_user(user_id, self.nodes[node])
         self.users[user_id] = user
         return user
 
@@ -113,7 +114,15 @@ async def running(*nodes: Node):
 @contextlib.asynccontextmanager
 async def signed_in(node: Node, *users: str):
     clients = [
-        ChatClient(user, node.agent_host, node.agent_port, max_relogin_delay=1, give_up_after=20) for user in users
+        ChatClient(
+            user,
+            node.agent_host,
+            node.agent_port,
+            password=chat_password(user),
+            max_relogin_delay=1,
+            give_up_after=20,
+        )
+        for user in users
     ]
     try:
         for client in clients:

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 
 from messaging.chat import protocol
 from tests.chat.conftest import next_event, run, running, signed_in
-from tests.conftest import wait_for_async
+from tests.conftest import chat_password, wait_for_async
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,15 @@ from tests.conftest import wait_for_async
             '{"type": "create", "room": "ops", "members": [["andy"]]}',
             'The field "members" must be a list of user IDs or JIDs.',
         ),
-        ('{"type": "sign_in", "user": "andy", "id": {"a": 1}}', 'The field "id" must be a string or an integer.'),
+        (
+            '{"type": "sign_in", "user": "andy", "password": "x", "id": {"a": 1}}',
+            'The field "id" must be a string or an integer.',
+        ),
+        ('{"type": "sign_in", "user": "andy"}', 'A sign_in message needs the field "password".'),
+        (
+            '{"type": "sign_in", "user": "andy", "password": 7}',
+            'The field "password" of a sign_in message must be a string.',
+        ),
         (b"\xff\xfe", "A frame must be UTF-8 JSON text."),
     ],
 )
@@ -54,6 +62,12 @@ def test_a_malformed_frame_is_refused_with_a_sentence_saying_what_is_wrong(frame
         protocol.decode(frame)
     assert caught.value.code == protocol.ErrorCode.BAD_REQUEST
     assert caught.value.message == message
+
+
+def test_a_sign_in_command_never_shows_its_password_in_a_log_line():
+    command = protocol.decode('{"type": "sign_in", "user": "andy", "password": "Andy-s3cret"}')
+    assert command.password == "Andy-s3cret"
+    assert "Andy-s3cret" not in repr(command) and "Andy-s3cret" not in str(command)
 
 
 def test_a_well_formed_post_decodes_into_a_post_command():
@@ -72,8 +86,8 @@ def test_the_server_answers_bad_input_with_an_error_and_keeps_the_connection(wor
                 "{oops",
                 "[" * 100_000 + "]" * 100_000,
                 {"type": "post", "id": "p1", "room": "ops", "body": "hi", "cid": "1"},
-                {"type": "sign_in", "id": "s1", "user": "nobody"},
-                {"type": "sign_in", "id": "s2", "user": "andy"},
+                {"type": "sign_in", "id": "s1", "user": "andy"},
+                {"type": "sign_in", "id": "s2", "user": "andy", "password": chat_password("andy")},
                 {"type": "post", "id": "p2", "room": "ops", "body": "hi", "cid": "1"},
                 {"type": "join", "id": "j1", "room": "nosuchroom@nowhere.example.com"},
             ):
@@ -86,13 +100,13 @@ def test_the_server_answers_bad_input_with_an_error_and_keeps_the_connection(wor
         ("error", "bad-request"),
         ("error", "bad-request"),
         ("error", "not-signed-in"),
-        ("error", "unknown-user"),
+        ("error", "bad-request"),
         ("signed_in", None),
         ("error", "not-in-room"),
         ("error", "room-not-found"),
     ]
     assert replies[1]["message"] == "A frame may not nest lists or objects that deeply."
-    assert replies[3]["message"] == "There is no user 'nobody' in IM and Presence."
+    assert replies[3]["message"] == 'A sign_in message needs the field "password".'
     assert replies[4]["node"] == "imp-1a" and replies[4]["backup"]["node"] == "imp-1b"
 
 
@@ -102,7 +116,7 @@ def test_a_user_signing_in_on_another_node_is_told_to_reconnect_to_their_node(wo
 
     async def scenario():
         async with running(node), connect(f"ws://{node.agent_host}:{node.agent_port}") as ws:
-            await ws.send(json.dumps({"type": "sign_in", "id": "1", "user": "bob"}))
+            await ws.send(json.dumps({"type": "sign_in", "id": "1", "user": "bob", "password": chat_password("bob")}))
             return json.loads(await ws.recv())
 
     notice = run(scenario())

@@ -19,7 +19,7 @@ import pytest
 from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import fast_srm, state_of
 from tests.agent.test_failover import control
-from tests.conftest import wait_for
+from tests.conftest import chat_password, wait_for
 from tests.scenario import Scenario, chat_database
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
@@ -69,7 +69,9 @@ class Chatter:
         from messaging.chat.client import ChatClient
 
         self.user = user
-        self.client = ChatClient(user, node.agent_host, node.agent_port, max_relogin_delay=1, give_up_after=90)
+        self.client = ChatClient(
+            user, node.agent_host, node.agent_port, password=chat_password(user), max_relogin_delay=1, give_up_after=90
+        )
         self.acked: list[tuple[int, str]] = []
         self.task: asyncio.Task | None = None
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from slixmpp.exceptions import IqError, PresenceError
 
-from tests.chat.conftest import run, running
+from tests.chat.conftest import run, running, signed_in
 from tests.chat.xmpp import Client, add_user, next_groupchat
 
 
@@ -180,3 +180,42 @@ def test_members_only_rooms_refuse_non_members_and_creation_follows_the_chat_set
     assert "is for members only" in members_only[1]
     assert creation[0] == "not-allowed"
     assert "Only group chat system administrators may create persistent chat rooms" in creation[1]
+
+
+def test_xmpp_and_json_users_of_two_clusters_share_a_room_and_self_ping_is_truthful(xworld):
+    """Deborah (cluster 2, XMPP) and Bob (cluster 1, JSON) in a room of 1A; XEP-0410 self-ping
+    says whether one is in the room, as the node hosting it sees it."""
+    add_user(xworld, "deborah", "imp-c2a")
+    add_user(xworld, "bob", "imp-1a")
+    nodes = xworld.nodes
+    room = f"shared@{alias_of(nodes['imp-1a'])}"
+
+    async def scenario():
+        async with running(nodes["imp-1a"], nodes["imp-c2a"]), signed_in(nodes["imp-1a"], "bob") as (bob,):
+            await bob.create(room)
+            await bob.join(room)
+            deborah = Client("deborah@example.com")
+            await deborah.start(nodes["imp-c2a"].xmpp_port)
+            ping = deborah.plugin["xep_0199"]
+            try:
+                await ping.send_ping(f"{room}/deborah", timeout=10)
+                before = "result"
+            except IqError as exc:
+                before = exc.iq["error"]["condition"]
+            await deborah.plugin["xep_0045"].join_muc_wait(room, "deborah", maxstanzas=0, timeout=10)
+            await ping.send_ping(f"{room}/deborah", timeout=10)  # joined: a result, no error
+            from_deborah = await post(deborah, room, "hello from XMPP")
+            await bob.post(room, "hello from JSON", cid="bob-1")
+            from_bob = await next_groupchat(deborah, 10)
+            while from_bob["body"] != "hello from JSON":
+                from_bob = await next_groupchat(deborah, 10)
+            seen_by_bob = [m["body"] for m in bob.rooms[room].messages.values()]
+            await deborah.stop()
+            return before, from_deborah, from_bob, seen_by_bob
+
+    before, from_deborah, from_bob, seen_by_bob = run(scenario())
+    assert before == "not-acceptable"
+    assert from_deborah["from"].resource == "deborah"
+    assert from_bob["from"].resource == "bob"
+    assert from_bob["stanza_id"]["by"] == room
+    assert "hello from XMPP" in seen_by_bob

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from dbmerge.choices import JobKind, JobState
 from dbmerge.models import MergeJob
@@ -147,11 +148,11 @@ def test_the_add_page_offers_the_databases_of_the_chosen_type_and_merge_once_the
     assert offered(page, "source_1") == postgres
 
     page.select_option("select[name=db_type]", label="Oracle")
-    page.wait_for_function("document.querySelectorAll('select[name=target] option').length === 2")
+    expect(page.locator("select[name=target] option")).to_have_count(2)
     assert offered(page, "source_1") == offered(page, "source_2") == offered(page, "target") == oracle
 
     page.select_option("select[name=db_type]", label="Postgres")
-    page.wait_for_function("document.querySelectorAll('select[name=target] option').length === 4")
+    expect(page.locator("select[name=target] option")).to_have_count(4)
     merge = page.get_by_role("button", name="Merge Selected Tables")
     assert merge.is_disabled()
     for name, entry in (("source_1", node1), ("source_2", node2), ("target", merged)):

@@ -23,7 +23,7 @@ from messaging.models import ChatAlias
 from tests.agent.conftest import state_of
 from tests.agent.test_failover import control
 from tests.chat.test_use_cases import whole_history
-from tests.conftest import wait_for
+from tests.conftest import chat_password, wait_for
 from tests.messaging.test_chat_settings_page import post_data
 from tests.scenario import Scenario
 from topology.catalog import ServiceName, ServiceStatus
@@ -90,8 +90,22 @@ async def create_once_hosted(client: ChatClient, attempts: int = 100) -> None:
 
 def chat_before_the_merge(nodes: dict[str, Node], alias: ChatAlias, operator_client) -> tuple[list[str], list[str]]:
     async def scenario():
-        andy = ChatClient("andy", "127.0.0.1", nodes["1a"].agent_port, max_relogin_delay=1, give_up_after=30)
-        bob = ChatClient("bob", "127.0.0.1", nodes["1b"].agent_port, max_relogin_delay=1, give_up_after=30)
+        andy = ChatClient(
+            "andy",
+            "127.0.0.1",
+            nodes["1a"].agent_port,
+            password=chat_password("andy"),
+            max_relogin_delay=1,
+            give_up_after=30,
+        )
+        bob = ChatClient(
+            "bob",
+            "127.0.0.1",
+            nodes["1b"].agent_port,
+            password=chat_password("bob"),
+            max_relogin_delay=1,
+            give_up_after=30,
+        )
         await andy.connect()
         await bob.connect()
         try:
@@ -214,7 +228,9 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
 
     # 6. Andy signs in on 1A and reads the room's whole history: 1A's part, then 1B's.
     async def andy_reads():
-        andy = ChatClient("andy", "127.0.0.1", one_a.agent_port, max_relogin_delay=1, give_up_after=30)
+        andy = ChatClient(
+            "andy", "127.0.0.1", one_a.agent_port, password=chat_password("andy"), max_relogin_delay=1, give_up_after=30
+        )
         await andy.connect()
         try:
             await andy.join(ROOM)

@@ -171,3 +171,27 @@ def test_a_database_added_on_the_page_is_checked_at_once_on_the_worker(celery_wo
     assert checks["reachability"] and checks["connectivity"]
     page = client.get(database.get_absolute_url()).content.decode()
     assert "Not checked" not in page
+
+
+def test_install_schema_runs_on_the_worker_and_the_page_stops_polling_when_done(
+    celery_worker, empty_database, operator, postgres
+):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    client.post(reverse("messaging:externaldatabase_install", args=[empty_database.pk]))
+    status_url = reverse("messaging:externaldatabase_status", args=[empty_database.pk])
+    try:
+        status = wait_for(
+            lambda: (answer := client.get(status_url)).status_code == 286 and answer,
+            timeout=60.0,
+            what="the install and its check",
+        )
+    except AssertionError:
+        pytest.fail("the worker did not finish the install:\n" + worker_log(celery_worker))
+    shown = status.content.decode()
+    assert f"The TC schema (tc_* tables, xcp_sequence and their keys) was installed in {empty_database}." in shown
+    assert shown.count('data-passed="true"') == 3
+    with postgres.connect(empty_database.database_name) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tc_%'").fetchone() == (5,)

@@ -147,18 +147,58 @@ def test_check_now_queues_a_check_and_the_page_polls_until_it_finishes(
     assert status.status_code == 200
 
 
-def test_install_schema_button_installs_and_reports(
-    operator_client, empty_database, django_capture_on_commit_callbacks
+def test_install_schema_is_queued_for_the_worker_and_the_page_follows_it_to_the_outcome(
+    operator_client, empty_database, postgres, django_capture_on_commit_callbacks
 ):
+    from messaging.tasks import install_tc_schema
+
     url = reverse("messaging:externaldatabase_install", args=[empty_database.pk])
-    with django_capture_on_commit_callbacks(execute=False):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = operator_client.post(url, follow=True)
-    shown = [str(m) for m in response.context["messages"]]
-    assert f"The TC schema (tc_* tables, xcp_sequence and their keys) was installed in {empty_database}." in shown
+    assert len(callbacks) == 1  # the Celery task, sent once the request commits; nothing installed yet
+    page = response.content.decode()
+    assert f"Installing the TC schema in {empty_database} on the worker; the status below follows it." in page
+    assert 'hx-trigger="every 1s"' in page and "Checking…" in page
+    with postgres.connect(empty_database.database_name) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tc_%'").fetchone() == (0,)
+
+    install_tc_schema(empty_database.pk)  # what the worker runs
+    status = operator_client.get(reverse("messaging:externaldatabase_status", args=[empty_database.pk]))
+    assert status.status_code == 286  # done: the page stops polling
+    shown = status.content.decode()
+    assert (
+        f"Install schema: The TC schema (tc_* tables, xcp_sequence and their keys) was installed in {empty_database}."
+    ) in shown
+    assert shown.count('data-passed="true"') == 3
+
     with django_capture_on_commit_callbacks(execute=False):
-        response = operator_client.post(url, follow=True)
-    shown = [str(m) for m in response.context["messages"]]
-    assert f"{empty_database} already holds a valid TC schema; nothing was changed." in shown
+        operator_client.post(url)
+    install_tc_schema(empty_database.pk)
+    shown = operator_client.get(empty_database.get_absolute_url()).content.decode()
+    assert f"Install schema: {empty_database} already holds a valid TC schema; nothing was changed." in shown
+
+
+def test_install_schema_without_the_create_privilege_says_which_grant_to_run(
+    operator_client, postgres, django_capture_on_commit_callbacks
+):
+    from messaging.tasks import install_tc_schema
+
+    role = postgres.role("tcnocreate")
+    dbname = postgres.database("tcmadb")  # owned by postgres: the role may connect, not create
+    with postgres.connect(dbname, autocommit=True) as conn:
+        conn.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO {role}")
+    database = make_external_database(dbname, role)
+    with django_capture_on_commit_callbacks(execute=False):
+        operator_client.post(reverse("messaging:externaldatabase_install", args=[database.pk]))
+    install_tc_schema(database.pk)
+    shown = operator_client.get(database.get_absolute_url()).content.decode()
+    assert (
+        f"Install schema: Nothing was installed in {database}: The user {role} lacks CREATE on schema public; "
+        f"grant it (GRANT CREATE ON SCHEMA public TO {role}) so the TC tables can be created."
+    ) in shown
+    assert "permission denied" not in shown
+    with postgres.connect(dbname) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tc_%'").fetchone() == (0,)
 
 
 def test_status_shows_each_recorded_check(operator_client, installed_database):

@@ -101,3 +101,14 @@ def test_the_merge_story_leaves_subcluster2_before_ha_with_a_history_per_node_th
     # Loading again keeps the history rather than adding to it.
     load(prefix, merge_story=2000)
     assert counts(one.database_name) == [10, 2000, 2000]
+
+
+def test_the_demo_users_have_the_chat_passwords_it_prints(demo_topology):
+    from topology import credentials
+    from topology.models import EndUser
+
+    out = StringIO()
+    call_command("load_demo", admin_password="demo-admin-pw", stdout=out)
+    assert "Chat passwords of the demo users: andy / andy-demo, bob / bob-demo," in out.getvalue()
+    for user in EndUser.objects.all():
+        assert credentials.check_password(user, f"{user.user_id}-demo"), user

@@ -203,7 +203,7 @@ class GroupOnBed:
 
         from messaging.database_assignment import assign
         from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
-        from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
+        from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 
         cluster = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
         self.nodes = {}
@@ -235,8 +235,10 @@ class GroupOnBed:
         chat = ChatSettings.for_cluster(cluster)
         chat.enable_persistent_chat = True
         chat.save()
-        EndUser.objects.create(user_id="andy", jid="andy@example.com", assigned_node=self.nodes["a"])
-        EndUser.objects.create(user_id="bob", jid="bob@example.com", assigned_node=self.nodes["b"])
+        from tests.conftest import chat_user
+
+        chat_user("andy", self.nodes["a"])
+        chat_user("bob", self.nodes["b"])
         params = ServiceParameters.for_cluster(cluster.pk)
         for name, value in {**TIMERS, **timers}.items():
             setattr(params, name, value)
@@ -281,8 +283,11 @@ class GroupOnBed:
 
     def client(self, user: str, key: str):
         from messaging.chat.client import ChatClient
+        from tests.conftest import chat_password
 
-        return ChatClient(user, NODE_IPS[key], AGENT_PORT, max_relogin_delay=1, give_up_after=120)
+        return ChatClient(
+            user, NODE_IPS[key], AGENT_PORT, password=chat_password(user), max_relogin_delay=1, give_up_after=120
+        )
 
     # --- reading the outcome -------------------------------------------------------------
 

@@ -7,9 +7,11 @@ writes the node's heartbeat. When the SRM moves rooms between nodes it asks the 
 serves rooms (the Text Conference Manager, registered as following the room hosting in
 ``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``).
 
-Each committed heartbeat renews the node's lease (``topology.agent.lease``). When the lease
-runs out the agent fences the node: the Text Conference Manager refuses every request and
-the XCP Router sends its users to their other node. Once a heartbeat gets through again the
+Each committed heartbeat renews the node's lease (``topology.agent.lease``) while its group
+has high availability on (without a peer nobody takes its rooms over, so nothing to fence).
+When the lease runs out the agent fences the node: the Text Conference Manager refuses every
+request (retryable), and once the heartbeat is older than the heartbeat timeout, when the peer
+takes the node's users over, the XCP Router sends them to it. Once a heartbeat gets through again the
 agent re-reads the room hosting (which the peer's SRM may have taken meanwhile) before the
 node serves again: back in touch, it follows the SRM's states and never resumes by itself.
 """
@@ -78,6 +80,7 @@ class NodeAgent:
         self._hosting_lock = asyncio.Lock()
         self.lease = Lease()
         self.fenced = False
+        self.heartbeat_timeout = 60.0
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -117,6 +120,14 @@ class NodeAgent:
             metrics.stop()
         log.info("Node agent of %s stopped", self.node)
 
+    def _lease_terms(self, node_id: int, cluster_id: int) -> tuple[float, float]:
+        """The lease period a heartbeat buys, and the heartbeat timeout; fencing on with HA on."""
+        params = ServiceParameters.for_cluster(cluster_id)
+        ha = Node.objects.filter(pk=node_id).values_list("redundancy_group__ha_enabled", flat=True).first()
+        self.lease.enforced = bool(ha)
+        self.heartbeat_timeout = params.heartbeat_timeout
+        return params.lease_seconds
+
     def _register(self) -> tuple[Node, float]:
         node = Node.objects.get(name=self.node_name)
         ensure_services(node)
@@ -134,7 +145,7 @@ class NodeAgent:
         node.refresh_from_db()
         self.ha_state = node.ha_state
         self._statuses = {name: ServiceStatus.STOPPED for name in START_ORDER}
-        return node, params.lease_seconds
+        return node, self._lease_terms(node.pk, node.cluster_id)
 
     def _unregister(self) -> None:
         now = timezone.now()
@@ -149,7 +160,7 @@ class NodeAgent:
         Node.objects.filter(pk=self.node.pk).update(
             last_heartbeat=now, heartbeat_expires_at=now + timedelta(seconds=params.heartbeat_timeout)
         )
-        return params.heartbeat_interval, params.lease_seconds
+        return params.heartbeat_interval, self._lease_terms(self.node.pk, self.node.cluster_id)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -164,8 +175,14 @@ class NodeAgent:
 
     # --- fencing ------------------------------------------------------------------------
 
-    def _fence_targets(self) -> list[NodeService]:
-        return list(self.instances.values())
+    def _fence_targets(self, age: float | None = None) -> list:
+        """The services to fence (all, to unfence): the TC at once; the Router, which sends the
+        users away, once the peer may have taken them over (a short cut only costs retries)."""
+        return [
+            instance
+            for name, instance in self.instances.items()
+            if (age is None or name != ServiceName.XCP_ROUTER or age >= self.heartbeat_timeout)
+        ]
 
     async def _fence_loop(self) -> None:
         """Fence the node as soon as its lease runs out; unfence it once a heartbeat got
@@ -174,12 +191,12 @@ class NodeAgent:
             await asyncio.sleep(FENCE_CHECK_SECONDS)
             held = self.lease.held()
             if not held:
-                age = self.lease.age()
-                reason = f"{self.node} lost touch with the config DB (no heartbeat for {age or 0:.1f} s)"
+                age = self.lease.age() or 0.0
+                reason = f"{self.node} lost touch with the config DB (no heartbeat for {age:.1f} s)"
                 if not self.fenced:
                     log.warning("%s: it stops serving its rooms until a heartbeat gets through", reason)
                 self.fenced = True
-                for instance in self._fence_targets():  # also services started while fenced
+                for instance in self._fence_targets(age):  # also services started while fenced
                     instance.fence(reason)
             elif self.fenced and await self.sync_room_hosting(force=True):
                 log.warning("%s is back in touch with the config DB; room hosting re-read", self.node)

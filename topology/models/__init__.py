@@ -1,3 +1,4 @@
+from .certificates import CertificateSource, NodeCertificate
 from .ha import (
     FINISHED_ACTION_STATUSES,
     AlarmName,
@@ -28,11 +29,13 @@ __all__ = [
     "MIN_SCRAM_ITERATIONS",
     "AlarmName",
     "AlarmRecipient",
+    "CertificateSource",
     "Cluster",
     "EndUser",
     "HAAlarm",
     "HATransition",
     "Node",
+    "NodeCertificate",
     "NodeServiceParameters",
     "RedundancyGroup",
     "ScramCredential",

@@ -106,6 +106,14 @@ class Node(models.Model):
         validators=[MinValueValidator(1024), MaxValueValidator(65535)],
         help_text="Port the node agent listens on, 1024–65535.",
     )
+    xmpp_port = models.PositiveIntegerField(
+        "XMPP client port",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1024), MaxValueValidator(65535)],
+        help_text="Port of the node's XMPP client-to-server listener (RFC 6120, STARTTLS required before "
+        "authentication) on the node agent address, 1024–65535; empty: no XMPP client port.",
+    )
     redundancy_group = models.ForeignKey(
         "RedundancyGroup",
         on_delete=models.SET_NULL,
@@ -194,6 +202,14 @@ class Node(models.Model):
                 name="%(app_label)s_%(class)s_unique_agent_address",
                 violation_error_message="Another node's agent already listens on this address and port.",
             ),
+            # Conditional, so SQLite adds it as a partial index instead of rebuilding the table,
+            # which would drop the group membership triggers (migration 0003).
+            models.UniqueConstraint(
+                fields=["agent_host", "xmpp_port"],
+                condition=Q(xmpp_port__isnull=False),
+                name="%(app_label)s_%(class)s_unique_xmpp_address",
+                violation_error_message="Another node's XMPP client port already uses this address and port.",
+            ),
             models.CheckConstraint(
                 condition=(Q(redundancy_group__isnull=True) & Q(group_position__isnull=True))
                 | (Q(redundancy_group__isnull=False) & Q(group_position__in=[1, 2])),
@@ -239,6 +255,12 @@ class Node(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
+        if self.xmpp_port is not None and self.xmpp_port == self.agent_port:
+            errors["xmpp_port"] = "The XMPP client port must differ from the node agent port."
+        elif self.xmpp_port is not None and self.agent_host:
+            clash = Node.objects.filter(agent_host=self.agent_host, agent_port=self.xmpp_port).exclude(pk=self.pk)
+            if clash.exists():
+                errors["xmpp_port"] = f"{clash.first()}'s node agent already listens on this port."
         if self.cluster_id:
             others = Node.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
             moving_in = self._state.adding or _original(self, "cluster_id") != self.cluster_id
@@ -319,10 +341,28 @@ class RedundancyGroup(models.Model):
             self.cluster = server1.cluster
         validate_group_membership(self, server1, server2, self.ha_enabled)
 
+    def delete_refusal(self) -> str | None:
+        """Why the group cannot be deleted now (a member is failed over), or None."""
+        stuck = next((node for node in self.members.all() if _in_failover(node)), None)
+        if stuck is None:
+            return None
+        return (
+            f"{self} cannot be deleted while {stuck} is {stuck.get_ha_state_display()}: users and rooms of the "
+            "group are away from their home node. Fall back first (or disable High Availability, which hands "
+            "them back), then delete it."
+        )
+
     @transaction.atomic
     def delete(self, *args, **kwargs):
-        """Release the members first: a node outside any group has no group position either (the
-        ``group_position_1_or_2`` constraint), which ``SET_NULL`` alone would leave behind."""
+        """Move the members out of the group, then delete it; refused while one is failed over.
+
+        The nodes stay, with their users and chat databases, outside any group: a node outside
+        a group has no group position either (the ``group_position_1_or_2`` constraint), which
+        ``SET_NULL`` alone would leave behind.
+        """
+        refusal = self.delete_refusal()
+        if refusal:
+            raise ValidationError(refusal)
         self.set_servers(None, None)
         return super().delete(*args, **kwargs)
 

@@ -1,14 +1,17 @@
 """``manage.py chat USER``: the command-line chat client.
 
 Interactive by default (type ``/help``); ``--room R --say TEXT`` posts and exits, ``--tail``
-prints the room's messages as they arrive. Signs in on the user's node, follows "reconnect to
-node X" by itself and rejoins its rooms.
+prints the room's messages as they arrive. Signs in on the user's node with the user's password
+(``--password``, else the ``CHAT_PASSWORD`` environment variable, else a prompt on a terminal),
+follows "reconnect to node X" by itself and rejoins its rooms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import os
 import shlex
 import sys
 
@@ -33,6 +36,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("user", help="User ID or JID, as on System > Users.")
+        parser.add_argument(
+            "--password",
+            help="The user's chat password. Default: the CHAT_PASSWORD environment variable, else a prompt "
+            "when standard input is a terminal (safer: a command line is visible to other local users).",
+        )
         parser.add_argument("--node", help="Node to sign in on (default: the user's node).")
         parser.add_argument("--room", help="Room name or JID to join.")
         parser.add_argument("--create", action="store_true", help="Create --room first if it does not exist.")
@@ -46,20 +54,37 @@ class Command(BaseCommand):
             help="Wait at most this long before signing in again after 'reconnect to node X'.",
         )
 
-    def handle(self, *args, user, node, room, create, say, tail, count, timeout, max_relogin_delay, **options):
+    def handle(
+        self, *args, user, password, node, room, create, say, tail, count, timeout, max_relogin_delay, **options
+    ):
         if (say or tail or create) and not room:
             raise CommandError("--say, --tail and --create need --room.")
         # Each line as it happens, also when the output goes to a file or a pipe (--tail).
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(line_buffering=True)
         address = self._address(user, node)
-        client = ChatClient(user, *address, max_relogin_delay=max_relogin_delay, give_up_after=timeout)
+        password = self._password(user, password)
+        client = ChatClient(
+            user, *address, password=password, max_relogin_delay=max_relogin_delay, give_up_after=timeout
+        )
         try:
             asyncio.run(self._run(client, room, create, say, tail, count, timeout))
         except (ChatClientError, Disconnected, TimeoutError) as exc:
             raise CommandError(str(exc) or exc.__class__.__name__) from exc
         except KeyboardInterrupt:
             pass
+
+    @staticmethod
+    def _password(user: str, given: str | None) -> str:
+        password = given or os.environ.get("CHAT_PASSWORD")
+        if not password and sys.stdin.isatty():
+            password = getpass.getpass(f"Password for {user}: ")
+        if not password:
+            raise CommandError(
+                f"Give {user}'s password with --password or the CHAT_PASSWORD environment variable "
+                "(or run on a terminal to be asked)."
+            )
+        return password
 
     @staticmethod
     def _address(user: str, node_name: str | None) -> tuple[str, int]:

@@ -10,10 +10,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from imp_admin.roles import SUPER_ADMINISTRATOR
+from topology import certificates
 from topology.choices import NodeRole, UserAssignmentMode
+from topology.credentials import set_password
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
 
 DEMO_PORT_BASE = 7400  # node agents listen on 7401, 7402, … on loopback
+DEMO_XMPP_PORT_BASE = 5220  # and their XMPP client ports on 5221, 5222, …
 
 # Server Recovery Manager timers for the demo, short enough to watch a failover happen; set
 # through the same service parameters an administrator edits (product defaults: 15/60/120/90).
@@ -54,6 +57,11 @@ USERS = [
     ("erin", "Erin", "imp-c2a"),
     ("frank", "Frank", "imp-c2b"),
 ]
+
+
+def demo_password(user_id: str) -> str:
+    """The demo's chat password of an end user: ``andy`` → ``andy-demo`` (README)."""
+    return f"{user_id}-demo"
 
 
 class Command(BaseCommand):
@@ -127,6 +135,7 @@ class Command(BaseCommand):
                             "ip_address": "127.0.0.1",
                             "agent_host": "127.0.0.1",
                             "agent_port": port,
+                            "xmpp_port": DEMO_XMPP_PORT_BASE + port - DEMO_PORT_BASE,
                         },
                     )
                     NodeServiceParameters.objects.update_or_create(node=nodes[node_name], defaults=DEMO_RELOGIN_LIMITS)
@@ -138,10 +147,11 @@ class Command(BaseCommand):
                 group.full_clean()
                 group.save()
         for user_id, display, node in USERS:
-            EndUser.objects.update_or_create(
+            user, _ = EndUser.objects.update_or_create(
                 user_id=user_id,
                 defaults={"jid": f"{user_id}@example.com", "display_name": display, "assigned_node": nodes[node]},
             )
+            set_password(user, demo_password(user_id))
 
         password = admin_password or secrets.token_urlsafe(12)
         admin, _ = User.objects.get_or_create(username="admin")
@@ -157,3 +167,13 @@ class Command(BaseCommand):
             "re-login 2–5 s (System > Service Parameters)."
         )
         self.stdout.write(f"Log in as admin / {password}")
+        certificates.demo_ca()  # each node's certificate is signed by it when its XMPP port first starts
+        self.stdout.write(
+            "XMPP client ports (STARTTLS; trust the demo CA "
+            f"{certificates.demo_ca_paths()[0]}): "
+            + ", ".join(f"{node.name} {node.agent_host}:{node.xmpp_port}" for node in nodes.values())
+        )
+        self.stdout.write(
+            "Chat passwords of the demo users: "
+            + ", ".join(f"{user_id} / {demo_password(user_id)}" for user_id, _, _ in USERS)
+        )

@@ -1,0 +1,39 @@
+"""gunicorn settings for the console: the one place that says how it is served.
+
+    gunicorn -c deploy/gunicorn.conf.py
+
+is the whole command (``scripts/demo``, the systemd unit and ``bench/console_load.py`` use it).
+
+Workers, sized for the 2-core machine the console shares with the node agents, the Celery
+worker and the databases: one process per core (``cpu_count()``, so 2 here), each with 4
+threads (``gthread``). A page costs mostly Python CPU (views, ORM, templates), which only
+processes run in parallel, so more processes than cores would only take CPU from the agents;
+the threads overlap the waits on the config DB, Redis and the client, at little memory. The
+classic 2 × cores + 1 sync workers suits servers that wait more than they compute, and would
+hold 5 copies of Django here. ``WEB_CONCURRENCY`` and ``GUNICORN_THREADS`` override the sizing.
+"""
+
+import multiprocessing
+import os
+
+wsgi_app = "imp_admin.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")  # the reverse proxy's upstream
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+# A request that takes longer than this is a bug (long work runs on Celery): restart the worker.
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then, staggered, so a slow leak never grows without bound.
+max_requests = 2000
+max_requests_jitter = 200
+# Only the local reverse proxy may say a request came over HTTPS (X-Forwarded-Proto).
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+proc_name = "imp-admin-console"
+# No control socket: its default path (~/.gunicorn/gunicorn.ctl) is one per user, so the demo,
+# the tests and the bench on one host would take it from each other; systemd (or Ctrl-C) and
+# signals (HUP reloads the workers) manage the process instead.
+control_socket_disable = True
