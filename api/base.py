@@ -7,9 +7,14 @@ from rest_framework import filters, mixins, viewsets
 
 from api.permissions import ConsolePermissionsMixin
 
+# Objects are named by their integer id; any other path segment is a 404 before a view runs.
+ID = "[0-9]+"
+
 
 class ReadOnlyViewSet(ConsolePermissionsMixin, viewsets.ReadOnlyModelViewSet):
     """List (paged, filtered with the page's filters, ordered) and retrieve."""
+
+    lookup_value_regex = ID
 
     filter_backends = [DjangoFilterBackend, filters.OrderingFilter]
     ordering_fields: list[str] = []
@@ -23,6 +28,8 @@ class ModelViewSet(
     viewsets.ReadOnlyModelViewSet,
 ):
     """Find and List, Add New, Edit (PATCH: the fields sent change) and Delete."""
+
+    lookup_value_regex = ID
 
     filter_backends = [DjangoFilterBackend, filters.OrderingFilter]
     ordering_fields: list[str] = []

@@ -7,7 +7,7 @@ Passwords are write-only: they go in (and are stored encrypted), never out.
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -18,10 +18,9 @@ from api.errors import Conflict
 from api.formserializer import FormSerializer
 from api.permissions import ConsolePermissionsMixin
 from messaging import filters, forms
-from messaging.dbcheck import install_schema
 from messaging.forms.databases import MAX_PASSWORD_LENGTH
 from messaging.models import ExternalDatabase, ExternalDatabaseCheck, PersistentChatAssignment
-from messaging.tasks import check_in_progress, request_check
+from messaging.tasks import check_in_progress, request_check, request_install
 from messaging.verify import request_database_checks, verify_ha
 
 CHECK = "messaging.check_externaldatabase"
@@ -108,12 +107,6 @@ class ExternalDatabaseSerializer(FormSerializer):
         return [assignment.node.name for assignment in obj.assignments.all()]
 
 
-class InstallOutcomeSerializer(serializers.Serializer):
-    installed = serializers.BooleanField(help_text="Tables were created.")
-    detail = serializers.CharField()
-    status = DatabaseStatusSerializer()
-
-
 WITH_STATUS = (
     Prefetch("checks"),
     Prefetch("assignments", queryset=PersistentChatAssignment.objects.select_related("node")),
@@ -155,23 +148,16 @@ class ExternalDatabaseViewSet(ModelViewSet):
         data = DatabaseStatusSerializer(ExternalDatabase.objects.get(pk=database.pk)).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
-    @extend_schema(request=None, responses={200: InstallOutcomeSerializer})
+    @extend_schema(request=None, responses={202: DatabaseStatusSerializer})
     @action(detail=True, methods=["post"], url_path="install-schema", filterset_class=None)
     def install_schema(self, request, pk=None):
-        """Install the TC schema into an empty database (then check it again). 409 when refused."""
+        """Install schema: create the TC tables in an empty database, on a Celery worker, then check it;
+        202, follow ``status`` until ``checking`` is false: ``status_note`` says what the install did."""
         database = self.get_object()
-        outcome = install_schema(database)
-        request_check(database)
-        if not outcome.ok:
-            raise Conflict(outcome.message)
-        database = ExternalDatabase.objects.prefetch_related("checks").get(pk=database.pk)
-        return Response(
-            {
-                "installed": outcome.installed,
-                "detail": outcome.message,
-                "status": DatabaseStatusSerializer(database).data,
-            }
-        )
+        request_install(database)
+        location = reverse("api:externaldatabase-status", args=[database.pk], request=request)
+        data = DatabaseStatusSerializer(ExternalDatabase.objects.get(pk=database.pk)).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
 class VerifyRowSerializer(serializers.Serializer):
@@ -183,6 +169,7 @@ class VerifyRowSerializer(serializers.Serializer):
     checking = serializers.BooleanField(help_text="A check of the row's database is running on the worker.")
 
 
+@extend_schema_serializer(many=False)
 class VerifyHASerializer(serializers.Serializer):
     failures = serializers.IntegerField()
     checking = serializers.IntegerField(help_text="Rows waiting for a database check; poll again while above 0.")

@@ -93,3 +93,13 @@ def exception_handler(exc, context):
 
 def error_response(detail: str, code: int = status.HTTP_409_CONFLICT) -> Response:
     return Response({"detail": detail}, status=code)
+
+
+def not_found(request, exception=None):
+    """404 for a URL no view matches: JSON under /api/, the console's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

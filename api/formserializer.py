@@ -22,6 +22,30 @@ def form_errors(form: forms.BaseForm) -> dict[str, list[str]]:
     return {(NON_FIELD if name == "__all__" else name): list(messages) for name, messages in form.errors.items()}
 
 
+SCALAR_ONLY = "Send one value here, not a list or an object."
+
+
+def form_data(form: forms.BaseForm, values: dict) -> dict:
+    """``values`` as an HTML form posts them: one string per field (a list for a multiple
+    choice), so a form field never meets a JSON type it was not written for. A list or an
+    object where one value belongs is refused with a field error."""
+    data, errors = {}, {}
+    for name, value in values.items():
+        field = form.fields.get(name)
+        if isinstance(field, forms.MultipleChoiceField | forms.ModelMultipleChoiceField):
+            data[form.add_prefix(name)] = [str(v) for v in value] if isinstance(value, list) else value
+            continue
+        if isinstance(value, list | dict):
+            errors[name] = [SCALAR_ONLY]
+            continue
+        if not isinstance(field, forms.BooleanField):
+            value = "" if value is None else str(value)
+        data[form.add_prefix(name)] = value
+    if errors:
+        raise serializers.ValidationError(errors)
+    return data
+
+
 def plain(value):
     """A value as a form's data holds it: model instances by primary key."""
     if isinstance(value, models.Model):
@@ -57,10 +81,7 @@ class FormSerializer(serializers.ModelSerializer):
         writable = {name for name, field in self.fields.items() if not field.read_only}
         accepted = writable | set(self.extra_form_inputs())
         sent = {name: value for name, value in data.items() if name in blank.fields and name in accepted}
-        values = {**self.current_values(blank), **sent}
-        self.form = form_class(
-            data={blank.add_prefix(name): value for name, value in values.items()}, **self.form_kwargs()
-        )
+        self.form = form_class(data=form_data(blank, {**self.current_values(blank), **sent}), **self.form_kwargs())
         if not self.form.is_valid():
             raise serializers.ValidationError(form_errors(self.form))
         return dict(self.form.cleaned_data)

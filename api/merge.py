@@ -18,12 +18,14 @@ from rest_framework.reverse import reverse
 
 from api.base import ReadOnlyViewSet
 from api.errors import NON_FIELD, Conflict
-from api.formserializer import form_errors
+from api.formserializer import form_data, form_errors
 from dbmerge import jobrunner, tasks
 from dbmerge.choices import FeatureTable, JobKind, MergeDatabaseType, MergeMethod
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import MergeJobForm
 from dbmerge.models import MergeCheck, MergeJob, MergeLogEntry
+from dbmerge.preview import PREVIEW_POSTGRES_ONLY
+from dbmerge.tasks import request_preview
 from dbmerge.views import MERGE_NEEDS_VALIDATION
 from messaging.models import ExternalDatabase
 
@@ -48,6 +50,10 @@ class MergeJobSerializer(serializers.ModelSerializer):
         child=TableProgressSerializer(), read_only=True, help_text="Per table: rows to copy and rows copied."
     )
     report = serializers.DictField(read_only=True, help_text="The merge report, once the merge completed.")
+    preview = serializers.DictField(
+        read_only=True,
+        help_text="Preview: what the merge would do, computed without writing, and an estimated duration.",
+    )
     checks = MergeCheckSerializer(many=True, read_only=True, help_text="Validation Details.")
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
 
@@ -76,6 +82,7 @@ class MergeJobSerializer(serializers.ModelSerializer):
             "is_active",
             "progress",
             "report",
+            "preview",
             "checks",
         ]
         read_only_fields = fields
@@ -104,7 +111,8 @@ class MergeJobCreateSerializer(serializers.Serializer):
         if not isinstance(data, Mapping):
             raise serializers.ValidationError({NON_FIELD: ["Send a JSON object."]})
         values = {"feature_tables": [FeatureTable.TEXT_CONFERENCE], **data}
-        self.form = MergeJobForm(data={name: values[name] for name in MergeJobForm.base_fields if name in values})
+        blank = MergeJobForm()
+        self.form = MergeJobForm(data=form_data(blank, {name: values[name] for name in blank.fields if name in values}))
         if not self.form.is_valid():
             raise serializers.ValidationError(form_errors(self.form))
         return self.form.cleaned_data
@@ -117,14 +125,18 @@ class MergeLogEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MergeJobViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
+class MergeJobViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, ReadOnlyViewSet):
     """External database merge jobs: validation, merge, progress, report and log."""
 
     queryset = MergeJob.objects.select_related("created_by").prefetch_related("checks").order_by("-pk")
     serializer_class = MergeJobSerializer
     filterset_class = MergeJobFilter
     ordering_fields = ["id", "created", "state"]
-    action_permissions = {"merge": "dbmerge.change_mergejob", "cancel": "dbmerge.change_mergejob"}
+    action_permissions = {
+        "merge": "dbmerge.change_mergejob",
+        "cancel": "dbmerge.change_mergejob",
+        "preview": "dbmerge.add_mergejob",
+    }
 
     def list(self, request, *args, **kwargs):
         jobrunner.mark_stale_jobs()
@@ -154,6 +166,34 @@ class MergeJobViewSet(mixins.CreateModelMixin, ReadOnlyViewSet):
             )
             tasks.enqueue(job)
         return self._accepted(job)
+
+    @extend_schema(request=MergeJobCreateSerializer, responses={202: MergeJobSerializer})
+    @action(detail=False, methods=["post"], filterset_class=None, pagination_class=None)
+    def preview(self, request):
+        """Preview (Postgres): a new job, validated, then the merge computed without writing; 202, poll
+        the job's ``preview``. A previewed job is left Validated, ready to merge."""
+        body = MergeJobCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        form = body.form
+        if form.cleaned_data["db_type"] != MergeDatabaseType.POSTGRES:
+            raise serializers.ValidationError({NON_FIELD: [PREVIEW_POSTGRES_ONLY]})
+        job = request_preview(
+            form.selection(),
+            database_name=form.cleaned_data["database_name"],
+            feature_tables=form.cleaned_data["feature_tables"],
+            created_by=request.user,
+        )
+        return self._accepted(job)
+
+    def destroy(self, request, *args, **kwargs):
+        """Delete a finished job (its report stays in the audit trail); 409 while it is pending or running."""
+        job = self.get_object()
+        if not jobrunner.delete_finished(job):
+            raise Conflict(
+                f"{job} is {job.get_state_display()}; only a job that is not pending or running can be deleted. "
+                "Cancel it first."
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: MergeJobSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)

@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.base import ModelViewSet
+from api.base import ID, ModelViewSet
 from api.formserializer import FormSerializer
 from api.permissions import ConsolePermissionsMixin
 from messaging import filters, forms
@@ -58,6 +58,7 @@ class ChatSettingsSerializer(FormSerializer):
 class ChatSettingsViewSet(ConsolePermissionsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Group Chat and Persistent Chat Settings, one set per cluster (by cluster id)."""
 
+    lookup_value_regex = ID
     queryset = Cluster.objects.order_by("name")
     serializer_class = ChatSettingsSerializer
     read_permission = "messaging.view_chatsettings"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from api.errors import Conflict
 from api.permissions import ConsolePermissionsMixin
 from messaging.chat import report
-from messaging.chat.rooms import RoomType
-from messaging.chat.views import VIEW_PERMISSION, _databases
+from messaging.chat.room_delete import RoomDeleteRefused, delete_room
+from messaging.chat.views import DELETE_PERMISSION, VIEW_PERMISSION, _databases
+from messaging.tc.rooms import RoomType
 
 ROOM_TYPES = [str(t) for t in RoomType]
 
@@ -29,6 +30,7 @@ class RoomSerializer(serializers.Serializer):
     last_message = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_serializer(many=False)
 class RoomPageSerializer(serializers.Serializer):
     database = serializers.IntegerField(allow_null=True, help_text="The external database read.")
     page = serializers.IntegerField()
@@ -75,6 +77,7 @@ class RoomReportViewSet(ConsolePermissionsMixin, viewsets.ViewSet):
     """The persistent chat room report of the databases assigned to chat nodes (PostgreSQL)."""
 
     read_permission = VIEW_PERMISSION
+    action_permissions = {"destroy": DELETE_PERMISSION}
     lookup_value_regex = "[^/]+"
 
     @extend_schema(parameters=[RoomQuerySerializer], responses={200: RoomPageSerializer})
@@ -111,19 +114,13 @@ class RoomReportViewSet(ConsolePermissionsMixin, viewsets.ViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter("database", OpenApiTypes.INT, OpenApiParameter.QUERY, required=True),
-            OpenApiParameter("pk", OpenApiTypes.STR, OpenApiParameter.PATH, description="The room JID."),
+            OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The room JID."),
         ],
         responses={200: RoomDetailSerializer},
     )
     def retrieve(self, request, pk=None):
         """One room: its fields, members and most recent messages."""
-        query = RoomQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        if "database" not in query.validated_data:
-            raise serializers.ValidationError({"database": ["This field is required."]})
-        database = _databases().filter(pk=query.validated_data["database"]).first()
-        if database is None:
-            raise Http404("No such external database.")
+        database = self._database(request)
         try:
             room = report.room_detail(database, pk)
         except report.ReportError as exc:
@@ -132,6 +129,33 @@ class RoomReportViewSet(ConsolePermissionsMixin, viewsets.ViewSet):
             raise Http404("No such room.")
         room["messages"] = [message_dict(message) for message in room["messages"]]
         return Response(room)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("database", OpenApiTypes.INT, OpenApiParameter.QUERY, required=True),
+            OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The room JID."),
+        ],
+        responses={204: None},
+    )
+    def destroy(self, request, pk=None):
+        """Delete the room, its members and messages (audited); 409 while users are in it or its node
+        is failed over."""
+        database = self._database(request)
+        try:
+            delete_room(database, pk, actor=request.user)
+        except (RoomDeleteRefused, report.ReportError) as exc:
+            raise Conflict(str(exc)) from None
+        return Response(status=204)
+
+    def _database(self, request):
+        query = RoomQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if "database" not in query.validated_data:
+            raise serializers.ValidationError({"database": ["This field is required."]})
+        database = _databases().filter(pk=query.validated_data["database"]).first()
+        if database is None:
+            raise Http404("No such external database.")
+        return database
 
 
 def message_dict(message) -> dict:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import django_filters
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from api.base import ReadOnlyViewSet
+from api.base import ID, ReadOnlyViewSet
 from api.errors import Conflict
 from api.formserializer import FormSerializer
 from api.permissions import ConsolePermissionsMixin
@@ -30,6 +30,9 @@ class ServiceSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     node_name = serializers.CharField(source="node.name", read_only=True)
     kind = serializers.ChoiceField(choices=ServiceKind.choices, read_only=True, help_text="Feature or network service.")
+    request_action = serializers.ChoiceField(
+        choices=ControlAction.choices, allow_blank=True, read_only=True, help_text="The latest action asked for."
+    )
     request_pending = serializers.BooleanField(
         read_only=True, help_text="The node agent has not carried out the latest request yet; poll again."
     )
@@ -150,6 +153,7 @@ class ServiceParametersSerializer(FormSerializer):
 class ServiceParametersViewSet(ConsolePermissionsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Cisco Server Recovery Manager clusterwide parameters, one set per cluster (by cluster id)."""
 
+    lookup_value_regex = ID
     queryset = Cluster.objects.order_by("name")
     serializer_class = ServiceParametersSerializer
     read_permission = "topology.view_serviceparameters"
@@ -180,6 +184,7 @@ class NodeServiceParametersSerializer(FormSerializer):
 class NodeServiceParametersViewSet(ConsolePermissionsMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Per-node SRM parameters (client re-login limits), kept equal on both nodes of a group."""
 
+    lookup_value_regex = ID
     queryset = Node.objects.select_related("redundancy_group").order_by("name")
     serializer_class = NodeServiceParametersSerializer
     read_permission = "topology.view_serviceparameters"

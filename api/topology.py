@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.base import ModelViewSet
+from api.errors import Conflict
 from api.formserializer import FormSerializer
 from api.ha import GroupHAMixin
 from topology import filters, forms
@@ -145,6 +146,12 @@ class RedundancyGroupViewSet(GroupHAMixin, ModelViewSet):
     filterset_class = filters.RedundancyGroupFilter
     ordering_fields = ["name", "cluster__name", "ha_enabled"]
     action_permissions = {"server_action": "topology.run_server_action"}
+
+    def perform_destroy(self, instance):
+        refusal = instance.delete_refusal()
+        if refusal:
+            raise Conflict(refusal)
+        instance.delete()
 
     def reload(self, serializer) -> None:
         super().reload(serializer)

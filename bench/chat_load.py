@@ -63,12 +63,12 @@ from psycopg import sql  # noqa: E402
 
 from messaging.aliases import aliases_of  # noqa: E402
 from messaging.chat.client import ChatClient  # noqa: E402
-from messaging.chat.router import XcpRouter  # noqa: E402
-from messaging.chat.stanzas import ChatMessage, RoomConfig  # noqa: E402
-from messaging.chat.tc import TextConferenceManager  # noqa: E402
 from messaging.database_assignment import assign, database_for_node  # noqa: E402
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase  # noqa: E402
+from messaging.router.core import XcpRouter  # noqa: E402
 from messaging.tc.schema import Dialect, install_statements  # noqa: E402
+from messaging.tc.service import TextConferenceManager  # noqa: E402
+from messaging.tc.stanzas import ChatMessage, RoomConfig  # noqa: E402
 from tests.conftest import wait_for  # noqa: E402
 from topology.catalog import ControlAction, ServiceName  # noqa: E402
 from topology.choices import HAState  # noqa: E402

@@ -25,10 +25,10 @@ from psycopg import sql
 from dbmerge.choices import JobKind, JobState, MergeDatabaseType
 from dbmerge.models import MergeJob
 from imp_admin.roles import SUPER_ADMINISTRATOR
-from messaging.chat.stanzas import RoomConfig
 from messaging.database_assignment import assign
 from messaging.dbcheck.install import install_schema
 from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
+from messaging.tc.stanzas import RoomConfig
 from topology.choices import HAReason, HAState, NodeRole
 from topology.models import Cluster, EndUser, Node, RedundancyGroup, ensure_services
 

@@ -5,6 +5,8 @@ from django.urls import include, path
 from api.views import ApiTokenRevokeView, ApiTokensView
 from imp_admin import metrics, views
 
+handler404 = "api.errors.not_found"
+
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

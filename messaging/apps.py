@@ -12,10 +12,10 @@ class MessagingConfig(AppConfig):
         from . import audit  # noqa: F401  (registers the models with the audit trail)
 
         # The chat services the node agents run (topology.agent.registry).
-        register(ServiceName.XCP_ROUTER, "messaging.chat.router.XcpRouter", lambda cls, agent: cls(agent.node))
+        register(ServiceName.XCP_ROUTER, "messaging.router.core.XcpRouter", lambda cls, agent: cls(agent.node))
         register(
             ServiceName.TEXT_CONFERENCE_MANAGER,
-            "messaging.chat.tc.TextConferenceManager",
+            "messaging.tc.service.TextConferenceManager",
             lambda cls, agent: cls(agent.node, agent.instances.get(ServiceName.XCP_ROUTER), agent.lease),
             follows_room_hosting=True,
         )

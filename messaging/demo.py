@@ -116,7 +116,7 @@ def _fill_history(conninfo: dict, alias: str, owner_jid: str, messages: int) -> 
     """COPY rooms, members, messages and their archive into one per-node database."""
     from datetime import UTC, datetime, timedelta
 
-    from messaging.chat.stanzas import ChatMessage, RoomConfig
+    from messaging.tc.stanzas import ChatMessage, RoomConfig
 
     rooms = max(10, messages // 2000)
     per_room = max(1, messages // rooms)

@@ -103,18 +103,28 @@ def request_install(database: ExternalDatabase) -> None:
     now = timezone.now()
     ExternalDatabase.objects.filter(pk=database.pk).update(check_state=CheckRunState.QUEUED, check_requested_at=now)
     database.check_state, database.check_requested_at = CheckRunState.QUEUED, now
-    transaction.on_commit(lambda: install_tc_schema.delay(database.pk))
+    transaction.on_commit(lambda: install_tc_schema.delay(database.pk, now.isoformat()))
 
 
 @shared_task(soft_time_limit=CHECK_SOFT_TIME_LIMIT, time_limit=CHECK_TIME_LIMIT, acks_late=True)
-def install_tc_schema(database_id: int) -> None:
+def install_tc_schema(database_id: int, requested_at: str | None = None) -> None:
     """Install the TC schema into one external database, then check it; the outcome is the
-    status note above the check results."""
+    status note above the check results.
+
+    The install is claimed by its request time: a status check queued just before it (a new
+    database is checked at once) may run first and claim the queued state, and the install
+    must still run after it. A later request (Install pressed again) supersedes this one.
+    """
+    from django.utils.dateparse import parse_datetime
+
     from messaging.dbcheck import check_and_record, install_schema
 
-    claimed = ExternalDatabase.objects.filter(pk=database_id, check_state=CheckRunState.QUEUED).update(
-        check_state=CheckRunState.RUNNING, check_started_at=timezone.now()
-    )
+    rows = ExternalDatabase.objects.filter(pk=database_id)
+    if requested_at is not None:
+        rows = rows.filter(check_requested_at=parse_datetime(requested_at))
+    else:
+        rows = rows.filter(check_state=CheckRunState.QUEUED)
+    claimed = rows.update(check_state=CheckRunState.RUNNING, check_started_at=timezone.now())
     if not claimed:
         logger.info("External database %s: no queued install to run", database_id)
         return

@@ -61,7 +61,7 @@ class Snapshot:
 def read_snapshot() -> Snapshot:
     """Read the snapshot from the config DB, on the caller's connection (a request's, say)."""
     nodes = list(Node.objects.select_related("cluster"))
-    from messaging.chat.router import xmpp_client_port
+    from messaging.router.core import xmpp_client_port
 
     addresses = {
         n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id, xmpp_client_port(n)) for n in nodes

@@ -1,16 +1,20 @@
 """The JSON chat protocol: decode client frames into commands, encode server events.
 
-This module knows the wire format and nothing else; the room logic (``rooms``, ``tc``)
-works on the command dataclasses and plain values, so an XMPP front end can sit beside
-this one later. Every message type and error code is listed in ``docs/chat-protocol.md``.
+This module knows the wire format and nothing else: the router core (``messaging.router``)
+and the Text Conference service (``messaging.tc``) work on plain values, and the XMPP front end
+sits beside this one. Every message type and error code is listed in ``docs/chat-protocol.md``;
+the error codes themselves are ``messaging.chat.errors``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from messaging.chat.errors import RETRYABLE, ChatError, ErrorCode
+
+__all__ = ["RETRYABLE", "ChatError", "ErrorCode", "ProtocolError", "decode", "encode"]
 
 MAX_FRAME_BYTES = 256 * 1024
 MAX_BODY_CHARS = 64000
@@ -18,46 +22,6 @@ MAX_ROOM_NAME = 255
 MAX_SUBJECT = 255
 MAX_CID = 128
 MAX_INTEGER = 2**63 - 1  # message ids and counts are PostgreSQL bigints
-
-
-class ErrorCode(StrEnum):
-    """Error codes a server sends; ``RETRYABLE`` ones mean "try the same request again"."""
-
-    BAD_REQUEST = "bad-request"
-    NOT_SIGNED_IN = "not-signed-in"
-    ALREADY_SIGNED_IN = "already-signed-in"
-    UNKNOWN_USER = "unknown-user"
-    NOT_AUTHORIZED = "not-authorized"
-    THROTTLED = "throttled"
-    ROOM_NOT_FOUND = "room-not-found"
-    MESSAGE_NOT_FOUND = "message-not-found"
-    ROOM_EXISTS = "room-exists"
-    NOT_IN_ROOM = "not-in-room"
-    NICK_IN_USE = "nick-in-use"
-    MEMBERS_ONLY = "members-only"
-    ROOM_FULL = "room-full"
-    ROOM_LIMIT = "room-limit"
-    FORBIDDEN = "forbidden"
-    PERSISTENT_CHAT_DISABLED = "persistent-chat-disabled"
-    DATABASE_UNAVAILABLE = "database-unavailable"
-    ROOM_UNAVAILABLE = "room-unavailable"
-    INTERNAL = "internal-error"
-
-
-RETRYABLE = {ErrorCode.DATABASE_UNAVAILABLE, ErrorCode.ROOM_UNAVAILABLE, ErrorCode.INTERNAL}
-
-
-class ChatError(Exception):
-    """A request the service refuses; ``code`` is an ErrorCode, ``message`` a sentence."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = ErrorCode(code)
-        self.message = message
-
-    @property
-    def retry(self) -> bool:
-        return self.code in RETRYABLE
 
 
 class ProtocolError(ChatError):

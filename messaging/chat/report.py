@@ -13,9 +13,9 @@ from django.conf import settings
 from psycopg import sql
 
 from messaging.chat.directory import read_snapshot
-from messaging.chat.rooms import MEMBER_AFFILIATIONS, RoomType
-from messaging.chat.stanzas import ChatMessage
 from messaging.models import ExternalDatabase
+from messaging.tc.rooms import MEMBER_AFFILIATIONS, RoomType
+from messaging.tc.stanzas import ChatMessage
 
 PAGE_SIZE = 50
 RECENT_MESSAGES = 50

@@ -11,8 +11,8 @@ from django.views.generic import TemplateView, View
 from imp_admin.permissions import ConsolePermissionMixin
 from messaging.chat import report
 from messaging.chat.room_delete import RoomDeleteRefused, delete_room
-from messaging.chat.rooms import RoomType
 from messaging.models import DatabaseType, ExternalDatabase
+from messaging.tc.rooms import RoomType
 
 VIEW_PERMISSION = "messaging.view_chatsettings"
 DELETE_PERMISSION = "messaging.delete_persistent_room"

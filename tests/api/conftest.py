@@ -1,4 +1,5 @@
-"""API clients per persona: each holds a real token of its user, as a script would."""
+"""API clients per persona: each holds a real token of its user, as a script would. The task-flow
+test reuses the agent suite's node agents."""
 
 from __future__ import annotations
 
@@ -6,12 +7,23 @@ import pytest
 from rest_framework.test import APIClient
 
 from api.models import ApiToken
+from tests.agent.conftest import agents  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """The personas' passwords hashed quickly: these tests are about the API, not the hasher."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts():
+    """Each test starts with no request counted: token ids repeat from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def token_client(user) -> APIClient:

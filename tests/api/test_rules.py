@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from api.models import ApiToken, hash_token
 from messaging.forms.databases import PASSWORD_MISMATCH, SSL_NOT_FOR_POSTGRES
-from messaging.models import DatabaseType, ExternalDatabase
+from messaging.models import DatabaseType, ExternalDatabase, PersistentChatAssignment
 from topology.catalog import ServiceName
 from topology.choices import HAState
 from topology.models import Node, RedundancyGroup, ServerAction, Service
@@ -236,26 +236,81 @@ def test_session_authentication_needs_csrf_for_changes(super_admin, build):
     assert browser.get("/api/docs/").status_code == 200
 
 
-def test_throttling_is_per_token(settings, super_admin, build):
-    from django.core.cache import cache
-    from rest_framework.settings import api_settings
-
-    build.cluster()
-    cache.clear()
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "3/minute"}}
-    api_settings.reload()
+def test_throttling_is_per_token(monkeypatch, super_admin, build):
     from api.throttling import TokenRateThrottle
 
-    TokenRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-    try:
-        first, second = token_client(super_admin), token_client(super_admin)
-        assert [first.get("/api/clusters/").status_code for _ in range(3)] == [200, 200, 200]
-        limited = first.get("/api/clusters/")
-        assert limited.status_code == 429
-        assert "Retry-After" in limited and limited.json()["detail"].startswith("Request was throttled")
-        assert second.get("/api/clusters/").status_code == 200  # another token of the same user
-    finally:
-        cache.clear()
-        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
-        api_settings.reload()
-        TokenRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    build.cluster()
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "3/minute"})
+    first, second = token_client(super_admin), token_client(super_admin)
+    assert [first.get("/api/clusters/").status_code for _ in range(3)] == [200, 200, 200]
+    limited = first.get("/api/clusters/")
+    assert limited.status_code == 429
+    assert "Retry-After" in limited and limited.json()["detail"].startswith("Request was throttled")
+    assert second.get("/api/clusters/").status_code == 200  # another token of the same user
+
+
+def test_json_a_form_cannot_send_gets_a_field_error_not_a_server_error(api, build):
+    """Found by schemathesis: a list where the form expects one value crashed the IP address field."""
+    cluster = build.cluster()
+    body = {"name": "imp-9", "ip_address": ["10.0.0.1"], "cluster": cluster.pk, "agent_port": 30000}
+    response = api.post("/api/nodes/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"ip_address": ["Send one value here, not a list or an object."]}
+    response = api.post("/api/nodes/", {**body, "ip_address": 12}, format="json")
+    assert response.status_code == 400 and response.json()["errors"]["ip_address"] == [
+        "Enter a valid IPv4 or IPv6 address."
+    ]
+
+
+@pytest.mark.parametrize("segment", ["null,null", "1.5", "false", "-3"])
+def test_an_id_that_is_not_a_number_is_a_json_404(api, build, segment):
+    """Found by schemathesis: a non-numeric id reached the ORM (500) or Django's HTML 404."""
+    build.cluster()
+    for path in (f"/api/services/{segment}/start/", f"/api/redundancy-groups/{segment}/ha/", f"/api/audit/{segment}/"):
+        response = api.post(path) if path.endswith("start/") else api.get(path)
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "Not found."}
+
+
+def test_merge_preview_is_a_job_to_follow_and_postgres_only(api):
+    databases = [
+        ExternalDatabase.objects.create(
+            database_name=f"tc{i}", db_type=DatabaseType.POSTGRES, username="u", hostname="127.0.0.1", port=5432
+        )
+        for i in range(3)
+    ]
+    body = {"db_type": "postgres", "source_1": databases[0].pk, "source_2": databases[1].pk, "target": databases[2].pk}
+    accepted = api.post("/api/merge-jobs/preview/", body, format="json")
+    assert accepted.status_code == 202, accepted.content
+    assert accepted.json()["kind"] == "preview" and accepted.json()["state"] == "pending"
+    assert accepted["Location"].endswith(f"/api/merge-jobs/{accepted.json()['id']}/")
+    same = api.post("/api/merge-jobs/preview/", {**body, "source_2": databases[0].pk}, format="json")
+    assert same.status_code == 400
+    assert same.json()["errors"]["source_2"] == [
+        "Source database 1 and Source database 2 must be two different databases."
+    ]
+    running = api.delete(f"/api/merge-jobs/{accepted.json()['id']}/")
+    assert running.status_code == 409 and "Cancel it first" in running.json()["detail"]
+
+
+def test_room_report_and_room_delete_through_the_api(api, build, postgres, super_admin):
+    from tests.chat.conftest import external_database, install_schema
+
+    cluster = build.cluster()
+    node = build.node("imp-1a", cluster)
+    name = postgres.database("imp_api_rooms")
+    install_schema(postgres, name)
+    with postgres.connect(name) as conn:
+        conn.execute(
+            "INSERT INTO tc_rooms (room_jid, creator_jid, subject, type, config, spacket, start_msg_id, next_msg_id) "
+            "VALUES ('ops@conference.example.com', 'andy@example.com', 'Ops', 'persistent', '', '', 1, 1)"
+        )
+    database = external_database(name)
+    PersistentChatAssignment.objects.create(node=node, database=database)
+    rooms = api.get("/api/rooms/", {"database": database.pk}).json()
+    assert [room["room_jid"] for room in rooms["results"]] == ["ops@conference.example.com"]
+    room = api.get("/api/rooms/ops@conference.example.com/", {"database": database.pk}).json()
+    assert room["subject"] == "Ops"
+    assert api.delete(f"/api/rooms/ops@conference.example.com/?database={database.pk}").status_code == 204
+    assert api.get("/api/rooms/", {"database": database.pk}).json()["results"] == []
+    assert LogEntry.objects.filter(actor=super_admin, object_pk=str(database.pk)).exists()

@@ -17,9 +17,9 @@ import pytest
 from django.conf import settings
 
 from messaging.chat.client import ChatClient
-from messaging.chat.router import XcpRouter
-from messaging.chat.tc import TextConferenceManager
 from messaging.models import ChatSettings
+from messaging.router.core import XcpRouter
+from messaging.tc.service import TextConferenceManager
 from tests.conftest import chat_password, chat_user
 from tests.scenario import Scenario, external_database, install_schema
 from topology.models import EndUser, Node

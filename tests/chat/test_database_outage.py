@@ -10,9 +10,9 @@ import pytest
 from psycopg import sql
 
 from messaging.chat.client import ChatClientError
-from messaging.chat.tc import TextConferenceManager
 from messaging.database_assignment import assign
 from messaging.models import PersistentChatAssignment
+from messaging.tc.service import TextConferenceManager
 from tests.chat.conftest import run, running, signed_in
 from tests.conftest import PG_ADMIN
 from tests.scenario import external_database, free_port

@@ -80,3 +80,23 @@ def test_a_user_changes_their_password_in_band(xworld):
             return refused
 
     assert run(scenario())[0] == "not-authorized"
+
+
+def test_a_user_served_by_another_node_is_sent_there_with_see_other_host(xworld):
+    """RFC 6120 §4.9.3.19: after authenticating, a node that does not serve the user names the
+    serving node's client port; slixmpp follows it and signs in there."""
+    add_user(xworld, "bob", "imp-1b")
+    nodes = xworld.nodes
+
+    async def scenario():
+        async with running(nodes["imp-1a"], nodes["imp-1b"]):
+            bob = Client("bob@example.com")
+            await bob.start(nodes["imp-1a"].xmpp_port, timeout=20)
+            errors = [(e["condition"], e["see_other_host"]) for e in bob.stream_errors]
+            address = bob.address
+            await bob.stop()
+            return errors, address
+
+    errors, address = run(scenario())
+    assert errors == [("see-other-host", f"127.0.0.1:{nodes['imp-1b'].xmpp_port}")]
+    assert address == ("127.0.0.1", nodes["imp-1b"].xmpp_port)

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from messaging.chat.xmlstream import MAX_DEPTH, MAX_STANZA_BYTES, StreamError, StreamParser
+from messaging.router.xmlstream import MAX_DEPTH, MAX_STANZA_BYTES, StreamError, StreamParser
 from tests.chat.conftest import run, running, signed_in
 
 HEADER = (

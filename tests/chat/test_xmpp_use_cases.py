@@ -30,7 +30,7 @@ def users() -> dict[str, str]:
     return everyone
 
 
-async def reflections_after(chatters: list[Chatter], count: int, timeout: float = 90) -> None:
+async def reflections_after(chatters: list[Chatter], count: int, timeout: float = 120) -> None:
     targets = {chatter: len(chatter.reflected) + count for chatter in chatters}
     async with asyncio.timeout(timeout):
         while any(len(chatter.reflected) < target for chatter, target in targets.items()):

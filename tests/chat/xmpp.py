@@ -10,8 +10,8 @@ import ssl
 
 import pytest
 import slixmpp
+from slixmpp.exceptions import PresenceError
 
-from messaging.chat import router
 from tests.chat.conftest import ChatWorld
 from tests.scenario import free_port
 from topology import credentials
@@ -25,54 +25,20 @@ def password_of(user_id: str) -> str:
 logging.getLogger("slixmpp").setLevel(logging.ERROR)
 
 
-def _self_signed_context(node) -> ssl.SSLContext:
-    """TEMPORARY seam until ``topology.credentials.server_ssl_context`` lands: a throw-away
-    self-signed certificate for the cluster's domain."""
-    import datetime
-    import tempfile
-    from pathlib import Path
+def ca_file() -> str:
+    """The CA a client of the demo and of these tests trusts (it signs every node's certificate)."""
+    from topology.certificates import demo_ca, demo_ca_paths
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("example.com")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    folder = Path(tempfile.mkdtemp())
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
+    demo_ca()
+    return str(demo_ca_paths()[0])
 
 
 @pytest.fixture
-def xworld(world: ChatWorld, monkeypatch) -> ChatWorld:
+def xworld(world: ChatWorld) -> ChatWorld:
     """The chat world with an XMPP client port on every node."""
-    if not hasattr(credentials, "server_ssl_context"):
-        monkeypatch.setattr(credentials, "server_ssl_context", _self_signed_context, raising=False)
     for node in world.nodes.values():
         node.xmpp_port = free_port()
-        if hasattr(type(node), "xmpp_port"):
-            node.save(update_fields=["xmpp_port"])
-    if not hasattr(type(next(iter(world.nodes.values()))), "xmpp_port"):  # TEMPORARY until the Node field lands
-        ports = {node.name: node.xmpp_port for node in world.nodes.values()}
-        monkeypatch.setattr(router, "xmpp_client_port", lambda node: ports.get(node.name))
+        node.save(update_fields=["xmpp_port"])
     return world
 
 
@@ -84,10 +50,8 @@ def add_user(world: ChatWorld, user_id: str, node: str):
 
 
 def client_tls() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+    """What a client configured with the demo CA checks: the chain and the domain's name."""
+    return ssl.create_default_context(cafile=ca_file())
 
 
 class Client(slixmpp.ClientXMPP):
@@ -184,7 +148,12 @@ class Chatter:
         self.sessions += 1
         self.joined.clear()
         resume_after, before = self.last_id, set(self.seen)  # what the previous session saw, in order
-        await self.client.plugin["xep_0045"].join_muc_wait(self.room, self.user_id, maxstanzas=0, timeout=30)
+        for attempt in range(10):  # a room that is moving answers after a while
+            try:
+                await self.client.plugin["xep_0045"].join_muc_wait(self.room, self.user_id, maxstanzas=0, timeout=15)
+                break
+            except (TimeoutError, PresenceError):
+                await asyncio.sleep(0.5 * (attempt + 1))
         if resume_after is not None:
             self.catchups.append([resume_after, 0])
             after = resume_after

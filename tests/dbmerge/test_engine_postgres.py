@@ -464,7 +464,7 @@ def test_every_room_message_keeps_its_xmpp_stanza_id_through_a_merge_that_renumb
     """The chat service's XEP-0359 stanza-id is made of room, stamp and stored stanza
     (``stanza_id_for``, notes of the XMPP work): the merge must copy them verbatim, whatever
     it does to msg_id."""
-    from messaging.chat.stanzas import stanza_id_for
+    from messaging.tc.stanzas import stanza_id_for
 
     a, b, target = chat_db(), chat_db(), chat_db()
     fill_two_sources(a, b)

@@ -18,7 +18,7 @@ from django.urls import reverse
 from dbmerge.choices import CheckName, JobState
 from dbmerge.models import MergeJob
 from messaging.chat.client import ChatClient, ChatClientError
-from messaging.chat.protocol import ErrorCode
+from messaging.chat.errors import ErrorCode
 from messaging.models import ChatAlias
 from tests.agent.conftest import state_of
 from tests.agent.test_failover import control

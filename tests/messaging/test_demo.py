@@ -63,8 +63,8 @@ def test_loading_the_demo_twice_reuses_its_databases(prefix):
 def test_the_merge_story_leaves_subcluster2_before_ha_with_a_history_per_node_that_merges(prefix):
     from dbmerge.engines import postgres as engine
     from dbmerge.validation import engine_database
-    from messaging.chat.stanzas import ChatMessage
     from messaging.models import ExternalDatabase
+    from messaging.tc.stanzas import ChatMessage
     from topology.models import RedundancyGroup
 
     output = load(prefix, merge_story=2000)

@@ -293,7 +293,7 @@ class GroupOnBed:
 
     def stored(self, room: str) -> list[tuple[int, str]]:
         """(msg_id, body) of every message stored in the room, from the external database."""
-        from messaging.chat.stanzas import ChatMessage
+        from messaging.tc.stanzas import ChatMessage
 
         with admin(self.bed, self.chat_db) as conn:
             rows = conn.execute(

@@ -3,7 +3,8 @@
 Interactive by default (type ``/help``); ``--room R --say TEXT`` posts and exits, ``--tail``
 prints the room's messages as they arrive. Signs in on the user's node with the user's password
 (``--password``, else the ``CHAT_PASSWORD`` environment variable, else a prompt on a terminal),
-follows "reconnect to node X" by itself and rejoins its rooms.
+follows "reconnect to node X" by itself and rejoins its rooms. ``--xmpp`` speaks standard XMPP
+to the node's XMPP client port instead (``messaging.chat.xmpp_client``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import getpass
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -49,6 +51,17 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, help="With --tail: exit after this many messages.")
         parser.add_argument("--timeout", type=float, default=60.0, help="Seconds to keep trying (default 60).")
         parser.add_argument(
+            "--xmpp",
+            action="store_true",
+            help="Speak standard XMPP (slixmpp) to the node's XMPP client port instead of the JSON protocol; "
+            "needs --room (a full room JID).",
+        )
+        parser.add_argument(
+            "--ca",
+            help="With --xmpp: the CA file that signs the node certificates (default: the demo CA, "
+            "settings.DEMO_CA_DIR/ca.pem, when it exists; else the system's CAs).",
+        )
+        parser.add_argument(
             "--max-relogin-delay",
             type=float,
             help="Wait at most this long before signing in again after 'reconnect to node X'.",
@@ -62,6 +75,9 @@ class Command(BaseCommand):
         # Each line as it happens, also when the output goes to a file or a pipe (--tail).
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(line_buffering=True)
+        if options.get("xmpp"):
+            self._xmpp(user, self._password(user, password), node, room, say, tail, count, timeout, options.get("ca"))
+            return
         address = self._address(user, node)
         password = self._password(user, password)
         client = ChatClient(
@@ -71,6 +87,44 @@ class Command(BaseCommand):
             asyncio.run(self._run(client, room, create, say, tail, count, timeout))
         except (ChatClientError, Disconnected, TimeoutError) as exc:
             raise CommandError(str(exc) or exc.__class__.__name__) from exc
+        except KeyboardInterrupt:
+            pass
+
+    def _xmpp(self, user, password, node_name, room, say, tail, count, timeout, ca_file) -> None:
+        """The same chat over standard XMPP (``messaging.chat.xmpp_client``)."""
+        from django.conf import settings
+
+        from messaging.chat import xmpp_client
+        from messaging.router.core import xmpp_client_port
+
+        if not room or "@" not in room:
+            raise CommandError("--xmpp needs --room as a full room JID (name@conference-…).")
+        found = EndUser.objects.filter(**({"jid__iexact": user} if "@" in user else {"user_id": user})).first()
+        if found is None:
+            raise CommandError(f"No user {user!r}.")
+        node = Node.objects.filter(name=node_name).first() if node_name else found.serving_node
+        if node is None or not xmpp_client_port(node):
+            raise CommandError(f"{node or 'The user'} has no XMPP client port; set one on the node's page.")
+        demo_ca = Path(getattr(settings, "DEMO_CA_DIR", "")) / "ca.pem"
+        ca_file = ca_file or (str(demo_ca) if getattr(settings, "DEMO_CA_DIR", None) and demo_ca.exists() else None)
+        try:
+            asyncio.run(
+                xmpp_client.run(
+                    found.jid,
+                    password,
+                    node.agent_host,
+                    xmpp_client_port(node),
+                    room,
+                    ca_file=ca_file,
+                    say=say,
+                    tail=tail,
+                    count=count,
+                    timeout=timeout,
+                    show=self.stdout.write,
+                )
+            )
+        except (PermissionError, TimeoutError) as exc:
+            raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
             pass
 

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import RECENT_POSTS_KEPT, Affiliation, RecentHistory, Role, Room, RoomType
-from messaging.chat.stanzas import (
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc import schema
+from messaging.tc.rooms import RECENT_POSTS_KEPT, Affiliation, RecentHistory, Role, Room, RoomType
+from messaging.tc.stanzas import (
     STANZA_CID_PATTERN,
     STANZA_SENDER_PATTERN,
     ChatMessage,
@@ -26,7 +27,6 @@ from messaging.chat.stanzas import (
     stanza_id_for,
     unescape_attribute,
 )
-from messaging.tc import schema
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,14 @@ VARCHAR_LIMIT = 4000
 KNOWN_AFFILIATIONS = {str(value) for value in Affiliation}
 GETCONN_TIMEOUT = 5.0
 # A commit's transaction holds the hosting epoch's share lock, which the next host's claim
-# waits for: if the committing node is cut off mid-transaction, the database ends its session
-# after this long idle instead of when TCP notices (hours), so the take-over goes on.
-IDLE_IN_TRANSACTION_MS = 2000
+# waits for: if the committing node is cut off mid-transaction, the database must end its
+# session within seconds, not when TCP notices (hours), so the take-over goes on. Idle in
+# the transaction: the timeout; waiting for the rest of a pipeline: the server's keepalives
+# (a probe after 2 s of silence, then every second, dead after 3 unanswered).
+SESSION_OPTIONS = (
+    "-c idle_in_transaction_session_timeout=2000 -c tcp_keepalives_idle=2 "
+    "-c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout=5000"
+)
 
 # Loading rooms in bulk: the rooms, their members, and the last N messages of each (one index
 # range scan per room, newest first: the key of tc_messages is room_jid, msg_id). Each query
@@ -141,9 +146,8 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Open the pool and wait for a first connection; raise psycopg.Error if none comes."""
-        options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
         self.pool = AsyncConnectionPool(
-            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5, "options": options},
+            kwargs={**self.conninfo, "autocommit": True, "connect_timeout": 5, "options": SESSION_OPTIONS},
             min_size=self.size,
             max_size=self.size,
             open=False,

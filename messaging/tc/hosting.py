@@ -24,9 +24,9 @@ import time
 
 from messaging.chat import bus as chat_bus
 from messaging.chat.directory import Directory, Snapshot
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import Policy, Room
-from messaging.chat.store import Fence, MemoryStore, PendingPost, PostgresStore
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc.rooms import Policy, Room
+from messaging.tc.store import Fence, MemoryStore, PendingPost, PostgresStore
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.stanzas import ChatMessage, RoomConfig
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc.stanzas import ChatMessage, RoomConfig
 
 # Posts remembered per room (sender and client id), so a post retried after a lost
 # acknowledgement is stored once.

@@ -36,9 +36,9 @@ from django.db import close_old_connections
 
 from messaging.chat import bus as chat_bus
 from messaging.chat.directory import Directory
-from messaging.chat.hosting import HostedRoom, RoomHosting
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import (
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc.hosting import HostedRoom, RoomHosting
+from messaging.tc.rooms import (
     Affiliation,
     Occupant,
     Policy,
@@ -48,8 +48,8 @@ from messaging.chat.rooms import (
     bare_room_jid,
     nick_for,
 )
-from messaging.chat.stanzas import ChatMessage
-from messaging.chat.store import (
+from messaging.tc.stanzas import ChatMessage
+from messaging.tc.store import (
     ArchiveQuery,
     DatabaseUnavailable,
     Fenced,

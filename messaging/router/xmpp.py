@@ -26,8 +26,8 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.xmlstream import (
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.router.xmlstream import (
     CLIENT_NS,
     STREAM_NS,
     StreamError,
@@ -252,7 +252,8 @@ class StreamClosed(Exception):
 
 @dataclass(eq=False)
 class XmppBinding:
-    """What the router core's Session needs to reach an XMPP client: render events as stanzas."""
+    """The router core's way to an XMPP client (``messaging.router.core.Binding``): its events
+    are rendered as stanzas; the stream ends itself after a stream error."""
 
     stream: XmppStream
     full_jid: str = ""
@@ -262,6 +263,12 @@ class XmppBinding:
     sent: int = 0  # stanzas sent (the client acknowledges these)
     handled: int = 0  # stanzas received and handled
     unacked: deque = field(default_factory=deque)
+
+    def deliver(self, event: dict) -> None:
+        self.stream.front.render(self, event)
+
+    def finish(self) -> None:
+        pass
 
 
 class XmppStream:
@@ -555,13 +562,17 @@ class XmppStream:
         await self._authenticated(user.user_id, final)
 
     async def _authenticated(self, user_id: str, server_final: str = "") -> None:
-        from messaging.chat.router import lookup_user
+        from messaging.router.core import lookup_user
 
         info = await _in_thread(lookup_user)(user_id)
         if info is None or info.serving is None:
             self._sasl_failure("account-disabled", f"{user_id} is not assigned to any IM and Presence node.")
             return
         self.user = info
+        if self.router.fenced_reason:  # this node lost its lease: the other node of the group serves
+            other = next((n for n in (info.backup, info.home) if n and n != self.router.node.name), None)
+            if other is not None:
+                self.user = info.__class__(info.user_id, info.jid, other, info.home, info.backup)
         data = base64.b64encode(server_final.encode()).decode() if server_final else ""
         self.send_raw(f"<success xmlns='{SASL_NS}'>{data}</success>")
         self.restart()

@@ -1,6 +1,8 @@
-"""Cisco XCP Router: the node's chat port. Clients connect here over WebSocket (JSON protocol,
-``docs/chat-protocol.md``), sign in, and their room requests are routed to the node hosting
-the room: the local Text Conference Manager, or another node's over the bus.
+"""Cisco XCP Router, its core: sessions by JID, room subscriptions, routing to the Text
+Conference Manager hosting a room (the local one, or another node's over the bus), and moving
+users when a failover or fallback changes the node serving them. The wire formats are front
+ends: JSON over WebSocket (``json_ws``) and XMPP over TCP and WebSocket (``xmpp``); the core
+hands each session's events to its front end's ``Binding``.
 
 A user signs in on the node serving them (their home node, or its backup during a
 failover); a user who connects elsewhere, or whose serving node changes while connected, is
@@ -13,19 +15,18 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 
 from messaging.chat import bus as chat_bus
-from messaging.chat import protocol as proto
 from messaging.chat.directory import Directory, NodeAddress
-from messaging.chat.protocol import ChatError, ErrorCode
-from messaging.chat.rooms import bare_room_jid, nick_for
-from messaging.chat.xmpp import XmppBinding, XmppFrontEnd
-from topology import credentials
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.router.json_ws import MAX_FRAME_BYTES, JsonFrontEnd
+from messaging.router.xmpp import XmppFrontEnd
+from messaging.tc.rooms import bare_room_jid, nick_for
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import EndUser, Node
 
@@ -34,8 +35,6 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
 ROUTE_ATTEMPTS = 3
 WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
-OUTBOX_LIMIT = 10000
-XMPP_PORT_FIELD = "xmpp_port"  # the Node field of the XMPP client port
 
 
 @dataclass(frozen=True)
@@ -91,37 +90,32 @@ def relogin_limits(node: Node) -> tuple[int, int]:
         close_old_connections()
 
 
+class Binding(Protocol):
+    """How a front end reaches its client: ``deliver`` an event of the core (a dict with a
+    ``type``: message, presence, reconnect, signed_out) in the front end's wire format, and
+    ``finish`` the connection after what was delivered."""
+
+    def deliver(self, event: dict) -> None: ...
+
+    def finish(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Session:
-    """One signed-in client, of any front end: the JSON WebSocket (``ws``, its frames queued in
-    ``outbox``) or XMPP (``binding``, which renders the core's events as stanzas)."""
+    """One signed-in client, of any front end (``binding``)."""
 
-    ws: ServerConnection | None = None
+    binding: Binding
     user: UserInfo | None = None
     rooms: dict[str, str] = field(default_factory=dict)  # room JID → nick
-    outbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     closing: bool = False
-    binding: XmppBinding | None = None
 
     def send(self, event: dict) -> None:
-        if self.binding is not None:
-            self.binding.stream.front.render(self.binding, event)
-            return
-        if self.closing:
-            return
-        try:
-            self.outbox.put_nowait(proto.encode(event))
-        except asyncio.QueueFull:  # a client that does not read: drop it, it will resync
-            self.closing = True
-            self.outbox = asyncio.Queue()
-            self.outbox.put_nowait(None)
+        if not self.closing:
+            self.binding.deliver(event)
 
     def finish(self) -> None:
         self.closing = True
-        if self.binding is not None:
-            return  # the XMPP stream ends itself after its stream error
-        with contextlib.suppress(asyncio.QueueFull):
-            self.outbox.put_nowait(None)
+        self.binding.finish()
 
 
 @dataclass(eq=False)
@@ -151,6 +145,7 @@ class XcpRouter(NodeService):
         self.room_feeds: dict[str, RoomFeed] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self.json = JsonFrontEnd(self)
         self.xmpp = XmppFrontEnd(self)
         self.fenced_reason = ""  # set while the node's lease has run out (see ``fence``)
         self._relogin_limits = (1, 1)  # the last limits read; used when the config DB is away
@@ -172,7 +167,7 @@ class XcpRouter(NodeService):
                 self._connection,
                 self.node.agent_host,
                 self.node.agent_port,
-                max_size=proto.MAX_FRAME_BYTES,
+                max_size=MAX_FRAME_BYTES,
                 subprotocols=["xmpp"],
                 select_subprotocol=_select_subprotocol,
             )
@@ -209,7 +204,7 @@ class XcpRouter(NodeService):
                 session.finish()
                 continue
             session.send(
-                proto.reconnect(target, address.host, address.port, f"{reason}; sign in on {target}.", low, high)
+                reconnect_event(target, address.host, address.port, f"{reason}; sign in on {target}.", low, high)
             )
             session.finish()
 
@@ -251,49 +246,11 @@ class XcpRouter(NodeService):
     # --- connections --------------------------------------------------------------------------
 
     async def _connection(self, ws: ServerConnection) -> None:
-        if ws.subprotocol == "xmpp":  # RFC 7395
+        """The WebSocket port: RFC 7395 clients ask for the ``xmpp`` subprotocol, JSON clients for none."""
+        if ws.subprotocol == "xmpp":
             await self.xmpp.websocket_client(ws)
-            return
-        session = Session(ws)
-        pump = asyncio.create_task(self._pump(session))
-        try:
-            async for frame in ws:
-                if session.closing:
-                    break
-                try:
-                    command = proto.decode(frame)
-                except proto.ProtocolError as exc:
-                    session.send(proto.error(exc.request_id, exc))
-                    continue
-                try:
-                    await self._dispatch(session, command)
-                except ChatError as exc:
-                    session.send(proto.error(command.id, exc))
-                except Exception:
-                    logger.exception("Request %r failed", command)
-                    session.send(proto.error(command.id, ChatError(ErrorCode.INTERNAL, "The request failed.")))
-        except ConnectionClosed:
-            pass
-        finally:
-            session.finish()
-            await self._signed_out(session)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pump, 2)
-            pump.cancel()
-
-    async def _pump(self, session: Session) -> None:
-        """Send the session's frames in order; close the connection after the last one."""
-        try:
-            while True:
-                frame = await session.outbox.get()
-                if frame is None:
-                    break
-                await session.ws.send(frame)
-        except ConnectionClosed:
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                await session.ws.close()
+        else:
+            await self.json.client(ws)
 
     async def _signed_out(self, session: Session) -> None:
         user = session.user
@@ -306,109 +263,18 @@ class XcpRouter(NodeService):
             with contextlib.suppress(Exception):
                 await self.route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
 
-    async def _dispatch(self, session: Session, command: proto.Command) -> None:
-        """The JSON front end: one command, one reply."""
-        if isinstance(command, proto.Ping):
-            session.send(proto.reply(command.id, "pong"))
-            return
-        if isinstance(command, proto.SignIn):
-            await self._json_sign_in(session, command)
-            return
-        if session.user is None:
-            raise ChatError(
-                ErrorCode.NOT_SIGNED_IN,
-                'Sign in first: {"type": "sign_in", "user": "<user ID>", "password": "<password>"}.',
-            )
-        user = session.user
-        if isinstance(command, proto.ListRooms):
-            home = user.home or self.node.name
-            answer = await self.route_home(home, {"op": "rooms", "home": home, "user": user.jid})
-            session.send(proto.reply(command.id, "rooms", rooms=answer["rooms"]))
-            return
-        room = self.room_jid(session, command.room)
-        if isinstance(command, proto.CreateRoom):
-            answer = await self.create_room(
-                session,
-                room,
-                persistent=command.persistent,
-                subject=command.subject,
-                members_only=command.members_only,
-                max_occupants=command.max_occupants,
-                members=command.members,
-            )
-            session.send(proto.reply(command.id, "created", **_without_ok(answer)))
-        elif isinstance(command, proto.Join):
-            answer = await self.join(session, room, since=command.since, history=command.history)
-            answer.pop("roster", None)
-            session.send(proto.reply(command.id, "joined", **_without_ok(answer)))
-        elif isinstance(command, proto.Leave):
-            answer = await self.leave(session, room)
-            session.send(proto.reply(command.id, "left", **_without_ok(answer)))
-        elif isinstance(command, proto.Post):
-            answer = await self.post(session, room, command.body, command.cid)
-            answer.pop("message", None)
-            answer.pop("new", None)
-            session.send(proto.reply(command.id, "ack", **_without_ok(answer)))
-        elif isinstance(command, proto.History):
-            request = {"op": "history", "room": room, "user": user.jid}
-            for name in ("before", "after", "limit"):
-                if getattr(command, name) is not None:
-                    request[name] = getattr(command, name)
-            answer = await self.route(room, request)
-            session.send(proto.reply(command.id, "history", **_without_ok(answer)))
-        elif isinstance(command, proto.Presence):
-            answer = await self.route(room, {"op": "presence", "room": room, "user": user.jid})
-            session.send(proto.reply(command.id, "presence", **_without_ok(answer)))
-
-    async def _json_sign_in(self, session: Session, command: proto.SignIn) -> None:
-        if session.user is not None:
-            raise ChatError(ErrorCode.ALREADY_SIGNED_IN, f"This connection is already signed in as {session.user.jid}.")
-        if self.fenced_reason:
-            session.finish()  # the client tries the other node of the user's group
-            return
-        try:
-            user = await credentials.aauthenticate(command.user, command.password, _source_address(session.ws))
-        except credentials.SignInRefused as exc:
-            # The refusal ends the connection: each try costs the client a new one.
-            code = ErrorCode.THROTTLED if isinstance(exc, credentials.SignInThrottled) else ErrorCode.NOT_AUTHORIZED
-            session.send(proto.error(command.id, ChatError(code, str(exc))))
-            session.finish()
-            return
-        info = await sync_to_async(lookup_user, thread_sensitive=False)(user.user_id)
-        if info is None:
-            raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {command.user!r} in IM and Presence.")
-        if info.serving is None:
-            raise ChatError(ErrorCode.UNKNOWN_USER, f"{info.user_id} is not assigned to any IM and Presence node.")
-        if info.serving != self.node.name:
-            await self._send_reconnect(session, info.serving, f"{info.user_id} is served by {info.serving}.")
-            return
-        await self.sign_in(session, info)
-        snapshot = self.directory.snapshot
-        backup = snapshot.nodes.get(info.backup) if info.backup else None
-        session.send(
-            proto.reply(
-                command.id,
-                "signed_in",
-                user=info.user_id,
-                jid=info.jid,
-                node=self.node.name,
-                home=info.home,
-                backup=_address(backup),
-            )
-        )
-
     async def _send_reconnect(self, session: Session, node_name: str, reason: str) -> None:
         address = self.directory.snapshot.nodes.get(node_name)
         if address is None:
             address = (await self.directory.refresh()).nodes.get(node_name)
         low, high = self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
-        session.send(proto.reconnect(node_name, address.host, address.port, reason, low, high))
+        session.send(reconnect_event(node_name, address.host, address.port, reason, low, high))
         session.finish()
 
     # --- the router core, shared by the front ends ----------------------------------------------
 
-    def new_session(self, binding: XmppBinding) -> Session:
-        """A session for an XMPP stream (signed in by ``sign_in`` once bound)."""
+    def new_session(self, binding: Binding) -> Session:
+        """A session for a front end's connection (signed in by ``sign_in``)."""
         return Session(binding=binding)
 
     async def sign_in(self, session: Session, info: UserInfo) -> None:
@@ -697,12 +563,6 @@ class XcpRouter(NodeService):
                         session.finish()
 
 
-def _source_address(ws: ServerConnection) -> str:
-    """The client's IP address, for the sign-in throttle."""
-    address = ws.remote_address
-    return str(address[0]) if isinstance(address, tuple) and address else "unknown"
-
-
 def cluster_domain(node: Node) -> str:
     """The IM domain of the node's cluster (the XMPP stream's domain)."""
     close_old_connections()
@@ -714,7 +574,21 @@ def cluster_domain(node: Node) -> str:
 
 def xmpp_client_port(node: Node) -> int | None:
     """The node's XMPP client port (RFC 6120 over TCP), None when it has none."""
-    return getattr(node, XMPP_PORT_FIELD, None) or None
+    return node.xmpp_port or None
+
+
+def reconnect_event(node: str, host: str, port: int, reason: str, delay_min: int = 0, delay_max: int = 0) -> dict:
+    """The core's notice: sign in again on ``node`` (at ``host:port``, the WebSocket port; XMPP
+    front ends name the node's XMPP client port) after a delay in the range."""
+    return {
+        "type": "reconnect",
+        "node": node,
+        "host": host,
+        "port": port,
+        "reason": reason,
+        "delay_min": delay_min,
+        "delay_max": delay_max,
+    }
 
 
 def _select_subprotocol(connection, subprotocols):
@@ -722,15 +596,5 @@ def _select_subprotocol(connection, subprotocols):
     return "xmpp" if "xmpp" in subprotocols else None
 
 
-def _without_ok(answer: dict) -> dict:
-    return {key: value for key, value in answer.items() if key not in {"ok", "rid"}}
-
-
 def _unavailable(message: str) -> dict:
     return {"ok": False, "code": str(ErrorCode.ROOM_UNAVAILABLE), "message": message}
-
-
-def _address(address: NodeAddress | None) -> dict | None:
-    if address is None:
-        return None
-    return {"node": address.name, "host": address.host, "port": address.port}
