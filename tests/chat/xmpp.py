@@ -12,7 +12,8 @@ import pytest
 import slixmpp
 from slixmpp.exceptions import PresenceError
 
-from tests.chat.conftest import ChatWorld, free_port
+from tests.chat.conftest import ChatWorld
+from tests.scenario import free_port
 from topology import credentials
 
 
@@ -35,8 +36,12 @@ def ca_file() -> str:
 @pytest.fixture
 def xworld(world: ChatWorld) -> ChatWorld:
     """The chat world with an XMPP client port on every node."""
+    taken = {node.agent_port for node in world.nodes.values()}  # not bound yet: free_port could repeat one
     for node in world.nodes.values():
-        node.xmpp_port = free_port()
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        node.xmpp_port = port
         node.save(update_fields=["xmpp_port"])
     return world
 
