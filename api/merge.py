@@ -24,7 +24,8 @@ from dbmerge.choices import FeatureTable, JobKind, MergeDatabaseType, MergeMetho
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import MergeJobForm
 from dbmerge.models import MergeCheck, MergeJob, MergeLogEntry
-from dbmerge.preview import PREVIEW_POSTGRES_ONLY, request_preview
+from dbmerge.preview import PREVIEW_POSTGRES_ONLY
+from dbmerge.tasks import request_preview
 from dbmerge.views import MERGE_NEEDS_VALIDATION
 from messaging.models import ExternalDatabase
 

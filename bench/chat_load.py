@@ -69,6 +69,7 @@ from messaging.router.core import XcpRouter  # noqa: E402
 from messaging.tc.schema import Dialect, install_statements  # noqa: E402
 from messaging.tc.service import TextConferenceManager  # noqa: E402
 from messaging.tc.stanzas import ChatMessage, RoomConfig  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
 from topology.catalog import ControlAction, ServiceName  # noqa: E402
 from topology.choices import HAState  # noqa: E402
 from topology.credentials import set_password  # noqa: E402
@@ -239,14 +240,6 @@ def state(node: Node) -> str:
     return Node.objects.get(pk=node.pk).ha_state
 
 
-async def wait(what: str, predicate, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"Timed out waiting for {what}; agent logs in {WORK}")
-        await asyncio.sleep(0.2)
-
-
 class Poster:
     def __init__(self, user: str, node: Node) -> None:
         self.client = ChatClient(
@@ -267,12 +260,15 @@ class Poster:
 async def failover_run(args, nodes: dict[str, Node]) -> None:
     agents = {key: start_agent(node.name) for key, node in nodes.items()}
     try:
-        await wait(
-            "every node Normal",
+        await asyncio.to_thread(
+            wait_for,
             lambda: (
                 all(state(nodes[k]) == HAState.NORMAL for k in ("1a", "1b", "2a", "2b"))
                 and Service.objects.filter(name=ServiceName.TEXT_CONFERENCE_MANAGER, status="started").count() == 5
             ),
+            90,
+            f"every node Normal (agent logs in {WORK})",
+            interval=0.2,
         )
         home_1a = await asyncio.to_thread(
             lambda: set(EndUser.objects.filter(assigned_node=nodes["1a"]).values_list("user_id", flat=True))
@@ -295,13 +291,31 @@ async def failover_run(args, nodes: dict[str, Node]) -> None:
                 Service.objects.get, node=nodes["1a"], name=ServiceName.TEXT_CONFERENCE_MANAGER
             )
             await asyncio.to_thread(tc.request, ControlAction.STOP)
-        await wait("1B Running in Backup Mode", lambda: state(nodes["1b"]) == HAState.RUNNING_IN_BACKUP_MODE)
+        await asyncio.to_thread(
+            wait_for,
+            lambda: state(nodes["1b"]) == HAState.RUNNING_IN_BACKUP_MODE,
+            90,
+            f"1B Running in Backup Mode (agent logs in {WORK})",
+            interval=0.2,
+        )
         await asyncio.sleep(args.settle)
         if args.scenario == "fallback":
             await asyncio.to_thread(tc.request, ControlAction.START)
-            await wait("1A Failed Over", lambda: state(nodes["1a"]) == HAState.FAILED_OVER)
+            await asyncio.to_thread(
+                wait_for,
+                lambda: state(nodes["1a"]) == HAState.FAILED_OVER,
+                90,
+                f"1A Failed Over (agent logs in {WORK})",
+                interval=0.2,
+            )
             await asyncio.to_thread(ServerAction.objects.create, group=group, node=nodes["1a"], action="fallback")
-            await wait("both Normal", lambda: all(state(nodes[k]) == HAState.NORMAL for k in ("1a", "1b")))
+            await asyncio.to_thread(
+                wait_for,
+                lambda: all(state(nodes[k]) == HAState.NORMAL for k in ("1a", "1b")),
+                90,
+                f"both Normal (agent logs in {WORK})",
+                interval=0.2,
+            )
             await asyncio.sleep(args.settle)
         stop.set()
         await asyncio.gather(*tasks)

@@ -122,20 +122,6 @@ def start_agent(name: str) -> subprocess.Popen:
     )
 
 
-def wait(what: str, predicate, timeout: float = 120, interval: float = 0.01):
-    from django.db import close_old_connections
-
-    deadline = time.monotonic() + timeout
-    while True:
-        close_old_connections()
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
 def state(node) -> str:
     from topology.models import Node
 
@@ -226,6 +212,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config_db = setup_django()
+    from tests.conftest import wait_for
     from topology.catalog import ControlAction, ServiceName
     from topology.choices import HAState
     from topology.models import EndUser, HATransition, ServerAction, Service
@@ -244,7 +231,7 @@ def main() -> None:
                 conn.execute(statement)
         group, (a, b) = build_world(db_name, args.users)
         agents = [start_agent(a.name), start_agent(b.name)]
-        wait("both Normal", lambda: state(a) == state(b) == HAState.NORMAL)
+        wait_for(lambda: state(a) == state(b) == HAState.NORMAL, 120, "both Normal", interval=0.01)
         template = asyncio.run(create_template_room(a))
         started = time.time()
         jids = fill_rooms(db_name, template, args.rooms, args.messages)
@@ -257,7 +244,7 @@ def main() -> None:
 
         # Failover: A's TC stopped as the Control Center does.
         Service.objects.get(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER).request(ControlAction.STOP)
-        wait("B Running in Backup Mode", lambda: state(b) == HAState.RUNNING_IN_BACKUP_MODE)
+        wait_for(lambda: state(b) == HAState.RUNNING_IN_BACKUP_MODE, 120, "B Running in Backup Mode", interval=0.01)
         served = asyncio.run(all_rooms_answer(b, "watcher", jids))
         down_at = ts(Service.objects.get(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER).status_changed_at)
         delay_end = down_at + DELAY
@@ -272,10 +259,10 @@ def main() -> None:
 
         # Fallback: A healthy again (Failed Over), then Fallback pressed.
         Service.objects.get(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER).request(ControlAction.START)
-        wait("A Failed Over", lambda: state(a) == HAState.FAILED_OVER)
+        wait_for(lambda: state(a) == HAState.FAILED_OVER, 120, "A Failed Over", interval=0.01)
         pressed = time.time()
         ServerAction.objects.create(group=group, node=a, action="fallback")
-        wait("both Normal", lambda: state(a) == state(b) == HAState.NORMAL)
+        wait_for(lambda: state(a) == state(b) == HAState.NORMAL, 120, "both Normal", interval=0.01)
         served = asyncio.run(all_rooms_answer(a, "user0", jids))
         released = HATransition.objects.filter(node=b, to_state=HAState.NORMAL).latest("at")
         normal = HATransition.objects.filter(node=a, to_state=HAState.NORMAL).latest("at")

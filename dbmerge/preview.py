@@ -8,14 +8,12 @@ To it the preview adds an estimated duration, from the throughput this installat
 in its own completed merges.
 
 ``preview_databases`` is the service function (no HTTP, no job): the job runner calls it, and
-so can an API or a shell. ``request_preview`` creates and queues a Preview job.
+so can an API or a shell. ``dbmerge.tasks.request_preview`` creates and queues a Preview job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from django.db import transaction
 
 from dbmerge.choices import JobKind, JobState, MergeDatabaseType
 from dbmerge.engines import MergeError, MergeHooks
@@ -101,14 +99,3 @@ def preview_databases(
 
 def preview_job(job: MergeJob, hooks: MergeHooks | None = None) -> dict:
     return preview_databases(job.db_type, job.source_1, job.source_2, job.target, hooks)
-
-
-def request_preview(selection: dict, **fields) -> MergeJob:
-    """Create a Preview job for ``selection`` (values of SELECTION_FIELDS) and queue it; the
-    worker validates it, previews the merge and leaves it Validated, ready to merge."""
-    from dbmerge.tasks import enqueue
-
-    with transaction.atomic():
-        job = MergeJob.objects.create(**selection, **fields, kind=JobKind.PREVIEW)
-        enqueue(job)
-    return job

@@ -67,3 +67,12 @@ def request_merge(job: MergeJob) -> bool:
     job.refresh_from_db()
     enqueue(job)
     return True
+
+
+def request_preview(selection: dict, **fields) -> MergeJob:
+    """Create a Preview job for ``selection`` (values of SELECTION_FIELDS) and queue it; the
+    worker validates it, previews the merge and leaves it Validated, ready to merge."""
+    with transaction.atomic():
+        job = MergeJob.objects.create(**selection, **fields, kind=JobKind.PREVIEW)
+        enqueue(job)
+    return job

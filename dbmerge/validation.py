@@ -15,8 +15,7 @@ from dbmerge.engines import MergeCancelled, MergeError, MergeHooks
 from dbmerge.engines import postgres as pg_engine
 from dbmerge.models import MergeJob
 from messaging.dbcheck.checks import run_checks
-from messaging.models import CheckName as DbCheckName
-from messaging.models import DatabaseType, ExternalDatabase, PersistentChatAssignment
+from messaging.models import DatabaseType, ExternalDatabase, PersistentChatAssignment, StatusCheckName
 from topology.observed import TEXT_CONFERENCE_MANAGER, service_running
 
 MSSQL_REFUSED = "MS SQL is not supported for merging."
@@ -173,7 +172,7 @@ class Validator:
             subject = f"{role}: {database}"
             started = time.monotonic()
             results = {r.name: r for r in run_checks(database, privileges=False)}
-            reach, login = results[DbCheckName.REACHABILITY], results[DbCheckName.CONNECTIVITY]
+            reach, login = results[StatusCheckName.REACHABILITY], results[StatusCheckName.CONNECTIVITY]
             if not (reach.passed and login.passed):
                 self.add(CheckName.REACHABLE, subject, False, (login if reach.passed else reach).message, started)
                 facts[role] = None
@@ -190,7 +189,7 @@ class Validator:
                 continue
             facts[role] = found
             if role.startswith("Source"):
-                schema = results[DbCheckName.SCHEMA]
+                schema = results[StatusCheckName.SCHEMA]
                 self.add(CheckName.SCHEMA, subject, schema.passed, schema.message, started)
             elif not found.tc_tables:
                 self.add(

@@ -19,7 +19,7 @@ from dbmerge.choices import AVAILABLE_FEATURE_TABLES, JobKind, MergeDatabaseType
 from dbmerge.filters import MergeJobFilter
 from dbmerge.forms import DATABASE_FIELDS, MergeJobForm
 from dbmerge.models import MergeJob
-from dbmerge.preview import PREVIEW_POSTGRES_ONLY, request_preview
+from dbmerge.preview import PREVIEW_POSTGRES_ONLY
 from dbmerge.tables import MergeJobTable
 from imp_admin.generic import ObjectDeleteView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
@@ -118,7 +118,7 @@ class MergeJobAddView(ConsolePermissionMixin, FormView):
             if data["db_type"] != MergeDatabaseType.POSTGRES:
                 form.add_error(None, PREVIEW_POSTGRES_ONLY)
                 return self.form_invalid(form)
-            job = request_preview(selection, **fields)
+            job = tasks.request_preview(selection, **fields)
             messages.info(self.request, f"Merge job {job.pk}: validation and preview started; nothing is written.")
             return redirect(job)
         with transaction.atomic():

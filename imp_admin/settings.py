@@ -260,7 +260,7 @@ SPECTACULAR_SETTINGS = {
         "ControlActionEnum": "topology.catalog.ControlAction",
         "ParticipationLevelEnum": "messaging.models.chat_settings.ParticipationLevel",
         "DatabaseTypeEnum": "messaging.models.databases.DatabaseType",
-        "DatabaseCheckNameEnum": "messaging.models.databases.CheckName",
+        "DatabaseCheckNameEnum": "messaging.models.databases.StatusCheckName",
         "CheckRunStateEnum": "messaging.models.databases.CheckRunState",
         "MergeDatabaseTypeEnum": "dbmerge.choices.MergeDatabaseType",
         "JobStateEnum": "dbmerge.choices.JobState",

@@ -44,18 +44,6 @@ class HomeView(ConsolePermissionMixin, TemplateView):
         return context
 
 
-class PlannedPageView(ConsolePermissionMixin, TemplateView):
-    """A menu entry whose page a later release fills; it says what it will hold."""
-
-    template_name = "planned.html"
-    permission_required = "topology.view_cluster"
-    title = ""
-    planned = ""
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(title=self.title, planned=self.planned, **kwargs)
-
-
 class LogEntryFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     content_type = django_filters.ModelChoiceFilter(

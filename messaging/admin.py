@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from messaging.database_assignment import validate_assignments
 from messaging.forms import ChatAliasForm, ExternalDatabaseForm, GroupChatAdministratorForm
 from messaging.models import (
     ChatAlias,
@@ -15,6 +14,7 @@ from messaging.models import (
     GroupChatAdministrator,
     PersistentChatAssignment,
 )
+from messaging.models.databases import validate_assignments
 
 
 @admin.register(ChatSettings)

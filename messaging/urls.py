@@ -58,6 +58,7 @@ urlpatterns = [
         views.ExternalDatabaseInstallView.as_view(),
         name="externaldatabase_install",
     ),
+    path("web-chat/", views.WebChatView.as_view(), name="webchat"),
     path("verify-ha/", views.VerifyHAView.as_view(), name="verify_ha"),
     path("verify-ha/results/", views.VerifyHAResultsView.as_view(), name="verify_ha_results"),
 ]

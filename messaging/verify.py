@@ -18,10 +18,10 @@ from messaging.dbcheck import record, run_checks
 from messaging.models import (
     STATUS_CHECKS,
     ChatSettings,
-    CheckName,
     ExternalDatabase,
     ExternalDatabaseCheck,
     PersistentChatAssignment,
+    StatusCheckName,
 )
 from messaging.tasks import check_in_progress, request_check
 from topology.certificates import certificate_problems
@@ -134,7 +134,7 @@ def _group_rows(group, assignments, results, settings_by_cluster, tc_running) ->
 
     database = next(iter(distinct.values())) if len(distinct) == 1 else None
     for check_name in STATUS_CHECKS:
-        label = CheckName(check_name).label
+        label = StatusCheckName(check_name).label
         if database is None:
             add(label, False, "Not checked: the group has no single external database.", settings_url)
             continue

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import close_old_connections, connection
 from django.test import Client
 from psycopg import sql
 
@@ -21,6 +25,8 @@ from topology.choices import NodeRole
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
 PASSWORD = "correct-horse-battery-staple"
+
+T = TypeVar("T")
 
 
 def chat_password(user: str) -> str:
@@ -178,9 +184,6 @@ class PostgresFactory:
     def connect(self, dbname: str, **kwargs):
         return psycopg.connect(dbname=dbname, **{**PG_ADMIN, **kwargs})
 
-    def dsn(self, dbname: str) -> str:
-        return f"host={PG_ADMIN['host']} port={PG_ADMIN['port']} user={PG_ADMIN['user']} dbname={dbname}"
-
     def cleanup(self) -> None:
         with self._admin() as conn:
             for name in reversed(self.databases):
@@ -244,15 +247,36 @@ def browser_login(page, username: str, password: str = PASSWORD) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it returns something true and return it; fail after ``timeout``."""
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``predicate`` until it returns something true and return that; after ``timeout``
+    seconds fail saying ``what`` did not happen. The one wait of every suite and of ``bench/``.
+
+    Outside a test transaction, a config DB connection that broke (another process held the
+    lock too long, say) is replaced between two looks, as a request would.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
+        if not connection.in_atomic_block:
+            close_old_connections()
         value = predicate()
         if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout} s waiting for: {what}")
         time.sleep(interval)
-    raise AssertionError(f"Timed out after {timeout} s waiting for {what}.")
+
+
+async def wait_for_async(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """``wait_for`` inside an event loop: the same arguments, the loop runs between two looks
+    (the predicate runs on the loop, so it must not block)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout} s waiting for: {what}")
+        await asyncio.sleep(interval)
 
 
 @contextmanager

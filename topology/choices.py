@@ -55,6 +55,13 @@ ERROR_STATES = {HAState.RUNNING_IN_FAILED_MODE, HAState.UNKNOWN}
 # its backup, a transition between them, or their failure).
 OUT_OF_FAILOVER_STATES = {HAState.NORMAL, HAState.INITIALIZING, HAState.UNKNOWN}
 FAILOVER_STATES = set(HAState) - OUT_OF_FAILOVER_STATES
+# States of the Server Recovery Manager's own rules (reference 1.3, 1.6):
+# a peer in one of these states may be taken over automatically;
+TAKE_OVER_FROM = {HAState.NORMAL, HAState.INITIALIZING, HAState.UNKNOWN}
+# the node's critical services are held stopped (manual failover);
+HOLD_DOWN_STATES = {HAState.FAILING_OVER, HAState.IDLE}
+# a failed-over node may fall back (the Fallback button, automatic fallback).
+FALLBACK_FROM = {HAState.IDLE, HAState.FAILED_OVER}
 
 
 class HAReason(models.TextChoices):

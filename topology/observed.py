@@ -6,7 +6,7 @@ they never depend on how the agent stores what it observes.
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from topology.catalog import ServiceName, ServiceStatus
 from topology.models import HAAlarm, Node, Service
@@ -70,13 +70,6 @@ def hosted_homes(node: Node) -> list[Node]:
     """
     candidates = Node.objects.filter(Q(pk=node.pk, rooms_hosted_by__isnull=True) | Q(rooms_hosted_by=node))
     return [home for home in candidates.order_by("name") if not home.rooms_moving]
-
-
-def users_served_by(node: Node) -> QuerySet:
-    """End users signed in on ``node`` now: its home users not failed over, plus a peer's failed-over users."""
-    from topology.models import EndUser
-
-    return EndUser.objects.filter(Q(assigned_node=node, active_node__isnull=True) | Q(active_node=node))
 
 
 def recent_alarms(limit: int = 10) -> list[HAAlarm]:

@@ -11,7 +11,7 @@ from messaging.tc.schema import ActualColumn, Dialect
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of one status check: its name (a ``CheckName``), whether it passed, a
+    """The outcome of one status check: its name (a ``StatusCheckName``), whether it passed, a
     sentence for the administrator, and how long it took."""
 
     name: str
@@ -21,9 +21,9 @@ class CheckResult:
 
     @property
     def label(self) -> str:
-        from messaging.models import CheckName
+        from messaging.models import StatusCheckName
 
-        return CheckName(self.name).label
+        return StatusCheckName(self.name).label
 
 
 class DatabaseError(Exception):

@@ -17,18 +17,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from types import ModuleType
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from messaging.dbcheck import mssql, oracle, postgres
-from messaging.dbcheck.base import CheckResult, DatabaseError
-from messaging.models import CheckName, CheckRunState, DatabaseType, ExternalDatabase, ExternalDatabaseCheck
+from messaging.dbcheck.base import CheckResult, DatabaseError, Driver
+from messaging.models import CheckRunState, DatabaseType, ExternalDatabase, ExternalDatabaseCheck, StatusCheckName
 from messaging.tc import schema
 
-DRIVERS: dict[str, ModuleType] = {
+DRIVERS: dict[str, Driver] = {
     DatabaseType.POSTGRES: postgres,
     DatabaseType.ORACLE: oracle,
     DatabaseType.MSSQL: mssql,
@@ -43,7 +42,7 @@ def check_timeout() -> int:
     return int(settings.EXTERNAL_DB_CHECK_TIMEOUT)
 
 
-def driver_for(database: ExternalDatabase) -> ModuleType:
+def driver_for(database: ExternalDatabase) -> Driver:
     return DRIVERS[database.db_type]
 
 
@@ -143,7 +142,7 @@ def reach(database: ExternalDatabase, timeout: float) -> str:
 
 
 @contextmanager
-def _timed(results: list[CheckResult], name: CheckName) -> Iterator[dict]:
+def _timed(results: list[CheckResult], name: StatusCheckName) -> Iterator[dict]:
     outcome: dict = {}
     started = time.monotonic()
     yield outcome
@@ -171,14 +170,14 @@ def run_checks(database: ExternalDatabase, privileges: bool = True) -> list[Chec
     results: list[CheckResult] = []
     address = connection = None
 
-    with _timed(results, CheckName.REACHABILITY) as out:
+    with _timed(results, StatusCheckName.REACHABILITY) as out:
         try:
             address = reach(database, timeout)
             out.update(passed=True, message=f"{database.hostname} port {database.port} accepts connections.")
         except Unreachable as exc:
             out.update(passed=False, message=str(exc))
 
-    with _timed(results, CheckName.CONNECTIVITY) as out:
+    with _timed(results, StatusCheckName.CONNECTIVITY) as out:
         if address is None:
             out.update(passed=False, message="Not tried: the database server cannot be reached.")
         else:
@@ -192,7 +191,7 @@ def run_checks(database: ExternalDatabase, privileges: bool = True) -> list[Chec
                 out.update(passed=False, message=str(exc))
 
     try:
-        with _timed(results, CheckName.SCHEMA) as out:
+        with _timed(results, StatusCheckName.SCHEMA) as out:
             if connection is None:
                 out.update(passed=False, message="Not tried: no login to the database.")
             else:
@@ -205,7 +204,7 @@ def run_checks(database: ExternalDatabase, privileges: bool = True) -> list[Chec
                 else:
                     out.update(passed=True, message="Every tc_* table and xcp_sequence has the expected columns.")
         if privileges:
-            with _timed(results, CheckName.PRIVILEGES) as out:
+            with _timed(results, StatusCheckName.PRIVILEGES) as out:
                 if connection is None:
                     out.update(passed=False, message="Not tried: no login to the database.")
                 else:

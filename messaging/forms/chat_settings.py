@@ -6,9 +6,9 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Fieldset, Layout
 from django import forms
 
-from messaging.database_assignment import validate_assignments
 from messaging.models import ChatSettings, ExternalDatabase
 from messaging.models.chat_settings import SETTING_FIELDS, SETTING_GROUPS
+from messaging.models.databases import validate_assignments
 from topology.models import Node
 
 

@@ -4,12 +4,12 @@ from .chat_settings import ChatSettings, ParticipationLevel
 from .databases import (
     ACTIVE_CHECK_STATES,
     STATUS_CHECKS,
-    CheckName,
     CheckRunState,
     DatabaseType,
     ExternalDatabase,
     ExternalDatabaseCheck,
     PersistentChatAssignment,
+    StatusCheckName,
 )
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "STATUS_CHECKS",
     "ChatAlias",
     "ChatSettings",
-    "CheckName",
     "CheckRunState",
     "DatabaseType",
     "ExternalDatabase",
@@ -25,4 +24,5 @@ __all__ = [
     "GroupChatAdministrator",
     "ParticipationLevel",
     "PersistentChatAssignment",
+    "StatusCheckName",
 ]

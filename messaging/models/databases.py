@@ -9,6 +9,8 @@ from django.db import models
 from django.urls import reverse
 
 from imp_admin import crypto
+from topology import database_rule
+from topology.models import Node
 
 
 class DatabaseType(models.TextChoices):
@@ -21,7 +23,7 @@ DEFAULT_PORTS = {DatabaseType.POSTGRES: 5432, DatabaseType.ORACLE: 1521, Databas
 ORACLE_SSL_PORT = 2484
 
 
-class CheckName(models.TextChoices):
+class StatusCheckName(models.TextChoices):
     """The External Database Status checks (reference 5.3, plus the merge's privileges)."""
 
     REACHABILITY = "reachability", "Database reachability"
@@ -31,7 +33,7 @@ class CheckName(models.TextChoices):
 
 
 # The three checks the product shows as check marks; privileges matter to a merge only.
-STATUS_CHECKS = (CheckName.REACHABILITY, CheckName.CONNECTIVITY, CheckName.SCHEMA)
+STATUS_CHECKS = (StatusCheckName.REACHABILITY, StatusCheckName.CONNECTIVITY, StatusCheckName.SCHEMA)
 
 
 class CheckRunState(models.TextChoices):
@@ -178,13 +180,26 @@ class PersistentChatAssignment(models.Model):
         return f"{self.node}: {self.database or 'unassigned'}"
 
     def clean(self) -> None:
-        from messaging.database_assignment import validate_assignments
-
         if not self.node_id:
             return
         errors = validate_assignments({self.node: self.database})
         if errors:
             raise ValidationError({"database": [m for messages in errors.values() for m in messages]})
+
+
+def validate_assignments(proposed: dict[Node, ExternalDatabase | None]) -> dict[Node, list[str]]:
+    """Check a proposed set of node → database assignments against the rest of the config.
+
+    Reads the current assignments, then applies the rule of ``topology.database_rule``;
+    returns error messages keyed by node (empty when the proposal keeps the rule).
+    """
+    current = dict(
+        PersistentChatAssignment.objects.filter(database__isnull=False).values_list("node_id", "database_id")
+    )
+    final = {**current, **{node.pk: (db.pk if db else None) for node, db in proposed.items()}}
+    nodes = {n.pk: n for n in Node.objects.select_related("redundancy_group").filter(pk__in=final.keys())}
+    names = {db.pk: str(db) for db in ExternalDatabase.objects.filter(pk__in={v for v in final.values() if v})}
+    return database_rule.assignment_errors(proposed, final, nodes, names)
 
 
 class ExternalDatabaseCheck(models.Model):
@@ -195,7 +210,7 @@ class ExternalDatabaseCheck(models.Model):
     """
 
     database = models.ForeignKey(ExternalDatabase, on_delete=models.CASCADE, related_name="checks")
-    name = models.CharField(max_length=16, choices=CheckName.choices)
+    name = models.CharField(max_length=16, choices=StatusCheckName.choices)
     passed = models.BooleanField(editable=False)
     message = models.TextField(editable=False, help_text="What the check found, in words an administrator acts on.")
     checked_at = models.DateTimeField(editable=False, help_text="When the check finished.")

@@ -16,6 +16,7 @@ from .databases import (
     ExternalDatabaseStatusView,
 )
 from .verify import VerifyHAResultsView, VerifyHAView
+from .webchat import WebChatView
 
 __all__ = [
     "ChatAliasBulkDeleteView",
@@ -36,4 +37,5 @@ __all__ = [
     "GroupChatAdministratorListView",
     "VerifyHAResultsView",
     "VerifyHAView",
+    "WebChatView",
 ]

@@ -12,7 +12,7 @@ from django.views.generic import DetailView, View
 from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
 from messaging import filters, forms, tables
-from messaging.models import STATUS_CHECKS, CheckName, ExternalDatabase, PersistentChatAssignment
+from messaging.models import STATUS_CHECKS, ExternalDatabase, PersistentChatAssignment, StatusCheckName
 from messaging.tasks import check_in_progress, request_check, request_install
 
 WITH_STATUS = (
@@ -28,8 +28,8 @@ def status_context(database: ExternalDatabase) -> dict:
     by_name = {check.name: check for check in database.checks.all()}
     return {
         "object": database,
-        "status_rows": [(CheckName(name).label, by_name.get(name)) for name in STATUS_CHECKS],
-        "privileges": by_name.get(CheckName.PRIVILEGES),
+        "status_rows": [(StatusCheckName(name).label, by_name.get(name)) for name in STATUS_CHECKS],
+        "privileges": by_name.get(StatusCheckName.PRIVILEGES),
         "checking": check_in_progress(database),
     }
 

@@ -9,18 +9,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import close_old_connections
 
-from messaging.database_assignment import assign
-from messaging.models import ChatSettings
-from tests.chat.conftest import external_database, free_port, install_schema
-from tests.conftest import chat_user
-from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, ServiceParameters
+from tests.scenario import Scenario, chat_database
+from topology.models import Cluster, Node, ServiceParameters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,19 +26,6 @@ FAST_SRM = {
     "initialization_heartbeat_timeout": 20,
     "critical_service_delay": 2,
 }
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy; fail saying ``what`` did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        close_old_connections()
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out waiting for: {what}")
-        time.sleep(interval)
 
 
 def agent_env() -> dict[str, str]:
@@ -138,34 +120,16 @@ def fast_srm(cluster: Cluster, **overrides) -> ServiceParameters:
 def build_pair(postgres, names: tuple[str, str]) -> dict:
     """cluster1 with nodes ``names`` in an HA group sharing one persistent chat database, users
     Andy (home A) and Bob (home B), and the SRM's timers shortened."""
-    cluster = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
-    nodes = {}
-    for key, name in zip(("a", "b"), names, strict=True):
-        nodes[key] = Node.objects.create(
-            name=name,
-            cluster=cluster,
-            ip_address="127.0.0.1",
-            agent_host="127.0.0.1",
-            agent_port=free_port(),
-        )
-        NodeServiceParameters.objects.create(
-            node=nodes[key], client_relogin_lower_limit=1, client_relogin_upper_limit=1
-        )
-    group = RedundancyGroup.objects.create(name="subcluster1", cluster=cluster)
-    group.set_servers(nodes["a"], nodes["b"])
-    group.ha_enabled = True
-    group.save()
-    database_name = postgres.database("imp_srm")
-    install_schema(postgres, database_name)
-    database = external_database(database_name)
-    assign({nodes["a"]: database, nodes["b"]: database})
-    chat = ChatSettings.for_cluster(cluster)
-    chat.enable_persistent_chat = True
-    chat.save()
-    chat_user("andy", nodes["a"])
-    chat_user("bob", nodes["b"])
+    scenario = Scenario()
+    cluster = scenario.cluster("cluster1", "imp1", persistent_chat=True)
+    nodes = {key: scenario.node(key, cluster, name) for key, name in zip(("a", "b"), names, strict=True)}
+    group = scenario.group("subcluster1", "a", "b", ha=True)
+    database = chat_database(postgres, "imp_srm")
+    scenario.assign(database, "a", "b")
+    scenario.user("andy", "a")
+    scenario.user("bob", "b")
     fast_srm(cluster)
-    return {"cluster": cluster, "group": group, "database": database, "db_name": database_name, **nodes}
+    return {"cluster": cluster, "group": group, "database": database, "db_name": database.database_name, **nodes}
 
 
 @pytest.fixture

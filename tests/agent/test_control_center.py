@@ -8,8 +8,8 @@ import pytest
 from auditlog.models import LogEntry
 from django.utils import timezone
 
-from tests.agent.conftest import wait_for
-from tests.chat.conftest import free_port
+from tests.conftest import wait_for
+from tests.scenario import free_port
 from topology.catalog import ControlAction, DesiredState, ServiceName, ServiceStatus
 from topology.models import Node, NodeServiceParameters, Service, ServiceParameters
 
@@ -42,7 +42,7 @@ def test_restart_from_the_control_center_gives_the_service_a_new_start_time_and_
 ):
     a = pair["a"]
     agents(a.name)
-    wait_for("TC on A started", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "TC on A started")
     first_start = tc_of(a).started_at
     page = feature_page(operator_client, a).content.decode()
     assert "Cisco XCP Text Conference Manager" in page and "Started" in page
@@ -50,12 +50,13 @@ def test_restart_from_the_control_center_gives_the_service_a_new_start_time_and_
 
     press(operator_client, a, "restart")
     wait_for(
-        "TC restarted",
         lambda: (
             (tc := tc_of(a)).handled_request_number == tc.request_number == 1
             and tc.status == ServiceStatus.STARTED
             and tc.started_at > first_start
         ),
+        30,
+        "TC restarted",
     )
     partial = feature_page(operator_client, a, htmx=True)
     assert partial.status_code == 286  # done: htmx stops polling
@@ -76,8 +77,8 @@ def test_a_stop_asked_while_the_agent_is_down_is_shown_in_progress_then_carried_
     assert "not reporting" in body
 
     agents(a.name)
-    wait_for("the stop carried out", lambda: tc_of(a).handled_request_number == 1)
-    wait_for("the router started", lambda: Service.objects.get(node=a, name=ServiceName.XCP_ROUTER).running)
+    wait_for(lambda: tc_of(a).handled_request_number == 1, 30, "the stop carried out")
+    wait_for(lambda: Service.objects.get(node=a, name=ServiceName.XCP_ROUTER).running, 30, "the router started")
     partial = feature_page(operator_client, a, htmx=True)
     assert partial.status_code == 286
     body = partial.content.decode()
@@ -97,10 +98,10 @@ def test_a_request_no_agent_carries_out_is_reported_after_the_timeout(pair, oper
 def test_a_deactivated_feature_service_stops_and_cannot_be_started_until_activated(pair, agents, operator_client):
     a = pair["a"]
     agents(a.name)
-    wait_for("TC on A started", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "TC on A started")
     response = operator_client.post(f"/serviceability/service-activation/?server={a.pk}", {"server": a.pk}, follow=True)
     assert "Cisco XCP Text Conference Manager deactivated" in response.content.decode()
-    wait_for("TC stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STOPPED, 30, "TC stopped")
     assert "Service not activated" in feature_page(operator_client, a).content.decode()
     assert "activate it on the Service Activation page first" in press(operator_client, a, "start")
 
@@ -110,7 +111,7 @@ def test_a_deactivated_feature_service_stops_and_cannot_be_started_until_activat
         follow=True,
     )
     assert "Cisco XCP Text Conference Manager activated" in response.content.decode()
-    wait_for("activating started TC", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "activating started TC")
 
 
 def test_tc_refuses_to_start_on_an_unreachable_database_and_the_control_center_says_why(pair, agents, operator_client):
@@ -118,7 +119,7 @@ def test_tc_refuses_to_start_on_an_unreachable_database_and_the_control_center_s
     database.port = free_port()  # nothing listens there
     database.save()
     agents(a.name)
-    wait_for("TC not running", lambda: tc_of(a).status == ServiceStatus.NOT_RUNNING)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.NOT_RUNNING, 30, "TC not running")
     page = feature_page(operator_client, a).content.decode()
     assert "Not Running" in page
     assert "Persistent chat is enabled but the external database" in page and "is unreachable" in page
@@ -201,31 +202,33 @@ def test_stopping_the_xcp_router_stops_tc_and_starting_the_router_again_leaves_t
     group.ha_enabled = False  # no failover: this is about the Control Center alone
     group.save()
     agents(a.name)
-    wait_for("Router and TC started", lambda: router_of(a).running and tc_of(a).running)
+    wait_for(lambda: router_of(a).running and tc_of(a).running, 30, "Router and TC started")
 
     page = press(operator_client, a, "stop", service=ROUTER)
     assert "Stop of Cisco XCP Router" in page
     assert "Cisco XCP Text Conference Manager stops with it and stays stopped until you start it" in page
     wait_for(
-        "Router and TC stopped",
         lambda: router_of(a).status == ServiceStatus.STOPPED and tc_of(a).status == ServiceStatus.STOPPED,
+        30,
+        "Router and TC stopped",
     )
     row = feature_page(operator_client, a).content.decode().split('data-service="Cisco XCP Text Conference Manager"')[1]
     assert "Stopped" in row and "Commanded out of service" in row
 
     press(operator_client, a, "start", service=ROUTER)
-    wait_for("Router started", lambda: router_of(a).running)
+    wait_for(lambda: router_of(a).running, 30, "Router started")
     started = router_of(a).started_at
     wait_for(
-        "A's agent to reconcile for a second with the Router running",
         lambda: Node.objects.get(pk=a.pk).last_heartbeat > started + timedelta(seconds=1),
+        30,
+        "A's agent to reconcile for a second with the Router running",
     )
     assert tc_of(a).status == ServiceStatus.STOPPED
     row = feature_page(operator_client, a).content.decode().split('data-service="Cisco XCP Text Conference Manager"')[1]
     assert "Stopped" in row and "Commanded out of service" in row
 
     press(operator_client, a, "start")
-    wait_for("TC started by hand", lambda: tc_of(a).running)
+    wait_for(lambda: tc_of(a).running, 30, "TC started by hand")
 
 
 def test_restarting_the_xcp_router_restarts_the_running_tc_with_it(pair, agents, operator_client):
@@ -233,19 +236,20 @@ def test_restarting_the_xcp_router_restarts_the_running_tc_with_it(pair, agents,
     group.ha_enabled = False
     group.save()
     agents(a.name)
-    wait_for("Router and TC started", lambda: router_of(a).running and tc_of(a).running)
+    wait_for(lambda: router_of(a).running and tc_of(a).running, 30, "Router and TC started")
     router_started, tc_started = router_of(a).started_at, tc_of(a).started_at
 
     page = press(operator_client, a, "restart", service=ROUTER)
     assert "The services that depend on it and run restart with it." in page
     wait_for(
-        "Router and TC both started again",
         lambda: (
             router_of(a).running
             and router_of(a).started_at > router_started
             and tc_of(a).running
             and tc_of(a).started_at > tc_started
         ),
+        30,
+        "Router and TC both started again",
     )
     assert tc_of(a).desired_state == DesiredState.STARTED and tc_of(a).request_number == 0
     assert "Commanded out of service" not in feature_page(operator_client, a).content.decode()

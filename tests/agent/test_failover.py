@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.agent.conftest import fast_srm, state_of, wait_for
+from tests.agent.conftest import fast_srm, state_of
 from tests.chat.conftest import signed_in
+from tests.conftest import wait_for
 from topology import observed
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
@@ -67,21 +68,22 @@ def test_stopping_tc_on_a_fails_it_over_to_b_after_the_critical_service_delay_th
     a, b, group = pair["a"], pair["b"], pair["group"]
     agents(a.name)
     agents(b.name)
-    wait_for("both nodes Normal", lambda: both_normal(pair))
+    wait_for(lambda: both_normal(pair), 30, "both nodes Normal")
     room = post_before_failover(a, ["before failover 1", "before failover 2"])
 
     page = control(operator_client, a, "stop")
     assert "Stop of Cisco XCP Text Conference Manager" in page
-    wait_for("TC on A stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STOPPED, 30, "TC on A stopped")
     page = operator_client.get(f"/serviceability/control-center/feature/?server={a.pk}").content.decode()
     assert "Commanded out of service" in page
 
     wait_for(
-        "A failed over to B",
         lambda: (
             state_of(a.name) == (HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING, HAReason.CRITICAL_SERVICE_DOWN)
             and state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN)
         ),
+        30,
+        "A failed over to B",
     )
     # Not before the delay: the takeover was recorded at least 2 s after A's TC was seen down.
     takeover = HATransition.objects.get(node=b, to_state=HAState.TAKING_OVER)
@@ -111,7 +113,7 @@ def test_stopping_tc_on_a_fails_it_over_to_b_after_the_critical_service_delay_th
     assert history == ["before failover 1", "before failover 2"]
 
     control(operator_client, a, "start")
-    wait_for("A Failed Over", lambda: state_of(a.name)[0] == HAState.FAILED_OVER)
+    wait_for(lambda: state_of(a.name)[0] == HAState.FAILED_OVER, 30, "A Failed Over")
     group_page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
     assert 'value="fallback"' in group_page
     assert 'value="failover"' not in group_page
@@ -121,7 +123,7 @@ def test_stopping_tc_on_a_fails_it_over_to_b_after_the_critical_service_delay_th
         f"/system/redundancy-groups/{group.pk}/server-action/", {"node": a.pk, "action": "fallback"}, follow=True
     )
     assert "Fallback of" in response.content.decode()
-    wait_for("both Normal after fallback", lambda: both_normal(pair))
+    wait_for(lambda: both_normal(pair), 30, "both Normal after fallback")
     a_states = list(HATransition.objects.filter(node=a).order_by("at", "pk").values_list("to_state", "reason"))
     b_states = list(HATransition.objects.filter(node=b).order_by("at", "pk").values_list("to_state", "reason"))
     assert a_states[-2:] == [(HAState.TAKING_BACK, HAReason.ON_ADMIN_REQUEST), (HAState.NORMAL, HAReason.NORMAL)]
@@ -140,17 +142,18 @@ def test_a_critical_service_outage_shorter_than_the_delay_causes_no_failover(pai
     fast_srm(pair["cluster"], critical_service_delay=delay.total_seconds())
     agents(a.name)
     agents(b.name)
-    wait_for("both nodes Normal", lambda: both_normal(pair))
+    wait_for(lambda: both_normal(pair), 30, "both nodes Normal")
     control(operator_client, a, "stop")
-    wait_for("TC on A stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STOPPED, 30, "TC on A stopped")
     down_at = tc_of(a).status_changed_at
     control(operator_client, a, "start")
-    wait_for("TC on A started", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "TC on A started")
     assert tc_of(a).status_changed_at - down_at < delay
     # Watch until past the delay counted from the outage: B's SRM ticks every 0.3 s and must not take over.
     wait_for(
-        "B's SRM to have looked at A past the delay",
         lambda: Node.objects.get(pk=b.pk).last_heartbeat > down_at + delay + timedelta(seconds=1),
+        30,
+        "B's SRM to have looked at A past the delay",
     )
     assert both_normal(pair)
     assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
@@ -164,17 +167,19 @@ def test_no_failover_when_high_availability_is_disabled_on_the_group(pair, agent
     agents(a.name)
     agents(b.name)
     wait_for(
-        "both nodes report HA not enabled",
         lambda: (
             all(state_of(n.name) == (HAState.UNKNOWN, HAReason.HA_NOT_ENABLED) for n in (a, b))
             and Service.objects.filter(node__in=[a, b], status=ServiceStatus.STARTED).count() == 6
         ),
+        30,
+        "both nodes report HA not enabled",
     )
     control(operator_client, a, "stop")
-    wait_for("TC on A stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STOPPED, 30, "TC on A stopped")
     wait_for(
-        "B alive well past the critical service delay",
         lambda: Node.objects.get(pk=b.pk).last_heartbeat > tc_of(a).status_changed_at + timedelta(seconds=4),
+        30,
+        "B alive well past the critical service delay",
     )
     assert state_of(b.name) == (HAState.UNKNOWN, HAReason.HA_NOT_ENABLED)
     assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
@@ -185,11 +190,12 @@ def test_a_killed_agent_is_failed_over_by_its_peer_when_the_heartbeat_times_out(
     a, b, group = pair["a"], pair["b"], pair["group"]
     agent_a = agents(a.name)
     agents(b.name)
-    wait_for("both nodes Normal", lambda: both_normal(pair))
+    wait_for(lambda: both_normal(pair), 30, "both nodes Normal")
     agent_a.kill()
     wait_for(
-        "B took over with Peer Down",
         lambda: state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.PEER_DOWN),
+        30,
+        "B took over with Peer Down",
     )
     a_now = Node.objects.get(pk=a.pk)
     takeover = HATransition.objects.get(node=b, to_state=HAState.TAKING_OVER)
@@ -201,14 +207,16 @@ def test_a_killed_agent_is_failed_over_by_its_peer_when_the_heartbeat_times_out(
 
     # A comes back: it stays failed over, with its services running, until a fallback.
     agents(a.name)
-    wait_for("A back as Failed Over", lambda: state_of(a.name)[0] == HAState.FAILED_OVER)
+    wait_for(lambda: state_of(a.name)[0] == HAState.FAILED_OVER, 30, "A back as Failed Over")
     assert EndUser.objects.get(user_id="andy").active_node == b
 
 
 def test_a_clean_stop_reports_every_service_stopped_and_the_node_not_reporting(pair, agents, operator_client):
     a = pair["a"]
     agent = agents(a.name)
-    wait_for("A's services started", lambda: Service.objects.filter(node=a, status=ServiceStatus.STARTED).count() == 3)
+    wait_for(
+        lambda: Service.objects.filter(node=a, status=ServiceStatus.STARTED).count() == 3, 30, "A's services started"
+    )
     assert agent.terminate() == 0
     statuses = set(Service.objects.filter(node=a).values_list("status", "status_reason"))
     assert statuses == {(ServiceStatus.STOPPED, "The node agent stopped.")}
@@ -232,7 +240,7 @@ def test_the_chat_command_follows_a_failover_by_itself_and_keeps_showing_the_roo
     a, b = pair["a"], pair["b"]
     agents(a.name)
     agents(b.name)
-    wait_for("both nodes Normal", lambda: both_normal(pair))
+    wait_for(lambda: both_normal(pair), 30, "both nodes Normal")
     room = post_before_failover(a, ["before the failover"])
 
     tail = subprocess.Popen(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.agent.conftest import build_pair, state_of, wait_for
-from tests.conftest import browser_login
+from tests.agent.conftest import build_pair, state_of
+from tests.conftest import browser_login, wait_for
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.models import Service
@@ -41,10 +41,7 @@ def test_operator_watches_the_group_page_follow_a_failover_then_presses_fallback
     a, b, group = reference_pair["a"], reference_pair["b"], reference_pair["group"]
     agents(a.name)
     agents(b.name)
-    wait_for(
-        "both Normal",
-        lambda: all(state_of(n.name) == (HAState.NORMAL, HAReason.NORMAL) for n in (a, b)),
-    )
+    wait_for(lambda: all(state_of(n.name) == (HAState.NORMAL, HAReason.NORMAL) for n in (a, b)), 30, "both Normal")
 
     group_page = browser_page
     browser_login(group_page, "operator")
@@ -70,8 +67,9 @@ def test_operator_watches_the_group_page_follow_a_failover_then_presses_fallback
 
     # The operator starts TC on A again: A is Failed Over and offers Fallback.
     wait_for(
-        "the Stop carried out, so the Control Center has stopped polling",
         lambda: Service.objects.get(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER).status == ServiceStatus.STOPPED,
+        30,
+        "the Stop carried out, so the Control Center has stopped polling",
     )
     press_on_control_center(control_center, a, "Start")
     expect(state_a).to_have_text("Failed Over", timeout=STATE_TIMEOUT)

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.agent.conftest import fast_srm, state_of, wait_for
+from tests.agent.conftest import fast_srm, state_of
 from tests.agent.test_failover import history_seen_by_andy, post_before_failover
 from tests.agent.test_server_actions import both, server_action
+from tests.conftest import wait_for
 from topology import observed
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
@@ -54,10 +55,10 @@ def test_disabling_ha_during_a_failover_keeps_users_on_the_backup_until_the_home
     a, b, group = pair["a"], pair["b"], pair["group"]
     agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     room = post_before_failover(a, ["before failover"])
     control(operator_client, a, "stop")
-    wait_for("B in backup mode", lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE)
+    wait_for(lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE, 30, "B in backup mode")
 
     disabled_at = timezone.now()
     page = set_ha(super_client, group, enabled=False)
@@ -65,8 +66,9 @@ def test_disabling_ha_during_a_failover_keeps_users_on_the_backup_until_the_home
     assert f"still on {b.name}: they go back to {a.name} as soon as it is healthy" in page
     # A's TC is still stopped: nobody could serve A's users at home, so they stay on B.
     wait_for(
-        "B's agent to run a second with HA off",
         lambda: Node.objects.get(pk=b.pk).last_heartbeat > disabled_at + timedelta(seconds=1),
+        30,
+        "B's agent to run a second with HA off",
     )
     assert state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN)
     assert EndUser.objects.get(user_id="andy").active_node == b
@@ -74,8 +76,7 @@ def test_disabling_ha_during_a_failover_keeps_users_on_the_backup_until_the_home
 
     control(operator_client, a, "start")
     wait_for(
-        "both nodes High Availability Not Enabled",
-        lambda: both(pair, HAState.UNKNOWN, HAReason.HA_NOT_ENABLED),
+        lambda: both(pair, HAState.UNKNOWN, HAReason.HA_NOT_ENABLED), 30, "both nodes High Availability Not Enabled"
     )
     assert EndUser.objects.get(user_id="andy").active_node is None
     assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)
@@ -101,7 +102,7 @@ def test_a_failover_pressed_for_a_node_whose_agent_is_not_reporting_is_refused_w
     fast_srm(pair["cluster"], heartbeat_timeout=60, initialization_heartbeat_timeout=60)
     agent_a = agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     assert agent_a.terminate() == 0
 
     page = server_action(operator_client, group, a, "failover")
@@ -126,16 +127,17 @@ def test_a_node_whose_agent_dies_during_a_manual_failover_is_idled_by_its_peer_i
     fast_srm(pair["cluster"], heartbeat_timeout=6)
     agent_a = agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     agent_a.kill()  # A's agent dies; its heartbeat is still within the timeout
 
     assert f"Failover of {a.name} requested" in server_action(operator_client, group, a, "failover")
     wait_for(
-        "B in backup mode and A Idle",
         lambda: (
             state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.ON_ADMIN_REQUEST)
             and state_of(a.name) == (HAState.IDLE, HAReason.ON_ADMIN_REQUEST)
         ),
+        30,
+        "B in backup mode and A Idle",
     )
     idle = HATransition.objects.get(node=a, to_state=HAState.IDLE)
     assert (idle.from_state, idle.recorded_by) == (HAState.FAILING_OVER, b)  # B finished A's side
@@ -148,13 +150,13 @@ def test_a_node_whose_agent_dies_during_a_manual_failover_is_idled_by_its_peer_i
 
     # A's agent comes back: A stays Idle with its critical services held down, and Fallback is offered.
     agents(a.name)
-    wait_for("A reporting again", lambda: Node.objects.get(pk=a.pk).agent_reporting)
-    wait_for("A's TC held stopped", lambda: tc_of(a).status == ServiceStatus.STOPPED and tc_of(a).status_reason)
+    wait_for(lambda: Node.objects.get(pk=a.pk).agent_reporting, 30, "A reporting again")
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STOPPED and tc_of(a).status_reason, 30, "A's TC held stopped")
     assert "failed over" in tc_of(a).status_reason
     page = group_page(operator_client, group)
     assert 'value="fallback"' in page
     server_action(operator_client, group, a, "fallback")
-    wait_for("both Normal after Fallback", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal after Fallback")
     assert EndUser.objects.get(user_id="andy").active_node is None
 
 
@@ -164,15 +166,16 @@ def test_a_take_back_whose_critical_service_does_not_start_runs_both_in_failed_m
     a, b, group = pair["a"], pair["b"], pair["group"]
     agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     server_action(operator_client, group, a, "failover")
-    wait_for("A Idle", lambda: state_of(a.name)[0] == HAState.IDLE)
+    wait_for(lambda: state_of(a.name)[0] == HAState.IDLE, 30, "A Idle")
     control(operator_client, a, "stop")  # commanded out of service: it will not start on take-back
 
     server_action(operator_client, group, a, "fallback")
     wait_for(
-        "both Running in Failed Mode, Start of Critical Services Failed",
         lambda: both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.START_OF_CRITICAL_SERVICES_FAILED),
+        30,
+        "both Running in Failed Mode, Start of Critical Services Failed",
     )
     taking_back = HATransition.objects.get(node=a, to_state=HAState.TAKING_BACK)
     failed = HATransition.objects.get(node=a, to_state=HAState.RUNNING_IN_FAILED_MODE)
@@ -182,8 +185,8 @@ def test_a_take_back_whose_critical_service_does_not_start_runs_both_in_failed_m
     assert "Start of Critical Services Failed" in page
 
     control(operator_client, a, "start")
-    wait_for("A's TC running", lambda: tc_of(a).status == ServiceStatus.STARTED)
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "A's TC running")
     server_action(operator_client, group, a, "recover")
-    wait_for("both Normal after Recover", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal after Recover")
     assert EndUser.objects.get(user_id="andy").active_node is None
     assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)

@@ -9,9 +9,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agent.conftest import state_of, wait_for
+from tests.agent.conftest import state_of
 from tests.agent.test_failover import both_normal, control
-from tests.chat.conftest import free_port, signed_in
+from tests.chat.conftest import signed_in
+from tests.conftest import wait_for
+from tests.scenario import free_port
 from topology.choices import HAState
 
 pytestmark = pytest.mark.slow
@@ -38,13 +40,14 @@ def test_agent_endpoint_counts_sessions_rooms_and_commits_and_follows_a_failover
     port_a, port_b = free_port(), free_port()
     agent_a = agents(a.name, "--metrics-port", str(port_a))
     agents(b.name, "--metrics-port", str(port_b))
-    wait_for("both nodes Normal", lambda: both_normal(pair))
+    wait_for(lambda: both_normal(pair), 30, "both nodes Normal")
     wait_for(
-        "A's endpoint shows Normal and TC started",
         lambda: (
             value(scrape(port_a), "imp_node_ha_state", node=a.name, state=HAState.NORMAL) == 1
             and value(scrape(port_a), "imp_service_state", node=a.name, service=TC, status="started") == 1
         ),
+        30,
+        "A's endpoint shows Normal and TC started",
     )
     assert f"Metrics of {a.name} on http://127.0.0.1:{port_a}/metrics" in agent_a.log()
     idle = scrape(port_a)
@@ -66,16 +69,17 @@ def test_agent_endpoint_counts_sessions_rooms_and_commits_and_follows_a_failover
     assert value(during, "imp_tc_messages_committed_total", node=a.name) == 3
     assert value(during, "imp_tc_commit_seconds_count", node=a.name) >= 1
     assert value(during, "imp_tc_commit_seconds_bucket", node=a.name, le="+Inf") >= 1
-    wait_for("Andy's session gone", lambda: value(scrape(port_a), "imp_router_sessions", node=a.name) == 0)
+    wait_for(lambda: value(scrape(port_a), "imp_router_sessions", node=a.name) == 0, 30, "Andy's session gone")
 
     control(operator_client, a, "stop")
-    wait_for("B Running in Backup Mode", lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE)
+    wait_for(lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE, 30, "B Running in Backup Mode")
     wait_for(
-        "B's endpoint shows Running in Backup Mode with A's room",
         lambda: (
             value(scrape(port_b), "imp_node_ha_state", node=b.name, state=HAState.RUNNING_IN_BACKUP_MODE) == 1
             and value(scrape(port_b), "imp_tc_rooms_hosted", node=b.name) == 1
         ),
+        30,
+        "B's endpoint shows Running in Backup Mode with A's room",
     )
     assert value(scrape(port_b), "imp_node_ha_state", node=b.name, state=HAState.NORMAL) == 0
     failed = scrape(port_a)
@@ -89,5 +93,5 @@ def test_agent_endpoint_counts_sessions_rooms_and_commits_and_follows_a_failover
 def test_metrics_port_0_turns_the_endpoint_off(pair, agents):
     a = pair["a"]
     agent = agents(a.name, "--metrics-port", "0")
-    wait_for("A's XCP Router started", lambda: "Cisco XCP Router started" in agent.log())
+    wait_for(lambda: "Cisco XCP Router started" in agent.log(), 30, "A's XCP Router started")
     assert "Metrics of" not in agent.log()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from tests.agent.conftest import fast_srm, state_of, wait_for
+from tests.agent.conftest import fast_srm, state_of
 from tests.agent.test_control_center import press
+from tests.conftest import wait_for
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.models import EndUser, HAAlarm, HATransition, Service
@@ -34,20 +35,21 @@ def test_manual_failover_idles_a_with_its_critical_services_stopped_and_fallback
     a, b, group = pair["a"], pair["b"], pair["group"]
     agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
     assert page.count('value="failover"') == 2 and 'value="fallback"' not in page
 
     assert "Failover of" in server_action(operator_client, group, a, "failover")
     wait_for(
-        "A Idle, B Running in Backup Mode, on admin request",
         lambda: (
             state_of(a.name) == (HAState.IDLE, HAReason.ON_ADMIN_REQUEST)
             and state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.ON_ADMIN_REQUEST)
         ),
+        30,
+        "A Idle, B Running in Backup Mode, on admin request",
     )
     # A goes Idle once its Router is down; its TC's row says why a moment later, same reconcile pass.
-    wait_for("A's TC held stopped", lambda: Service.objects.get(node=a, name=TC).status == ServiceStatus.STOPPED)
+    wait_for(lambda: Service.objects.get(node=a, name=TC).status == ServiceStatus.STOPPED, 30, "A's TC held stopped")
     assert [t.to_state for t in HATransition.objects.filter(node=a).order_by("at", "pk")][-2:] == [
         HAState.FAILING_OVER,
         HAState.IDLE,
@@ -63,8 +65,8 @@ def test_manual_failover_idles_a_with_its_critical_services_stopped_and_fallback
     assert "is not offered while" in server_action(operator_client, group, a, "failover")
 
     server_action(operator_client, group, a, "fallback")
-    wait_for("both Normal again", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
-    wait_for("A's TC running again", lambda: Service.objects.get(node=a, name=TC).status == ServiceStatus.STARTED)
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal again")
+    wait_for(lambda: Service.objects.get(node=a, name=TC).status == ServiceStatus.STARTED, 30, "A's TC running again")
     assert EndUser.objects.get(user_id="andy").active_node is None
 
 
@@ -72,27 +74,28 @@ def test_a_backup_losing_its_own_critical_service_runs_both_in_failed_mode_until
     a, b, group = pair["a"], pair["b"], pair["group"]
     agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     server_action(operator_client, group, a, "failover")
-    wait_for("B in backup mode", lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE)
+    wait_for(lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE, 30, "B in backup mode")
 
     press(operator_client, b, "stop")
     wait_for(
-        "both Running in Failed Mode",
         lambda: both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN),
+        30,
+        "both Running in Failed Mode",
     )
     assert HAAlarm.objects.filter(name="UC_SRM-2-SRMFailed").exists()
 
     # Bringing B's TC back does not leave Failed Mode: only Recover does.
     press(operator_client, b, "start")
-    wait_for("B's TC running again", lambda: Service.objects.get(node=b, name=TC).status == ServiceStatus.STARTED)
+    wait_for(lambda: Service.objects.get(node=b, name=TC).status == ServiceStatus.STARTED, 30, "B's TC running again")
     page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
     assert page.count('value="recover"') == 2
     assert both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN)
 
     recovered_at = timezone.now()
     assert "Recover of" in server_action(operator_client, group, a, "recover")
-    wait_for("both Normal after Recover", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal after Recover")
     # Normal is reached by the restarted SRMs, not by the ones Recover restarts.
     for node in (a, b):
         srm = Service.objects.get(node=node, name=ServiceName.SERVER_RECOVERY_MANAGER)
@@ -115,11 +118,11 @@ def test_automatic_fallback_moves_users_back_once_the_failed_node_is_healthy_for
     fast_srm(pair["cluster"], enable_automatic_fallback=True, automatic_fallback_delay=1)
     agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     press(operator_client, a, "stop")
-    wait_for("B in backup mode", lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE)
+    wait_for(lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE, 30, "B in backup mode")
     press(operator_client, a, "start")
-    wait_for("both Normal after automatic fallback", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal after automatic fallback")
     assert HATransition.objects.filter(
         node=a, to_state=HAState.TAKING_BACK, reason=HAReason.AUTOMATIC_FALLBACK
     ).exists()
@@ -138,19 +141,19 @@ def test_an_srm_restarted_during_a_manual_failover_keeps_the_node_idle_for_initi
     a, b, group = pair["a"], pair["b"], pair["group"]
     first = agents(a.name)
     agents(b.name)
-    wait_for("both Normal", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
     server_action(operator_client, group, a, "failover")
-    wait_for("A Idle", lambda: state_of(a.name) == (HAState.IDLE, HAReason.ON_ADMIN_REQUEST))
+    wait_for(lambda: state_of(a.name) == (HAState.IDLE, HAReason.ON_ADMIN_REQUEST), 30, "A Idle")
 
     first.terminate()
     agents(a.name)
     # Reference 1.5: "Idle / Initialization" beside "Running in Backup Mode / On Admin Request".
-    wait_for("A Idle for Initialization", lambda: state_of(a.name) == (HAState.IDLE, HAReason.INITIALIZATION))
+    wait_for(lambda: state_of(a.name) == (HAState.IDLE, HAReason.INITIALIZATION), 30, "A Idle for Initialization")
     assert state_of(b.name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.ON_ADMIN_REQUEST)
     assert EndUser.objects.get(user_id="andy").active_node == b
     page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
     assert 'value="fallback"' in page and "Initialization" in page
 
     server_action(operator_client, group, a, "fallback")
-    wait_for("both Normal again", lambda: both(pair, HAState.NORMAL, HAReason.NORMAL))
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal again")
     assert EndUser.objects.get(user_id="andy").active_node is None

@@ -12,8 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from messaging.chat.client import ChatClient, ChatClientError
-from tests.agent.conftest import wait_for
-from tests.conftest import chat_password
+from tests.conftest import chat_password, wait_for
 from topology.catalog import ServiceName
 from topology.models import EndUser, Service
 
@@ -48,7 +47,7 @@ async def exchange(node, *frames: dict) -> list[dict]:
 def test_a_node_agent_signs_in_only_with_the_right_password(pair, agents, own_throttle):
     a = pair["a"]
     agents(a.name)
-    wait_for("A's router started", lambda: Service.objects.get(node=a, name=ServiceName.XCP_ROUTER).running)
+    wait_for(lambda: Service.objects.get(node=a, name=ServiceName.XCP_ROUTER).running, 30, "A's router started")
 
     async def scenario():
         no_password = await exchange(a, {"type": "sign_in", "id": "1", "user": "andy"}, {"type": "rooms", "id": "2"})
@@ -86,7 +85,7 @@ def test_a_node_agent_signs_in_only_with_the_right_password(pair, agents, own_th
 def test_a_node_agent_throttles_repeated_wrong_passwords_and_the_client_says_why(pair, agents, own_throttle):
     a = pair["a"]
     agents(a.name)
-    wait_for("A's router started", lambda: Service.objects.get(node=a, name=ServiceName.XCP_ROUTER).running)
+    wait_for(lambda: Service.objects.get(node=a, name=ServiceName.XCP_ROUTER).running, 30, "A's router started")
 
     async def attempt(password: str) -> str:
         client = ChatClient("andy", a.agent_host, a.agent_port, password=password, give_up_after=10)

@@ -16,8 +16,8 @@ import pytest
 
 from api.models import ApiToken
 from tests.agent.conftest import FAST_SRM, fast_srm
-from tests.chat.conftest import free_port
 from tests.conftest import PG_ADMIN
+from tests.scenario import free_port
 from topology.catalog import ControlAction, ServiceName
 from topology.choices import HAState
 from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup, Service

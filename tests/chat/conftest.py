@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,38 +17,12 @@ import pytest
 from django.conf import settings
 
 from messaging.chat.client import ChatClient
-from messaging.database_assignment import assign
-from messaging.models import ChatSettings, DatabaseType, ExternalDatabase
+from messaging.models import ChatSettings
 from messaging.router.core import XcpRouter
-from messaging.tc.schema import Dialect, install_statements
 from messaging.tc.service import TextConferenceManager
-from tests.conftest import PG_ADMIN, chat_password, chat_user
-from topology.models import Cluster, EndUser, Node, NodeServiceParameters, RedundancyGroup
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def install_schema(postgres, name: str) -> None:
-    with postgres.connect(name, autocommit=True) as conn:
-        for statement in install_statements(Dialect.POSTGRES):
-            conn.execute(statement)
-
-
-def external_database(name: str) -> ExternalDatabase:
-    database = ExternalDatabase(
-        database_name=name,
-        db_type=DatabaseType.POSTGRES,
-        username=PG_ADMIN["user"],
-        hostname=PG_ADMIN["host"],
-        port=PG_ADMIN["port"],
-    )
-    database.set_password("")
-    database.save()
-    return database
+from tests.conftest import chat_password, chat_user
+from tests.scenario import Scenario, external_database, install_schema
+from topology.models import EndUser, Node
 
 
 @pytest.fixture
@@ -90,29 +63,20 @@ class ChatWorld:
 
 @pytest.fixture
 def world(transactional_db, tc_database, bus_prefix) -> ChatWorld:
-    cluster1 = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
-    cluster2 = Cluster.objects.create(name="cluster2", cluster_id="imp2", domain="example.com")
-    nodes = {}
-    for name, cluster in (("imp-1a", cluster1), ("imp-1b", cluster1), ("imp-c2a", cluster2)):
-        nodes[name] = Node.objects.create(
-            name=name, cluster=cluster, ip_address="127.0.0.1", agent_host="127.0.0.1", agent_port=free_port()
-        )
-        NodeServiceParameters.objects.create(
-            node=nodes[name], client_relogin_lower_limit=1, client_relogin_upper_limit=1
-        )
-    group = RedundancyGroup.objects.create(name="subcluster1", cluster=cluster1)
-    group.set_servers(nodes["imp-1a"], nodes["imp-1b"])
-    group.ha_enabled = True
-    group.save()
-    RedundancyGroup.objects.create(name="c2-subcluster1", cluster=cluster2).set_servers(nodes["imp-c2a"], None)
-    database = external_database(tc_database)
-    assign({nodes["imp-1a"]: database, nodes["imp-1b"]: database})
+    scenario = Scenario()
+    cluster1 = scenario.cluster("cluster1", "imp1")
+    cluster2 = scenario.cluster("cluster2", "imp2")
+    for key, cluster in (("1a", cluster1), ("1b", cluster1), ("c2a", cluster2)):
+        scenario.node(key, cluster)
+    scenario.group("subcluster1", "1a", "1b", ha=True)
+    scenario.group("c2-subcluster1", "c2a")
+    scenario.assign(external_database(tc_database), "1a", "1b")
     settings = {}
     for cluster in (cluster1, cluster2):
         settings[cluster.name] = ChatSettings.for_cluster(cluster)
     settings["cluster1"].enable_persistent_chat = True
     settings["cluster1"].save()
-    return ChatWorld(nodes, tc_database, settings)
+    return ChatWorld({node.name: node for node in scenario.nodes.values()}, tc_database, settings)
 
 
 class RunningNode:

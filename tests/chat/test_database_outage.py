@@ -13,8 +13,9 @@ from messaging.chat.client import ChatClientError
 from messaging.database_assignment import assign
 from messaging.models import PersistentChatAssignment
 from messaging.tc.service import TextConferenceManager
-from tests.chat.conftest import external_database, free_port, run, running, signed_in
+from tests.chat.conftest import run, running, signed_in
 from tests.conftest import PG_ADMIN
+from tests.scenario import external_database, free_port
 from topology.agent.base import ServiceStartError
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -10,7 +9,7 @@ from websockets.asyncio.client import connect
 
 from messaging.chat import protocol
 from tests.chat.conftest import next_event, run, running, signed_in
-from tests.conftest import chat_password
+from tests.conftest import chat_password, wait_for_async
 
 
 @pytest.mark.parametrize(
@@ -139,8 +138,10 @@ def test_signing_in_again_elsewhere_signs_the_first_connection_out_and_it_does_n
     async def scenario():
         async with running(node), signed_in(node, "andy") as (first,), signed_in(node, "andy") as (second,):
             notice = await next_event(first, "signed_out")
-            await asyncio.sleep(1.0)  # long enough for a reconnect (0.2 s) to have happened
-            reconnected = first.reconnects
+            # A client reconnects only when its connection closes; once the router has closed
+            # the first one, it either started a reconnect then or never will.
+            await wait_for_async(lambda: first._reader.done(), 10, "the router to close the first connection")
+            reconnected = first.reconnects + (first._reconnecting is not None)
             # The second session is still the signed-in one: it can list rooms.
             rooms = await second.request("rooms")
             return notice, reconnected, rooms

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, wait_for_async
 
 
 def rows(database: str, query: str, params=()) -> list[tuple]:
@@ -23,12 +23,6 @@ def rows(database: str, query: str, params=()) -> list[tuple]:
 def execute(database: str, query: str, params=()) -> None:
     with psycopg.connect(dbname=database, autocommit=True, **PG_ADMIN) as conn:
         conn.execute(query, params)
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 async def whole_history(client, room: str) -> list[dict]:
@@ -212,7 +206,7 @@ def test_a_persistent_room_left_empty_past_the_timeout_is_unloaded_and_loads_aga
             for n in range(3):
                 await andy.post(left, f"left {n}")
             await andy.leave(left)
-            await wait_until(lambda: left not in tc.rooms)
+            await wait_for_async(lambda: left not in tc.rooms, 10.0, "the left room to be unloaded")
             still_loaded = {kept, adhoc} <= set(tc.rooms)
             joined = await andy.join(left)
             reloaded = left in tc.rooms
@@ -236,7 +230,12 @@ def test_with_a_timeout_of_zero_an_empty_persistent_room_stays_loaded(world):
             room = (await andy.create("stays"))["room"]
             await andy.join(room)
             await andy.leave(room)
-            await asyncio.sleep(2)  # longer than any short timeout the other tests use
+            # With a timeout of 0 the TC's room timeout watcher ends at once: nothing unloads rooms.
+            await wait_for_async(
+                lambda: not any(task.get_name() == "tc-room-timeout" for task in asyncio.all_tasks()),
+                10,
+                "the room timeout watcher to end",
+            )
             return room in running_node.tc.rooms
 
     assert run(scenario())

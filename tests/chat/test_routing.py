@@ -8,13 +8,8 @@ import asyncio
 from asgiref.sync import sync_to_async
 
 from tests.chat.conftest import next_event, run, running, signed_in
+from tests.conftest import wait_for_async
 from topology.models import EndUser, Node
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 def test_posts_from_other_nodes_and_clusters_reach_the_hosting_node_and_every_occupant(world):
@@ -35,7 +30,11 @@ def test_posts_from_other_nodes_and_clusters_reach_the_hosting_node_and_every_oc
                 await client.join(room)
             presence = await erin.presence(room)
             acks = [await client.post(room, f"from {client.user}") for client in (andy, bob, erin)]
-            await wait_for(lambda: all(len(c.rooms[room].messages) == 3 for c in (andy, bob, erin)))
+            await wait_for_async(
+                lambda: all(len(c.rooms[room].messages) == 3 for c in (andy, bob, erin)),
+                10.0,
+                "every client to see the three posts",
+            )
             return room, presence, acks, [c.rooms[room].messages for c in (andy, bob, erin)]
 
     room, presence, acks, seen = run(scenario())
@@ -93,8 +92,10 @@ def test_after_the_rooms_and_users_move_clients_reconnect_and_no_acknowledged_me
             await asyncio.sleep(0.5)
             stop.set()
             await asyncio.gather(*posters)
-            await wait_for(
-                lambda: all(c.rooms[room].last_id >= max(max(v) for v in acked.values()) for c in (bob, erin))
+            await wait_for_async(
+                lambda: all(c.rooms[room].last_id >= max(max(v) for v in acked.values()) for c in (bob, erin)),
+                10.0,
+                "Bob and Erin to see every acknowledged post",
             )
             history = []
             before = None

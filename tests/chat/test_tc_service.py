@@ -8,7 +8,7 @@ import pytest
 
 from messaging.tc.schema import MESSAGE_ID_SEQUENCE
 from tests.chat.conftest import next_event, run, running, signed_in
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, wait_for_async
 
 
 def rows(database: str, query: str, params=()) -> list[tuple]:
@@ -99,22 +99,21 @@ def test_joins_and_exits_are_logged_in_tc_timelog_only_when_archiving_them_is_on
 
 @pytest.mark.parametrize("connections", [2, 4])
 def test_the_tc_keeps_as_many_database_connections_as_the_chat_settings_say(world, connections):
-    import asyncio
-    import time
-
     world.user("andy", "imp-1a")
     world.configure(db_connections=connections)
     count = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 
     async def scenario():
-        async with running(world.nodes["imp-1a"]):
-            deadline = time.monotonic() + 20
-            while (seen := rows(world.database, count, (world.database,))[0][0]) < connections:
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(0.5)  # and no more than that, once the pool is full
-            return seen, rows(world.database, count, (world.database,))[0][0]
+        async with running(world.nodes["imp-1a"]) as (node,):
+            # The pool says when it holds all its connections; it opens none beyond its size.
+            await node.tc.store.pool.wait(timeout=20)
+            reached = node.tc.store.pool.get_stats()["pool_size"]
+            settled = await wait_for_async(
+                lambda: (seen := rows(world.database, count, (world.database,))[0][0]) <= connections and seen,
+                20,
+                "the TC's sign-in check connection to be gone from the server",
+            )
+            return reached, settled
 
     reached, settled = run(scenario())
     assert (reached, settled) == (connections, connections)

@@ -16,16 +16,14 @@ import uuid
 
 import pytest
 
-from messaging.database_assignment import assign
-from messaging.models import ChatSettings
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import fast_srm, state_of, wait_for
+from tests.agent.conftest import fast_srm, state_of
 from tests.agent.test_failover import control
-from tests.chat.conftest import external_database, free_port, install_schema
-from tests.conftest import chat_password, chat_user
+from tests.conftest import chat_password, wait_for
+from tests.scenario import Scenario, chat_database
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
-from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, Service
+from topology.models import Node, Service
 
 pytestmark = pytest.mark.slow
 
@@ -38,37 +36,19 @@ USERS = {"andy": "1a", "bob": "1b", "catherine": "2a", "deborah": "2b", "erin": 
 @pytest.fixture
 def reference(transactional_db, postgres):
     """The use case's topology; node names unique per test (the agents' bus is shared)."""
-    suffix = uuid.uuid4().hex[:6]
-    cluster1 = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
-    cluster2 = Cluster.objects.create(name="cluster2", cluster_id="imp2", domain="example.com")
-    nodes: dict[str, Node] = {}
+    scenario = Scenario(suffix=f"-{uuid.uuid4().hex[:6]}")
+    cluster1 = scenario.cluster("cluster1", "imp1", persistent_chat=True)
+    cluster2 = scenario.cluster("cluster2", "imp2")
     for key, cluster in (("1a", cluster1), ("1b", cluster1), ("2a", cluster1), ("2b", cluster1), ("c2a", cluster2)):
-        nodes[key] = Node.objects.create(
-            name=f"imp-{key}-{suffix}", cluster=cluster, ip_address="127.0.0.1", agent_port=free_port()
-        )
-        NodeServiceParameters.objects.create(
-            node=nodes[key], client_relogin_lower_limit=1, client_relogin_upper_limit=1
-        )
-    for name, (first, second), cluster in (
-        ("subcluster1", ("1a", "1b"), cluster1),
-        ("subcluster2", ("2a", "2b"), cluster1),
-    ):
-        group = RedundancyGroup.objects.create(name=name, cluster=cluster)
-        group.set_servers(nodes[first], nodes[second])
-        group.ha_enabled = True
-        group.save()
-        database_name = postgres.database("imp_usecase")
-        install_schema(postgres, database_name)
-        database = external_database(database_name)
-        assign({nodes[first]: database, nodes[second]: database})
-    RedundancyGroup.objects.create(name="c2-subcluster1", cluster=cluster2).set_servers(nodes["c2a"], None)
-    chat = ChatSettings.for_cluster(cluster1)
-    chat.enable_persistent_chat = True
-    chat.save()
+        scenario.node(key, cluster)
+    for name, (first, second) in (("subcluster1", ("1a", "1b")), ("subcluster2", ("2a", "2b"))):
+        scenario.group(name, first, second, ha=True)
+        scenario.assign(chat_database(postgres, "imp_usecase"), first, second)
+    scenario.group("c2-subcluster1", "c2a")
     for user, key in USERS.items():
-        chat_user(user, nodes[key])
+        scenario.user(user, key)
     fast_srm(cluster1)
-    return nodes
+    return scenario.nodes
 
 
 def tc_started(node: Node) -> bool:
@@ -177,7 +157,7 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
     nodes = reference
     for node in nodes.values():
         agents(node.name)
-    wait_for("every node Normal with its TC started", lambda: ready(nodes), timeout=60)
+    wait_for(lambda: ready(nodes), 60, "every node Normal with its TC started")
     group = nodes["1a"].redundancy_group
 
     async def scenario():
@@ -188,9 +168,9 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
         await in_thread(control, operator_client, nodes["1a"], "stop")
         await in_thread(
             wait_for,
-            "1B Running in Backup Mode",
             lambda: state_of(nodes["1b"].name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN),
             60,
+            "1B Running in Backup Mode",
         )
         async with asyncio.timeout(60):
             while andy.client.node != nodes["1b"].name:
@@ -200,7 +180,7 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
         after_failover = len(andy.acked)
         # 2. The administrator starts TC on 1A again and presses Fallback.
         await in_thread(control, operator_client, nodes["1a"], "start")
-        await in_thread(wait_for, "1A Failed Over", lambda: state_of(nodes["1a"].name)[0] == HAState.FAILED_OVER, 60)
+        await in_thread(wait_for, lambda: state_of(nodes["1a"].name)[0] == HAState.FAILED_OVER, 60, "1A Failed Over")
         response = await in_thread(
             lambda: operator_client.post(
                 f"/system/redundancy-groups/{group.pk}/server-action/",
@@ -211,9 +191,9 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
         assert "Fallback of" in response.content.decode()
         await in_thread(
             wait_for,
-            "both Normal after fallback",
             lambda: all(state_of(nodes[k].name)[0] == HAState.NORMAL for k in ("1a", "1b")),
             60,
+            "both Normal after fallback",
         )
         async with asyncio.timeout(60):
             while andy.client.node != nodes["1a"].name:
@@ -234,7 +214,7 @@ def test_failover_then_fallback_loses_and_doubles_no_acknowledged_message(refere
 def test_killing_the_hosting_nodes_agent_loses_and_doubles_no_acknowledged_message(reference, agents):
     nodes = reference
     started = {key: agents(node.name) for key, node in nodes.items()}
-    wait_for("every node Normal with its TC started", lambda: ready(nodes), timeout=60)
+    wait_for(lambda: ready(nodes), 60, "every node Normal with its TC started")
 
     async def scenario():
         room, chatters, stop = await start_chatting(nodes)
@@ -243,9 +223,9 @@ def test_killing_the_hosting_nodes_agent_loses_and_doubles_no_acknowledged_messa
         await in_thread(started["1a"].kill)  # SIGKILL: no goodbye, no clean stop
         await in_thread(
             wait_for,
-            "1B took over with Peer Down",
             lambda: state_of(nodes["1b"].name) == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.PEER_DOWN),
             60,
+            "1B took over with Peer Down",
         )
         async with asyncio.timeout(60):
             while andy.client.node != nodes["1b"].name:

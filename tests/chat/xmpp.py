@@ -12,7 +12,8 @@ import pytest
 import slixmpp
 from slixmpp.exceptions import PresenceError
 
-from tests.chat.conftest import ChatWorld, free_port
+from tests.chat.conftest import ChatWorld
+from tests.scenario import free_port
 from topology import credentials
 
 

@@ -1,8 +1,9 @@
-"""A static scan of the apps' module-level imports: no module may import itself back.
+"""A static scan of the apps' imports: no module may import itself back, even lazily.
 
 The scan reads the source with `ast` and never imports it, so a cycle Python happens to
-survive today (because of the order in which modules load) still fails here. Imports inside a
-function or under `if TYPE_CHECKING:` are not module-level and are not counted.
+survive today (because of the order in which modules load) still fails here. An import inside
+a function counts too: deferring an import hides a cycle, it does not remove it. Only imports
+under `if TYPE_CHECKING:` are left out (they never run).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("imp_admin", "topology", "messaging", "dbmerge")
+APPS = ("imp_admin", "topology", "messaging", "dbmerge", "api")
 
 
 def app_modules(root: Path = ROOT) -> dict[str, Path]:
@@ -32,25 +33,21 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _module_level_imports(tree: ast.Module):
-    """Import statements run when the module loads: top level, and inside top-level if/try."""
-    pending = list(tree.body)
+def _imports(tree: ast.Module):
+    """Every import statement of the module, except those under `if TYPE_CHECKING:`."""
+    pending: list[ast.AST] = [tree]
     while pending:
         node = pending.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
-        elif isinstance(node, ast.If):
-            if not _is_type_checking(node.test):
-                pending.extend(node.body)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
             pending.extend(node.orelse)
-        elif isinstance(node, ast.Try):
-            pending.extend(node.body + node.orelse + node.finalbody)
-            for handler in node.handlers:
-                pending.extend(handler.body)
+        else:
+            pending.extend(ast.iter_child_nodes(node))
 
 
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Module → the apps' modules it imports at load time.
+    """Module → the apps' modules it imports.
 
     `from package import name` points at `package.name` when that is a module, otherwise at
     the package itself (its `__init__` runs, and whatever that imports).
@@ -60,7 +57,7 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
         is_package = path.name == "__init__.py"
         package = name if is_package else name.rpartition(".")[0]
         edges = set()
-        for node in _module_level_imports(ast.parse(path.read_text(), str(path))):
+        for node in _imports(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 edges.update(alias.name for alias in node.names if alias.name in modules)
                 continue
@@ -127,13 +124,26 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+# Cycles known and owned, each to go with the change named beside it. A new cycle fails the
+# test, and so does one of these once it is gone (take it out of the list then).
+KNOWN_CYCLES = [
+    # The XCP Router's core and its two front ends import each other lazily, and the chat
+    # directory reaches back into the core: the chat service's owner is to untangle it.
+    ["messaging.chat.directory", "messaging.router.core", "messaging.router.json_ws", "messaging.router.xmpp"],
+]
+
+
 def test_no_import_cycle_among_the_apps_modules():
     found = cycles(import_graph(app_modules()))
-    assert found == [], "import cycles among the apps' modules:\n" + "\n".join(" ↔ ".join(c) for c in found)
+    new = [cycle for cycle in found if cycle not in KNOWN_CYCLES]
+    assert new == [], "import cycles among the apps' modules:\n" + "\n".join(" ↔ ".join(c) for c in new)
+    gone = [cycle for cycle in KNOWN_CYCLES if cycle not in found]
+    assert gone == [], f"these cycles are gone, take them out of KNOWN_CYCLES: {gone}"
 
 
 def test_the_scan_finds_a_cycle_when_there_is_one(tmp_path):
-    """The scan itself can fail: two modules importing each other are reported."""
+    """The scan itself can fail: two modules importing each other are reported, the lazy import
+    inside a function included; an import only for type checking is not one."""
     app = tmp_path / "dbmerge"
     app.mkdir()
     (app / "__init__.py").write_text("")
@@ -141,8 +151,7 @@ def test_the_scan_finds_a_cycle_when_there_is_one(tmp_path):
     (app / "jobrunner.py").write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from dbmerge.views import JobView\n"
-        "def enqueue():\n    from dbmerge.views import JobView\n"
-        "from . import tasks\n"
+        "def enqueue():\n    from . import tasks\n"
     )
     (app / "views.py").write_text("from .jobrunner import enqueue\n")
     assert cycles(import_graph(app_modules(tmp_path))) == [["dbmerge.jobrunner", "dbmerge.tasks"]]

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dbmerge.choices import JobState
 from dbmerge.models import MergeJob
-from messaging.models import CheckName, DatabaseType, ExternalDatabase, ExternalDatabaseCheck
+from messaging.models import DatabaseType, ExternalDatabase, ExternalDatabaseCheck, StatusCheckName
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.ha import transitions
@@ -103,10 +103,15 @@ def test_service_states_external_database_checks_and_merge_jobs(anon_client, bui
     )
     now = timezone.now()
     ExternalDatabaseCheck.objects.create(
-        database=database, name=CheckName.REACHABILITY, passed=True, message="", checked_at=now, duration=timedelta()
+        database=database,
+        name=StatusCheckName.REACHABILITY,
+        passed=True,
+        message="",
+        checked_at=now,
+        duration=timedelta(),
     )
     ExternalDatabaseCheck.objects.create(
-        database=database, name=CheckName.SCHEMA, passed=False, message="", checked_at=now, duration=timedelta()
+        database=database, name=StatusCheckName.SCHEMA, passed=False, message="", checked_at=now, duration=timedelta()
     )
     done = {"tc_rooms": {"done": 40, "total": 40}, "tc_messages": {"done": 1000, "total": 1000}}
     for state, progress in ((JobState.COMPLETED, done), (JobState.COMPLETED, done), (JobState.MERGING, {})):

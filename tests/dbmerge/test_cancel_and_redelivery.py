@@ -102,7 +102,7 @@ def test_cancel_while_validating_waits_for_no_lock_and_ends_the_job_cancelled(ch
     # Validation measures each source's TC tables: an exclusive lock on one makes it wait.
     with holding_lock(a, "LOCK TABLE tc_timelog IN ACCESS EXCLUSIVE MODE"):
         run_merge_job.delay(job.pk)
-        wait_for(lambda: waiting_for_a_lock(a), what="the validation to wait for source 1")
+        wait_for(lambda: waiting_for_a_lock(a), timeout=60.0, what="the validation to wait for source 1")
         assert state_of(job.pk) == JobState.VALIDATING
         operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]))
         # Ends while the lock is still held: the waiting statement was cancelled.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -61,7 +60,7 @@ def test_operator_validates_then_merges_and_sees_report_and_next_steps(three, op
     response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
     job = MergeJob.objects.get()
     assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
-    wait_for(lambda: state_of(job.pk) not in (JobState.PENDING, JobState.VALIDATING), what="validation")
+    wait_for(lambda: state_of(job.pk) not in (JobState.PENDING, JobState.VALIDATING), 60.0, "validation")
     job.refresh_from_db()
     assert job.state == JobState.VALIDATED, job.reason
 
@@ -74,7 +73,7 @@ def test_operator_validates_then_merges_and_sees_report_and_next_steps(three, op
 
     response = operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "merge"})
     assert response.status_code == 302
-    wait_for(lambda: state_of(job.pk) in (JobState.COMPLETED, JobState.FAILED, JobState.ERRORED), what="merge")
+    wait_for(lambda: state_of(job.pk) in (JobState.COMPLETED, JobState.FAILED, JobState.ERRORED), 60.0, "merge")
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED, job.reason
 
@@ -95,10 +94,10 @@ def test_running_the_same_merge_again_is_refused_by_the_destination_record(three
     for attempt in range(2):
         operator_client.post(reverse("dbmerge:mergejob_add"), {**add_form(*entries), "action": "validate"})
         job = MergeJob.objects.order_by("-pk").first()
-        wait_for(lambda job=job: state_of(job.pk) not in (JobState.PENDING, JobState.VALIDATING), what="validation")
+        wait_for(lambda job=job: state_of(job.pk) not in (JobState.PENDING, JobState.VALIDATING), 60.0, "validation")
         if attempt == 0:
             operator_client.post(reverse("dbmerge:mergejob_merge", args=[job.pk]))
-            wait_for(lambda job=job: state_of(job.pk) == JobState.COMPLETED, what="first merge")
+            wait_for(lambda job=job: state_of(job.pk) == JobState.COMPLETED, 60.0, "first merge")
     after_first = target.rows()
     job.refresh_from_db()
     assert job.state == JobState.VALIDATION_FAILED
@@ -136,11 +135,11 @@ def _copying(job_id: int) -> bool:
 def test_cancel_stops_the_merge_between_batches_and_leaves_the_destination(chat_db, operator_client, celery_worker):
     target, job = _start_big_merge(chat_db)
     before = target.rows()
-    wait_for(lambda: _copying(job.pk), what="copying")
+    wait_for(lambda: _copying(job.pk), 60.0, "copying")
 
     response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]))
     assert response.status_code == 302
-    wait_for(lambda: state_of(job.pk) not in (JobState.MERGING,), what="cancel")
+    wait_for(lambda: state_of(job.pk) not in (JobState.MERGING,), 60.0, "cancel")
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
     assert job.reason == "Cancelled by the administrator; the destination was left as it was."
@@ -152,21 +151,22 @@ def test_a_worker_killed_mid_merge_leaves_the_job_failed_and_the_destination_unt
 ):
     target, job = _start_big_merge(chat_db)
     before = target.rows()
-    wait_for(lambda: _copying(job.pk), what="copying")
+    wait_for(lambda: _copying(job.pk), 60.0, "copying")
 
     os.kill(celery_worker.pid, signal.SIGKILL)
     celery_worker.wait(timeout=10)
     monkeypatch.setattr(jobrunner, "HEARTBEAT_STALE_AFTER", jobrunner.timedelta(seconds=3))
     wait_for(
         lambda: operator_client.get(job.get_absolute_url()) and state_of(job.pk) == JobState.FAILED,
+        60.0,
+        "the stale heartbeat to be noticed",
         interval=0.5,
-        what="the stale heartbeat to be noticed",
     )
     job.refresh_from_db()
     assert job.reason.startswith("The worker running this job stopped (no heartbeat for 3 s).")
     page = operator_client.get(job.get_absolute_url()).content.decode()
     assert "The worker running this job stopped" in page
-    assert wait_for(lambda: target.rows() == before, timeout=30, what="the destination to be as before")
+    assert wait_for(lambda: target.rows() == before, 30, "the destination to be as before")
 
 
 def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_page(chat_db, celery_beat):
@@ -194,7 +194,7 @@ def test_celery_beat_fails_a_job_whose_worker_stopped_without_anyone_opening_a_p
     # A job whose worker is alive: its heartbeat stays fresh however long the wait below takes.
     alive = merging(now + jobrunner.timedelta(minutes=5))
 
-    wait_for(lambda: state_of(orphan.pk) == JobState.FAILED, timeout=60, interval=0.5, what="beat's stale job check")
+    wait_for(lambda: state_of(orphan.pk) == JobState.FAILED, 60, "beat's stale job check", interval=0.5)
 
     orphan.refresh_from_db()
     assert orphan.reason == (
@@ -257,18 +257,27 @@ def test_a_merge_waiting_in_one_long_statement_keeps_its_heartbeat_fresh_and_is_
     stale_after = timedelta(seconds=2)
     with holding_lock(target, LOCK_DESTINATION):
         run_merge_job.delay(job.pk)
-        wait_for(lambda: waiting_for_a_lock(target), what="the merge to wait for the destination's lock")
+        wait_for(lambda: waiting_for_a_lock(target), 60.0, "the merge to wait for the destination's lock")
         blocked_since = timezone.now()
-        # Twice the stale period in one statement, without a progress report.
-        while timezone.now() < blocked_since + 2 * stale_after:
+
+        def heartbeat_past(moment) -> bool:
             assert jobrunner.mark_stale_jobs(stale_after=stale_after) == 0
-            time.sleep(0.2)
+            return MergeJob.objects.get(pk=job.pk).heartbeat > moment
+
+        # Twice the stale period in one statement, without a progress report: the stale job
+        # check never fires while the worker's heartbeat moves on.
+        wait_for(
+            lambda: heartbeat_past(blocked_since + 2 * stale_after),
+            60.0,
+            "the heartbeat to move on for twice the stale period while the merge waits",
+            interval=0.2,
+        )
         assert waiting_for_a_lock(target)
         job.refresh_from_db()
         assert job.state == JobState.MERGING
         assert job.progress == {}  # nothing reported meanwhile
         assert job.heartbeat > blocked_since + stale_after
-    wait_for(lambda: ended(job.pk), what="the merge to end")
+    wait_for(lambda: ended(job.pk), 60.0, "the merge to end")
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED, job.reason
     assert [r[0] for r in target.rows()["tc_msgarchive"]] == MERGED_ARCHIVE_IDS
@@ -282,12 +291,13 @@ def test_a_job_marked_failed_mid_merge_is_not_committed_and_the_destination_stay
     before = target.rows()
     with holding_lock(target, LOCK_DESTINATION):
         run_merge_job.delay(job.pk)
-        wait_for(lambda: waiting_for_a_lock(target), what="the merge to wait for the destination's lock")
+        wait_for(lambda: waiting_for_a_lock(target), 60.0, "the merge to wait for the destination's lock")
         # The stale job check, with a period shorter than the heartbeat's, gives the job up.
         assert jobrunner.mark_stale_jobs(stale_after=timedelta(milliseconds=1)) == 1
     wait_for(
         lambda: job.log_entries.filter(level="ERROR", message=NO_LONGER_OURS).exists(),
-        what="the worker to refuse the commit",
+        60.0,
+        "the worker to refuse the commit",
     )
     job.refresh_from_db()
     assert job.state == JobState.FAILED
@@ -303,10 +313,11 @@ def test_a_second_delivery_of_a_claimed_job_does_nothing(three, celery_worker):
     job = merge_job(entries)
     run_merge_job.delay(job.pk)
     run_merge_job.delay(job.pk)  # as a redelivered message (acks_late) arrives
-    wait_for(lambda: ended(job.pk), what="the merge to end")
+    wait_for(lambda: ended(job.pk), 60.0, "the merge to end")
     wait_for(
         lambda: f"Merge job {job.pk} is not pending; this delivery is ignored." in worker_log(celery_worker),
-        what="the second delivery",
+        60.0,
+        "the second delivery",
     )
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED, job.reason
@@ -330,7 +341,7 @@ def test_a_merge_past_its_soft_time_limit_ends_failed_and_leaves_the_destination
     # lock timeout (10 s) would.
     with holding_lock(target, LOCK_DESTINATION):
         run_merge_job.apply_async((job.pk,), soft_time_limit=4, time_limit=120)
-        wait_for(lambda: ended(job.pk), timeout=60, what="the time limit to end the job")
+        wait_for(lambda: ended(job.pk), 60, "the time limit to end the job")
     job.refresh_from_db()
     assert job.state == JobState.FAILED, (job.reason, worker_log(prefork_worker))
     assert job.reason == "The job ran past its time limit of 4 s; the destination was left as it was."

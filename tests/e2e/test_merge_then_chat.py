@@ -19,17 +19,16 @@ from dbmerge.choices import CheckName, JobState
 from dbmerge.models import MergeJob
 from messaging.chat.client import ChatClient, ChatClientError
 from messaging.chat.errors import ErrorCode
-from messaging.database_assignment import assign
-from messaging.models import ChatAlias, ChatSettings
-from tests.agent.conftest import state_of, wait_for
+from messaging.models import ChatAlias
+from tests.agent.conftest import state_of
 from tests.agent.test_failover import control
-from tests.chat.conftest import free_port
 from tests.chat.test_use_cases import whole_history
-from tests.conftest import chat_password, chat_user
+from tests.conftest import chat_password, wait_for
 from tests.messaging.test_chat_settings_page import post_data
+from tests.scenario import Scenario
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
-from topology.models import Cluster, Node, NodeServiceParameters, RedundancyGroup, Service
+from topology.models import Node, Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,26 +39,16 @@ OLDER, NEWER = 2000, 1000  # messages of the room in 1A's and in 1B's database
 @pytest.fixture
 def before_the_merge(transactional_db, chat_db):
     """The topology, per-node databases assigned to 1A and 1B, an empty destination."""
-    suffix = uuid.uuid4().hex[:6]  # node names name the agents' channels on the shared bus
-    cluster = Cluster.objects.create(name="cluster1", cluster_id="imp1", domain="example.com")
-    nodes = {}
-    for key in ("1a", "1b"):
-        nodes[key] = Node.objects.create(
-            name=f"imp-{key}-{suffix}", cluster=cluster, ip_address="127.0.0.1", agent_port=free_port()
-        )
-        NodeServiceParameters.objects.create(
-            node=nodes[key], client_relogin_lower_limit=1, client_relogin_upper_limit=1
-        )
-    group = RedundancyGroup.objects.create(name="subcluster1", cluster=cluster)
-    group.set_servers(nodes["1a"], nodes["1b"])
-    chat = ChatSettings.for_cluster(cluster)
-    chat.enable_persistent_chat = True
-    chat.save()
-    chat_user("andy", nodes["1a"])
-    chat_user("bob", nodes["1b"])
+    scenario = Scenario(suffix=f"-{uuid.uuid4().hex[:6]}")  # node names name the agents' channels on the shared bus
+    cluster = scenario.cluster("cluster1", "imp1", persistent_chat=True)
+    nodes = {key: scenario.node(key, cluster) for key in ("1a", "1b")}
+    group = scenario.group("subcluster1", "1a", "1b")
+    scenario.user("andy", "1a")
+    scenario.user("bob", "1b")
     databases = {"1a": chat_db(), "1b": chat_db(), "destination": chat_db(schema=False)}
     entries = {key: database.external() for key, database in databases.items()}
-    assign({nodes["1a"]: entries["1a"], nodes["1b"]: entries["1b"]})
+    scenario.assign(entries["1a"], "1a")
+    scenario.assign(entries["1b"], "1b")
     alias = ChatAlias.objects.create(alias="ops.example.com", node=nodes["1a"])
     return {
         "cluster": cluster,
@@ -159,9 +148,9 @@ def validate(operator_client, entries) -> MergeJob:
     assert operator_client.post(reverse("dbmerge:mergejob_add"), data).status_code == 302
     job = MergeJob.objects.order_by("-pk").first()
     wait_for(
-        "the validation",
         lambda: MergeJob.objects.get(pk=job.pk).state not in (JobState.PENDING, JobState.VALIDATING),
         60,
+        "the validation",
     )
     job.refresh_from_db()
     return job
@@ -175,7 +164,7 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
     one_a, one_b = nodes["1a"], nodes["1b"]
     for node in (one_a, one_b):
         agents(node.name)
-    wait_for("TC started on both nodes", lambda: all(tc_is(n, ServiceStatus.STARTED) for n in (one_a, one_b)), 60)
+    wait_for(lambda: all(tc_is(n, ServiceStatus.STARTED) for n in (one_a, one_b)), 60, "TC started on both nodes")
 
     older, newer = chat_before_the_merge(nodes, world["alias"], operator_client)
     assert room_counts(databases["1a"]) == [(ROOM, OLDER)]
@@ -196,16 +185,16 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
     # 2. Stop TC on both nodes in Control Center – Feature Services; validation passes.
     for node in (one_a, one_b):
         assert "Stop of Cisco XCP Text Conference Manager" in control(operator_client, node, "stop")
-    wait_for("TC stopped on both nodes", lambda: all(tc_is(n, ServiceStatus.STOPPED) for n in (one_a, one_b)), 60)
+    wait_for(lambda: all(tc_is(n, ServiceStatus.STOPPED) for n in (one_a, one_b)), 60, "TC stopped on both nodes")
     job = validate(operator_client, entries)
     assert job.state == JobState.VALIDATED, job.reason
 
     # 3. Merge Selected Tables.
     assert operator_client.post(reverse("dbmerge:mergejob_merge", args=[job.pk])).status_code == 302
     wait_for(
-        "the merge",
         lambda: MergeJob.objects.get(pk=job.pk).state not in (JobState.PENDING, JobState.VALIDATING, JobState.MERGING),
         120,
+        "the merge",
     )
     job.refresh_from_db()
     assert job.state == JobState.COMPLETED, job.reason
@@ -232,9 +221,9 @@ def test_two_per_node_databases_merged_then_served_by_both_nodes_show_andy_the_r
     for node in (one_a, one_b):
         assert "Start of Cisco XCP Text Conference Manager" in control(operator_client, node, "start")
     wait_for(
-        "both nodes Normal with TC started",
         lambda: all(tc_is(n, ServiceStatus.STARTED) and state_of(n.name)[0] == HAState.NORMAL for n in (one_a, one_b)),
         90,
+        "both nodes Normal with TC started",
     )
 
     # 6. Andy signs in on 1A and reads the room's whole history: 1A's part, then 1B's.

@@ -24,7 +24,7 @@ def test_check_now_runs_on_the_worker_and_records_three_passing_checks(celery_wo
     )
 
     try:
-        wait_for(lambda: ExternalDatabase.objects.get(pk=installed_database.pk).last_checked_at, what="the check")
+        wait_for(lambda: ExternalDatabase.objects.get(pk=installed_database.pk).last_checked_at, 60.0, "the check")
     except AssertionError:
         pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
     checks = dict(ExternalDatabaseCheck.objects.filter(database=installed_database).values_list("name", "passed"))
@@ -58,7 +58,7 @@ def test_an_edited_connection_is_checked_again_on_the_worker(celery_worker, inst
         return database.last_checked_at and database.check_state == CheckRunState.IDLE
 
     try:
-        wait_for(rechecked, what="the check after the edit")
+        wait_for(rechecked, 60.0, "the check after the edit")
     except AssertionError:
         pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
     reachability = ExternalDatabaseCheck.objects.get(database=installed_database, name="reachability")
@@ -94,7 +94,8 @@ def test_the_periodic_refresh_rechecks_a_check_whose_worker_died_and_skips_a_fre
     try:
         wait_for(
             lambda: ExternalDatabase.objects.get(pk=installed_database.pk).check_state == CheckRunState.IDLE,
-            what="the stale check to run again",
+            60.0,
+            "the stale check to run again",
         )
     except AssertionError:
         pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
@@ -129,7 +130,7 @@ def test_verify_on_the_page_is_answered_by_the_worker(celery_worker, installed_d
         return results if results.status_code == 286 else None
 
     try:
-        results = wait_for(answered, what="the worker's database checks")
+        results = wait_for(answered, 60.0, "the worker's database checks")
     except AssertionError:
         pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
     page = results.content.decode()
@@ -161,7 +162,9 @@ def test_a_database_added_on_the_page_is_checked_at_once_on_the_worker(celery_wo
 
     # No Check now pressed and no celery beat for the periodic check: the worker checks it anyway.
     try:
-        wait_for(lambda: ExternalDatabase.objects.get(pk=database.pk).last_checked_at, what="the first check")
+        wait_for(
+            lambda: ExternalDatabase.objects.get(pk=database.pk).last_checked_at, timeout=60.0, what="the first check"
+        )
     except AssertionError:
         pytest.fail("the worker recorded no check:\n" + worker_log(celery_worker))
     checks = dict(ExternalDatabaseCheck.objects.filter(database=database).values_list("name", "passed"))
@@ -181,7 +184,9 @@ def test_install_schema_runs_on_the_worker_and_the_page_stops_polling_when_done(
     status_url = reverse("messaging:externaldatabase_status", args=[empty_database.pk])
     try:
         status = wait_for(
-            lambda: (answer := client.get(status_url)).status_code == 286 and answer, what="the install and its check"
+            lambda: (answer := client.get(status_url)).status_code == 286 and answer,
+            timeout=60.0,
+            what="the install and its check",
         )
     except AssertionError:
         pytest.fail("the worker did not finish the install:\n" + worker_log(celery_worker))

@@ -8,7 +8,7 @@ import pytest
 from psycopg import sql
 
 from messaging.dbcheck import install_schema, record, run_checks
-from messaging.models import CheckName, ExternalDatabaseCheck
+from messaging.models import ExternalDatabaseCheck, StatusCheckName
 from tests.messaging.conftest import make_external_database
 
 pytestmark = pytest.mark.django_db
@@ -20,32 +20,32 @@ def by_name(results):
 
 def test_a_fresh_database_is_reachable_and_logged_in_but_has_no_schema(empty_database):
     results = by_name(run_checks(empty_database))
-    assert results[CheckName.REACHABILITY].passed
-    assert results[CheckName.CONNECTIVITY].passed
-    assert results[CheckName.CONNECTIVITY].message == (
+    assert results[StatusCheckName.REACHABILITY].passed
+    assert results[StatusCheckName.CONNECTIVITY].passed
+    assert results[StatusCheckName.CONNECTIVITY].message == (
         f"Logged in to {empty_database.database_name} as {empty_database.username}."
     )
-    assert not results[CheckName.SCHEMA].passed
-    assert results[CheckName.SCHEMA].message == (
+    assert not results[StatusCheckName.SCHEMA].passed
+    assert results[StatusCheckName.SCHEMA].message == (
         "The TC schema is not installed: no tc_* table exists. Install it from this page."
     )
-    assert results[CheckName.PRIVILEGES].passed
+    assert results[StatusCheckName.PRIVILEGES].passed
 
 
 def test_every_check_passes_once_the_schema_is_installed(installed_database):
     results = run_checks(installed_database)
     assert [(r.name, r.passed) for r in results] == [
-        (CheckName.REACHABILITY, True),
-        (CheckName.CONNECTIVITY, True),
-        (CheckName.SCHEMA, True),
-        (CheckName.PRIVILEGES, True),
+        (StatusCheckName.REACHABILITY, True),
+        (StatusCheckName.CONNECTIVITY, True),
+        (StatusCheckName.SCHEMA, True),
+        (StatusCheckName.PRIVILEGES, True),
     ]
 
 
 def test_results_are_recorded_on_the_database_row(installed_database):
     record(installed_database, run_checks(installed_database))
     rows = {row.name: row for row in ExternalDatabaseCheck.objects.filter(database=installed_database)}
-    assert set(rows) == set(CheckName)
+    assert set(rows) == set(StatusCheckName)
     assert all(row.passed for row in rows.values())
     installed_database.refresh_from_db()
     assert installed_database.last_checked_at is not None
@@ -89,7 +89,7 @@ def test_install_refuses_a_database_with_a_conflicting_table_and_names_it(empty_
 def test_a_column_of_the_wrong_type_fails_schema_verification(installed_database, postgres):
     with postgres.connect(installed_database.database_name, autocommit=True) as conn:
         conn.execute("ALTER TABLE tc_messages ALTER COLUMN msg_id TYPE integer")
-    result = by_name(run_checks(installed_database))[CheckName.SCHEMA]
+    result = by_name(run_checks(installed_database))[StatusCheckName.SCHEMA]
     assert not result.passed
     assert result.message == "The TC schema is not valid. Column tc_messages.msg_id is integer; expected BIGINT."
 
@@ -97,7 +97,7 @@ def test_a_column_of_the_wrong_type_fails_schema_verification(installed_database
 def test_a_missing_table_fails_schema_verification(installed_database, postgres):
     with postgres.connect(installed_database.database_name, autocommit=True) as conn:
         conn.execute("DROP TABLE tc_timelog")
-    result = by_name(run_checks(installed_database))[CheckName.SCHEMA]
+    result = by_name(run_checks(installed_database))[StatusCheckName.SCHEMA]
     assert result.message == "The TC schema is not valid. Table tc_timelog is missing."
 
 
@@ -105,18 +105,18 @@ def test_a_database_that_does_not_exist_fails_connectivity(db, postgres):
     role = postgres.role("tcuser")
     database = make_external_database("no_such_database_here", role)
     results = by_name(run_checks(database))
-    assert results[CheckName.REACHABILITY].passed
-    assert results[CheckName.CONNECTIVITY].message == (
+    assert results[StatusCheckName.REACHABILITY].passed
+    assert results[StatusCheckName.CONNECTIVITY].message == (
         "The database no_such_database_here does not exist on 127.0.0.1:5432; check the Database Name field."
     )
-    assert results[CheckName.SCHEMA].message == "Not tried: no login to the database."
+    assert results[StatusCheckName.SCHEMA].message == "Not tried: no login to the database."
 
 
 def test_a_user_without_privileges_fails_the_privilege_check(db, postgres):
     dbname = postgres.database("tcmadb")  # owned by postgres: the role may log in, not create
     role = postgres.role("nopriv")
     database = make_external_database(dbname, role)
-    result = by_name(run_checks(database))[CheckName.PRIVILEGES]
+    result = by_name(run_checks(database))[StatusCheckName.PRIVILEGES]
     assert not result.passed
     assert result.message == (
         f"The user {role} lacks CREATE on schema public; grant it "
@@ -129,7 +129,7 @@ def test_a_user_without_execute_on_dblink_fails_the_privilege_check(empty_databa
     with postgres.connect(empty_database.database_name, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS dblink")
         conn.execute("REVOKE EXECUTE ON FUNCTION dblink_connect(text), dblink_connect(text, text) FROM PUBLIC")
-    result = by_name(run_checks(empty_database))[CheckName.PRIVILEGES]
+    result = by_name(run_checks(empty_database))[StatusCheckName.PRIVILEGES]
     assert result.message.endswith(
         "lacks EXECUTE on dblink_connect(text) and dblink_connect(text,text), which the database merge needs."
     )
@@ -139,18 +139,18 @@ def test_a_user_without_execute_on_dblink_fails_the_privilege_check(empty_databa
                 sql.Identifier(empty_database.username)
             )
         )
-    assert by_name(run_checks(empty_database))[CheckName.PRIVILEGES].passed
+    assert by_name(run_checks(empty_database))[StatusCheckName.PRIVILEGES].passed
 
 
 def test_a_wrong_password_is_refused_by_the_server(db, password_role):
     database = make_external_database("tcpw", "tcpw", password="wrong-password", port=password_role)
     results = by_name(run_checks(database))
-    assert results[CheckName.REACHABILITY].passed
-    assert results[CheckName.CONNECTIVITY].message == (
+    assert results[StatusCheckName.REACHABILITY].passed
+    assert results[StatusCheckName.CONNECTIVITY].message == (
         "The database server refused the user name or password of tcpw; check both fields."
     )
     right = make_external_database("tcpw", "tcpw", password="right-password", port=password_role, hostname="localhost")
-    assert by_name(run_checks(right))[CheckName.CONNECTIVITY].passed
+    assert by_name(run_checks(right))[StatusCheckName.CONNECTIVITY].passed
 
 
 def test_an_unknown_host_fails_reachability_and_skips_the_rest(db):
@@ -228,8 +228,8 @@ def test_a_name_the_resolver_cannot_resolve_fails_reachability_within_the_timeou
 def test_a_server_that_accepts_but_never_answers_fails_the_login_within_the_timeout(db, silent_port, check_timeout):
     database = make_external_database("tcmadb", "tcuser", port=silent_port)
     results = by_name(run_checks(database))
-    assert results[CheckName.REACHABILITY].passed
-    assert results[CheckName.CONNECTIVITY].message == (
+    assert results[StatusCheckName.REACHABILITY].passed
+    assert results[StatusCheckName.CONNECTIVITY].message == (
         f"The server at 127.0.0.1:{silent_port} accepted the connection but did not complete the login within 2 s; "
         "it may not be a PostgreSQL server, or it is overloaded."
     )

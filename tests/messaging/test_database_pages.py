@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from imp_admin import crypto
-from messaging.models import CheckName, CheckRunState, ExternalDatabase, PersistentChatAssignment
+from messaging.models import CheckRunState, ExternalDatabase, PersistentChatAssignment, StatusCheckName
 from tests.messaging.conftest import make_external_database
 
 pytestmark = pytest.mark.django_db
@@ -206,7 +206,7 @@ def test_status_shows_each_recorded_check(operator_client, installed_database):
 
     record(installed_database, run_checks(installed_database))
     page = operator_client.get(installed_database.get_absolute_url()).content.decode()
-    for check in CheckName:
+    for check in StatusCheckName:
         assert check.label in page
     assert page.count('data-passed="true"') == 3
 

@@ -16,7 +16,7 @@ import oracledb
 import pytest
 
 from messaging.dbcheck import install_schema, run_checks
-from messaging.models import CheckName
+from messaging.models import StatusCheckName
 from messaging.tc import schema
 from tests.messaging.conftest import make_external_database
 
@@ -163,8 +163,8 @@ def test_oracle_wrong_password_is_explained(oracle_db, monkeypatch):
 
     monkeypatch.setattr(oracledb, "connect", refuse)
     results = {r.name: r for r in run_checks(oracle_db)}
-    assert results[CheckName.REACHABILITY].passed
-    assert results[CheckName.CONNECTIVITY].message == (
+    assert results[StatusCheckName.REACHABILITY].passed
+    assert results[StatusCheckName.CONNECTIVITY].message == (
         "The database server refused the user name or password of tcuser; check both fields."
     )
 
@@ -198,10 +198,10 @@ def test_oracle_wrong_column_type_and_missing_grant_fail(oracle_db, monkeypatch)
         ),
     )
     results = {r.name: r for r in run_checks(oracle_db)}
-    assert results[CheckName.SCHEMA].message == (
+    assert results[StatusCheckName.SCHEMA].message == (
         "The TC schema is not valid. Column tc_messages.msg_id is DATE; expected NUMBER(19)."
     )
-    assert results[CheckName.PRIVILEGES].message == (
+    assert results[StatusCheckName.PRIVILEGES].message == (
         "The user TCUSER lacks the CREATE PUBLIC DATABASE LINK privilege, which the schema install and the merge "
         "need; grant it."
     )

@@ -18,7 +18,8 @@ from django.db import close_old_connections
 from django.test import Client
 from django.urls import reverse
 
-from tests.partition.netns import REDIS_IP, RELAY_IP, wait_until
+from tests.conftest import wait_for
+from tests.partition.netns import REDIS_IP, RELAY_IP
 from tests.partition.world import CONFIG_DB_ADDRESSES, Conversation, GroupOnBed, Outcome
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
@@ -111,9 +112,9 @@ def fenced_at(group: GroupOnBed, since: float) -> float | None:
 
 def _until_backup_serves(group: GroupOnBed, conversation: Conversation, cut_at: float) -> None:
     b = group.nodes["b"].name
-    wait_until(lambda: states(group)[b] == HAState.RUNNING_IN_BACKUP_MODE, 60, "B running in backup mode")
+    wait_for(lambda: states(group)[b] == HAState.RUNNING_IN_BACKUP_MODE, 60, "B running in backup mode")
     since = time.time()
-    wait_until(
+    wait_for(
         lambda: conversation.acked_by_each_since(since) >= 5, 60, lambda: f"both users posting on B ({conversation})"
     )
 
@@ -128,9 +129,9 @@ def _until_heartbeats_outlast_the_timeout(group: GroupOnBed, conversation: Conve
         beat = Node.objects.get(pk=a.pk).last_heartbeat
         return beat is not None and beat.timestamp() > cut_at + timeout + 1
 
-    wait_until(renewed_past_timeout, 60, "A's heartbeat renewed past the heartbeat timeout")
+    wait_for(renewed_past_timeout, 60, "A's heartbeat renewed past the heartbeat timeout")
     andy = conversation.chatters[0]
-    wait_until(lambda: sum(1 for *_, at in andy.acked if at > cut_at) >= 5, 30, "Andy posting on A")
+    wait_for(lambda: sum(1 for *_, at in andy.acked if at > cut_at) >= 5, 30, "Andy posting on A")
 
 
 def _flap(group: GroupOnBed, conversation: Conversation, cut_at: float) -> None:
@@ -185,10 +186,10 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
     """Run ``case`` on a fresh group (agents not started yet); see the module docstring."""
     group.start_agent("a")
     group.start_agent("b")
-    wait_until(lambda: ready(group), 90, "both nodes Normal with Text Conference Manager started")
+    wait_for(lambda: ready(group), 90, "both nodes Normal with Text Conference Manager started")
     conversation = Conversation(group).start()
     try:
-        wait_until(lambda: conversation.acked_by_each_since(0) >= 5, 60, "the first acknowledgements")
+        wait_for(lambda: conversation.acked_by_each_since(0) >= 5, 60, "the first acknowledgements")
         last_transition = HATransition.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         cut_at = time.time()
         case.cut(group)
@@ -199,9 +200,9 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
             for chatter in conversation.chatters
         }
         group.bed.heal("a")
-        wait_until(lambda: steady(group), 90, "the group steady after the heal")
+        wait_for(lambda: steady(group), 90, "the group steady after the heal")
         since = time.time()
-        wait_until(
+        wait_for(
             lambda: conversation.acked_by_each_since(since) >= 3,
             60,
             lambda: f"both users posting after the heal ({conversation})",
@@ -210,10 +211,10 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
         acks_after_fallback = 0
         if fall_back and states(group)[group.nodes["a"].name] == HAState.FAILED_OVER:
             press_fallback(group)
-            wait_until(lambda: set(states(group).values()) == {HAState.NORMAL}, 60, "both Normal after Fallback")
+            wait_for(lambda: set(states(group).values()) == {HAState.NORMAL}, 60, "both Normal after Fallback")
             fell_back = True
             since = time.time()
-            wait_until(
+            wait_for(
                 lambda: conversation.acked_by_each_since(since) >= 5,
                 60,
                 lambda: f"both users posting after Fallback ({conversation})",

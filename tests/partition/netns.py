@@ -273,8 +273,8 @@ class TestBed:
             ],
             user="postgres",
         )
-        wait_until(lambda: (self.socket_dir / f".s.PGSQL.{PG_PORT}").exists(), 30, "PostgreSQL of the test bed")
-        wait_until(self._pg_ready, 30, "PostgreSQL accepting connections")
+        _wait_until(lambda: (self.socket_dir / f".s.PGSQL.{PG_PORT}").exists(), 30, "PostgreSQL of the test bed")
+        _wait_until(self._pg_ready, 30, "PostgreSQL accepting connections")
 
     def _pg_ready(self) -> bool:
         import psycopg
@@ -311,7 +311,7 @@ class TestBed:
                 "700",
             ],
         )
-        wait_until(lambda: (self.socket_dir / "redis.sock").exists(), 15, "redis-server of the test bed")
+        _wait_until(lambda: (self.socket_dir / "redis.sock").exists(), 15, "redis-server of the test bed")
 
     def _relay(self) -> None:
         """Every node reaches the config DB through the relay on .5 (no delay until slowed)."""
@@ -329,7 +329,7 @@ class TestBed:
             ],
         )
         listening = f"{RELAY_IP}:{PG_PORT}"
-        wait_until(lambda: listening in self.run_in("db", "ss", "-ltn", check=False).stdout, 15, "the relay")
+        _wait_until(lambda: listening in self.run_in("db", "ss", "-ltn", check=False).stdout, 15, "the relay")
 
     # --- cutting and healing -------------------------------------------------------------
 
@@ -388,7 +388,9 @@ class TestBed:
         self.hosts.clear()
 
 
-def wait_until(predicate, timeout: float, what, interval: float = 0.1):
+def _wait_until(predicate, timeout: float, what, interval: float = 0.1):
+    """The test bed's own wait while it starts its servers: ``tests.conftest.wait_for`` without
+    Django, because ``python tests/partition/netns.py`` builds a test bed on its own."""
     """Poll ``predicate`` until true; fail saying ``what`` (a string, or a callable for the
     state of things at the time) did not happen."""
     deadline = time.monotonic() + timeout

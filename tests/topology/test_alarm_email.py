@@ -101,7 +101,7 @@ def test_database_failure_failover_and_fallback_are_emailed(
         assert transitions.take_over(b.pk, a.pk, reason=HAReason.DATABASE_FAILURE)
         assert transitions.finish_take_over(b.pk, rooms_loaded=True)
         transitions.set_own_state(a.pk, HAState.FAILED_OVER, HAReason.DATABASE_FAILURE)
-        assert transitions.begin_fallback(a.pk, HAReason.ON_ADMIN_REQUEST) is None
+        assert transitions.begin_fallback(a.pk, HAReason.ON_ADMIN_REQUEST)
         assert transitions.release_rooms(b.pk, rooms_unloaded=True)
         assert transitions.reclaim_rooms(a.pk)
         assert transitions.finish_take_back(a.pk, rooms_loaded=True)

@@ -44,3 +44,13 @@ class NodeService(abc.ABC):
     @abc.abstractmethod
     def is_running(self) -> bool:
         """Whether the service is working right now (checked every reconcile interval)."""
+
+    async def refresh_hosting(self) -> None:  # noqa: B027 (optional: only services that serve rooms)
+        """Re-read which rooms this node serves now; called only for a service registered as
+        following the room hosting (``topology.agent.registry.register``)."""
+
+    def fence(self, reason: str) -> None:  # noqa: B027 (optional: only services that serve users)
+        """Stop serving: the node's lease ran out (``topology.agent.lease``); ``reason`` says why."""
+
+    def unfence(self) -> None:  # noqa: B027 (optional: only services that serve users)
+        """Serve again: a heartbeat got through and the room hosting was re-read."""

@@ -3,8 +3,9 @@
 Every reconcile interval it reads the node's service rows, starts, stops or restarts each
 service to match what the console asked, carries out each numbered request once, and
 writes the observed status back. Every heartbeat interval (an SRM service parameter) it
-writes the node's heartbeat. When the SRM moves rooms between nodes it asks the Text
-Conference Manager to re-read which rooms it serves (``refresh_hosting``).
+writes the node's heartbeat. When the SRM moves rooms between nodes it asks the service that
+serves rooms (the Text Conference Manager, registered as following the room hosting in
+``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``).
 
 Each committed heartbeat renews the node's lease (``topology.agent.lease``) while its group
 has high availability on (without a peer nobody takes its rooms over, so nothing to fence).
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import signal
 import time
@@ -31,12 +31,11 @@ from django.utils import timezone
 from topology import observed
 from topology.agent.base import START_TIMEOUT, STOP_TIMEOUT, NodeService, ServiceStartError
 from topology.agent.db import db
-from topology.agent.factories import build_service
 from topology.agent.lease import Lease
 from topology.agent.metrics import MetricsEndpoint
+from topology.agent.registry import build_service, follows_room_hosting
 from topology.catalog import CATALOG, START_ORDER, ControlAction, DesiredState, ServiceName, ServiceStatus
-from topology.choices import HAState
-from topology.ha.transitions import HOLD_DOWN_STATES
+from topology.choices import HOLD_DOWN_STATES, HAState
 from topology.models import Node, Service, ServiceParameters, ensure_services
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ FENCE_CHECK_SECONDS = 0.05
 
 
 @dataclass
-class Snapshot:
+class DesiredServices:
     """What the console wants, read once per reconcile tick."""
 
     rows: dict[str, Service]
@@ -182,8 +181,7 @@ class NodeAgent:
         return [
             instance
             for name, instance in self.instances.items()
-            if hasattr(instance, "fence")
-            and (age is None or name != ServiceName.XCP_ROUTER or age >= self.heartbeat_timeout)
+            if (age is None or name != ServiceName.XCP_ROUTER or age >= self.heartbeat_timeout)
         ]
 
     async def _fence_loop(self) -> None:
@@ -208,11 +206,11 @@ class NodeAgent:
 
     # --- reconcile ----------------------------------------------------------------------
 
-    def _read(self) -> Snapshot:
+    def _read(self) -> DesiredServices:
         node = Node.objects.only("ha_state", "cluster_id").get(pk=self.node.pk)
         rows = {row.name: row for row in Service.objects.filter(node_id=self.node.pk)}
         critical = ServiceParameters.for_cluster(node.cluster_id).critical_services
-        return Snapshot(rows, node.ha_state, critical)
+        return DesiredServices(rows, node.ha_state, critical)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -229,19 +227,19 @@ class NodeAgent:
         return dict(self._statuses)
 
     async def reconcile_once(self) -> None:
-        snapshot = await db(self._read)
-        self.ha_state = snapshot.ha_state
+        desired = await db(self._read)
+        self.ha_state = desired.ha_state
         for name in START_ORDER:
-            row = snapshot.rows.get(name)
+            row = desired.rows.get(name)
             if row is not None:
-                await self._reconcile_service(name, row, snapshot)
+                await self._reconcile_service(name, row, desired)
         await self.sync_room_hosting()
 
-    def _why_not(self, name: str, row: Service, snapshot: Snapshot) -> tuple[ServiceStatus, str] | None:
+    def _why_not(self, name: str, row: Service, desired: DesiredServices) -> tuple[ServiceStatus, str] | None:
         """None if the service should run; else the status and reason to show while it does not."""
         if not row.activated or row.desired_state == DesiredState.STOPPED:
             return ServiceStatus.STOPPED, ""
-        if snapshot.ha_state in HOLD_DOWN_STATES and name in snapshot.critical:
+        if desired.ha_state in HOLD_DOWN_STATES and name in desired.critical:
             return ServiceStatus.STOPPED, "Stopped by the Server Recovery Manager: the node is failed over."
         for dependency in CATALOG[name].depends_on:
             instance = self.instances.get(dependency)
@@ -249,7 +247,7 @@ class NodeAgent:
                 return ServiceStatus.NOT_RUNNING, f"{ServiceName(dependency).label} is not running."
         return None
 
-    async def _reconcile_service(self, name: str, row: Service, snapshot: Snapshot) -> None:
+    async def _reconcile_service(self, name: str, row: Service, desired: DesiredServices) -> None:
         instance = self.instances.get(name)
         if instance is not None and not instance.is_running():
             log.warning("%s stopped unexpectedly", name)
@@ -260,7 +258,7 @@ class NodeAgent:
             await db(self._write, name, ServiceStatus.NOT_RUNNING, "The service stopped unexpectedly.")
             instance = None
         new_request = row.request_number > row.handled_request_number
-        blocked = self._why_not(name, row, snapshot)
+        blocked = self._why_not(name, row, desired)
         if new_request and row.request_action == ControlAction.RESTART and instance is not None:
             for dependent in _dependents_running(name, self.instances):
                 await self._stop_service(dependent, ServiceStatus.STOPPED, "")
@@ -275,8 +273,8 @@ class NodeAgent:
             for dependent in _dependents_running(name, self.instances):
                 # A dependent stopped by hand with it (Stop of the XCP Router) shows Stopped; one
                 # that still wants to run shows Not Running, and why.
-                dependent_row = snapshot.rows.get(dependent)
-                own = self._why_not(dependent, dependent_row, snapshot) if dependent_row is not None else None
+                dependent_row = desired.rows.get(dependent)
+                own = self._why_not(dependent, dependent_row, desired) if dependent_row is not None else None
                 await self._stop_service(dependent, *(own or (ServiceStatus.NOT_RUNNING, missing)))
             await self._stop_service(name, *blocked)
         elif blocked is not None and (row.status, row.status_reason) != blocked:
@@ -286,7 +284,7 @@ class NodeAgent:
 
     async def _start_service(self, name: str) -> None:
         await db(self._write, name, ServiceStatus.STARTING, "")
-        hosting = await db(self._hosted_ids) if name == ServiceName.TEXT_CONFERENCE_MANAGER else None
+        hosting = await db(self._hosted_ids) if follows_room_hosting(name) else None
         reason = ""
         database_failure = False
         instance: NodeService | None = None
@@ -324,7 +322,7 @@ class NodeAgent:
             await asyncio.wait_for(instance.stop(), STOP_TIMEOUT)
         except Exception:
             log.exception("%s did not stop cleanly", name)
-        if name == ServiceName.TEXT_CONFERENCE_MANAGER:
+        if follows_room_hosting(name):
             self._hosting = None
         await db(self._write, name, status, reason)
         log.info("%s stopped", ServiceName(name).label)
@@ -355,24 +353,22 @@ class NodeAgent:
         return tuple(home.pk for home in observed.hosted_homes(self.node))
 
     async def sync_room_hosting(self, force: bool = False) -> bool:
-        """Tell the Text Conference Manager when the rooms it must serve changed.
+        """Tell the service that serves rooms (the TC) when the rooms it must serve changed.
 
-        Returns False if the TC failed to re-read them; True otherwise (also when the TC is
-        not running: it reads the hosting itself when it starts).
+        Returns False if it failed to re-read them; True otherwise (also when it is not
+        running: it reads the hosting itself when it starts).
         """
         async with self._hosting_lock:
             hosting = await db(self._hosted_ids)
-            tc = self.instances.get(ServiceName.TEXT_CONFERENCE_MANAGER)
-            if tc is None or not tc.is_running():
+            service = next((instance for name, instance in self.instances.items() if follows_room_hosting(name)), None)
+            if service is None or not service.is_running():
                 return True
             if hosting == self._hosting and not force:
                 return True
             try:
-                result = tc.refresh_hosting()
-                if inspect.isawaitable(result):
-                    await result
+                await service.refresh_hosting()
             except Exception:
-                log.exception("The Text Conference Manager could not re-read its rooms")
+                log.exception("%s could not re-read its rooms", service.name)
                 return False
             log.info("Room hosting of %s now: nodes %s", self.node, hosting)
             self._hosting = hosting

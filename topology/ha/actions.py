@@ -10,9 +10,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from topology.choices import HAReason, HAState
-from topology.ha.transitions import FALLBACK_FROM, GroupState, lock_group, recover
-from topology.models import AlarmName, EndUser, Node, ServerAction, ServerActionName, ServerActionStatus
+from topology.choices import FALLBACK_FROM, HAReason, HAState
+from topology.ha import transitions
+from topology.ha.transitions import GroupState, lock_group
+from topology.models import Node, ServerAction, ServerActionName, ServerActionStatus
 
 
 def offered_actions(node: Node, peer: Node | None, ha_enabled: bool) -> list[ServerActionName]:
@@ -107,19 +108,24 @@ def _apply(locked: GroupState, request: ServerAction) -> str:
     if refusal is not None:
         return f"Refused: {refusal}"
     if request.action == ServerActionName.FAILOVER:
-        locked.set(target, HAState.FAILING_OVER, HAReason.ON_ADMIN_REQUEST)
-        locked.set(peer, HAState.TAKING_OVER, HAReason.ON_ADMIN_REQUEST)
-        target.rooms_hosted_by, target.rooms_moving = peer, False
-        target.save(update_fields=["rooms_hosted_by", "rooms_moving"])
-        EndUser.objects.filter(assigned_node=target).update(active_node=peer)
-        locked.alarm(AlarmName.SRM_FAILOVER, target, peer, HAReason.ON_ADMIN_REQUEST)
-        return f"{target} is failing over to {peer}."
+        # The target fails over to its peer: Failing Over, and Idle once its SRM stopped its
+        # critical services (``decisions.failing_over``).
+        made = transitions.take_over(
+            peer.pk,
+            target.pk,
+            reason=HAReason.ON_ADMIN_REQUEST,
+            failed_state=HAState.FAILING_OVER,
+            failed_from={HAState.NORMAL},
+            recorded_by=locked.recorded_by,
+        )
+        return f"{target} is failing over to {peer}." if made else f"Refused: {target} cannot fail over now."
     if request.action == ServerActionName.FALLBACK:
-        locked.set(target, HAState.TAKING_BACK, HAReason.ON_ADMIN_REQUEST)
-        locked.set(peer, HAState.FALLING_BACK, HAReason.ON_ADMIN_REQUEST)
-        target.rooms_moving = True
-        target.save(update_fields=["rooms_moving"])
-        return f"{target} is taking back its users and rooms from {peer}."
+        made = transitions.begin_fallback(target.pk, HAReason.ON_ADMIN_REQUEST, recorded_by=locked.recorded_by)
+        return (
+            f"{target} is taking back its users and rooms from {peer}."
+            if made
+            else f"Refused: {target} cannot fall back now."
+        )
     # Recover: restart both SRMs from a clean slate.
-    recover(target.pk)
+    transitions.recover(target.pk)
     return f"Recovering {target} and {peer}: both Server Recovery Managers restart."

@@ -1,8 +1,9 @@
-"""The Server Recovery Manager's judgement: watch the peer and this node, decide what to do.
+"""The Server Recovery Manager of one node: what it reads each tick, and how it judges the peer.
 
 ``RecoveryManager.tick()`` runs every few tenths of a second inside the node agent. It reads
 the group, both nodes, the service parameters and the services' observed state from the
-config DB, carries out pending Server Actions, and makes the transitions of
+config DB, carries out pending Server Actions (``topology.ha.actions``), and hands what it saw
+to the decision of its node's state (``topology.ha.decisions``), which makes the transitions of
 ``topology.ha.transitions``. A transition that needs this node's Text Conference Manager to
 load or unload rooms returns a follow-up: the agent re-reads the room hosting, then calls the
 follow-up with whether that worked. Plain module: no HTTP and no asyncio.
@@ -11,9 +12,8 @@ follow-up with whether that worked. Plain module: no HTTP and no asyncio.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db.models import F
 from django.utils import timezone
@@ -21,12 +21,11 @@ from django.utils import timezone
 from topology.agent.base import START_TIMEOUT
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
-from topology.ha import actions, transitions
+from topology.ha import actions, decisions, transitions
+from topology.ha.decisions import FollowUp, Look, seconds
 from topology.models import Node, Service, ServiceParameters
 
 log = logging.getLogger(__name__)
-
-FollowUp = Callable[[bool], object]
 
 
 @dataclass
@@ -35,10 +34,6 @@ class Verdict:
 
     reason: HAReason
     failed_reason: HAReason
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
 
 
 class RecoveryManager:
@@ -92,14 +87,14 @@ class RecoveryManager:
         stopped_cleanly = peer.last_heartbeat is not None and peer.agent_started_at is None
         timeout = params.initialization_heartbeat_timeout if initializing else params.heartbeat_timeout
         last_seen = peer.last_heartbeat or self.started_at
-        if now - last_seen >= _seconds(timeout):
+        if now - last_seen >= seconds(timeout):
             if stopped_cleanly:
                 return Verdict(HAReason.PEER_REBOOT, HAReason.PEER_REBOOT)
             if initializing:
                 return Verdict(HAReason.PEER_DOWN_DURING_INITIALIZATION, HAReason.INITIALIZATION)
             return Verdict(HAReason.PEER_DOWN, HAReason.PEER_DOWN)
         down_since = self.critical_down_since(peer, params)
-        if down_since is not None and now - down_since >= _seconds(params.critical_service_delay):
+        if down_since is not None and now - down_since >= seconds(params.critical_service_delay):
             if stopped_cleanly:
                 return Verdict(HAReason.PEER_REBOOT, HAReason.PEER_REBOOT)
             if initializing:
@@ -121,7 +116,7 @@ class RecoveryManager:
         starting gets the agent's own start timeout on top of the delay.
         """
         began = node.ha_state_changed_at
-        delay = _seconds(params.critical_service_delay)
+        delay = seconds(params.critical_service_delay)
         if began is None or now - began < delay:
             return False
         rows = {service.name: service for service in node.services.filter(name__in=params.critical_services)}
@@ -129,7 +124,7 @@ class RecoveryManager:
             service = rows.get(name)
             if service is None or service.status == ServiceStatus.NOT_RUNNING or not service.wants_running:
                 return True
-            if service.status != ServiceStatus.STARTED and now - began >= delay + _seconds(START_TIMEOUT):
+            if service.status != ServiceStatus.STARTED and now - began >= delay + seconds(START_TIMEOUT):
                 return True
         return False
 
@@ -169,87 +164,13 @@ class RecoveryManager:
             return None
         if actions.apply_server_actions(self.node_id):
             node, group, peer, params = self._read()
-        follow_up = self._step(node, peer, params, group.ha_enabled)
+        look = Look(self, node, peer, params, group.ha_enabled, timezone.now(), self.critical_down_since(node, params))
+        follow_up = decisions.decide(look)
         if follow_up is None and not group.ha_enabled:
             transitions.set_ha_not_enabled(self.node_id)
         return follow_up
 
-    def _step(self, node: Node, peer: Node, params: ServiceParameters, ha_enabled: bool) -> FollowUp | None:
-        now = timezone.now()
-        state = HAState(node.ha_state)
-        my_down_since = self.critical_down_since(node, params)
-        delay = _seconds(params.critical_service_delay)
-
-        if state == HAState.UNKNOWN:
-            if ha_enabled:  # HA was just enabled
-                transitions.set_own_state(self.node_id, HAState.INITIALIZING, HAReason.INITIALIZATION)
-        elif state == HAState.INITIALIZING:
-            # Initializing means "the SRM service is starting": after Recover the SRM that is
-            # about to be restarted leaves the initialization to the restarted one.
-            if ha_enabled and my_down_since is None and not self._restart_pending():
-                return lambda ok: (
-                    ok
-                    and transitions.set_own_state(
-                        self.node_id, HAState.NORMAL, HAReason.NORMAL, only_from={HAState.INITIALIZING}
-                    )
-                )
-        elif state == HAState.NORMAL:
-            if ha_enabled and my_down_since is None and peer.ha_state in transitions.TAKE_OVER_FROM:
-                verdict = self.peer_verdict(peer, params, now)
-                if verdict is not None and transitions.take_over(
-                    self.node_id, peer.pk, reason=verdict.reason, failed_reason=verdict.failed_reason
-                ):
-                    return self._finish_take_over
-        elif state == HAState.TAKING_OVER:
-            self._idle_silent_peer(peer, params, now)
-            return self._finish_take_over
-        elif state == HAState.RUNNING_IN_BACKUP_MODE:
-            self._idle_silent_peer(peer, params, now)
-            if not ha_enabled:
-                if peer.ha_state in transitions.FALLBACK_FROM and peer.agent_reporting:
-                    transitions.begin_fallback(peer.pk, HAReason.HA_NOT_ENABLED)
-            elif my_down_since is not None and now - my_down_since >= delay:
-                transitions.fail_backup(self.node_id, HAReason.CRITICAL_SERVICE_DOWN)
-            elif self._automatic_fallback_due(peer, params, now):
-                transitions.begin_fallback(peer.pk, HAReason.AUTOMATIC_FALLBACK)
-        elif state == HAState.FALLING_BACK:
-            return lambda ok: transitions.release_rooms(self.node_id, ok)
-        elif state == HAState.TAKING_BACK:
-            if my_down_since is not None and self.take_back_failed(node, params, now):
-                transitions.fail_take_back(self.node_id)
-            elif my_down_since is None and transitions.reclaim_rooms(self.node_id):
-                return lambda ok: transitions.finish_take_back(self.node_id, ok)
-        elif state == HAState.FAILING_OVER:
-            if my_down_since is not None:  # the agent has stopped the critical services
-                transitions.set_own_state(
-                    self.node_id, HAState.IDLE, HAReason(node.ha_reason), only_from={HAState.FAILING_OVER}
-                )
-        elif state == HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING:
-            if my_down_since is None:
-                transitions.set_own_state(
-                    self.node_id,
-                    HAState.FAILED_OVER,
-                    HAReason(node.ha_reason),
-                    only_from={HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING},
-                )
-        elif state == HAState.FAILED_OVER and my_down_since is not None:
-            transitions.set_own_state(
-                self.node_id,
-                HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
-                HAReason.CRITICAL_SERVICE_DOWN,
-                only_from={HAState.FAILED_OVER},
-            )
-        return None
-
-    def _idle_silent_peer(self, peer: Node, params: ServiceParameters, now: datetime) -> None:
-        """A peer failing over on admin request whose agent went silent will not go Idle by itself."""
-        if peer.ha_state != HAState.FAILING_OVER:
-            return
-        last_seen = peer.last_heartbeat or self.started_at
-        if now - last_seen >= _seconds(params.heartbeat_timeout):
-            transitions.idle_silent_peer(self.node_id)
-
-    def _restart_pending(self) -> bool:
+    def restart_pending(self) -> bool:
         """Whether a restart of this node's SRM was asked for and not yet carried out."""
         return Service.objects.filter(
             node_id=self.node_id,
@@ -257,15 +178,5 @@ class RecoveryManager:
             request_number__gt=F("handled_request_number"),
         ).exists()
 
-    def _finish_take_over(self, rooms_loaded: bool) -> None:
+    def finish_take_over(self, rooms_loaded: bool) -> None:
         transitions.finish_take_over(self.node_id, rooms_loaded)
-
-    @staticmethod
-    def _automatic_fallback_due(peer: Node, params: ServiceParameters, now: datetime) -> bool:
-        return (
-            params.enable_automatic_fallback
-            and peer.ha_state == HAState.FAILED_OVER
-            and peer.agent_reporting
-            and peer.ha_state_changed_at is not None
-            and now - peer.ha_state_changed_at >= _seconds(params.automatic_fallback_delay)
-        )

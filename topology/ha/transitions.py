@@ -1,10 +1,15 @@
 """The SRM's state transitions of a presence redundancy group (reference 1.4–1.6).
 
-Each function is one database transaction that locks the group's row first (on SQLite the
-IMMEDIATE transaction takes the write lock up front), re-reads both nodes and checks the
-states the transition starts from, so two SRMs racing can never both take over and no room
-is ever assigned to two nodes. Every state change is recorded as an ``HATransition``.
-Plain module: no HTTP, no asyncio; the node agent's SRM and the tests call it alike.
+Every function here is one transition and one database transaction: it locks the group's
+row first (on SQLite the IMMEDIATE transaction takes the write lock up front), re-reads both
+nodes and checks the states the transition starts from, so two SRMs racing can never both
+take over and no room is ever assigned to two nodes. Every state change goes through
+``GroupState.set``, which records it as an ``HATransition``.
+
+One return convention: True when the transition was made, False (nothing changed) when the
+group no longer allows it. ``topology.ha.decisions`` chooses which transition to make,
+``topology.ha.actions`` makes the ones administrators ask for. Plain module: no HTTP, no
+asyncio; the node agent's SRM and the tests call it alike.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from django.utils import timezone
 
 from topology.alarms import raise_alarm
 from topology.catalog import ControlAction, ServiceName
-from topology.choices import FAILOVER_STATES, HAReason, HAState
+from topology.choices import FAILOVER_STATES, FALLBACK_FROM, TAKE_OVER_FROM, HAReason, HAState
 from topology.models import (
     AlarmName,
     EndUser,
@@ -29,19 +34,16 @@ from topology.models import (
 
 log = logging.getLogger(__name__)
 
-# A peer in one of these states may be taken over automatically.
-TAKE_OVER_FROM = {HAState.NORMAL, HAState.INITIALIZING, HAState.UNKNOWN}
-# States in which the node's critical services are held stopped (manual failover).
-HOLD_DOWN_STATES = {HAState.FAILING_OVER, HAState.IDLE}
-# States of a failed-over node from which Fallback is allowed (reference 1.3).
-FALLBACK_FROM = {HAState.IDLE, HAState.FAILED_OVER}
-
 
 @dataclass
 class GroupState:
-    """A group and its two members, read and locked inside one transition."""
+    """A group and its two members, read and locked inside one transition.
 
-    group: RedundancyGroup
+    ``group`` is None only for a node in no group: its state changes with no transition to
+    record (``set_ha_not_enabled``).
+    """
+
+    group: RedundancyGroup | None
     node: Node
     peer: Node | None
     recorded_by: int | None
@@ -51,15 +53,16 @@ class GroupState:
         if node.ha_state == state and node.ha_reason == reason:
             return
         now = timezone.now()
-        HATransition.objects.create(
-            group=self.group,
-            node=node,
-            at=now,
-            from_state=node.ha_state,
-            to_state=state,
-            reason=reason,
-            recorded_by_id=self.recorded_by,
-        )
+        if self.group is not None:
+            HATransition.objects.create(
+                group=self.group,
+                node=node,
+                at=now,
+                from_state=node.ha_state,
+                to_state=state,
+                reason=reason,
+                recorded_by_id=self.recorded_by,
+            )
         log.info("%s: %s -> %s (%s)", node, node.ha_state, state, reason)
         node.ha_state, node.ha_reason, node.ha_state_changed_at = state, reason, now
         node.save(update_fields=["ha_state", "ha_reason", "ha_state_changed_at"])
@@ -100,14 +103,17 @@ def take_over(
     failed_state: HAState = HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
     failed_reason: HAReason | None = None,
     failed_from: set[HAState] = TAKE_OVER_FROM,
+    recorded_by: int | None = None,
 ) -> bool:
     """The backup takes over the failed node's users and rooms: first half of a failover.
 
-    Returns False, changing nothing, unless HA is on, the backup is Normal and the failed node
-    is still in a state it can be taken over from.
+    Automatic (the failed node goes Failed Over with Critical Services Not Running) or on
+    admin request (it goes Failing Over, and Idle once its critical services are stopped).
+    Made only if HA is on, the backup is Normal and the failed node is still in one of
+    ``failed_from``. ``recorded_by`` is the node whose SRM makes it (default the backup).
     """
     with transaction.atomic():
-        locked = lock_group(backup_id, recorded_by=backup_id)
+        locked = lock_group(backup_id, recorded_by=recorded_by or backup_id)
         if locked is None or locked.peer is None or locked.peer.pk != failed_id or not locked.group.ha_enabled:
             return False
         backup, failed = locked.node, locked.peer
@@ -135,25 +141,24 @@ def finish_take_over(backup_id: int, rooms_loaded: bool) -> bool:
         return True
 
 
-def begin_fallback(home_id: int, reason: HAReason) -> str | None:
+def begin_fallback(home_id: int, reason: HAReason, *, recorded_by: int | None = None) -> bool:
     """Taking Back / Falling Back: the backup is to release the home node's rooms.
 
-    Returns None when started, or why it cannot start.
+    Made only if the home node is Idle or Failed Over and its peer Running in Backup Mode.
+    ``recorded_by`` is the node whose SRM makes it (default the home node).
     """
     with transaction.atomic():
-        locked = lock_group(home_id, recorded_by=home_id)
+        locked = lock_group(home_id, recorded_by=recorded_by or home_id)
         if locked is None or locked.peer is None:
-            return "The node is not in a redundancy group with a peer."
+            return False
         home, backup = locked.node, locked.peer
-        if home.ha_state not in FALLBACK_FROM:
-            return f"Fallback is allowed from Idle or Failed Over; {home} is {home.get_ha_state_display()}."
-        if backup.ha_state != HAState.RUNNING_IN_BACKUP_MODE:
-            return f"{backup} is {backup.get_ha_state_display()}, not Running in Backup Mode."
+        if home.ha_state not in FALLBACK_FROM or backup.ha_state != HAState.RUNNING_IN_BACKUP_MODE:
+            return False
         locked.set(home, HAState.TAKING_BACK, reason)
         locked.set(backup, HAState.FALLING_BACK, reason)
         home.rooms_moving = True
         home.save(update_fields=["rooms_moving"])
-        return None
+        return True
 
 
 def release_rooms(backup_id: int, rooms_unloaded: bool) -> bool:
@@ -183,6 +188,7 @@ def reclaim_rooms(home_id: int) -> bool:
 
 
 def finish_take_back(home_id: int, rooms_loaded: bool) -> bool:
+    """The taking-back node's TC loaded its own rooms again (Normal), or failed to (both Failed Mode)."""
     with transaction.atomic():
         locked = lock_group(home_id, recorded_by=home_id)
         if locked is None or locked.node.ha_state != HAState.TAKING_BACK:
@@ -236,28 +242,32 @@ def _both_failed(locked: GroupState, reason: HAReason) -> None:
     locked.alarm(AlarmName.SRM_FAILED, locked.node, None, reason)
 
 
-def recover(node_id: int) -> None:
+def recover(node_id: int) -> bool:
     """Recover: both nodes back to their own rooms and users, and both SRMs restarted."""
-    locked = lock_group(node_id, recorded_by=node_id)
-    for node in (locked.node, locked.peer):
-        if node is None:
-            continue
-        locked.set(node, HAState.INITIALIZING, HAReason.INITIALIZATION)
-        node.rooms_hosted_by, node.rooms_moving = None, False
-        node.save(update_fields=["rooms_hosted_by", "rooms_moving"])
-        EndUser.objects.filter(assigned_node=node).update(active_node=None)
-        srm = Service.objects.filter(node=node, name=ServiceName.SERVER_RECOVERY_MANAGER).first()
-        if srm is not None:
-            srm.request(ControlAction.RESTART)
+    with transaction.atomic():
+        locked = lock_group(node_id, recorded_by=node_id)
+        if locked is None:
+            return False
+        for node in (locked.node, locked.peer):
+            if node is None:
+                continue
+            locked.set(node, HAState.INITIALIZING, HAReason.INITIALIZATION)
+            node.rooms_hosted_by, node.rooms_moving = None, False
+            node.save(update_fields=["rooms_hosted_by", "rooms_moving"])
+            EndUser.objects.filter(assigned_node=node).update(active_node=None)
+            srm = Service.objects.filter(node=node, name=ServiceName.SERVER_RECOVERY_MANAGER).first()
+            if srm is not None:
+                srm.request(ControlAction.RESTART)
+        return True
 
 
 def set_ha_not_enabled(node_id: int) -> bool:
     """HA is off on the group (or the node has no group): the state the CLI shows for it.
 
     Not while the node is part of a failover in its group: its users and rooms (or its peer's)
-    go home first, by a fallback the SRMs carry out (``RecoveryManager``), so switching HA off
-    strands nobody. A node that left its group (or whose peer left) has nobody to fall back
-    with: it takes its own users and rooms back and gives back any it served for others.
+    go home first, by a fallback the SRMs carry out (``topology.ha.decisions``), so switching
+    HA off strands nobody. A node that left its group (or whose peer left) has nobody to fall
+    back with: it takes its own users and rooms back and gives back any it served for others.
     """
     with transaction.atomic():
         locked = lock_group(node_id, recorded_by=node_id)
@@ -278,20 +288,8 @@ def set_ha_not_enabled(node_id: int) -> bool:
             Node.objects.filter(rooms_hosted_by=node).update(rooms_hosted_by=None, rooms_moving=False)
             EndUser.objects.filter(assigned_node=node).update(active_node=None)
             EndUser.objects.filter(active_node=node).update(active_node=None)
+            locked = GroupState(node.redundancy_group, node, None, recorded_by=node_id)
         if node.ha_state == HAState.UNKNOWN and node.ha_reason == HAReason.HA_NOT_ENABLED:
             return False
-        now = timezone.now()
-        if node.redundancy_group_id is not None:
-            HATransition.objects.create(
-                group_id=node.redundancy_group_id,
-                node=node,
-                at=now,
-                from_state=node.ha_state,
-                to_state=HAState.UNKNOWN,
-                reason=HAReason.HA_NOT_ENABLED,
-                recorded_by=node,
-            )
-        Node.objects.filter(pk=node_id).update(
-            ha_state=HAState.UNKNOWN, ha_reason=HAReason.HA_NOT_ENABLED, ha_state_changed_at=now
-        )
+        locked.set(node, HAState.UNKNOWN, HAReason.HA_NOT_ENABLED)
         return True

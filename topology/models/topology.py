@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from topology import database_rule
 from topology.choices import ERROR_STATES, FAILOVER_STATES, HAReason, HAState, NodeRole, UserAssignmentMode
 
 MAX_NODES_PER_CLUSTER = 6
@@ -457,22 +458,7 @@ def database_assignment_warning(group: RedundancyGroup) -> str | None:
     if server1 is None or server2 is None:
         return None
     databases = chat_databases([server1, server2])
-    first, second = databases.get(server1.pk), databases.get(server2.pk)
-    if first is None or second is None:
-        return None
-    if group.ha_enabled and first != second:
-        return (
-            f"High availability is on in {group}, but {server1} uses {first} and {server2} uses {second}: with "
-            "high availability both use one database. Merge them (External Database Jobs) and assign the result "
-            "to both on the Group Chat and Persistent Chat page."
-        )
-    if not group.ha_enabled and first == second:
-        return (
-            f"High availability is off in {group}, but {server1} and {server2} still share {first}: without high "
-            "availability each node needs its own database. Assign another one to one of them on the Group Chat "
-            "and Persistent Chat page."
-        )
-    return None
+    return database_rule.group_warning(group, server1, server2, databases.get(server1.pk), databases.get(server2.pk))
 
 
 def _pk(node: Node | None) -> int | None:

@@ -1,0 +1,57 @@
+"""Web Chat: where converse.js (vendored, imp_admin/static/vendor/converse/) connects for an
+end user, found from the topology. The console never signs in for the user: it only tells the
+browser the user's JID and the XMPP-over-WebSocket address (RFC 7395) of the node serving them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from topology.models import EndUser, Node
+
+CONVERSE_DIR = Path(__file__).resolve().parents[1] / "imp_admin" / "static" / "vendor" / "converse"
+
+# What the Web Chat page adds to the console's Content-Security-Policy (this page only, with
+# converse.js on it): converse.js renders with lit, which writes style="" attributes; Chromium
+# refuses them under style-src 'self' ("Applying inline style violates ... style-src 'self'"),
+# dozens per render, with ever-changing hashes. Scripts stay 'self' only, no eval.
+CSP_RELAXATION = {"style-src": ["'unsafe-inline'"]}
+
+
+def converse_version() -> str:
+    """The vendored converse.js version, from its VERSION file (first line)."""
+    return (CONVERSE_DIR / "VERSION").read_text().splitlines()[0].removeprefix("converse.js ").strip()
+
+
+def websocket_url(node: Node) -> str:
+    """The node's XMPP-over-WebSocket address: its chat port, plain ``ws://`` on the node's
+    address (a reverse proxy in front gives ``wss://``)."""
+    host = node.agent_host
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"ws://{host}:{node.agent_port}/"
+
+
+def websocket_sources() -> list[str]:
+    """Every node's chat address, for the Web Chat page's CSP ``connect-src``: converse.js
+    must be able to follow a ``see-other-uri`` to any node of the cluster."""
+    return sorted({websocket_url(node) for node in Node.objects.all() if node.agent_host and node.agent_port})
+
+
+@dataclass(frozen=True)
+class WebChatTarget:
+    """What converse.js is started with for one end user."""
+
+    jid: str
+    websocket_url: str
+    node: Node
+    domain: str
+
+
+def target_for(user: EndUser) -> WebChatTarget | None:
+    """The user's JID and the address of the node serving them now (the backup during a
+    failover); None when the user has no node."""
+    node = user.serving_node
+    if node is None:
+        return None
+    return WebChatTarget(jid=user.jid, websocket_url=websocket_url(node), node=node, domain=user.jid.partition("@")[2])
