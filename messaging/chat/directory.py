@@ -19,7 +19,7 @@ from django.db import close_old_connections
 from messaging.aliases import aliases_of
 from messaging.models.administrators import administrators_by_cluster
 from topology import observed
-from topology.models import Node
+from topology.models import EndUser, Node
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,6 @@ class Snapshot:
 def read_snapshot() -> Snapshot:
     """Read the snapshot from the config DB, on the caller's connection (a request's, say)."""
     nodes = list(Node.objects.select_related("cluster"))
-    from messaging.router.core import xmpp_client_port
-
     addresses = {
         n.name: NodeAddress(n.name, n.agent_host, n.agent_port, n.cluster_id, xmpp_client_port(n)) for n in nodes
     }
@@ -122,3 +120,40 @@ class Directory:
                 await self.refresh()
             except Exception as exc:  # the config DB busy or away: keep the last snapshot
                 logger.warning("Could not refresh the chat directory: %s", exc)
+
+
+def xmpp_client_port(node: Node) -> int | None:
+    """The node's XMPP client port (RFC 6120 over TCP), None when it has none."""
+    return node.xmpp_port or None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    user_id: str
+    jid: str
+    serving: str | None
+    home: str | None
+    backup: str | None
+
+
+def lookup_user(name: str) -> UserInfo | None:
+    close_old_connections()
+    try:
+        user = (
+            EndUser.objects.select_related("assigned_node__redundancy_group", "active_node")
+            .filter(**({"jid__iexact": name} if "@" in name else {"user_id": name}))
+            .first()
+        )
+        if user is None:
+            return None
+        home = user.assigned_node
+        backup = None
+        if home is not None and home.redundancy_group is not None:
+            peer = home.redundancy_group.peer_of(home)
+            backup = peer.name if peer else None
+        serving = user.serving_node
+        return UserInfo(
+            user.user_id, user.jid.lower(), serving.name if serving else None, home.name if home else None, backup
+        )
+    finally:
+        close_old_connections()

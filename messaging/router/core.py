@@ -22,7 +22,7 @@ from django.db import close_old_connections
 from websockets.asyncio.server import ServerConnection, serve
 
 from messaging.chat import bus as chat_bus
-from messaging.chat.directory import Directory, NodeAddress
+from messaging.chat.directory import Directory, NodeAddress, UserInfo, xmpp_client_port
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router.json_ws import MAX_FRAME_BYTES, JsonFrontEnd
 from messaging.router.xmpp import XmppFrontEnd
@@ -35,38 +35,6 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
 ROUTE_ATTEMPTS = 3
 WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    user_id: str
-    jid: str
-    serving: str | None
-    home: str | None
-    backup: str | None
-
-
-def lookup_user(name: str) -> UserInfo | None:
-    close_old_connections()
-    try:
-        user = (
-            EndUser.objects.select_related("assigned_node__redundancy_group", "active_node")
-            .filter(**({"jid__iexact": name} if "@" in name else {"user_id": name}))
-            .first()
-        )
-        if user is None:
-            return None
-        home = user.assigned_node
-        backup = None
-        if home is not None and home.redundancy_group is not None:
-            peer = home.redundancy_group.peer_of(home)
-            backup = peer.name if peer else None
-        serving = user.serving_node
-        return UserInfo(
-            user.user_id, user.jid.lower(), serving.name if serving else None, home.name if home else None, backup
-        )
-    finally:
-        close_old_connections()
 
 
 def serving_nodes(jids: list[str]) -> dict[str, str | None]:
@@ -570,11 +538,6 @@ def cluster_domain(node: Node) -> str:
         return Node.objects.select_related("cluster").get(pk=node.pk).cluster.domain.lower()
     finally:
         close_old_connections()
-
-
-def xmpp_client_port(node: Node) -> int | None:
-    """The node's XMPP client port (RFC 6120 over TCP), None when it has none."""
-    return node.xmpp_port or None
 
 
 def reconnect_event(node: str, host: str, port: int, reason: str, delay_min: int = 0, delay_max: int = 0) -> dict:

@@ -164,7 +164,7 @@ class JsonFrontEnd:
             session.send(proto.error(command.id, ChatError(code, str(exc))))
             session.finish()
             return
-        from messaging.router.core import lookup_user
+        from messaging.chat.directory import lookup_user
 
         info = await sync_to_async(lookup_user, thread_sensitive=False)(user.user_id)
         if info is None:

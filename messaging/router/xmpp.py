@@ -562,7 +562,7 @@ class XmppStream:
         await self._authenticated(user.user_id, final)
 
     async def _authenticated(self, user_id: str, server_final: str = "") -> None:
-        from messaging.router.core import lookup_user
+        from messaging.chat.directory import lookup_user
 
         info = await _in_thread(lookup_user)(user_id)
         if info is None or info.serving is None:

@@ -124,21 +124,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-# Cycles known and owned, each to go with the change named beside it. A new cycle fails the
-# test, and so does one of these once it is gone (take it out of the list then).
-KNOWN_CYCLES = [
-    # The XCP Router's core and its two front ends import each other lazily, and the chat
-    # directory reaches back into the core: the chat service's owner is to untangle it.
-    ["messaging.chat.directory", "messaging.router.core", "messaging.router.json_ws", "messaging.router.xmpp"],
-]
-
-
 def test_no_import_cycle_among_the_apps_modules():
     found = cycles(import_graph(app_modules()))
-    new = [cycle for cycle in found if cycle not in KNOWN_CYCLES]
-    assert new == [], "import cycles among the apps' modules:\n" + "\n".join(" ↔ ".join(c) for c in new)
-    gone = [cycle for cycle in KNOWN_CYCLES if cycle not in found]
-    assert gone == [], f"these cycles are gone, take them out of KNOWN_CYCLES: {gone}"
+    assert found == [], "import cycles among the apps' modules:\n" + "\n".join(" ↔ ".join(c) for c in found)
 
 
 def test_the_scan_finds_a_cycle_when_there_is_one(tmp_path):

@@ -95,7 +95,7 @@ class Command(BaseCommand):
         from django.conf import settings
 
         from messaging.chat import xmpp_client
-        from messaging.router.core import xmpp_client_port
+        from messaging.chat.directory import xmpp_client_port
 
         if not room or "@" not in room:
             raise CommandError("--xmpp needs --room as a full room JID (name@conference-…).")
