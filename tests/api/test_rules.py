@@ -314,3 +314,53 @@ def test_room_report_and_room_delete_through_the_api(api, build, postgres, super
     assert api.delete(f"/api/rooms/ops@conference.example.com/?database={database.pk}").status_code == 204
     assert api.get("/api/rooms/", {"database": database.pk}).json()["results"] == []
     assert LogEntry.objects.filter(actor=super_admin, object_pk=str(database.pk)).exists()
+
+
+def test_an_end_users_chat_password_is_set_through_the_api_with_the_pages_rules_and_never_returned(api, build):
+    from topology import credentials
+    from topology.models import EndUser
+
+    node = build.node("imp-1a", build.cluster())
+    user = EndUser.objects.create(user_id="andy", jid="andy@example.com", assigned_node=node)
+    url = f"/api/end-users/{user.pk}/password/"
+
+    differ = api.post(url, {"password": "andy-secret-1", "confirmation": "andy-secret-2"}, format="json")
+    assert differ.status_code == 400
+    assert differ.json()["errors"] == {"confirmation": ["The two passwords differ; type the same password twice."]}
+    short = api.post(url, {"password": "short", "confirmation": "short"}, format="json")
+    assert short.status_code == 400 and "password" in short.json()["errors"]
+    assert not EndUser.objects.get(pk=user.pk).has_password
+
+    done = api.post(url, {"password": "andy-secret-1", "confirmation": "andy-secret-1"}, format="json")
+    assert done.status_code == 204
+    user.refresh_from_db()
+    assert credentials.check_password(user, "andy-secret-1")
+    shown = api.get(f"/api/end-users/{user.pk}/").json()
+    assert shown["password_set_at"] is not None and shown["failed_sign_ins"] == 0
+    assert "andy-secret-1" not in str(shown) and "password" not in shown
+    assert "andy-secret-1" not in str(LogEntry.objects.values_list("changes", flat=True))
+
+
+def test_a_nodes_xmpp_port_is_set_and_its_certificate_shown_without_its_key(api, build, settings, tmp_path):
+    from topology import certificates
+
+    settings.DEMO_CA_DIR = str(tmp_path)
+    node = build.node("imp-1a", build.cluster())
+    changed = api.patch(f"/api/nodes/{node.pk}/", {"xmpp_port": 5299}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["xmpp_port"] == 5299 and changed.json()["certificate"] is None
+
+    certificates.ensure_certificate(Node.objects.get(pk=node.pk))
+    shown = api.get(f"/api/nodes/{node.pk}/").json()
+    assert shown["certificate"]["subject"] and not shown["certificate"]["expired"]
+    assert "imp-1a" in " ".join(shown["certificate"]["names"])
+    assert "PRIVATE KEY" not in str(api.get("/api/nodes/").json())
+
+    certificate_pem, key_pem = certificates.generate_certificate(Node.objects.get(pk=node.pk))
+    url = f"/api/nodes/{node.pk}/certificate/"
+    refused = api.post(url, {"certificate": "not a certificate", "key": key_pem}, format="json")
+    assert refused.status_code == 400 and refused.json()["errors"]
+    replaced = api.post(url, {"certificate": certificate_pem, "key": key_pem}, format="json")
+    assert replaced.status_code == 200, replaced.content
+    assert replaced.json()["certificate"]["source"] and replaced.json()["warnings"] == []
+    assert "PRIVATE KEY" not in str(replaced.json())
