@@ -97,16 +97,24 @@ class Heartbeat(threading.Thread):
                 running = MergeJob.objects.filter(pk=self.job_id, state__in=RUNNING)
                 try:
                     beating = running.update(heartbeat=timezone.now())
-                    cancel = beating and self.hooks is not None and running.filter(cancel_requested=True).exists()
-                except DatabaseError as exc:  # a busy config database: try again next time
+                except DatabaseError as exc:  # a busy config database: write it next time
                     logger.warning("Merge job %s: heartbeat not written: %s", self.job_id, exc)
-                    continue
+                    beating = True
                 if not beating:  # no longer running: nothing left to vouch for
                     return
-                if cancel:
+                # Read apart from the write: a config DB too busy to take the heartbeat can
+                # still be read, and a Cancel must not wait for the next beat that is written.
+                if self.hooks is not None and self._cancel_requested(running):
                     self.hooks.interrupt()
         finally:
             connection.close()  # this thread's own connection
+
+    def _cancel_requested(self, running) -> bool:
+        try:
+            return running.filter(cancel_requested=True).exists()
+        except DatabaseError as exc:
+            logger.warning("Merge job %s: Cancel not read: %s", self.job_id, exc)
+            return False
 
     def stop(self) -> None:
         self.stopped.set()

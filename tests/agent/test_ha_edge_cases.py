@@ -98,8 +98,9 @@ def test_a_failover_pressed_for_a_node_whose_agent_is_not_reporting_is_refused_w
     pair, agents, operator_client
 ):
     a, b, group = pair["a"], pair["b"], pair["group"]
-    # A long heartbeat timeout: B does not fail the silent A over during this test.
-    fast_srm(pair["cluster"], heartbeat_timeout=60, initialization_heartbeat_timeout=60)
+    # A long heartbeat timeout and critical service delay: B fails the silent A over neither for
+    # its heartbeat nor for its services, stopped with the agent, however slowly this test runs.
+    fast_srm(pair["cluster"], heartbeat_timeout=60, initialization_heartbeat_timeout=60, critical_service_delay=60)
     agent_a = agents(a.name)
     agents(b.name)
     wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")

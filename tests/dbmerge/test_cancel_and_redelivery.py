@@ -69,10 +69,10 @@ def test_cancel_inside_the_longest_statement_ends_the_job_cancelled_and_the_dest
     run_merge_job.delay(job.pk)
 
     statement = wait_for(
-        lambda: running_statement(target, "DELETE FROM tc_msgarchive n %"),
+        lambda: running_statement(target, "DELETE FROM tc_msgarchive n %", at_least=0.2),
         timeout=600,
         interval=0.05,
-        what="the duplicate removal to run for a second",
+        what="the duplicate removal to be running",
     )
     assert "EXISTS" in statement
     response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]))
