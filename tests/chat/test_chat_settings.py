@@ -78,7 +78,7 @@ def test_a_room_never_holds_more_users_than_a_room_can_hold_at_one_time(world):
 
     error = run(scenario())
     assert (error.code, error.message) == (
-        "bad-request",
+        "not-acceptable",
         "A room holds at most 5 users at one time; choose a maximum occupancy of 1–5.",
     )
 
