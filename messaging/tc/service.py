@@ -399,7 +399,7 @@ class TextConferenceManager(NodeService):
         if user in room.occupants:
             return
         if not joined:
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} first.")
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before posting to it.")
         room.check_join(user, self.config.policy)
         room.occupants[user] = Occupant(user, nick or nick_for(user), router)
 
