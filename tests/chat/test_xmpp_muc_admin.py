@@ -441,3 +441,47 @@ def test_an_owner_destroys_a_room_once_nobody_else_is_in_it_and_nobody_else_may(
     assert gone[0] == "item-not-found"
     for table in ("tc_rooms", "tc_users", "tc_messages"):
         assert rows(xworld.database, f"SELECT count(*) FROM {table} WHERE room_jid = %s", (room,)) == [(0,)]  # noqa: S608
+
+
+def test_occupants_who_stop_belonging_are_put_out_and_the_others_hear_affiliation_changes(xworld):
+    for user in ("andy", "bob", "dave"):
+        add_user(xworld, user, "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = f"growing@{alias_of(node)}"
+
+    async def scenario():
+        async with running(node):
+            andy, bob, dave = await started(node, "andy", "bob", "dave")
+            muc = andy.plugin["xep_0045"]
+            await muc.join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await bob.plugin["xep_0045"].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)
+            await dave.plugin["xep_0045"].join_muc_wait(room, "Dave", maxstanzas=0, timeout=10)
+            heard = {name: [] for name in ("andy", "bob", "dave")}
+            for name, client in (("andy", andy), ("bob", bob), ("dave", dave)):
+                client.add_event_handler("groupchat_presence", heard[name].append)
+
+            async def until(name, predicate):
+                async with asyncio.timeout(5):
+                    while not any(predicate(p) for p in heard[name]):
+                        await asyncio.sleep(0.05)
+                return next(p for p in heard[name] if predicate(p))
+
+            await muc.set_affiliation(room, "member", jid="bob@example.com")
+            promoted = await until(
+                "dave", lambda p: p["from"].resource == "Bob" and p["muc"]["affiliation"] == "member"
+            )
+            form = andy.plugin["xep_0004"].make_form(ftype="submit")
+            form.add_field(var="muc#roomconfig_membersonly", value="1")
+            await muc.set_room_config(room, form)
+            dave_out = await until("dave", lambda p: p["type"] == "unavailable" and p["from"].resource == "Dave")
+            await muc.set_affiliation(room, "none", jid="bob@example.com")
+            bob_out = await until("bob", lambda p: p["type"] == "unavailable" and p["from"].resource == "Bob")
+            andy_heard = await until("andy", lambda p: p["type"] == "unavailable" and p["from"].resource == "Bob")
+            await stop(andy, bob, dave)
+            return promoted, dave_out, bob_out, andy_heard
+
+    promoted, dave_out, bob_out, andy_heard = run(scenario())
+    assert (promoted["muc"]["affiliation"], promoted["muc"]["role"]) == ("member", "participant")
+    assert {str(code) for code in dave_out["muc"]["status_codes"]} == {"110", "322"}
+    assert {str(code) for code in bob_out["muc"]["status_codes"]} == {"110", "321"}
+    assert {str(code) for code in andy_heard["muc"]["status_codes"]} == {"321"}
