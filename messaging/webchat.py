@@ -32,10 +32,17 @@ def websocket_url(node: Node) -> str:
     return f"ws://{host}:{node.agent_port}/"
 
 
+def websocket_nodes() -> dict[str, str]:
+    """Every node's chat address and the node's name: the addresses converse.js may be sent to
+    by a ``see-other-uri`` (failover, fallback), and what the page calls each one."""
+    nodes = Node.objects.order_by("name")
+    return {websocket_url(node): node.name for node in nodes if node.agent_host and node.agent_port}
+
+
 def websocket_sources() -> list[str]:
     """Every node's chat address, for the Web Chat page's CSP ``connect-src``: converse.js
     must be able to follow a ``see-other-uri`` to any node of the cluster."""
-    return sorted({websocket_url(node) for node in Node.objects.all() if node.agent_host and node.agent_port})
+    return sorted(websocket_nodes())
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ def test_the_page_points_converse_at_the_node_serving_the_user(read_only_client,
         "jid": andy.jid,
         "websocket_url": "ws://127.0.0.1:47001/",
         "domain": andy.jid.partition("@")[2],
+        # the nodes converse.js may be sent to by see-other-uri, and what the page calls them
+        "nodes": {"ws://127.0.0.1:47001/": "imp-1a", "ws://127.0.0.1:47002/": "imp-1b"},
     }
     assert "password" not in config_of(response)
     policy = response["Content-Security-Policy"]
