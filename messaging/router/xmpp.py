@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
 from messaging.chat.errors import ChatError, ErrorCode
+from messaging.router import muc_admin
 from messaging.router.xmlstream import (
     CLIENT_NS,
     STREAM_NS,
@@ -36,6 +38,7 @@ from messaging.router.xmlstream import (
     stream_header,
     tostring,
 )
+from messaging.tc import requests
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,8 @@ SID_NS = "urn:xmpp:sid:0"
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
 MAX_RESOURCE = 1023
-SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption
+SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
+SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
 OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not reading
 
 # Router error codes → (XMPP stanza error type, defined condition) (RFC 6120 §8.3, XEP-0045 §7–§10).
@@ -80,6 +84,9 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.ROOM_FULL: ("wait", "service-unavailable"),
     ErrorCode.ROOM_LIMIT: ("cancel", "not-allowed"),
     ErrorCode.FORBIDDEN: ("auth", "forbidden"),
+    ErrorCode.NOT_ALLOWED: ("cancel", "not-allowed"),
+    ErrorCode.NOT_ACCEPTABLE: ("modify", "not-acceptable"),
+    ErrorCode.LAST_OWNER: ("cancel", "conflict"),
     ErrorCode.PERSISTENT_CHAT_DISABLED: ("cancel", "not-allowed"),
     ErrorCode.DATABASE_UNAVAILABLE: ("wait", "resource-constraint"),
     ErrorCode.ROOM_UNAVAILABLE: ("wait", "recipient-unavailable"),
@@ -253,22 +260,52 @@ class StreamClosed(Exception):
 @dataclass(eq=False)
 class XmppBinding:
     """The router core's way to an XMPP client (``messaging.router.core.Binding``): its events
-    are rendered as stanzas; the stream ends itself after a stream error."""
+    are rendered as stanzas; the stream ends itself after a stream error.
+
+    With XEP-0198 resumption the binding outlives its connection: ``stream`` is the connection
+    it writes to now; while ``detached`` (the connection dropped) stanzas are only kept in
+    ``unacked``, the session stays in its rooms, and a client that resumes within
+    ``resume_seconds`` gets them on its new connection."""
 
     stream: XmppStream
     full_jid: str = ""
+    session: object = None  # the router core's Session
     # XEP-0198
     sm_enabled: bool = False
-    sm_id: str = ""
+    sm_id: str = ""  # set when resumption was offered
+    resume_seconds: int = 0
     sent: int = 0  # stanzas sent (the client acknowledges these)
     handled: int = 0  # stanzas received and handled
-    unacked: deque = field(default_factory=deque)
+    unacked: deque = field(default_factory=deque)  # (count, stanza) not acknowledged yet
+    overflowed: bool = False  # more unacknowledged stanzas than kept: no resumption possible
+    detached: bool = False
+    expiry: asyncio.Task | None = None
 
     def deliver(self, event: dict) -> None:
         self.stream.front.render(self, event)
 
     def finish(self) -> None:
         pass
+
+    def send(self, stanza: ET.Element) -> None:
+        """Send a stanza on the current connection, kept until acknowledged when XEP-0198 is on
+        (also while detached, for the client to get it when it resumes)."""
+        if self.sm_enabled and stanza.tag in STANZA_TAGS:
+            self.sent += 1
+            self.unacked.append((self.sent, stanza))
+            if len(self.unacked) > SM_MAX_UNACKED:
+                self.unacked.popleft()
+                self.overflowed = True
+                if self.detached:
+                    self.stream.front.end_detached(self)
+        stream = self.stream
+        if not stream.closed:
+            stream.send_raw(tostring(stanza, stream.transport.default_ns))
+
+    def acknowledged(self, h: int) -> None:
+        """The client handled our stanzas up to ``h`` (mod 2^32): forget them."""
+        while self.unacked and (h - self.unacked[0][0]) % SM_MODULUS < SM_MODULUS // 2:
+            self.unacked.popleft()
 
 
 class XmppStream:
@@ -287,6 +324,8 @@ class XmppStream:
         self.scram_user = ""
         self.out: asyncio.Queue[str | None] = asyncio.Queue()
         self.closed = False
+        self.clean_end = False  # ended by a close or a stream error: no XEP-0198 resumption
+        self.replaced = False  # its session was resumed on another connection
 
     @property
     def secure(self) -> bool:
@@ -311,7 +350,7 @@ class XmppStream:
                         await self._stream_opened(item)
                     elif kind == "close":
                         self.send_raw(self.transport.end())
-                        self.closed = True
+                        self.closed = self.clean_end = True
                         break
                     else:
                         await self._stanza(item)
@@ -332,8 +371,20 @@ class XmppStream:
                 await asyncio.wait_for(writer, 2)
             writer.cancel()
             await self.transport.close()
-            if self.session is not None:
-                await self.router.signed_out(self.session)
+            await self._ended()
+
+    async def _ended(self) -> None:
+        """The connection is gone: sign the session out, or keep it for the client to resume
+        (XEP-0198) when resumption was enabled and the connection dropped rather than closed."""
+        session = self.session
+        if session is None or self.replaced:
+            return
+        binding = session.binding
+        if binding.sm_id and not self.clean_end and not session.closing and not binding.overflowed:
+            self.front.detach(binding)
+            return
+        self.front.resumable.pop(binding.sm_id, None)
+        await self.router.signed_out(session)
 
     async def _writer(self) -> None:
         while True:
@@ -351,7 +402,7 @@ class XmppStream:
 
     def send_raw(self, text: str) -> None:
         if self.out.qsize() > OUTBOX_LIMIT:  # a client that does not read: end its stream
-            self.closed = True
+            self.closed = self.clean_end = True
             self.out = asyncio.Queue()
             self.out.put_nowait(self.transport.error("policy-violation", "You are not reading your stream."))
             self.out.put_nowait(None)
@@ -359,17 +410,12 @@ class XmppStream:
         self.out.put_nowait(text)
 
     def send(self, stanza: ET.Element) -> None:
-        """Send a stanza (counted for XEP-0198 when enabled)."""
-        if self.closed:
-            return
-        text = tostring(stanza, self.transport.default_ns)
-        binding = self.session.binding if self.session is not None else None
-        if binding is not None and binding.sm_enabled and stanza.tag in STANZA_TAGS:
-            binding.sent += 1
-            binding.unacked.append((binding.sent, text))
-            while len(binding.unacked) > SM_MAX_UNACKED:
-                binding.unacked.popleft()
-        self.send_raw(text)
+        """Send a stanza to the session's client, on whichever connection it has now (counted
+        for XEP-0198 when enabled)."""
+        if self.session is not None:
+            self.session.binding.send(stanza)
+        elif not self.closed:
+            self.send_raw(tostring(stanza, self.transport.default_ns))
 
     async def fail(self, condition: str, text: str = "", extra: str = "") -> None:
         """Send a stream error and end the stream (RFC 6120 §4.9)."""
@@ -378,7 +424,7 @@ class XmppStream:
             self.header_sent = True
         self.send_raw(self.transport.error(condition, text, extra))
         self.send_raw(self.transport.end())
-        self.closed = True
+        self.closed = self.clean_end = True
         self.out.put_nowait(None)
 
     header_sent = False
@@ -392,6 +438,8 @@ class XmppStream:
         self.domain = wanted
         self.send_raw(self.transport.open(self.stream_id, self.domain))
         self.header_sent = True
+        if await self._turned_away():
+            return
         if self.user is not None and self.user.serving != self.router.node.name:
             await self._see_other_host(self.user.serving, f"{self.user.user_id} is served by {self.user.serving}.")
             return
@@ -424,7 +472,7 @@ class XmppStream:
             return
         if stanza.tag == q(FRAMING_NS, "close"):
             self.send_raw(self.transport.end())
-            self.closed = True
+            self.closed = self.clean_end = True
             return
         if stanza.tag == q(TLS_NS, "starttls"):
             await self._starttls()
@@ -436,7 +484,7 @@ class XmppStream:
             await self.fail("not-authorized", "Authenticate first (SASL).")
             return
         if stanza.tag.startswith(f"{{{SM_NS}}}"):
-            self._stream_management(stanza)
+            await self._stream_management(stanza)
             return
         if stanza.tag not in STANZA_TAGS:
             await self.fail("unsupported-stanza-type", f"{stanza.tag} is not a stanza.")
@@ -448,7 +496,8 @@ class XmppStream:
                 await self.fail("not-authorized", "Bind a resource first.")
             return
         binding = self.session.binding
-        binding.handled += 1
+        if binding.sm_enabled:
+            binding.handled += 1
         await self.front.handle(self, stanza)
 
     async def _starttls(self) -> None:
@@ -582,10 +631,30 @@ class XmppStream:
         address = await self.router.client_address(node_name, websocket=self.transport.websocket)
         if self.transport.websocket:
             self.send_raw(f"<close xmlns='{FRAMING_NS}' see-other-uri={_quote(address)}/>")
-            self.closed = True
+            self.closed = self.clean_end = True
             self.out.put_nowait(None)
             return
         await self.fail("see-other-host", reason, address)
+
+    async def _turned_away(self) -> bool:
+        """A fenced node (its lease ran out: it lost touch with the config DB) answers a new
+        stream at once, from what it knows without the config DB, which a sign-in would wait
+        on: ``see-other-host`` naming its peer once the peer may have taken its users over,
+        before that a retryable ``resource-constraint``."""
+        router = self.router
+        lease_lost = router.tc is not None and not router.tc.serving()
+        if not router.fenced_reason and not lease_lost:
+            return False
+        snapshot = router.directory.snapshot
+        peer = snapshot.peers.get(router.node.name)
+        reason = router.fenced_reason or f"{router.node.name} lost touch with the config DB"
+        if router.fenced_reason and peer in snapshot.nodes:
+            await self._see_other_host(peer, f"{reason}; sign in on {peer}.")
+        else:
+            elsewhere = f" or sign in on {peer}" if peer else ""
+            text = f"{reason}; it serves nobody until it is back. Try again in a few seconds{elsewhere}."
+            await self.fail("resource-constraint", text)
+        return True
 
     # --- resource binding (RFC 6120 §7) ----------------------------------------------------------
 
@@ -597,6 +666,7 @@ class XmppStream:
         resource = (asked.text or "") if asked is not None else ""
         resource = resource.strip()[:MAX_RESOURCE] or f"imp-{secrets.token_hex(4)}"
         session = self.router.new_session(XmppBinding(self, f"{self.user.jid}/{resource}"))
+        session.binding.session = session
         await self.router.sign_in(session, self.user)
         self.session = session
         reply = element(CLIENT_NS, "iq", {"type": "result", "id": iq.get("id")})
@@ -605,9 +675,12 @@ class XmppStream:
 
     # --- XEP-0198 ----------------------------------------------------------------------------------
 
-    def _stream_management(self, item: ET.Element) -> None:
+    async def _stream_management(self, item: ET.Element) -> None:
         binding = self.session.binding if self.session is not None else None
         name = item.tag.rpartition("}")[2]
+        if name == "resume":
+            await self._resume(item)
+            return
         if binding is None:
             self.send_raw(f"<failed xmlns='{SM_NS}'><unexpected-request xmlns='{STANZA_ERROR_NS}'/></failed>")
             return
@@ -616,19 +689,61 @@ class XmppStream:
                 self.send_raw(f"<failed xmlns='{SM_NS}'><unexpected-request xmlns='{STANZA_ERROR_NS}'/></failed>")
                 return
             binding.sm_enabled = True
-            binding.sm_id = secrets.token_hex(8)
-            self.send_raw(f"<enabled xmlns='{SM_NS}' id='{binding.sm_id}'/>")
-        elif name == "r":
-            self.send_raw(f"<a xmlns='{SM_NS}' h='{binding.handled % 2**32}'/>")
-        elif name == "a":
-            try:
-                acked = int(item.get("h", ""))
-            except ValueError:
+            offered = settings.XMPP_RESUME_SECONDS
+            if item.get("resume") not in ("true", "1") or offered <= 0:
+                self.send_raw(f"<enabled xmlns='{SM_NS}'/>")
                 return
-            while binding.unacked and binding.unacked[0][0] % 2**32 <= acked % 2**32:
-                binding.unacked.popleft()
-        elif name == "resume":
-            self.send_raw(f"<failed xmlns='{SM_NS}'><item-not-found xmlns='{STANZA_ERROR_NS}'/></failed>")
+            binding.resume_seconds = min(_int(item.get("max")) or offered, offered)
+            binding.sm_id = secrets.token_urlsafe(18)
+            self.front.resumable[binding.sm_id] = binding
+            self.send_raw(
+                f"<enabled xmlns='{SM_NS}' id='{binding.sm_id}' resume='true' max='{binding.resume_seconds}'/>"
+            )
+        elif name == "r":
+            self.send_raw(f"<a xmlns='{SM_NS}' h='{binding.handled % SM_MODULUS}'/>")
+        elif name == "a":
+            acked = _int(item.get("h"))
+            if acked is not None:
+                binding.acknowledged(acked)
+
+    async def _resume(self, item: ET.Element) -> None:
+        """XEP-0198 §5: take over the session of a connection that dropped (or has not been
+        seen to drop yet), resend what the client did not acknowledge, go on where it was.
+        The session must be this user's, on this node, still kept; a user moved by a failover
+        was signed out here and signs in on the other node (then catches up by MAM)."""
+        previd = item.get("previd") or ""
+        acked = _int(item.get("h"))
+        binding = self.front.resumable.get(previd)
+        session = binding.session if binding is not None else None
+        if (
+            self.session is not None
+            or acked is None
+            or session is None
+            or session.closing
+            or binding.overflowed
+            or session.user.jid != self.user.jid
+        ):
+            text = "No session to resume here: bind a resource, rejoin your rooms and catch up from the archive."
+            self.send_raw(
+                f"<failed xmlns='{SM_NS}'><item-not-found xmlns='{STANZA_ERROR_NS}'/>"
+                f"<text xmlns='{STANZA_ERROR_NS}'>{text}</text></failed>"
+            )
+            return
+        if binding.expiry is not None:
+            binding.expiry.cancel()
+            binding.expiry = None
+        binding.detached = False
+        old, binding.stream = binding.stream, self
+        self.session = session
+        if old is not self and not old.closed:  # the client is back before its old connection dropped
+            old.replaced = True
+            old.closed = True
+            old.out.put_nowait(None)
+        binding.acknowledged(acked)
+        self.send_raw(f"<resumed xmlns='{SM_NS}' previd={_quote(previd)} h='{binding.handled % SM_MODULUS}'/>")
+        for _count, stanza in binding.unacked:
+            self.send_raw(tostring(stanza, self.transport.default_ns))
+        logger.info("%s resumed its session (%d stanzas sent again)", binding.full_jid, len(binding.unacked))
 
 
 STANZA_TAGS = {q(CLIENT_NS, "message"), q(CLIENT_NS, "presence"), q(CLIENT_NS, "iq")}
@@ -665,6 +780,35 @@ class XmppFrontEnd:
         self.domain = ""
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
+        self.resumable: dict[str, XmppBinding] = {}  # XEP-0198 id → binding whose session may be resumed
+
+    # --- XEP-0198 sessions kept for resumption ---------------------------------------------------
+
+    def detach(self, binding: XmppBinding) -> None:
+        """Its connection dropped: keep the session (its rooms, its stanzas) for the resumption
+        timeout."""
+        binding.detached = True
+        binding.expiry = self.router.spawn(self._expire(binding))
+
+    async def _expire(self, binding: XmppBinding) -> None:
+        await asyncio.sleep(binding.resume_seconds)
+        binding.expiry = None
+        await self._end(binding)
+
+    def end_detached(self, binding: XmppBinding) -> None:
+        """End a detached session now (its user was moved, signed in again, or it kept too much)."""
+        if binding.expiry is not None:
+            binding.expiry.cancel()
+            binding.expiry = None
+        self.router.spawn(self._end(binding))
+
+    async def _end(self, binding: XmppBinding) -> None:
+        if self.resumable.get(binding.sm_id) is binding:
+            del self.resumable[binding.sm_id]
+        if binding.detached:
+            binding.detached = False
+            logger.info("%s did not resume its session; signed out", binding.full_jid)
+            await self.router.signed_out(binding.session)
 
     def domains(self) -> set[str]:
         return {self.domain} if self.domain else set()
@@ -683,6 +827,7 @@ class XmppFrontEnd:
         if self.server is not None:
             self.server.close()
             self.server = None
+        self.resumable.clear()
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await XmppStream(self, TcpTransport(reader, writer)).run()
@@ -772,17 +917,30 @@ class XmppFrontEnd:
                     raise
             created = True
             answer = await self.router.join(session, room, nick, history=maxstanzas)
-        for occupant in answer.get("roster", []):
+        for occupant in answer.roster:
             if occupant["user"] != session.user.jid:
-                stream.send(self._occupant_presence(room, occupant["nick"], occupant["user"], stream))
+                stream.send(
+                    self._occupant_presence(
+                        room, occupant["nick"], occupant["user"], stream, affiliation=occupant["affiliation"]
+                    )
+                )
         codes = ["110", "100"] + (["201"] if created else [])
-        stream.send(self._occupant_presence(room, nick, session.user.jid, stream, codes=codes, self_=True))
-        for message in _history_wanted(answer.get("history", []), history):
+        stream.send(
+            self._occupant_presence(
+                room, nick, session.user.jid, stream, codes=codes, self_=True, affiliation=answer.affiliation
+            )
+        )
+        # XEP-0045 §7.2: the history, then the subject (from whoever set it).
+        for message in _history_wanted(list(answer.history), history):
             stream.send(self._room_message(stream, message, delayed=True))
-        to = stream.session.binding.full_jid
-        subject = element(CLIENT_NS, "message", {"from": room, "to": to, "type": "groupchat"})
-        child(subject, CLIENT_NS, "subject", text=answer.get("subject") or "")
-        stream.send(subject)
+        stream.send(self._subject_message(stream, room, answer.subject, answer.subject_nick))
+
+    def _subject_message(self, stream: XmppStream, room: str, subject: str, nick: str) -> ET.Element:
+        sender = f"{room}/{nick}" if nick else room
+        message = element(CLIENT_NS, "message", {"from": sender, "to": stream.session.binding.full_jid})
+        message.set("type", "groupchat")
+        child(message, CLIENT_NS, "subject", text=subject or "")
+        return message
 
     def _occupant_presence(
         self,
@@ -793,15 +951,34 @@ class XmppFrontEnd:
         kind: str | None = None,
         codes: list[str] | None = None,
         self_: bool = False,
+        affiliation: str = "none",
     ) -> ET.Element:
         presence = element(CLIENT_NS, "presence", {"from": f"{room}/{nick}", "to": stream.session.binding.full_jid})
         if kind:
             presence.set("type", kind)
         x = child(presence, MUC_USER_NS, "x")
-        role = "none" if kind == "unavailable" else "participant"
-        child(x, MUC_USER_NS, "item", {"affiliation": "none", "role": role, "jid": real_jid})
+        role = "none" if kind == "unavailable" else muc_admin.role_of(affiliation)
+        child(x, MUC_USER_NS, "item", {"affiliation": affiliation, "role": role, "jid": real_jid})
         for code in codes or (["110"] if self_ else []):
             child(x, MUC_USER_NS, "status", {"code": code})
+        return presence
+
+    def _presence_of(self, stream: XmppStream, event: dict, mine: bool) -> ET.Element:
+        """An occupant's presence as the room broadcast it: joined, left, its affiliation
+        changed, or put out (XEP-0045 §9.1 banned 301, §9.4 no longer a member 321, §10.2 the
+        room became members-only 322, §10.9 the room destroyed)."""
+        kicked = event.get("kicked", "")
+        gone = "unavailable" if event.get("status") == "left" else None
+        codes = (["110"] if mine else []) + ([kicked] if kicked.isdigit() else [])
+        affiliation = event.get("affiliation", "none")
+        presence = self._occupant_presence(
+            event["room"], event["nick"], event["user"], stream, gone, codes=codes, affiliation=affiliation
+        )
+        if kicked == "destroyed":
+            x = find(presence, MUC_USER_NS, "x")
+            destroyed = child(x, MUC_USER_NS, "destroy")
+            if event.get("reason"):
+                child(destroyed, MUC_USER_NS, "reason", text=event["reason"])
         return presence
 
     def _room_message(self, stream: XmppStream, message: dict, delayed: bool = False, to: str | None = None):
@@ -838,18 +1015,19 @@ class XmppFrontEnd:
             return
         body = find(message, CLIENT_NS, "body")
         if body is None or not (body.text or "").strip():
-            if find(message, CLIENT_NS, "subject") is not None:
-                raise ChatError(ErrorCode.FORBIDDEN, "The subject is set by the room's configuration.")
+            subject = find(message, CLIENT_NS, "subject")
+            if subject is not None:  # XEP-0045 §8.1: stored, then broadcast by the room
+                await self.router.set_subject(stream.session, room, (subject.text or "").strip())
             return  # chat states and the like: nothing to store
         origin = find(message, SID_NS, "origin-id")
         cid = (origin.get("id") if origin is not None else None) or message.get("id") or uuid.uuid4().hex
         answer = await self.router.post(stream.session, room, body.text, cid[:128])
-        if answer.get("new", True):
+        if answer.new:
             return  # reflected by the room's broadcast, in the room's order, like everyone's messages
-        if await self.router.delivered_through(room, answer["msg_id"]):
+        if await self.router.delivered_through(room, answer.msg_id):
             return  # its broadcast had been lost: delivered now, in order, with those before it
         # A repeat of a message already delivered (same origin-id): the first one's reflection again.
-        reflection = self._room_message(stream, answer["message"])
+        reflection = self._room_message(stream, answer.message)
         if message.get("id"):
             reflection.set("id", message.get("id"))
         stream.send(reflection)
@@ -874,6 +1052,8 @@ class XmppFrontEnd:
             await self._disco_items(stream, iq, to)
         elif ns == MAM_NS:
             await self._mam(stream, iq, payload, to)
+        elif ns in (muc_admin.MUC_OWNER_NS, muc_admin.MUC_ADMIN_NS):
+            await self._muc_admin(stream, iq, payload, to)
         elif ns == ROSTER_NS and kind == "get" and not to:
             stream.send(self._result(iq, element(ROSTER_NS, "query")))
         elif ns == SESSION_NS:
@@ -889,6 +1069,20 @@ class XmppFrontEnd:
             reply.append(payload)
         return reply
 
+    async def _muc_admin(self, stream: XmppStream, iq: ET.Element, query: ET.Element, to: str) -> None:
+        """XEP-0045 owner and admin requests to a room (``muc_admin``)."""
+        room = bare(to)
+        if "@" not in room or "/" in to or not self._is_conference(room.partition("@")[2]):
+            stream.send(stanza_error(iq, "cancel", "service-unavailable", "Owner and admin requests go to a room."))
+            return
+        handler = muc_admin.owner_iq if query.tag == q(muc_admin.MUC_OWNER_NS, "query") else muc_admin.admin_iq
+        try:
+            payload = await handler(self.router, stream.session, iq, query, room)
+        except muc_admin.Refused as exc:
+            stream.send(self._addressed(stream, iq, stanza_error(iq, exc.kind, exc.condition, exc.text)))
+            return
+        stream.send(self._result(iq, payload))
+
     async def _ping(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
         """XEP-0199; a ping to one's own occupant JID is XEP-0410 self-ping, answered by the TC
         hosting the room now (so after a failover it says truthfully whether one is joined)."""
@@ -896,8 +1090,8 @@ class XmppFrontEnd:
         if not nick or not self._is_conference(room.partition("@")[2]):
             stream.send(self._result(iq))
             return
-        answer = await self.router.route(room, {"op": "presence", "room": room, "user": stream.session.user.jid})
-        mine = [o for o in answer["occupants"] if o["user"] == stream.session.user.jid]
+        answer = await self.router.route(room, requests.Presence(room=room, user=stream.session.user.jid))
+        mine = [o for o in answer.occupants if o["user"] == stream.session.user.jid]
         if not mine or room not in stream.session.rooms:
             stream.send(stanza_error(iq, "modify", "not-acceptable", f"You are not in {room}."))
         elif mine[0]["nick"] == nick:
@@ -915,26 +1109,27 @@ class XmppFrontEnd:
             child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": "Chat rooms"})
             features = [DISCO_INFO_NS, DISCO_ITEMS_NS, MUC_NS, PING_NS, MAM_NS, SID_NS]
         elif "@" in room and not nick and self._is_conference(room.partition("@")[2]):
-            info = await self.router.route(room, {"op": "info", "room": room, "user": stream.session.user.jid})
-            child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": info["name"]})
+            info = await self.router.route(room, requests.Info(room=room, user=stream.session.user.jid))
+            child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": info.name})
             features = [
                 MUC_NS,
                 DISCO_INFO_NS,
                 MAM_NS,
                 SID_NS,
                 PING_NS,
-                "muc_persistent" if info["persistent"] else "muc_temporary",
-                "muc_membersonly" if info["members_only"] else "muc_open",
+                "muc_persistent" if info.persistent else "muc_temporary",
+                "muc_membersonly" if info.members_only else "muc_open",
                 "muc_nonanonymous",
                 "muc_unmoderated",
                 "muc_unsecured",
-                "muc_public",
+                "muc_public" if info.public else "muc_hidden",
             ]
             form = child(query, DATA_NS, "x", {"type": "result"})
             for var, value in (
                 ("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo"),
-                ("muc#roominfo_occupants", str(info["occupants"])),
-                ("muc#roominfo_subject", info["subject"]),
+                ("muc#roominfo_description", info.description),
+                ("muc#roominfo_occupants", str(info.occupants)),
+                ("muc#roominfo_subject", info.subject),
             ):
                 child(child(form, DATA_NS, "field", {"var": var}), DATA_NS, "value", text=value)
         else:
@@ -953,9 +1148,9 @@ class XmppFrontEnd:
         elif "@" not in to and self._is_conference(to):
             alias = to.lower()
             home = snapshot.alias_home[alias]
-            answer = await self.router.route_home(home, {"op": "rooms", "home": home, "user": stream.session.user.jid})
-            for room in answer["rooms"]:
-                if room["room"].partition("@")[2] == alias:
+            answer = await self.router.route_home(home, requests.ListRooms(home=home, user=stream.session.user.jid))
+            for room in answer.rooms:
+                if room["room"].partition("@")[2] == alias and room.get("public", True):
                     child(query, DISCO_ITEMS_NS, "item", {"jid": room["room"], "name": room.get("subject") or None})
         elif "@" in to and self._is_conference(to.partition("@")[2]):
             pass  # occupants are not listed (XEP-0045 §6.5 allows an empty list)
@@ -980,7 +1175,7 @@ class XmppFrontEnd:
             reply.append(form)
             stream.send(self._result(iq, reply))
             return
-        request: dict = {"op": "archive", "room": room, "user": stream.session.user.jid}
+        request: dict = {}
         form = find(query, DATA_NS, "x")
         try:
             for field_ in form.findall(q(DATA_NS, "field")) if form is not None else []:
@@ -1008,9 +1203,9 @@ class XmppFrontEnd:
                     request["before_id"] = before.text.strip()
         if request.get("before_id"):
             request["last"] = True
-        answer = await self.router.route(room, request)
+        answer = await self.router.route(room, requests.Archive(room=room, user=stream.session.user.jid, **request))
         query_id = query.get("queryid")
-        for message in answer["messages"]:
+        for message in answer.messages:
             wrapper = element(CLIENT_NS, "message", {"to": stream.session.binding.full_jid, "from": room})
             result = child(wrapper, MAM_NS, "result", {"queryid": query_id, "id": message["stanza_id"]})
             forwarded = child(result, FORWARD_NS, "forwarded")
@@ -1019,11 +1214,11 @@ class XmppFrontEnd:
             inner.attrib.pop("to", None)
             forwarded.append(inner)
             stream.send(wrapper)
-        fin = element(MAM_NS, "fin", {"complete": "true" if answer["complete"] else None})
+        fin = element(MAM_NS, "fin", {"complete": "true" if answer.complete else None})
         page = child(fin, RSM_NS, "set")
-        if answer["messages"]:
-            child(page, RSM_NS, "first", text=answer["messages"][0]["stanza_id"])
-            child(page, RSM_NS, "last", text=answer["messages"][-1]["stanza_id"])
+        if answer.messages:
+            child(page, RSM_NS, "first", text=answer.messages[0]["stanza_id"])
+            child(page, RSM_NS, "last", text=answer.messages[-1]["stanza_id"])
         stream.send(self._result(iq, fin))
 
     async def _register(self, stream: XmppStream, iq: ET.Element, query: ET.Element) -> None:
@@ -1066,10 +1261,24 @@ class XmppFrontEnd:
             if session is not None and event.get("room") in session.rooms:
                 stream.send(self._room_message(stream, event))  # the sender's copy is its reflection
         elif kind == "presence":
-            if session is None or event.get("user") == session.user.jid or event["room"] not in session.rooms:
+            if session is None or event["room"] not in session.rooms:
                 return
-            gone = "unavailable" if event.get("status") == "left" else None
-            stream.send(self._occupant_presence(event["room"], event["nick"], event["user"], stream, gone))
+            mine = event.get("user") == session.user.jid
+            if mine and not event.get("kicked") and not event.get("changed"):
+                return  # the client's own join and leave are answered where it asked
+            stream.send(self._presence_of(stream, event, mine))
+        elif kind == "subject":
+            if session is not None and event["room"] in session.rooms:
+                stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))
+        elif kind == "config":
+            if session is not None and event["room"] in session.rooms:
+                # XEP-0045 §10.2.1: status 104, the configuration changed (and can be read again).
+                notice = element(CLIENT_NS, "message", {"from": event["room"], "to": session.binding.full_jid})
+                notice.set("type", "groupchat")
+                child(child(notice, MUC_USER_NS, "x"), MUC_USER_NS, "status", {"code": "104"})
+                stream.send(notice)
+        elif kind in ("reconnect", "signed_out") and binding.detached:
+            self.end_detached(binding)  # moved, or signed in anew: nothing left to resume here
         elif kind == "reconnect":
             self.router.spawn(stream._see_other_host(event["node"], event.get("reason", "")))
         elif kind == "signed_out":
