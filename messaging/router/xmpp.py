@@ -61,6 +61,7 @@ DELAY_NS = "urn:xmpp:delay"
 SID_NS = "urn:xmpp:sid:0"
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live message written once
 MAX_RESOURCE = 1023
 SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption
 OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not reading
@@ -260,6 +261,7 @@ class XmppBinding:
     # XEP-0198
     sm_enabled: bool = False
     sm_id: str = ""
+    quoted_jid: str | None = None  # full_jid as an XML attribute value, written once
     sent: int = 0  # stanzas sent (the client acknowledges these)
     handled: int = 0  # stanzas received and handled
     unacked: deque = field(default_factory=deque)
@@ -337,16 +339,25 @@ class XmppStream:
 
     async def _writer(self) -> None:
         while True:
-            text = await self.out.get()
-            if text is None:
-                if self.closed:  # the stream ended here: close, so the reader sees the end too
-                    await self.transport.close()
-                return
+            parts = [await self.out.get()]
+            while parts[-1] is not None and not self.out.empty():
+                parts.append(self.out.get_nowait())
+            ended = parts[-1] is None
+            if ended:
+                parts.pop()
             try:
-                await self.transport.write(text)
+                if self.transport.websocket:  # RFC 7395: one stanza a frame
+                    for text in parts:
+                        await self.transport.write(text)
+                elif parts:  # a room's burst of messages leaves in one write (one TLS record or few)
+                    await self.transport.write("".join(parts))
             except Exception:
                 self.closed = True
                 await self.transport.close()
+                return
+            if ended:
+                if self.closed:  # the stream ended here: close, so the reader sees the end too
+                    await self.transport.close()
                 return
 
     def send_raw(self, text: str) -> None:
@@ -362,9 +373,14 @@ class XmppStream:
         """Send a stanza (counted for XEP-0198 when enabled)."""
         if self.closed:
             return
-        text = tostring(stanza, self.transport.default_ns)
+        self.send_stanza_text(tostring(stanza, self.transport.default_ns), stanza.tag in STANZA_TAGS)
+
+    def send_stanza_text(self, text: str, counted: bool = True) -> None:
+        """Send a stanza already written for this stream (``counted``: a stanza XEP-0198 counts)."""
+        if self.closed:
+            return
         binding = self.session.binding if self.session is not None else None
-        if binding is not None and binding.sm_enabled and stanza.tag in STANZA_TAGS:
+        if binding is not None and binding.sm_enabled and counted:
             binding.sent += 1
             binding.unacked.append((binding.sent, text))
             while len(binding.unacked) > SM_MAX_UNACKED:
@@ -665,6 +681,7 @@ class XmppFrontEnd:
         self.domain = ""
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
+        self._rendered: tuple[dict, str, str, str] | None = None  # the last live message written (_live_message)
 
     def domains(self) -> set[str]:
         return {self.domain} if self.domain else set()
@@ -803,6 +820,21 @@ class XmppFrontEnd:
         for code in codes or (["110"] if self_ else []):
             child(x, MUC_USER_NS, "status", {"code": code})
         return presence
+
+    def _live_message(self, stream: XmppStream, event: dict) -> str:
+        """A room message as ``stream`` receives it live. The router hands the same event to
+        every session in the room, so it is written once (per kind of transport) and only the
+        recipient's address is put in for each."""
+        ns = stream.transport.default_ns
+        rendered = self._rendered
+        if rendered is None or rendered[0] is not event or rendered[1] != ns:
+            text = tostring(self._room_message(stream, event, to=RECIPIENT), ns)
+            head, _, tail = text.partition(_quote(RECIPIENT))
+            rendered = self._rendered = (event, ns, head, tail)
+        binding = stream.session.binding
+        if binding.quoted_jid is None:
+            binding.quoted_jid = _quote(binding.full_jid)
+        return f"{rendered[2]}{binding.quoted_jid}{rendered[3]}"
 
     def _room_message(self, stream: XmppStream, message: dict, delayed: bool = False, to: str | None = None):
         room = message["room"]
@@ -1064,7 +1096,7 @@ class XmppFrontEnd:
         session = stream.session
         if kind == "message":
             if session is not None and event.get("room") in session.rooms:
-                stream.send(self._room_message(stream, event))  # the sender's copy is its reflection
+                stream.send_stanza_text(self._live_message(stream, event))  # the sender's copy is its reflection
         elif kind == "presence":
             if session is None or event.get("user") == session.user.jid or event["room"] not in session.rooms:
                 return
