@@ -311,6 +311,10 @@ SIGN_IN_FAILURES_PER_USER = env_int("SIGN_IN_FAILURES_PER_USER", 5)
 SIGN_IN_FAILURES_PER_ADDRESS = env_int("SIGN_IN_FAILURES_PER_ADDRESS", 20)
 SIGN_IN_THROTTLE_SECONDS = env_int("SIGN_IN_THROTTLE_SECONDS", 300)
 
+# XEP-0198 stream resumption on the XMPP front end: how long a session whose connection
+# dropped keeps its rooms and queues its stanzas for the client to resume (0 = never offered).
+XMPP_RESUME_SECONDS = env_int("XMPP_RESUME_SECONDS", 300)
+
 # How long a reachability or login check of an external database may take.
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
 # How often (seconds) Celery beat re-checks every external database; 0 turns it off.

@@ -45,6 +45,7 @@ class Snapshot:
     host_of: dict[str, str] = field(default_factory=dict)  # home node name → node hosting its rooms
     # cluster pk → IM addresses of its group chat system administrators (absent: not enabled)
     administrators: dict[int, frozenset[str]] = field(default_factory=dict)
+    peers: dict[str, str] = field(default_factory=dict)  # node name → the other node of its redundancy group
 
     def home_of_room(self, room_jid: str) -> str | None:
         return self.alias_home.get(room_jid.split("/", 1)[0].rpartition("@")[2].lower())
@@ -76,7 +77,15 @@ def read_snapshot() -> Snapshot:
         host = observed.room_host(node)
         if host is not None:
             host_of[node.name] = host.name
-    return Snapshot(addresses, alias_home, primary, host_of, administrators_by_cluster())
+    groups: dict[int, list[str]] = {}
+    for node in nodes:
+        if node.redundancy_group_id is not None:
+            groups.setdefault(node.redundancy_group_id, []).append(node.name)
+    peers = {}
+    for first, *rest in groups.values():
+        if len(rest) == 1:
+            peers[first], peers[rest[0]] = rest[0], first
+    return Snapshot(addresses, alias_home, primary, host_of, administrators_by_cluster(), peers)
 
 
 def _read_snapshot_in_thread() -> Snapshot:

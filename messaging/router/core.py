@@ -348,8 +348,8 @@ class XcpRouter(NodeService):
             return f"ws://{address.host}:{address.port}/"
         return f"{address.host}:{address.xmpp_port or address.port}"
 
-    def spawn(self, coroutine) -> None:
-        self._spawn(coroutine)
+    def spawn(self, coroutine) -> asyncio.Task:
+        return self._spawn(coroutine)
 
     # --- rooms and routing --------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ class XcpRouter(NodeService):
     def _room_event_handler(self, room: str):
         def deliver(event: dict) -> None:
             if event.get("event") == "room_loaded":
-                self._spawn(self._resync(room))
+                self._spawn(self._resync(room, event.get("node")))
                 return
             feed = self.room_feeds.get(room)
             if feed is None:
@@ -454,21 +454,30 @@ class XcpRouter(NodeService):
             last = page[-1]["msg_id"]
         return found
 
-    async def _resync(self, room: str) -> None:
-        """Tell the room's new host which of our users are in it."""
+    async def _resync(self, room: str, host: str | None = None) -> None:
+        """Tell the room's new host which of our users are in it. The host that announced the
+        room is asked directly: this router's directory may not know of the move yet, and a
+        resync lost to the old host would leave our users out of the room's occupants (a
+        XEP-0410 self-ping would then wrongly tell them to rejoin)."""
         occupants = [
             (s.user.jid, s.rooms[room]) for s in self.room_sessions.get(room, ()) if s.user and room in s.rooms
         ]
-        if occupants:
-            with contextlib.suppress(ChatError):
-                await self.route(
-                    room, {"op": "resync", "room": room, "occupants": occupants, "router": self.node.name}, attempts=1
-                )
+        if not occupants:
+            return
+        request = {"op": "resync", "room": room, "occupants": occupants, "router": self.node.name}
+        address = self.directory.snapshot.nodes.get(host) if host else None
+        if address is not None:
+            answer = await self._ask(address, request, room)
+            if answer.get("ok"):
+                return
+        with contextlib.suppress(ChatError):
+            await self.route(room, request, attempts=1)
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
         """Send a room request to the TC hosting the room now; retry while the room moves."""

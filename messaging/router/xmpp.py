@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
@@ -63,7 +65,8 @@ SID_NS = "urn:xmpp:sid:0"
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
 RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live message written once
 MAX_RESOURCE = 1023
-SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption
+SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
+SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
 OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not reading
 
 # Router error codes → (XMPP stanza error type, defined condition) (RFC 6120 §8.3, XEP-0045 §7–§10).
@@ -251,26 +254,76 @@ class StreamClosed(Exception):
     """The stream ended (by the client, by a stream error, or by the router)."""
 
 
+class Written:
+    """A stanza already written for streams whose default namespace is ``ns`` (a live room
+    message: written once for every occupant, only the address differs); ``build`` makes its
+    element again, for a resumption on the other kind of transport."""
+
+    __slots__ = ("build", "ns", "text")
+
+    def __init__(self, text: str, ns: str, build) -> None:
+        self.text = text
+        self.ns = ns
+        self.build = build
+
+
+def text_for(stanza: ET.Element | Written, ns: str) -> str:
+    """The XML text of ``stanza`` in a stream whose default namespace is ``ns``."""
+    if isinstance(stanza, Written):
+        return stanza.text if stanza.ns == ns else tostring(stanza.build(), ns)
+    return tostring(stanza, ns)
+
+
 @dataclass(eq=False)
 class XmppBinding:
     """The router core's way to an XMPP client (``messaging.router.core.Binding``): its events
-    are rendered as stanzas; the stream ends itself after a stream error."""
+    are rendered as stanzas; the stream ends itself after a stream error.
+
+    With XEP-0198 resumption the binding outlives its connection: ``stream`` is the connection
+    it writes to now; while ``detached`` (the connection dropped) stanzas are only kept in
+    ``unacked``, the session stays in its rooms, and a client that resumes within
+    ``resume_seconds`` gets them on its new connection."""
 
     stream: XmppStream
     full_jid: str = ""
+    session: object = None  # the router core's Session
     # XEP-0198
     sm_enabled: bool = False
-    sm_id: str = ""
+    sm_id: str = ""  # set when resumption was offered
     quoted_jid: str | None = None  # full_jid as an XML attribute value, written once
+    resume_seconds: int = 0
     sent: int = 0  # stanzas sent (the client acknowledges these)
     handled: int = 0  # stanzas received and handled
-    unacked: deque = field(default_factory=deque)
+    unacked: deque = field(default_factory=deque)  # (count, stanza) not acknowledged yet
+    overflowed: bool = False  # more unacknowledged stanzas than kept: no resumption possible
+    detached: bool = False
+    expiry: asyncio.Task | None = None
 
     def deliver(self, event: dict) -> None:
         self.stream.front.render(self, event)
 
     def finish(self) -> None:
         pass
+
+    def send(self, stanza: ET.Element | Written) -> None:
+        """Send a stanza on the current connection, kept until acknowledged when XEP-0198 is on
+        (also while detached, for the client to get it when it resumes)."""
+        if self.sm_enabled and (isinstance(stanza, Written) or stanza.tag in STANZA_TAGS):
+            self.sent += 1
+            self.unacked.append((self.sent, stanza))
+            if len(self.unacked) > SM_MAX_UNACKED:
+                self.unacked.popleft()
+                self.overflowed = True
+                if self.detached:
+                    self.stream.front.end_detached(self)
+        stream = self.stream
+        if not stream.closed:
+            stream.send_raw(text_for(stanza, stream.transport.default_ns))
+
+    def acknowledged(self, h: int) -> None:
+        """The client handled our stanzas up to ``h`` (mod 2^32): forget them."""
+        while self.unacked and (h - self.unacked[0][0]) % SM_MODULUS < SM_MODULUS // 2:
+            self.unacked.popleft()
 
 
 class XmppStream:
@@ -289,6 +342,8 @@ class XmppStream:
         self.scram_user = ""
         self.out: asyncio.Queue[str | None] = asyncio.Queue()
         self.closed = False
+        self.clean_end = False  # ended by a close or a stream error: no XEP-0198 resumption
+        self.replaced = False  # its session was resumed on another connection
 
     @property
     def secure(self) -> bool:
@@ -313,7 +368,7 @@ class XmppStream:
                         await self._stream_opened(item)
                     elif kind == "close":
                         self.send_raw(self.transport.end())
-                        self.closed = True
+                        self.closed = self.clean_end = True
                         break
                     else:
                         await self._stanza(item)
@@ -334,8 +389,20 @@ class XmppStream:
                 await asyncio.wait_for(writer, 2)
             writer.cancel()
             await self.transport.close()
-            if self.session is not None:
-                await self.router.signed_out(self.session)
+            await self._ended()
+
+    async def _ended(self) -> None:
+        """The connection is gone: sign the session out, or keep it for the client to resume
+        (XEP-0198) when resumption was enabled and the connection dropped rather than closed."""
+        session = self.session
+        if session is None or self.replaced:
+            return
+        binding = session.binding
+        if binding.sm_id and not self.clean_end and not session.closing and not binding.overflowed:
+            self.front.detach(binding)
+            return
+        self.front.resumable.pop(binding.sm_id, None)
+        await self.router.signed_out(session)
 
     async def _writer(self) -> None:
         while True:
@@ -362,7 +429,7 @@ class XmppStream:
 
     def send_raw(self, text: str) -> None:
         if self.out.qsize() > OUTBOX_LIMIT:  # a client that does not read: end its stream
-            self.closed = True
+            self.closed = self.clean_end = True
             self.out = asyncio.Queue()
             self.out.put_nowait(self.transport.error("policy-violation", "You are not reading your stream."))
             self.out.put_nowait(None)
@@ -370,22 +437,12 @@ class XmppStream:
         self.out.put_nowait(text)
 
     def send(self, stanza: ET.Element) -> None:
-        """Send a stanza (counted for XEP-0198 when enabled)."""
-        if self.closed:
-            return
-        self.send_stanza_text(tostring(stanza, self.transport.default_ns), stanza.tag in STANZA_TAGS)
-
-    def send_stanza_text(self, text: str, counted: bool = True) -> None:
-        """Send a stanza already written for this stream (``counted``: a stanza XEP-0198 counts)."""
-        if self.closed:
-            return
-        binding = self.session.binding if self.session is not None else None
-        if binding is not None and binding.sm_enabled and counted:
-            binding.sent += 1
-            binding.unacked.append((binding.sent, text))
-            while len(binding.unacked) > SM_MAX_UNACKED:
-                binding.unacked.popleft()
-        self.send_raw(text)
+        """Send a stanza to the session's client, on whichever connection it has now (counted
+        for XEP-0198 when enabled)."""
+        if self.session is not None:
+            self.session.binding.send(stanza)
+        elif not self.closed:
+            self.send_raw(tostring(stanza, self.transport.default_ns))
 
     async def fail(self, condition: str, text: str = "", extra: str = "") -> None:
         """Send a stream error and end the stream (RFC 6120 §4.9)."""
@@ -394,7 +451,7 @@ class XmppStream:
             self.header_sent = True
         self.send_raw(self.transport.error(condition, text, extra))
         self.send_raw(self.transport.end())
-        self.closed = True
+        self.closed = self.clean_end = True
         self.out.put_nowait(None)
 
     header_sent = False
@@ -408,6 +465,8 @@ class XmppStream:
         self.domain = wanted
         self.send_raw(self.transport.open(self.stream_id, self.domain))
         self.header_sent = True
+        if await self._turned_away():
+            return
         if self.user is not None and self.user.serving != self.router.node.name:
             await self._see_other_host(self.user.serving, f"{self.user.user_id} is served by {self.user.serving}.")
             return
@@ -440,7 +499,7 @@ class XmppStream:
             return
         if stanza.tag == q(FRAMING_NS, "close"):
             self.send_raw(self.transport.end())
-            self.closed = True
+            self.closed = self.clean_end = True
             return
         if stanza.tag == q(TLS_NS, "starttls"):
             await self._starttls()
@@ -452,7 +511,7 @@ class XmppStream:
             await self.fail("not-authorized", "Authenticate first (SASL).")
             return
         if stanza.tag.startswith(f"{{{SM_NS}}}"):
-            self._stream_management(stanza)
+            await self._stream_management(stanza)
             return
         if stanza.tag not in STANZA_TAGS:
             await self.fail("unsupported-stanza-type", f"{stanza.tag} is not a stanza.")
@@ -464,7 +523,8 @@ class XmppStream:
                 await self.fail("not-authorized", "Bind a resource first.")
             return
         binding = self.session.binding
-        binding.handled += 1
+        if binding.sm_enabled:
+            binding.handled += 1
         await self.front.handle(self, stanza)
 
     async def _starttls(self) -> None:
@@ -598,10 +658,30 @@ class XmppStream:
         address = await self.router.client_address(node_name, websocket=self.transport.websocket)
         if self.transport.websocket:
             self.send_raw(f"<close xmlns='{FRAMING_NS}' see-other-uri={_quote(address)}/>")
-            self.closed = True
+            self.closed = self.clean_end = True
             self.out.put_nowait(None)
             return
         await self.fail("see-other-host", reason, address)
+
+    async def _turned_away(self) -> bool:
+        """A fenced node (its lease ran out: it lost touch with the config DB) answers a new
+        stream at once, from what it knows without the config DB, which a sign-in would wait
+        on: ``see-other-host`` naming its peer once the peer may have taken its users over,
+        before that a retryable ``resource-constraint``."""
+        router = self.router
+        lease_lost = router.tc is not None and not router.tc.serving()
+        if not router.fenced_reason and not lease_lost:
+            return False
+        snapshot = router.directory.snapshot
+        peer = snapshot.peers.get(router.node.name)
+        reason = router.fenced_reason or f"{router.node.name} lost touch with the config DB"
+        if router.fenced_reason and peer in snapshot.nodes:
+            await self._see_other_host(peer, f"{reason}; sign in on {peer}.")
+        else:
+            elsewhere = f" or sign in on {peer}" if peer else ""
+            text = f"{reason}; it serves nobody until it is back. Try again in a few seconds{elsewhere}."
+            await self.fail("resource-constraint", text)
+        return True
 
     # --- resource binding (RFC 6120 §7) ----------------------------------------------------------
 
@@ -613,6 +693,7 @@ class XmppStream:
         resource = (asked.text or "") if asked is not None else ""
         resource = resource.strip()[:MAX_RESOURCE] or f"imp-{secrets.token_hex(4)}"
         session = self.router.new_session(XmppBinding(self, f"{self.user.jid}/{resource}"))
+        session.binding.session = session
         await self.router.sign_in(session, self.user)
         self.session = session
         reply = element(CLIENT_NS, "iq", {"type": "result", "id": iq.get("id")})
@@ -621,9 +702,12 @@ class XmppStream:
 
     # --- XEP-0198 ----------------------------------------------------------------------------------
 
-    def _stream_management(self, item: ET.Element) -> None:
+    async def _stream_management(self, item: ET.Element) -> None:
         binding = self.session.binding if self.session is not None else None
         name = item.tag.rpartition("}")[2]
+        if name == "resume":
+            await self._resume(item)
+            return
         if binding is None:
             self.send_raw(f"<failed xmlns='{SM_NS}'><unexpected-request xmlns='{STANZA_ERROR_NS}'/></failed>")
             return
@@ -632,19 +716,61 @@ class XmppStream:
                 self.send_raw(f"<failed xmlns='{SM_NS}'><unexpected-request xmlns='{STANZA_ERROR_NS}'/></failed>")
                 return
             binding.sm_enabled = True
-            binding.sm_id = secrets.token_hex(8)
-            self.send_raw(f"<enabled xmlns='{SM_NS}' id='{binding.sm_id}'/>")
-        elif name == "r":
-            self.send_raw(f"<a xmlns='{SM_NS}' h='{binding.handled % 2**32}'/>")
-        elif name == "a":
-            try:
-                acked = int(item.get("h", ""))
-            except ValueError:
+            offered = settings.XMPP_RESUME_SECONDS
+            if item.get("resume") not in ("true", "1") or offered <= 0:
+                self.send_raw(f"<enabled xmlns='{SM_NS}'/>")
                 return
-            while binding.unacked and binding.unacked[0][0] % 2**32 <= acked % 2**32:
-                binding.unacked.popleft()
-        elif name == "resume":
-            self.send_raw(f"<failed xmlns='{SM_NS}'><item-not-found xmlns='{STANZA_ERROR_NS}'/></failed>")
+            binding.resume_seconds = min(_int(item.get("max")) or offered, offered)
+            binding.sm_id = secrets.token_urlsafe(18)
+            self.front.resumable[binding.sm_id] = binding
+            self.send_raw(
+                f"<enabled xmlns='{SM_NS}' id='{binding.sm_id}' resume='true' max='{binding.resume_seconds}'/>"
+            )
+        elif name == "r":
+            self.send_raw(f"<a xmlns='{SM_NS}' h='{binding.handled % SM_MODULUS}'/>")
+        elif name == "a":
+            acked = _int(item.get("h"))
+            if acked is not None:
+                binding.acknowledged(acked)
+
+    async def _resume(self, item: ET.Element) -> None:
+        """XEP-0198 §5: take over the session of a connection that dropped (or has not been
+        seen to drop yet), resend what the client did not acknowledge, go on where it was.
+        The session must be this user's, on this node, still kept; a user moved by a failover
+        was signed out here and signs in on the other node (then catches up by MAM)."""
+        previd = item.get("previd") or ""
+        acked = _int(item.get("h"))
+        binding = self.front.resumable.get(previd)
+        session = binding.session if binding is not None else None
+        if (
+            self.session is not None
+            or acked is None
+            or session is None
+            or session.closing
+            or binding.overflowed
+            or session.user.jid != self.user.jid
+        ):
+            text = "No session to resume here: bind a resource, rejoin your rooms and catch up from the archive."
+            self.send_raw(
+                f"<failed xmlns='{SM_NS}'><item-not-found xmlns='{STANZA_ERROR_NS}'/>"
+                f"<text xmlns='{STANZA_ERROR_NS}'>{text}</text></failed>"
+            )
+            return
+        if binding.expiry is not None:
+            binding.expiry.cancel()
+            binding.expiry = None
+        binding.detached = False
+        old, binding.stream = binding.stream, self
+        self.session = session
+        if old is not self and not old.closed:  # the client is back before its old connection dropped
+            old.replaced = True
+            old.closed = True
+            old.out.put_nowait(None)
+        binding.acknowledged(acked)
+        self.send_raw(f"<resumed xmlns='{SM_NS}' previd={_quote(previd)} h='{binding.handled % SM_MODULUS}'/>")
+        for _count, stanza in binding.unacked:
+            self.send_raw(text_for(stanza, self.transport.default_ns))
+        logger.info("%s resumed its session (%d stanzas sent again)", binding.full_jid, len(binding.unacked))
 
 
 STANZA_TAGS = {q(CLIENT_NS, "message"), q(CLIENT_NS, "presence"), q(CLIENT_NS, "iq")}
@@ -682,6 +808,35 @@ class XmppFrontEnd:
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
         self._rendered: tuple[dict, str, str, str] | None = None  # the last live message written (_live_message)
+        self.resumable: dict[str, XmppBinding] = {}  # XEP-0198 id → binding whose session may be resumed
+
+    # --- XEP-0198 sessions kept for resumption ---------------------------------------------------
+
+    def detach(self, binding: XmppBinding) -> None:
+        """Its connection dropped: keep the session (its rooms, its stanzas) for the resumption
+        timeout."""
+        binding.detached = True
+        binding.expiry = self.router.spawn(self._expire(binding))
+
+    async def _expire(self, binding: XmppBinding) -> None:
+        await asyncio.sleep(binding.resume_seconds)
+        binding.expiry = None
+        await self._end(binding)
+
+    def end_detached(self, binding: XmppBinding) -> None:
+        """End a detached session now (its user was moved, signed in again, or it kept too much)."""
+        if binding.expiry is not None:
+            binding.expiry.cancel()
+            binding.expiry = None
+        self.router.spawn(self._end(binding))
+
+    async def _end(self, binding: XmppBinding) -> None:
+        if self.resumable.get(binding.sm_id) is binding:
+            del self.resumable[binding.sm_id]
+        if binding.detached:
+            binding.detached = False
+            logger.info("%s did not resume its session; signed out", binding.full_jid)
+            await self.router.signed_out(binding.session)
 
     def domains(self) -> set[str]:
         return {self.domain} if self.domain else set()
@@ -700,6 +855,7 @@ class XmppFrontEnd:
         if self.server is not None:
             self.server.close()
             self.server = None
+        self.resumable.clear()
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await XmppStream(self, TcpTransport(reader, writer)).run()
@@ -821,20 +977,23 @@ class XmppFrontEnd:
             child(x, MUC_USER_NS, "status", {"code": code})
         return presence
 
-    def _live_message(self, stream: XmppStream, event: dict) -> str:
-        """A room message as ``stream`` receives it live. The router hands the same event to
-        every session in the room, so it is written once (per kind of transport) and only the
-        recipient's address is put in for each."""
-        ns = stream.transport.default_ns
+    def _live_message(self, binding: XmppBinding, event: dict) -> Written:
+        """A room message as ``binding``'s client receives it live. The router hands the same
+        event to every session in the room, so it is written once (per kind of transport) and
+        only the recipient's address is put in for each."""
+        ns = binding.stream.transport.default_ns
         rendered = self._rendered
         if rendered is None or rendered[0] is not event or rendered[1] != ns:
-            text = tostring(self._room_message(stream, event, to=RECIPIENT), ns)
+            text = tostring(self._room_message(binding.stream, event, to=RECIPIENT), ns)
             head, _, tail = text.partition(_quote(RECIPIENT))
             rendered = self._rendered = (event, ns, head, tail)
-        binding = stream.session.binding
         if binding.quoted_jid is None:
             binding.quoted_jid = _quote(binding.full_jid)
-        return f"{rendered[2]}{binding.quoted_jid}{rendered[3]}"
+        return Written(
+            f"{rendered[2]}{binding.quoted_jid}{rendered[3]}",
+            ns,
+            functools.partial(self._room_message, binding.stream, event, to=binding.full_jid),
+        )
 
     def _room_message(self, stream: XmppStream, message: dict, delayed: bool = False, to: str | None = None):
         room = message["room"]
@@ -1096,12 +1255,14 @@ class XmppFrontEnd:
         session = stream.session
         if kind == "message":
             if session is not None and event.get("room") in session.rooms:
-                stream.send_stanza_text(self._live_message(stream, event))  # the sender's copy is its reflection
+                binding.send(self._live_message(binding, event))  # the sender's copy is its reflection
         elif kind == "presence":
             if session is None or event.get("user") == session.user.jid or event["room"] not in session.rooms:
                 return
             gone = "unavailable" if event.get("status") == "left" else None
             stream.send(self._occupant_presence(event["room"], event["nick"], event["user"], stream, gone))
+        elif kind in ("reconnect", "signed_out") and binding.detached:
+            self.end_detached(binding)  # moved, or signed in anew: nothing left to resume here
         elif kind == "reconnect":
             self.router.spawn(stream._see_other_host(event["node"], event.get("reason", "")))
         elif kind == "signed_out":

@@ -61,13 +61,21 @@ def client_tls() -> ssl.SSLContext:
 class Client(slixmpp.ClientXMPP):
     """A slixmpp client with the plugins a group chat user needs."""
 
-    def __init__(self, jid: str, password: str | None = None, sasl_mech: str | None = None) -> None:
+    def __init__(
+        self, jid: str, password: str | None = None, sasl_mech: str | None = None, resume: bool = False
+    ) -> None:
         super().__init__(jid, password or password_of(jid.partition("@")[0]), sasl_mech=sasl_mech)
         self.mechanism_used = None
         self.add_event_handler("auth_success", self._authenticated)
         self.ssl_context = client_tls()
-        for plugin in ("xep_0030", "xep_0045", "xep_0059", "xep_0199", "xep_0313", "xep_0359", "xep_0077"):
+        self.max_redirects = 100  # a user bounced between the two nodes of a group while they fail over
+        plugins = ["xep_0030", "xep_0045", "xep_0059", "xep_0199", "xep_0313", "xep_0359", "xep_0077"]
+        for plugin in plugins + (["xep_0198"] if resume else []):
             self.register_plugin(plugin)
+        self.sm_failures: list[str] = []  # each <failed/> of XEP-0198, as XML
+        self.resumed = 0
+        self.add_event_handler("sm_failed", lambda failed: self.sm_failures.append(str(failed)))
+        self.add_event_handler("session_resumed", self._resumed)
         self.groupchat: asyncio.Queue = asyncio.Queue()
         self.add_event_handler("groupchat_message", self.groupchat.put_nowait)
         self.failed: asyncio.Future = asyncio.get_event_loop().create_future()
@@ -82,6 +90,13 @@ class Client(slixmpp.ClientXMPP):
             # here, 127.0.0.1:port) would reconnect to that address instead: point it there.
             host, _, port = error["see_other_host"].rpartition(":")
             self.custom_address = (host, int(port))
+
+    def _resumed(self, _stanza) -> None:
+        self.resumed += 1
+
+    def cut(self) -> None:
+        """Drop the TCP connection without closing the stream, as a lost network does."""
+        self.transport.abort()
 
     def _authenticated(self, _stanza) -> None:
         self.mechanism_used = self.plugin["feature_mechanisms"].mech.name
@@ -125,9 +140,9 @@ class Chatter:
     rejoins the room and asks the archive (MAM) for everything after the last stanza-id it saw.
     A post whose reflection does not come is sent again with the same origin-id."""
 
-    def __init__(self, user_id: str, port: int, room: str) -> None:
+    def __init__(self, user_id: str, port: int, room: str, resume: bool = False) -> None:
         self.user_id = user_id
-        self.client = Client(f"{user_id}@example.com")
+        self.client = Client(f"{user_id}@example.com", resume=resume)
         self.port = port
         self.room = room
         self.reflected: list[tuple[str, str]] = []  # (stanza-id, body) of own posts, in reflection order
@@ -143,6 +158,7 @@ class Chatter:
         self.client.add_event_handler("groupchat_message", self._message)
         self.client.add_event_handler("message_error", self._error)
         self.client.add_event_handler("disconnected", lambda _: self.joined.clear())
+        self.client.add_event_handler("session_resumed", lambda _: self.joined.set())  # still in the room
 
     async def start(self) -> None:
         await self.client.start(self.port, timeout=30)
