@@ -357,6 +357,16 @@ class Room:
         """Owners and admins are the room's moderators (XEP-0045 §5.1.2's default roles)."""
         return self.affiliation(jid) in MODERATOR_AFFILIATIONS
 
+    def presence_event(self, user: str, nick: str, status: str, kicked: str = "") -> dict:
+        """What the room broadcasts when an occupant enters (``joined``), leaves (``left``) or is
+        put out (``kicked``: 301 banned, 321 no longer a member, 322 the room became
+        members-only, or ``destroyed``), with the occupant's affiliation."""
+        event = {"event": "presence", "room": self.jid, "user": user, "nick": nick, "status": status}
+        event["affiliation"] = str(self.affiliation(user))
+        if kicked:
+            event["kicked"] = kicked
+        return event
+
     def owners(self) -> list[str]:
         return sorted(jid for jid, affiliation in self.members.items() if affiliation == Affiliation.OWNER)
 
