@@ -444,8 +444,11 @@ class XcpRouter(NodeService):
                 self._spawn(self._drop_from_room(session, room))
 
     def _to_room(self, room: str, kind: str, event: dict) -> None:
+        # One event for every session, read-only to them: a front end renders it once
+        # (``XmppFrontEnd.render``) and each session differs only in its address.
+        event = {"type": kind, **event}
         for session in list(self.room_sessions.get(room, ())):
-            session.send({"type": kind, **event})
+            session.send(event)
 
     async def _missing_messages(self, room: str, last: int, upto: int) -> list[dict]:
         """Messages after ``last`` and before ``upto``, read from the room's host (its archive)."""

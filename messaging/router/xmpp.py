@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -64,6 +65,7 @@ DELAY_NS = "urn:xmpp:delay"
 SID_NS = "urn:xmpp:sid:0"
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live message written once
 MAX_RESOURCE = 1023
 SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
 SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
@@ -257,6 +259,26 @@ class StreamClosed(Exception):
     """The stream ended (by the client, by a stream error, or by the router)."""
 
 
+class Written:
+    """A stanza already written for streams whose default namespace is ``ns`` (a live room
+    message: written once for every occupant, only the address differs); ``build`` makes its
+    element again, for a resumption on the other kind of transport."""
+
+    __slots__ = ("build", "ns", "text")
+
+    def __init__(self, text: str, ns: str, build) -> None:
+        self.text = text
+        self.ns = ns
+        self.build = build
+
+
+def text_for(stanza: ET.Element | Written, ns: str) -> str:
+    """The XML text of ``stanza`` in a stream whose default namespace is ``ns``."""
+    if isinstance(stanza, Written):
+        return stanza.text if stanza.ns == ns else tostring(stanza.build(), ns)
+    return tostring(stanza, ns)
+
+
 @dataclass(eq=False)
 class XmppBinding:
     """The router core's way to an XMPP client (``messaging.router.core.Binding``): its events
@@ -273,6 +295,7 @@ class XmppBinding:
     # XEP-0198
     sm_enabled: bool = False
     sm_id: str = ""  # set when resumption was offered
+    quoted_jid: str | None = None  # full_jid as an XML attribute value, written once
     resume_seconds: int = 0
     sent: int = 0  # stanzas sent (the client acknowledges these)
     handled: int = 0  # stanzas received and handled
@@ -287,10 +310,10 @@ class XmppBinding:
     def finish(self) -> None:
         pass
 
-    def send(self, stanza: ET.Element) -> None:
+    def send(self, stanza: ET.Element | Written) -> None:
         """Send a stanza on the current connection, kept until acknowledged when XEP-0198 is on
         (also while detached, for the client to get it when it resumes)."""
-        if self.sm_enabled and stanza.tag in STANZA_TAGS:
+        if self.sm_enabled and (isinstance(stanza, Written) or stanza.tag in STANZA_TAGS):
             self.sent += 1
             self.unacked.append((self.sent, stanza))
             if len(self.unacked) > SM_MAX_UNACKED:
@@ -300,7 +323,7 @@ class XmppBinding:
                     self.stream.front.end_detached(self)
         stream = self.stream
         if not stream.closed:
-            stream.send_raw(tostring(stanza, stream.transport.default_ns))
+            stream.send_raw(text_for(stanza, stream.transport.default_ns))
 
     def acknowledged(self, h: int) -> None:
         """The client handled our stanzas up to ``h`` (mod 2^32): forget them."""
@@ -388,16 +411,25 @@ class XmppStream:
 
     async def _writer(self) -> None:
         while True:
-            text = await self.out.get()
-            if text is None:
-                if self.closed:  # the stream ended here: close, so the reader sees the end too
-                    await self.transport.close()
-                return
+            parts = [await self.out.get()]
+            while parts[-1] is not None and not self.out.empty():
+                parts.append(self.out.get_nowait())
+            ended = parts[-1] is None
+            if ended:
+                parts.pop()
             try:
-                await self.transport.write(text)
+                if self.transport.websocket:  # RFC 7395: one stanza a frame
+                    for text in parts:
+                        await self.transport.write(text)
+                elif parts:  # a room's burst of messages leaves in one write (one TLS record or few)
+                    await self.transport.write("".join(parts))
             except Exception:
                 self.closed = True
                 await self.transport.close()
+                return
+            if ended:
+                if self.closed:  # the stream ended here: close, so the reader sees the end too
+                    await self.transport.close()
                 return
 
     def send_raw(self, text: str) -> None:
@@ -742,7 +774,7 @@ class XmppStream:
         binding.acknowledged(acked)
         self.send_raw(f"<resumed xmlns='{SM_NS}' previd={_quote(previd)} h='{binding.handled % SM_MODULUS}'/>")
         for _count, stanza in binding.unacked:
-            self.send_raw(tostring(stanza, self.transport.default_ns))
+            self.send_raw(text_for(stanza, self.transport.default_ns))
         logger.info("%s resumed its session (%d stanzas sent again)", binding.full_jid, len(binding.unacked))
 
 
@@ -780,6 +812,7 @@ class XmppFrontEnd:
         self.domain = ""
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
+        self._rendered: tuple[dict, str, str, str] | None = None  # the last live message written (_live_message)
         self.resumable: dict[str, XmppBinding] = {}  # XEP-0198 id → binding whose session may be resumed
 
     # --- XEP-0198 sessions kept for resumption ---------------------------------------------------
@@ -962,6 +995,24 @@ class XmppFrontEnd:
         for code in codes or (["110"] if self_ else []):
             child(x, MUC_USER_NS, "status", {"code": code})
         return presence
+
+    def _live_message(self, binding: XmppBinding, event: dict) -> Written:
+        """A room message as ``binding``'s client receives it live. The router hands the same
+        event to every session in the room, so it is written once (per kind of transport) and
+        only the recipient's address is put in for each."""
+        ns = binding.stream.transport.default_ns
+        rendered = self._rendered
+        if rendered is None or rendered[0] is not event or rendered[1] != ns:
+            text = tostring(self._room_message(binding.stream, event, to=RECIPIENT), ns)
+            head, _, tail = text.partition(_quote(RECIPIENT))
+            rendered = self._rendered = (event, ns, head, tail)
+        if binding.quoted_jid is None:
+            binding.quoted_jid = _quote(binding.full_jid)
+        return Written(
+            f"{rendered[2]}{binding.quoted_jid}{rendered[3]}",
+            ns,
+            functools.partial(self._room_message, binding.stream, event, to=binding.full_jid),
+        )
 
     def _presence_of(self, stream: XmppStream, event: dict, mine: bool) -> ET.Element:
         """An occupant's presence as the room broadcast it: joined, left, its affiliation
@@ -1259,7 +1310,7 @@ class XmppFrontEnd:
         session = stream.session
         if kind == "message":
             if session is not None and event.get("room") in session.rooms:
-                stream.send(self._room_message(stream, event))  # the sender's copy is its reflection
+                binding.send(self._live_message(binding, event))  # the sender's copy is its reflection
         elif kind == "presence":
             if session is None or event["room"] not in session.rooms:
                 return
