@@ -26,6 +26,7 @@ from messaging.chat.directory import Directory, NodeAddress, UserInfo, xmpp_clie
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router.json_ws import MAX_FRAME_BYTES, JsonFrontEnd
 from messaging.router.xmpp import XmppFrontEnd
+from messaging.tc import requests
 from messaging.tc.rooms import bare_room_jid, nick_for
 from topology.agent.base import NodeService, ServiceStartError
 from topology.models import EndUser, Node
@@ -229,7 +230,7 @@ class XcpRouter(NodeService):
         for room in list(session.rooms):
             await self._drop_from_room(session, room)
             with contextlib.suppress(Exception):
-                await self.route(room, {"op": "leave", "room": room, "user": user.jid}, attempts=1)
+                await self.route(room, requests.Leave(room=room, user=user.jid), attempts=1)
 
     async def _send_reconnect(self, session: Session, node_name: str, reason: str) -> None:
         address = self.directory.snapshot.nodes.get(node_name)
@@ -272,34 +273,31 @@ class XcpRouter(NodeService):
         members_only: bool | None = None,
         max_occupants: int | None = None,
         members: tuple[str, ...] = (),
-    ) -> dict:
+    ) -> requests.Created:
         domain = session.user.jid.partition("@")[2]
         return await self.route(
             room,
-            {
-                "op": "create",
-                "room": room,
-                "user": session.user.jid,
-                "persistent": persistent,
-                "subject": subject,
-                "members_only": members_only,
-                "max_occupants": max_occupants,
-                "members": [m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in members],
-            },
+            requests.CreateRoom(
+                room=room,
+                user=session.user.jid,
+                persistent=persistent,
+                subject=subject,
+                members_only=members_only,
+                max_occupants=max_occupants,
+                members=tuple(m.lower() if "@" in m else f"{m.lower()}@{domain}" for m in members),
+            ),
         )
 
     async def join(
         self, session: Session, room: str, nick: str | None = None, since: int | None = None, history: int | None = None
-    ) -> dict:
+    ) -> requests.Joined:
         """Enter a room (subscribed to its events first, so nothing after the history is missed)."""
         nick = nick or nick_for(session.user.jid)
         was_in = room in session.rooms
         await self._add_to_room(session, room, nick)
-        request = {"op": "join", "room": room, "user": session.user.jid, "nick": nick, "router": self.node.name}
-        if since is not None:
-            request["since"] = since
-        if history is not None:
-            request["history"] = history
+        request = requests.Join(
+            room=room, user=session.user.jid, nick=nick, router=self.node.name, since=since, history=history
+        )
         try:
             answer = await self.route(room, request)
         except ChatError:
@@ -310,32 +308,37 @@ class XcpRouter(NodeService):
         if feed.task is None:
             feed.task = asyncio.create_task(self._deliver_in_order(room, feed), name=f"router-feed-{room}")
         if feed.last is None:  # the first of our users in the room: deliver what follows the join
-            feed.last = answer.get("last_msg_id")
+            feed.last = answer.last_msg_id
         return answer
 
-    async def leave(self, session: Session, room: str) -> dict:
+    async def leave(self, session: Session, room: str) -> requests.Left:
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in {room}.")
         await self._drop_from_room(session, room)
-        return await self.route(room, {"op": "leave", "room": room, "user": session.user.jid})
+        return await self.route(room, requests.Leave(room=room, user=session.user.jid))
 
-    async def post(self, session: Session, room: str, body: str, cid: str) -> dict:
+    async def post(self, session: Session, room: str, body: str, cid: str) -> requests.Posted:
         """Store a message; the answer (after the commit) carries the stored message."""
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before posting to it.")
         return await self.route(
             room,
-            {
-                "op": "post",
-                "room": room,
-                "user": session.user.jid,
-                "nick": session.rooms[room],
-                "body": body,
-                "cid": cid,
-                "joined": True,
-                "router": self.node.name,
-            },
+            requests.Post(
+                room=room,
+                user=session.user.jid,
+                nick=session.rooms[room],
+                body=body,
+                cid=cid,
+                joined=True,
+                router=self.node.name,
+            ),
         )
+
+    async def set_subject(self, session: Session, room: str, subject: str) -> requests.Done:
+        """Change a room's subject (XEP-0045 §8.1); the room broadcasts it after storing it."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing its subject.")
+        return await self.route(room, requests.SetSubject(room=room, user=session.user.jid, subject=subject))
 
     async def client_address(self, node_name: str, websocket: bool = False) -> str:
         """``host:port`` of a node's XMPP client port (``ws://host:port`` for WebSocket clients)."""
@@ -409,7 +412,9 @@ class XcpRouter(NodeService):
                     if feed.last is not None and msg_id > feed.last + 1:
                         await self._deliver_missing(room, feed, msg_id)
                     feed.last = msg_id
-                if kind in ("message", "presence"):
+                if kind == "presence" and event.get("kicked"):
+                    self._put_out(room, event)
+                elif kind in ("message", "presence", "subject", "config"):
                     self._to_room(room, kind, event)
 
     async def _deliver_missing(self, room: str, feed: RoomFeed, upto: int) -> None:
@@ -430,9 +435,20 @@ class XcpRouter(NodeService):
             await self._deliver_missing(room, feed, msg_id + 1)
             return feed.last >= msg_id
 
-    def _to_room(self, room: str, kind: str, event: dict) -> None:
+    def _put_out(self, room: str, event: dict) -> None:
+        """An occupant was put out of the room (banned, no longer a member, the room destroyed):
+        everyone hears it, and the occupant's own sessions here leave the room."""
+        self._to_room(room, "presence", event)
         for session in list(self.room_sessions.get(room, ())):
-            session.send({"type": kind, **event})
+            if session.user is not None and session.user.jid == event["user"]:
+                self._spawn(self._drop_from_room(session, room))
+
+    def _to_room(self, room: str, kind: str, event: dict) -> None:
+        # One event for every session, read-only to them: a front end renders it once
+        # (``XmppFrontEnd.render``) and each session differs only in its address.
+        event = {"type": kind, **event}
+        for session in list(self.room_sessions.get(room, ())):
+            session.send(event)
 
     async def _missing_messages(self, room: str, last: int, upto: int) -> list[dict]:
         """Messages after ``last`` and before ``upto``, read from the room's host (its archive)."""
@@ -440,11 +456,11 @@ class XcpRouter(NodeService):
         found: list[dict] = []
         while reader is not None and last + 1 < upto:
             try:
-                page = await self.route(room, {"op": "history", "room": room, "user": reader, "after": last})
+                page = await self.route(room, requests.History(room=room, user=reader, after=last))
             except ChatError as exc:
                 logger.warning("Could not read the messages of %s after %s: %s", room, last, exc.message)
                 break
-            page = [m for m in page["messages"] if m["msg_id"] < upto]
+            page = [m for m in page.messages if m["msg_id"] < upto]
             if not page:
                 break
             found += page
@@ -461,11 +477,11 @@ class XcpRouter(NodeService):
         ]
         if not occupants:
             return
-        request = {"op": "resync", "room": room, "occupants": occupants, "router": self.node.name}
+        request = requests.Resync(room=room, occupants=tuple(occupants), router=self.node.name)
         address = self.directory.snapshot.nodes.get(host) if host else None
         if address is not None:
-            answer = await self._ask(address, request, room)
-            if answer.get("ok"):
+            with contextlib.suppress(ChatError):
+                await self._ask(address, request, room)
                 return
         with contextlib.suppress(ChatError):
             await self.route(room, request, attempts=1)
@@ -476,9 +492,8 @@ class XcpRouter(NodeService):
         task.add_done_callback(self._background.discard)
         return task
 
-    async def route(self, room: str, request: dict, attempts: int = ROUTE_ATTEMPTS) -> dict:
+    async def route(self, room: str, request: requests.Request, attempts: int = ROUTE_ATTEMPTS) -> requests.Answer:
         """Send a room request to the TC hosting the room now; retry while the room moves."""
-        answer: dict = {}
         for attempt in range(attempts):
             snapshot = self.directory.snapshot
             if snapshot.home_of_room(room) is None:
@@ -488,34 +503,37 @@ class XcpRouter(NodeService):
                         ErrorCode.ROOM_NOT_FOUND, f"No IM and Presence node answers to the alias of {room}."
                     )
             host = snapshot.host_of_room(room)
-            answer = await self._ask(host, request, room)
-            if answer.get("ok"):
-                return answer
-            if answer.get("code") != ErrorCode.ROOM_UNAVAILABLE or attempt == attempts - 1:
-                break
+            try:
+                return await self._ask(host, request, room)
+            except ChatError as exc:
+                if exc.code != ErrorCode.ROOM_UNAVAILABLE or attempt == attempts - 1:
+                    raise
             await asyncio.sleep(0.2 * (attempt + 1))
             await self.directory.refresh()
-        raise ChatError(ErrorCode(answer.get("code", ErrorCode.INTERNAL)), answer.get("message", "The request failed."))
+        raise ChatError(ErrorCode.ROOM_UNAVAILABLE, f"No node serves {room} right now; try again.")
 
-    async def route_home(self, home: str, request: dict) -> dict:
+    async def route_home(self, home: str, request: requests.Request) -> requests.Answer:
         snapshot = self.directory.snapshot
         host = snapshot.nodes.get(snapshot.host_of.get(home, ""))
-        answer = await self._ask(host, request, f"the rooms of {home}")
-        if not answer.get("ok"):
-            raise ChatError(ErrorCode(answer["code"]), answer["message"])
-        return answer
+        return await self._ask(host, request, f"the rooms of {home}")
 
-    async def _ask(self, host: NodeAddress | None, request: dict, what: str) -> dict:
+    async def _ask(self, host: NodeAddress | None, request: requests.Request, what: str) -> requests.Answer:
+        """The answer of the TC on ``host``: this node's directly, another's over the bus."""
         if host is None:
-            return _unavailable(f"No node serves {what} right now (a fallback is moving it); try again.")
+            raise _unavailable(f"No node serves {what} right now (a fallback is moving it); try again.")
         if host.name == self.node.name and self.tc is not None:
             return await self.tc.handle(request)
         try:
-            return await self.bus.request(chat_bus.tc_channel(self.bus.prefix, host.name), request, REQUEST_TIMEOUT)
+            data = await self.bus.request(
+                chat_bus.tc_channel(self.bus.prefix, host.name), request.to_wire(), REQUEST_TIMEOUT
+            )
         except chat_bus.NoListener:
-            return _unavailable(f"The Text Conference Manager of {host.name}, which hosts {what}, is not running.")
+            raise _unavailable(
+                f"The Text Conference Manager of {host.name}, which hosts {what}, is not running."
+            ) from None
         except chat_bus.BusTimeout:
-            return _unavailable(f"{host.name}, which hosts {what}, did not answer in time.")
+            raise _unavailable(f"{host.name}, which hosts {what}, did not answer in time.") from None
+        return requests.answer_from_wire(request, data)
 
     # --- users moved by a failover or fallback ------------------------------------------------
 
@@ -568,5 +586,5 @@ def _select_subprotocol(connection, subprotocols):
     return "xmpp" if "xmpp" in subprotocols else None
 
 
-def _unavailable(message: str) -> dict:
-    return {"ok": False, "code": str(ErrorCode.ROOM_UNAVAILABLE), "message": message}
+def _unavailable(message: str) -> ChatError:
+    return ChatError(ErrorCode.ROOM_UNAVAILABLE, message)

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from messaging.chat import protocol as proto
 from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc import requests
 from topology import credentials
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,9 @@ class JsonFrontEnd:
         user = session.user
         if isinstance(command, proto.ListRooms):
             home = user.home or self.router.node.name
-            answer = await self.router.route_home(home, {"op": "rooms", "home": home, "user": user.jid})
-            session.send(proto.reply(command.id, "rooms", rooms=answer["rooms"]))
+            answer = await self.router.route_home(home, requests.ListRooms(home=home, user=user.jid))
+            rooms = [{key: room[key] for key in ("room", "type", "subject")} for room in answer.rooms]
+            session.send(proto.reply(command.id, "rooms", rooms=rooms))
             return
         room = self.router.room_jid(session, command.room)
         if isinstance(command, proto.CreateRoom):
@@ -126,29 +128,25 @@ class JsonFrontEnd:
                 max_occupants=command.max_occupants,
                 members=command.members,
             )
-            session.send(proto.reply(command.id, "created", **_without_ok(answer)))
+            session.send(proto.reply(command.id, "created", **answer.fields()))
         elif isinstance(command, proto.Join):
             answer = await self.router.join(session, room, since=command.since, history=command.history)
-            answer.pop("roster", None)
-            session.send(proto.reply(command.id, "joined", **_without_ok(answer)))
+            session.send(proto.reply(command.id, "joined", **_without(answer, JOINED_XMPP_ONLY)))
         elif isinstance(command, proto.Leave):
             answer = await self.router.leave(session, room)
-            session.send(proto.reply(command.id, "left", **_without_ok(answer)))
+            session.send(proto.reply(command.id, "left", **answer.fields()))
         elif isinstance(command, proto.Post):
             answer = await self.router.post(session, room, command.body, command.cid)
-            answer.pop("message", None)
-            answer.pop("new", None)
-            session.send(proto.reply(command.id, "ack", **_without_ok(answer)))
+            session.send(proto.reply(command.id, "ack", room=answer.room, msg_id=answer.msg_id, cid=answer.cid))
         elif isinstance(command, proto.History):
-            request = {"op": "history", "room": room, "user": user.jid}
-            for name in ("before", "after", "limit"):
-                if getattr(command, name) is not None:
-                    request[name] = getattr(command, name)
+            request = requests.History(
+                room=room, user=user.jid, before=command.before, after=command.after, limit=command.limit
+            )
             answer = await self.router.route(room, request)
-            session.send(proto.reply(command.id, "history", **_without_ok(answer)))
+            session.send(proto.reply(command.id, "history", **answer.fields()))
         elif isinstance(command, proto.Presence):
-            answer = await self.router.route(room, {"op": "presence", "room": room, "user": user.jid})
-            session.send(proto.reply(command.id, "presence", **_without_ok(answer)))
+            answer = await self.router.route(room, requests.Presence(room=room, user=user.jid))
+            session.send(proto.reply(command.id, "presence", **answer.fields()))
 
     async def _sign_in(self, session, command: proto.SignIn) -> None:
         if session.user is not None:
@@ -196,8 +194,12 @@ def _source_address(ws: ServerConnection) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else "unknown"
 
 
-def _without_ok(answer: dict) -> dict:
-    return {key: value for key, value in answer.items() if key not in {"ok", "rid"}}
+# What a join answers that only XMPP occupant presence needs.
+JOINED_XMPP_ONLY = {"roster", "subject_nick", "affiliation"}
+
+
+def _without(answer: requests.Answer, names: set[str]) -> dict:
+    return {key: value for key, value in answer.fields().items() if key not in names}
 
 
 def _address(address) -> dict | None:

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -28,6 +29,7 @@ from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
 from messaging.chat.errors import ChatError, ErrorCode
+from messaging.router import muc_admin
 from messaging.router.xmlstream import (
     CLIENT_NS,
     STREAM_NS,
@@ -37,6 +39,7 @@ from messaging.router.xmlstream import (
     stream_header,
     tostring,
 )
+from messaging.tc import requests
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ DELAY_NS = "urn:xmpp:delay"
 SID_NS = "urn:xmpp:sid:0"
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live message written once
 MAX_RESOURCE = 1023
 SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
 SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
@@ -82,6 +86,9 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.ROOM_FULL: ("wait", "service-unavailable"),
     ErrorCode.ROOM_LIMIT: ("cancel", "not-allowed"),
     ErrorCode.FORBIDDEN: ("auth", "forbidden"),
+    ErrorCode.NOT_ALLOWED: ("cancel", "not-allowed"),
+    ErrorCode.NOT_ACCEPTABLE: ("modify", "not-acceptable"),
+    ErrorCode.LAST_OWNER: ("cancel", "conflict"),
     ErrorCode.PERSISTENT_CHAT_DISABLED: ("cancel", "not-allowed"),
     ErrorCode.DATABASE_UNAVAILABLE: ("wait", "resource-constraint"),
     ErrorCode.ROOM_UNAVAILABLE: ("wait", "recipient-unavailable"),
@@ -252,6 +259,26 @@ class StreamClosed(Exception):
     """The stream ended (by the client, by a stream error, or by the router)."""
 
 
+class Written:
+    """A stanza already written for streams whose default namespace is ``ns`` (a live room
+    message: written once for every occupant, only the address differs); ``build`` makes its
+    element again, for a resumption on the other kind of transport."""
+
+    __slots__ = ("build", "ns", "text")
+
+    def __init__(self, text: str, ns: str, build) -> None:
+        self.text = text
+        self.ns = ns
+        self.build = build
+
+
+def text_for(stanza: ET.Element | Written, ns: str) -> str:
+    """The XML text of ``stanza`` in a stream whose default namespace is ``ns``."""
+    if isinstance(stanza, Written):
+        return stanza.text if stanza.ns == ns else tostring(stanza.build(), ns)
+    return tostring(stanza, ns)
+
+
 @dataclass(eq=False)
 class XmppBinding:
     """The router core's way to an XMPP client (``messaging.router.core.Binding``): its events
@@ -268,6 +295,7 @@ class XmppBinding:
     # XEP-0198
     sm_enabled: bool = False
     sm_id: str = ""  # set when resumption was offered
+    quoted_jid: str | None = None  # full_jid as an XML attribute value, written once
     resume_seconds: int = 0
     sent: int = 0  # stanzas sent (the client acknowledges these)
     handled: int = 0  # stanzas received and handled
@@ -282,10 +310,10 @@ class XmppBinding:
     def finish(self) -> None:
         pass
 
-    def send(self, stanza: ET.Element) -> None:
+    def send(self, stanza: ET.Element | Written) -> None:
         """Send a stanza on the current connection, kept until acknowledged when XEP-0198 is on
         (also while detached, for the client to get it when it resumes)."""
-        if self.sm_enabled and stanza.tag in STANZA_TAGS:
+        if self.sm_enabled and (isinstance(stanza, Written) or stanza.tag in STANZA_TAGS):
             self.sent += 1
             self.unacked.append((self.sent, stanza))
             if len(self.unacked) > SM_MAX_UNACKED:
@@ -295,7 +323,7 @@ class XmppBinding:
                     self.stream.front.end_detached(self)
         stream = self.stream
         if not stream.closed:
-            stream.send_raw(tostring(stanza, stream.transport.default_ns))
+            stream.send_raw(text_for(stanza, stream.transport.default_ns))
 
     def acknowledged(self, h: int) -> None:
         """The client handled our stanzas up to ``h`` (mod 2^32): forget them."""
@@ -383,16 +411,25 @@ class XmppStream:
 
     async def _writer(self) -> None:
         while True:
-            text = await self.out.get()
-            if text is None:
-                if self.closed:  # the stream ended here: close, so the reader sees the end too
-                    await self.transport.close()
-                return
+            parts = [await self.out.get()]
+            while parts[-1] is not None and not self.out.empty():
+                parts.append(self.out.get_nowait())
+            ended = parts[-1] is None
+            if ended:
+                parts.pop()
             try:
-                await self.transport.write(text)
+                if self.transport.websocket:  # RFC 7395: one stanza a frame
+                    for text in parts:
+                        await self.transport.write(text)
+                elif parts:  # a room's burst of messages leaves in one write (one TLS record or few)
+                    await self.transport.write("".join(parts))
             except Exception:
                 self.closed = True
                 await self.transport.close()
+                return
+            if ended:
+                if self.closed:  # the stream ended here: close, so the reader sees the end too
+                    await self.transport.close()
                 return
 
     def send_raw(self, text: str) -> None:
@@ -737,7 +774,7 @@ class XmppStream:
         binding.acknowledged(acked)
         self.send_raw(f"<resumed xmlns='{SM_NS}' previd={_quote(previd)} h='{binding.handled % SM_MODULUS}'/>")
         for _count, stanza in binding.unacked:
-            self.send_raw(tostring(stanza, self.transport.default_ns))
+            self.send_raw(text_for(stanza, self.transport.default_ns))
         logger.info("%s resumed its session (%d stanzas sent again)", binding.full_jid, len(binding.unacked))
 
 
@@ -775,6 +812,7 @@ class XmppFrontEnd:
         self.domain = ""
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
+        self._rendered: tuple[dict, str, str, str] | None = None  # the last live message written (_live_message)
         self.resumable: dict[str, XmppBinding] = {}  # XEP-0198 id → binding whose session may be resumed
 
     # --- XEP-0198 sessions kept for resumption ---------------------------------------------------
@@ -912,17 +950,30 @@ class XmppFrontEnd:
                     raise
             created = True
             answer = await self.router.join(session, room, nick, history=maxstanzas)
-        for occupant in answer.get("roster", []):
+        for occupant in answer.roster:
             if occupant["user"] != session.user.jid:
-                stream.send(self._occupant_presence(room, occupant["nick"], occupant["user"], stream))
+                stream.send(
+                    self._occupant_presence(
+                        room, occupant["nick"], occupant["user"], stream, affiliation=occupant["affiliation"]
+                    )
+                )
         codes = ["110", "100"] + (["201"] if created else [])
-        stream.send(self._occupant_presence(room, nick, session.user.jid, stream, codes=codes, self_=True))
-        for message in _history_wanted(answer.get("history", []), history):
+        stream.send(
+            self._occupant_presence(
+                room, nick, session.user.jid, stream, codes=codes, self_=True, affiliation=answer.affiliation
+            )
+        )
+        # XEP-0045 §7.2: the history, then the subject (from whoever set it).
+        for message in _history_wanted(list(answer.history), history):
             stream.send(self._room_message(stream, message, delayed=True))
-        to = stream.session.binding.full_jid
-        subject = element(CLIENT_NS, "message", {"from": room, "to": to, "type": "groupchat"})
-        child(subject, CLIENT_NS, "subject", text=answer.get("subject") or "")
-        stream.send(subject)
+        stream.send(self._subject_message(stream, room, answer.subject, answer.subject_nick))
+
+    def _subject_message(self, stream: XmppStream, room: str, subject: str, nick: str) -> ET.Element:
+        sender = f"{room}/{nick}" if nick else room
+        message = element(CLIENT_NS, "message", {"from": sender, "to": stream.session.binding.full_jid})
+        message.set("type", "groupchat")
+        child(message, CLIENT_NS, "subject", text=subject or "")
+        return message
 
     def _occupant_presence(
         self,
@@ -933,15 +984,52 @@ class XmppFrontEnd:
         kind: str | None = None,
         codes: list[str] | None = None,
         self_: bool = False,
+        affiliation: str = "none",
     ) -> ET.Element:
         presence = element(CLIENT_NS, "presence", {"from": f"{room}/{nick}", "to": stream.session.binding.full_jid})
         if kind:
             presence.set("type", kind)
         x = child(presence, MUC_USER_NS, "x")
-        role = "none" if kind == "unavailable" else "participant"
-        child(x, MUC_USER_NS, "item", {"affiliation": "none", "role": role, "jid": real_jid})
+        role = "none" if kind == "unavailable" else muc_admin.role_of(affiliation)
+        child(x, MUC_USER_NS, "item", {"affiliation": affiliation, "role": role, "jid": real_jid})
         for code in codes or (["110"] if self_ else []):
             child(x, MUC_USER_NS, "status", {"code": code})
+        return presence
+
+    def _live_message(self, binding: XmppBinding, event: dict) -> Written:
+        """A room message as ``binding``'s client receives it live. The router hands the same
+        event to every session in the room, so it is written once (per kind of transport) and
+        only the recipient's address is put in for each."""
+        ns = binding.stream.transport.default_ns
+        rendered = self._rendered
+        if rendered is None or rendered[0] is not event or rendered[1] != ns:
+            text = tostring(self._room_message(binding.stream, event, to=RECIPIENT), ns)
+            head, _, tail = text.partition(_quote(RECIPIENT))
+            rendered = self._rendered = (event, ns, head, tail)
+        if binding.quoted_jid is None:
+            binding.quoted_jid = _quote(binding.full_jid)
+        return Written(
+            f"{rendered[2]}{binding.quoted_jid}{rendered[3]}",
+            ns,
+            functools.partial(self._room_message, binding.stream, event, to=binding.full_jid),
+        )
+
+    def _presence_of(self, stream: XmppStream, event: dict, mine: bool) -> ET.Element:
+        """An occupant's presence as the room broadcast it: joined, left, its affiliation
+        changed, or put out (XEP-0045 §9.1 banned 301, §9.4 no longer a member 321, §10.2 the
+        room became members-only 322, §10.9 the room destroyed)."""
+        kicked = event.get("kicked", "")
+        gone = "unavailable" if event.get("status") == "left" else None
+        codes = (["110"] if mine else []) + ([kicked] if kicked.isdigit() else [])
+        affiliation = event.get("affiliation", "none")
+        presence = self._occupant_presence(
+            event["room"], event["nick"], event["user"], stream, gone, codes=codes, affiliation=affiliation
+        )
+        if kicked == "destroyed":
+            x = find(presence, MUC_USER_NS, "x")
+            destroyed = child(x, MUC_USER_NS, "destroy")
+            if event.get("reason"):
+                child(destroyed, MUC_USER_NS, "reason", text=event["reason"])
         return presence
 
     def _room_message(self, stream: XmppStream, message: dict, delayed: bool = False, to: str | None = None):
@@ -978,18 +1066,19 @@ class XmppFrontEnd:
             return
         body = find(message, CLIENT_NS, "body")
         if body is None or not (body.text or "").strip():
-            if find(message, CLIENT_NS, "subject") is not None:
-                raise ChatError(ErrorCode.FORBIDDEN, "The subject is set by the room's configuration.")
+            subject = find(message, CLIENT_NS, "subject")
+            if subject is not None:  # XEP-0045 §8.1: stored, then broadcast by the room
+                await self.router.set_subject(stream.session, room, (subject.text or "").strip())
             return  # chat states and the like: nothing to store
         origin = find(message, SID_NS, "origin-id")
         cid = (origin.get("id") if origin is not None else None) or message.get("id") or uuid.uuid4().hex
         answer = await self.router.post(stream.session, room, body.text, cid[:128])
-        if answer.get("new", True):
+        if answer.new:
             return  # reflected by the room's broadcast, in the room's order, like everyone's messages
-        if await self.router.delivered_through(room, answer["msg_id"]):
+        if await self.router.delivered_through(room, answer.msg_id):
             return  # its broadcast had been lost: delivered now, in order, with those before it
         # A repeat of a message already delivered (same origin-id): the first one's reflection again.
-        reflection = self._room_message(stream, answer["message"])
+        reflection = self._room_message(stream, answer.message)
         if message.get("id"):
             reflection.set("id", message.get("id"))
         stream.send(reflection)
@@ -1014,6 +1103,8 @@ class XmppFrontEnd:
             await self._disco_items(stream, iq, to)
         elif ns == MAM_NS:
             await self._mam(stream, iq, payload, to)
+        elif ns in (muc_admin.MUC_OWNER_NS, muc_admin.MUC_ADMIN_NS):
+            await self._muc_admin(stream, iq, payload, to)
         elif ns == ROSTER_NS and kind == "get" and not to:
             stream.send(self._result(iq, element(ROSTER_NS, "query")))
         elif ns == SESSION_NS:
@@ -1029,6 +1120,20 @@ class XmppFrontEnd:
             reply.append(payload)
         return reply
 
+    async def _muc_admin(self, stream: XmppStream, iq: ET.Element, query: ET.Element, to: str) -> None:
+        """XEP-0045 owner and admin requests to a room (``muc_admin``)."""
+        room = bare(to)
+        if "@" not in room or "/" in to or not self._is_conference(room.partition("@")[2]):
+            stream.send(stanza_error(iq, "cancel", "service-unavailable", "Owner and admin requests go to a room."))
+            return
+        handler = muc_admin.owner_iq if query.tag == q(muc_admin.MUC_OWNER_NS, "query") else muc_admin.admin_iq
+        try:
+            payload = await handler(self.router, stream.session, iq, query, room)
+        except muc_admin.Refused as exc:
+            stream.send(self._addressed(stream, iq, stanza_error(iq, exc.kind, exc.condition, exc.text)))
+            return
+        stream.send(self._result(iq, payload))
+
     async def _ping(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
         """XEP-0199; a ping to one's own occupant JID is XEP-0410 self-ping, answered by the TC
         hosting the room now (so after a failover it says truthfully whether one is joined)."""
@@ -1036,8 +1141,8 @@ class XmppFrontEnd:
         if not nick or not self._is_conference(room.partition("@")[2]):
             stream.send(self._result(iq))
             return
-        answer = await self.router.route(room, {"op": "presence", "room": room, "user": stream.session.user.jid})
-        mine = [o for o in answer["occupants"] if o["user"] == stream.session.user.jid]
+        answer = await self.router.route(room, requests.Presence(room=room, user=stream.session.user.jid))
+        mine = [o for o in answer.occupants if o["user"] == stream.session.user.jid]
         if not mine or room not in stream.session.rooms:
             stream.send(stanza_error(iq, "modify", "not-acceptable", f"You are not in {room}."))
         elif mine[0]["nick"] == nick:
@@ -1055,26 +1160,27 @@ class XmppFrontEnd:
             child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": "Chat rooms"})
             features = [DISCO_INFO_NS, DISCO_ITEMS_NS, MUC_NS, PING_NS, MAM_NS, SID_NS]
         elif "@" in room and not nick and self._is_conference(room.partition("@")[2]):
-            info = await self.router.route(room, {"op": "info", "room": room, "user": stream.session.user.jid})
-            child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": info["name"]})
+            info = await self.router.route(room, requests.Info(room=room, user=stream.session.user.jid))
+            child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": info.name})
             features = [
                 MUC_NS,
                 DISCO_INFO_NS,
                 MAM_NS,
                 SID_NS,
                 PING_NS,
-                "muc_persistent" if info["persistent"] else "muc_temporary",
-                "muc_membersonly" if info["members_only"] else "muc_open",
+                "muc_persistent" if info.persistent else "muc_temporary",
+                "muc_membersonly" if info.members_only else "muc_open",
                 "muc_nonanonymous",
                 "muc_unmoderated",
                 "muc_unsecured",
-                "muc_public",
+                "muc_public" if info.public else "muc_hidden",
             ]
             form = child(query, DATA_NS, "x", {"type": "result"})
             for var, value in (
                 ("FORM_TYPE", "http://jabber.org/protocol/muc#roominfo"),
-                ("muc#roominfo_occupants", str(info["occupants"])),
-                ("muc#roominfo_subject", info["subject"]),
+                ("muc#roominfo_description", info.description),
+                ("muc#roominfo_occupants", str(info.occupants)),
+                ("muc#roominfo_subject", info.subject),
             ):
                 child(child(form, DATA_NS, "field", {"var": var}), DATA_NS, "value", text=value)
         else:
@@ -1093,9 +1199,9 @@ class XmppFrontEnd:
         elif "@" not in to and self._is_conference(to):
             alias = to.lower()
             home = snapshot.alias_home[alias]
-            answer = await self.router.route_home(home, {"op": "rooms", "home": home, "user": stream.session.user.jid})
-            for room in answer["rooms"]:
-                if room["room"].partition("@")[2] == alias:
+            answer = await self.router.route_home(home, requests.ListRooms(home=home, user=stream.session.user.jid))
+            for room in answer.rooms:
+                if room["room"].partition("@")[2] == alias and room.get("public", True):
                     child(query, DISCO_ITEMS_NS, "item", {"jid": room["room"], "name": room.get("subject") or None})
         elif "@" in to and self._is_conference(to.partition("@")[2]):
             pass  # occupants are not listed (XEP-0045 §6.5 allows an empty list)
@@ -1120,7 +1226,7 @@ class XmppFrontEnd:
             reply.append(form)
             stream.send(self._result(iq, reply))
             return
-        request: dict = {"op": "archive", "room": room, "user": stream.session.user.jid}
+        request: dict = {}
         form = find(query, DATA_NS, "x")
         try:
             for field_ in form.findall(q(DATA_NS, "field")) if form is not None else []:
@@ -1148,9 +1254,9 @@ class XmppFrontEnd:
                     request["before_id"] = before.text.strip()
         if request.get("before_id"):
             request["last"] = True
-        answer = await self.router.route(room, request)
+        answer = await self.router.route(room, requests.Archive(room=room, user=stream.session.user.jid, **request))
         query_id = query.get("queryid")
-        for message in answer["messages"]:
+        for message in answer.messages:
             wrapper = element(CLIENT_NS, "message", {"to": stream.session.binding.full_jid, "from": room})
             result = child(wrapper, MAM_NS, "result", {"queryid": query_id, "id": message["stanza_id"]})
             forwarded = child(result, FORWARD_NS, "forwarded")
@@ -1159,11 +1265,11 @@ class XmppFrontEnd:
             inner.attrib.pop("to", None)
             forwarded.append(inner)
             stream.send(wrapper)
-        fin = element(MAM_NS, "fin", {"complete": "true" if answer["complete"] else None})
+        fin = element(MAM_NS, "fin", {"complete": "true" if answer.complete else None})
         page = child(fin, RSM_NS, "set")
-        if answer["messages"]:
-            child(page, RSM_NS, "first", text=answer["messages"][0]["stanza_id"])
-            child(page, RSM_NS, "last", text=answer["messages"][-1]["stanza_id"])
+        if answer.messages:
+            child(page, RSM_NS, "first", text=answer.messages[0]["stanza_id"])
+            child(page, RSM_NS, "last", text=answer.messages[-1]["stanza_id"])
         stream.send(self._result(iq, fin))
 
     async def _register(self, stream: XmppStream, iq: ET.Element, query: ET.Element) -> None:
@@ -1204,12 +1310,24 @@ class XmppFrontEnd:
         session = stream.session
         if kind == "message":
             if session is not None and event.get("room") in session.rooms:
-                stream.send(self._room_message(stream, event))  # the sender's copy is its reflection
+                binding.send(self._live_message(binding, event))  # the sender's copy is its reflection
         elif kind == "presence":
-            if session is None or event.get("user") == session.user.jid or event["room"] not in session.rooms:
+            if session is None or event["room"] not in session.rooms:
                 return
-            gone = "unavailable" if event.get("status") == "left" else None
-            stream.send(self._occupant_presence(event["room"], event["nick"], event["user"], stream, gone))
+            mine = event.get("user") == session.user.jid
+            if mine and not event.get("kicked") and not event.get("changed"):
+                return  # the client's own join and leave are answered where it asked
+            stream.send(self._presence_of(stream, event, mine))
+        elif kind == "subject":
+            if session is not None and event["room"] in session.rooms:
+                stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))
+        elif kind == "config":
+            if session is not None and event["room"] in session.rooms:
+                # XEP-0045 §10.2.1: status 104, the configuration changed (and can be read again).
+                notice = element(CLIENT_NS, "message", {"from": event["room"], "to": session.binding.full_jid})
+                notice.set("type", "groupchat")
+                child(child(notice, MUC_USER_NS, "x"), MUC_USER_NS, "status", {"code": "104"})
+                stream.send(notice)
         elif kind in ("reconnect", "signed_out") and binding.detached:
             self.end_detached(binding)  # moved, or signed in anew: nothing left to resume here
         elif kind == "reconnect":

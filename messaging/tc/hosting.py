@@ -140,9 +140,7 @@ class RoomHosting:
                     logger.info("%s claimed the rooms of %s: hosting epoch %d", self.node_name, home, epoch)
         aliases = sorted({alias for home in homes for alias in snapshot.aliases_of(home)})
         rooms = (
-            await self.store.load_rooms(
-                aliases=aliases, default_occupancy=self.policy.default_max_occupancy, keep=self.policy.history_max
-            )
+            await self.store.load_rooms(aliases=aliases, policy=self.policy, keep=self.policy.history_max)
             if aliases
             else []
         )
@@ -176,9 +174,7 @@ class RoomHosting:
         while self._wanted:
             batch, self._wanted = self._wanted, {}
             try:
-                rooms = await self.store.load_rooms(
-                    jids=list(batch), default_occupancy=self.policy.default_max_occupancy, keep=self.policy.history_max
-                )
+                rooms = await self.store.load_rooms(jids=list(batch), policy=self.policy, keep=self.policy.history_max)
             except BaseException as exc:
                 for future in batch.values():
                     if not future.done():

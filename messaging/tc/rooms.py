@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -51,6 +51,9 @@ class Role(StrEnum):
 
 
 MEMBER_AFFILIATIONS = {Affiliation.MEMBER, Affiliation.ADMIN, Affiliation.OWNER}
+MODERATOR_AFFILIATIONS = {Affiliation.ADMIN, Affiliation.OWNER}  # their role in the room is moderator
+MAX_SUBJECT = 255  # tc_rooms.subject
+MAX_CONFIG_TEXT = 255  # a room's name or description
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Policy:
     default_max_occupancy: int = 50
     owners_change_max_occupancy: bool = True
     owners_change_members_only: bool = True
+    change_subject_min_level: str = "participant"
+    owners_change_subject_level: bool = False
     history_default: int = 15
     history_max: int = 100
     db_connections: int = 5
@@ -134,29 +139,86 @@ class Policy:
                 f"The node already holds {rooms_hosted} rooms, the most allowed ({self.max_rooms}).",
             )
 
-    def new_room_config(
-        self, name: str, persistent: bool, subject: str, members_only: bool | None, max_occupants: int | None
-    ) -> RoomConfig:
-        """The configuration of a new room: the defaults, changed where owners may change them."""
-        chosen_members_only = self.members_only_default
-        if members_only is not None and members_only != chosen_members_only:
-            if not self.owners_change_members_only:
-                raise ChatError(ErrorCode.FORBIDDEN, "Room owners may not change whether rooms are members-only.")
-            chosen_members_only = members_only
-        occupancy = self.default_max_occupancy
-        if max_occupants is not None and max_occupants != occupancy:
-            if not self.owners_change_max_occupancy:
-                raise ChatError(ErrorCode.FORBIDDEN, "Room owners may not change the maximum occupancy of a room.")
-            if max_occupants > self.max_users_per_room:
+    def default_config(self, name: str, persistent: bool) -> RoomConfig:
+        """A new room's configuration as the chat settings give it."""
+        return RoomConfig(
+            name=name,
+            persistent=persistent,
+            members_only=self.members_only_default,
+            max_occupants=self.default_max_occupancy,
+            change_subject=self.change_subject_min_level != "moderator",
+        )
+
+    def locked_fields(self) -> set[str]:
+        """``RoomConfig`` fields the chat settings let no room owner change."""
+        locked = {"whois"}  # rooms are non-anonymous: Jabber clients fail in anonymous rooms
+        if not self.owners_change_members_only:
+            locked.add("members_only")
+        if not self.owners_change_max_occupancy:
+            locked.add("max_occupants")
+        if not self.owners_change_subject_level:
+            locked.add("change_subject")
+        return locked
+
+    def configure(self, current: RoomConfig, changes: dict) -> RoomConfig:
+        """``current`` with an owner's changes (``RoomConfig`` attribute → form text or value),
+        checked against the chat settings; whether the room may become persistent is the
+        caller's to check (it needs the node's room counts)."""
+        config = replace(current)
+        locked = self.locked_fields()
+        for attr, raw in changes.items():
+            if attr not in RoomConfig.FIELDS.values():
+                raise ChatError(ErrorCode.BAD_REQUEST, f"A room has no setting {attr!r}.")
+            try:
+                value = RoomConfig.parse(attr, raw) if isinstance(raw, str) else raw
+            except ValueError as exc:
+                raise ChatError(ErrorCode.NOT_ACCEPTABLE, f"{_LABELS[attr]}: {exc}.") from None
+            if value == getattr(current, attr):
+                continue
+            if attr in locked:
+                if attr == "whois":
+                    raise ChatError(
+                        ErrorCode.NOT_ACCEPTABLE,
+                        "Rooms here show every occupant's real JID to everyone (whois = anyone); "
+                        "anonymous rooms are not offered.",
+                    )
+                raise ChatError(ErrorCode.NOT_ALLOWED, f"Room owners may not change {_LABELS[attr]} here.")
+            if attr == "max_occupants" and not 1 <= value <= self.max_users_per_room:
                 raise ChatError(
-                    ErrorCode.BAD_REQUEST,
+                    ErrorCode.NOT_ACCEPTABLE,
                     f"A room holds at most {self.max_users_per_room} users at one time; "
                     f"choose a maximum occupancy of 1–{self.max_users_per_room}.",
                 )
-            occupancy = max_occupants
-        return RoomConfig(
-            name=name, persistent=persistent, members_only=chosen_members_only, max_occupants=occupancy, subject=subject
-        )
+            if attr in ("name", "description") and len(value) > MAX_CONFIG_TEXT:
+                raise ChatError(
+                    ErrorCode.NOT_ACCEPTABLE, f"{_LABELS[attr]} may hold at most {MAX_CONFIG_TEXT} characters."
+                )
+            setattr(config, attr, value)
+        return config
+
+    def new_room_config(
+        self, name: str, persistent: bool, members_only: bool | None, max_occupants: int | None
+    ) -> RoomConfig:
+        """The configuration of a new room: the defaults, changed where owners may change them."""
+        changes = {}
+        if members_only is not None:
+            changes["members_only"] = members_only
+        if max_occupants is not None:
+            changes["max_occupants"] = max_occupants
+        return self.configure(self.default_config(name, persistent), changes)
+
+
+# What each setting is called in messages (the owner form's labels).
+_LABELS = {
+    "name": "the room name",
+    "description": "the room description",
+    "persistent": "whether the room is persistent",
+    "members_only": "whether the room is members-only",
+    "max_occupants": "the maximum occupancy of a room",
+    "change_subject": "whether participants may change the subject",
+    "public": "whether the room is listed",
+    "whois": "who may see real JIDs",
+}
 
 
 class RecentHistory:
@@ -263,6 +325,8 @@ class Room:
     creator: str
     config: RoomConfig
     members: dict[str, Affiliation] = field(default_factory=dict)
+    subject: str = ""  # tc_rooms.subject
+    subject_nick: str = ""  # who set it (from tc_rooms.spacket)
     occupants: dict[str, Occupant] = field(default_factory=dict)
     # Next tc_messages.msg_id as of our last read or commit; a different value in the
     # database means another node wrote to the room (during a hand-over).
@@ -285,6 +349,26 @@ class Room:
 
     def is_member(self, jid: str) -> bool:
         return self.members.get(jid) in MEMBER_AFFILIATIONS
+
+    def affiliation(self, jid: str) -> Affiliation:
+        return self.members.get(jid, Affiliation.NONE)
+
+    def is_moderator(self, jid: str) -> bool:
+        """Owners and admins are the room's moderators (XEP-0045 §5.1.2's default roles)."""
+        return self.affiliation(jid) in MODERATOR_AFFILIATIONS
+
+    def presence_event(self, user: str, nick: str, status: str, kicked: str = "") -> dict:
+        """What the room broadcasts when an occupant enters (``joined``), leaves (``left``) or is
+        put out (``kicked``: 301 banned, 321 no longer a member, 322 the room became
+        members-only, or ``destroyed``), with the occupant's affiliation."""
+        event = {"event": "presence", "room": self.jid, "user": user, "nick": nick, "status": status}
+        event["affiliation"] = str(self.affiliation(user))
+        if kicked:
+            event["kicked"] = kicked
+        return event
+
+    def owners(self) -> list[str]:
+        return sorted(jid for jid, affiliation in self.members.items() if affiliation == Affiliation.OWNER)
 
     def check_join(self, jid: str, policy: Policy) -> None:
         if jid in self.occupants:

@@ -3,8 +3,8 @@ while running in backup mode, and stores them in the node's external database.
 
 Requests reach it from the local XCP Router directly and from the routers of other nodes
 (other clusters too) over the bus; both take the same path, ``handle(request)``. A request
-is a plain dict (op, room, user, …) and so is the answer: this module knows rooms, not the
-client protocol.
+is one of the dataclasses of ``messaging.tc.requests``, and so is its answer: this module knows
+rooms, not the client protocol.
 
 Rooms are held in memory (``hosting``): loaded in bulk when the service starts and when a
 failover or fallback hands the node a home node's rooms, with each room's last messages, so
@@ -37,6 +37,8 @@ from django.db import close_old_connections
 from messaging.chat import bus as chat_bus
 from messaging.chat.directory import Directory
 from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc import requests
+from messaging.tc.administration import RoomAdministration
 from messaging.tc.hosting import HostedRoom, RoomHosting
 from messaging.tc.rooms import (
     Affiliation,
@@ -98,7 +100,7 @@ def read_config(node: Node) -> TCConfig:
         close_old_connections()
 
 
-class TextConferenceManager(NodeService):
+class TextConferenceManager(RoomAdministration, NodeService):
     """The node's text conference service."""
 
     name = "Cisco XCP Text Conference Manager"
@@ -247,64 +249,63 @@ class TextConferenceManager(NodeService):
 
     # --- requests ----------------------------------------------------------------------------
 
-    async def _answer_bus(self, request: dict) -> dict:
-        return await self.handle(request)
+    async def _answer_bus(self, data: dict) -> dict:
+        """A request from another node's router, as it travels on the bus."""
+        try:
+            request = requests.request_from_wire(data)
+        except ChatError as exc:
+            return requests.error_to_wire(exc)
+        try:
+            return (await self.handle(request)).to_wire()
+        except ChatError as exc:
+            return requests.error_to_wire(exc)
 
-    async def handle(self, request: dict) -> dict:
-        """Carry out one request; the answer is ``{"ok": True, …}`` or ``{"ok": False, code, message}``."""
+    async def handle(self, request: requests.Request) -> requests.Answer:
+        """Carry out one request; a refusal is raised as a ChatError."""
         try:
             if not self._running:
                 raise ChatError(ErrorCode.ROOM_UNAVAILABLE, f"The Text Conference Manager of {self.node} is stopped.")
             self._check_serving()
-            op = request.get("op")
-            handler = getattr(self, f"_op_{op}", None) if isinstance(op, str) else None
+            handler = getattr(self, f"_op_{request.op}", None)
             if handler is None:
-                raise ChatError(ErrorCode.BAD_REQUEST, f"Unknown request {op!r}.")
-            return {"ok": True, **(await handler(request))}
-        except ChatError as exc:
-            return {"ok": False, "code": str(exc.code), "message": exc.message}
+                raise ChatError(ErrorCode.BAD_REQUEST, f"Unknown request {request.op!r}.")
+            return await handler(request)
         except DATABASE_ERRORS as exc:
             self._database_lost(exc)
-            error = DatabaseUnavailable(_first_line(exc))
-            return {"ok": False, "code": str(error.code), "message": error.message}
+            raise DatabaseUnavailable(_first_line(exc)) from None
 
-    async def _op_create(self, request: dict) -> dict:
-        user = request["user"]
+    async def _op_create(self, request: requests.CreateRoom) -> requests.Created:
+        user = request.user
         snapshot = self.directory.snapshot
-        jid = request["room"]
+        jid = request.room
         home = snapshot.home_of_room(jid)
         self._check_hosted(jid)
-        persistent = bool(request.get("persistent", True))
+        persistent = request.persistent
         self._check_database()
         aliases = snapshot.aliases_of(home)
         total, persistent_count = await self.store.count_rooms(aliases)
         policy = self.config.policy
         policy.check_create(user, persistent, total, persistent_count, self.administrators_of(self.node.cluster_id))
-        config = policy.new_room_config(
-            jid.split("@")[0],
-            persistent,
-            request.get("subject", ""),
-            request.get("members_only"),
-            request.get("max_occupants"),
-        )
+        config = policy.new_room_config(jid.split("@")[0], persistent, request.members_only, request.max_occupants)
         room = Room(
             jid=jid,
             room_type=RoomType.PERSISTENT if persistent else RoomType.AD_HOC,
             creator=user,
             config=config,
             members={user: Affiliation.OWNER},
+            subject=request.subject,
             history=RecentHistory(jid, policy.history_max),
         )
-        for member in request.get("members", ()):
+        for member in request.members:
             room.members.setdefault(member, Affiliation.MEMBER)
         await self.store.create_room(room)
         self.rooms[jid] = HostedRoom(room)
-        return {"room": jid, "persistent": persistent, "members_only": config.members_only}
+        return requests.Created(room=jid, persistent=persistent, members_only=config.members_only)
 
-    async def _op_join(self, request: dict) -> dict:
-        hosted = await self._room(request["room"])
-        room, user, policy = hosted.room, request["user"], self.config.policy
-        nick = request.get("nick") or nick_for(user)
+    async def _op_join(self, request: requests.Join) -> requests.Joined:
+        hosted = await self._room(request.room)
+        room, user, policy = hosted.room, request.user, self.config.policy
+        nick = request.nick or nick_for(user)
         async with hosted.lock:
             new = user not in room.occupants
             room.check_join(user, policy)
@@ -313,152 +314,160 @@ class TextConferenceManager(NodeService):
             if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
                 await self.store.add_member(room, user, nick)
                 room.members[user] = Affiliation.MEMBER
-            room.occupants[user] = Occupant(user, nick, request.get("router", ""))
+            room.occupants[user] = Occupant(user, nick, request.router)
             if new and policy.archive_joins_and_exits:
                 await self.store.log_presence(user, room.nick_jid(nick), "E")
-        if request.get("since") is not None:
-            history = await self._history(room, None, request["since"], policy.history_max)
+        if request.since is not None:
+            history = await self._history(room, None, request.since, policy.history_max)
         else:
-            history = await self._history(room, None, None, policy.history_count(request.get("history")))
+            history = await self._history(room, None, None, policy.history_count(request.history))
         if new:
             await self._publish_occupants(room)
-            await self._broadcast(
-                room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": nick, "status": "joined"}
-            )
-        return {
-            "room": room.jid,
-            "subject": room.config.subject,
-            "persistent": room.persistent,
-            "members_only": room.config.members_only,
-            "occupants": sorted(room.occupants),
-            "roster": [{"user": o.jid, "nick": o.nick} for o in room.occupants.values()],
-            "last_msg_id": room.known_next_msg_id - 1,
-            "history": [message.as_event() for message in history],
-        }
-
-    async def _op_leave(self, request: dict) -> dict:
-        hosted = await self._room(request["room"])
-        room, user = hosted.room, request["user"]
-        async with hosted.lock:
-            occupant = room.occupants.pop(user, None)
-            if occupant is None:
-                return {"room": room.jid}
-            if self.config.policy.archive_joins_and_exits:
-                await self.store.log_presence(user, room.nick_jid(occupant.nick), "L")
-            if not room.occupants and not room.persistent:
-                # An ad hoc room ends when its last occupant leaves.
-                await self.store.destroy_room(room)
-                self.rooms.pop(room.jid, None)
-                if hosted.worker is not None:
-                    hosted.worker.cancel()
-            elif not room.occupants:
-                hosted.empty_since = time.monotonic()
-        await self._publish_occupants(room)
-        await self._broadcast(
-            room.jid, {"event": "presence", "room": room.jid, "user": user, "nick": occupant.nick, "status": "left"}
+            await self._broadcast(room.jid, room.presence_event(user, nick, "joined"))
+        return requests.Joined(
+            room=room.jid,
+            subject=room.subject,
+            subject_nick=room.subject_nick,
+            persistent=room.persistent,
+            members_only=room.config.members_only,
+            occupants=tuple(sorted(room.occupants)),
+            roster=tuple(
+                {"user": o.jid, "nick": o.nick, "affiliation": str(room.affiliation(o.jid))}
+                for o in room.occupants.values()
+            ),
+            affiliation=str(room.affiliation(user)),
+            last_msg_id=room.known_next_msg_id - 1,
+            history=tuple(message.as_event() for message in history),
         )
-        return {"room": room.jid}
 
-    async def _op_resync(self, request: dict) -> dict:
+    async def _op_leave(self, request: requests.Leave) -> requests.Left:
+        hosted = await self._room(request.room)
+        room, user = hosted.room, request.user
+        async with hosted.lock:
+            occupant = await self._remove_occupant(hosted, user)
+        if occupant is not None:
+            await self._publish_occupants(room)
+            await self._broadcast(room.jid, room.presence_event(user, occupant.nick, "left"))
+        return requests.Left(room=room.jid)
+
+    async def _remove_occupant(self, hosted: HostedRoom, user: str) -> Occupant | None:
+        """Take ``user`` out of the room (the caller holds the room's lock); an ad hoc room ends
+        when its last occupant leaves."""
+        room = hosted.room
+        occupant = room.occupants.pop(user, None)
+        if occupant is None:
+            return None
+        if self.config.policy.archive_joins_and_exits:
+            await self.store.log_presence(user, room.nick_jid(occupant.nick), "L")
+        if not room.occupants and not room.persistent:
+            await self.store.destroy_room(room)
+            self.rooms.pop(room.jid, None)
+            if hosted.worker is not None:
+                hosted.worker.cancel()
+        elif not room.occupants:
+            hosted.empty_since = time.monotonic()
+        return occupant
+
+    async def _op_resync(self, request: requests.Resync) -> requests.Resynced:
         """A router restates which of its users are in a room (after the room moved here)."""
-        hosted = await self._room(request["room"])
-        for jid, nick in request.get("occupants", []):
-            hosted.room.occupants.setdefault(jid, Occupant(jid, nick, request.get("router", "")))
+        hosted = await self._room(request.room)
+        for jid, nick in request.occupants:
+            hosted.room.occupants.setdefault(jid, Occupant(jid, nick, request.router))
         await self._publish_occupants(hosted.room)
-        return {"room": hosted.room.jid}
+        return requests.Resynced(room=hosted.room.jid)
 
-    async def _op_post(self, request: dict) -> dict:
-        hosted = await self._room(request["room"])
-        room, user = hosted.room, request["user"]
-        if user not in room.occupants:
-            if not request.get("joined"):
-                raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before posting to it.")
-            # The user's router says the user is in the room: the room moved here and the
-            # occupant list is being rebuilt.
-            room.check_join(user, self.config.policy)
-            room.occupants[user] = Occupant(user, request.get("nick") or nick_for(user), request.get("router", ""))
+    async def _op_post(self, request: requests.Post) -> requests.Posted:
+        hosted = await self._room(request.room)
+        room, user = hosted.room, request.user
+        self._vouched_occupant(room, request.user, request.joined, request.nick, request.router)
         self._check_database()
-        post = PendingPost(user, room.occupants[user].nick, request["body"], request["cid"])
+        post = PendingPost(user, room.occupants[user].nick, request.body, request.cid)
         future = asyncio.get_running_loop().create_future()
         hosted.queue.put_nowait((post, future))
         if hosted.worker is None or hosted.worker.done():
             hosted.worker = asyncio.create_task(self._store_posts(hosted), name=f"tc-posts-{room.jid}")
         message, new = await future
-        return {
-            "room": room.jid,
-            "msg_id": message.msg_id,
-            "cid": message.cid,
-            "message": message.as_event(),
-            "new": new,  # False: a repeat of a stored post (same sender and cid), not broadcast again
-        }
+        return requests.Posted(
+            room=room.jid, msg_id=message.msg_id, cid=message.cid, message=message.as_event(), new=new
+        )
 
-    async def _op_history(self, request: dict) -> dict:
-        hosted = await self._room(request["room"])
+    def _vouched_occupant(self, room: Room, user: str, joined: bool, nick: str, router: str) -> None:
+        """Refuse a user not in the room, unless the user's router vouches for them (the room
+        moved here and the occupant list is being rebuilt)."""
+        if user in room.occupants:
+            return
+        if not joined:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before posting to it.")
+        room.check_join(user, self.config.policy)
+        room.occupants[user] = Occupant(user, nick or nick_for(user), router)
+
+    async def _op_history(self, request: requests.History) -> requests.HistoryPage:
+        hosted = await self._room(request.room)
         room = hosted.room
-        if room.config.members_only and not room.is_member(request["user"]):
+        if room.config.members_only and not room.is_member(request.user):
             raise ChatError(ErrorCode.MEMBERS_ONLY, f"The history of {room.jid} is for its members only.")
-        limit = self.config.policy.page_size(request.get("limit"))
-        messages = await self._history(room, request.get("before"), request.get("after"), limit)
-        return {"room": room.jid, "messages": [message.as_event() for message in messages]}
+        limit = self.config.policy.page_size(request.limit)
+        messages = await self._history(room, request.before, request.after, limit)
+        return requests.HistoryPage(room=room.jid, messages=tuple(message.as_event() for message in messages))
 
-    async def _op_info(self, request: dict) -> dict:
+    async def _op_info(self, request: requests.Info) -> requests.RoomInfo:
         """What XEP-0030 disco#info says of a room."""
-        hosted = await self._room(request["room"])
+        hosted = await self._room(request.room)
         room = hosted.room
-        return {
-            "room": room.jid,
-            "name": room.config.name,
-            "subject": room.config.subject,
-            "persistent": room.persistent,
-            "members_only": room.config.members_only,
-            "max_occupants": min(room.config.max_occupants, self.config.policy.max_users_per_room),
-            "occupants": len(room.occupants),
-            "affiliation": str(room.members.get(request.get("user", ""), Affiliation.NONE)),
-        }
+        return requests.RoomInfo(
+            room=room.jid,
+            name=room.config.name,
+            description=room.config.description,
+            subject=room.subject,
+            persistent=room.persistent,
+            members_only=room.config.members_only,
+            public=room.config.public,
+            max_occupants=min(room.config.max_occupants, self.config.policy.max_users_per_room),
+            occupants=len(room.occupants),
+            affiliation=str(room.affiliation(request.user)),
+        )
 
-    async def _op_archive(self, request: dict) -> dict:
-        """An archive query (XEP-0313): by XEP-0359 stanza-id (after_id/before_id), by time
-        (start/end, ISO 8601 UTC), paged (limit; ``last``: the page before ``before_id`` or
-        the last page). ``complete`` says whether the page reaches the end of the query."""
-        hosted = await self._room(request["room"])
+    async def _op_archive(self, request: requests.Archive) -> requests.ArchivePage:
+        """An archive query (XEP-0313); ``complete`` says whether the page reaches the end."""
+        hosted = await self._room(request.room)
         room = hosted.room
-        if room.config.members_only and not room.is_member(request["user"]):
+        if room.config.members_only and not room.is_member(request.user):
             raise ChatError(ErrorCode.MEMBERS_ONLY, f"The archive of {room.jid} is for its members only.")
         self._check_database()
         bounds = {}
-        for name in ("after_id", "before_id"):
-            stanza_id = request.get(name)
+        for name, stanza_id in (("after", request.after_id), ("before", request.before_id)):
             if stanza_id is None:
                 continue
             held = room.history.find(stanza_id)
             msg_id = held.msg_id if held is not None else await self.store.locate(room.jid, stanza_id)
             if msg_id is None:
                 raise ChatError(ErrorCode.MESSAGE_NOT_FOUND, f"{room.jid} has no message with the id {stanza_id}.")
-            bounds[name.removesuffix("_id")] = msg_id
+            bounds[name] = msg_id
         query = ArchiveQuery(
             after=bounds.get("after"),
             before=bounds.get("before"),
-            start=_utc(request.get("start")),
-            end=_utc(request.get("end")),
-            last=bool(request.get("last")),
+            start=_utc(request.start),
+            end=_utc(request.end),
+            last=request.last,
         )
-        limit = self.config.policy.page_size(request.get("limit"))
+        limit = self.config.policy.page_size(request.limit)
         messages = await self.store.archive(room.jid, query, limit + 1)
         complete = len(messages) <= limit
         if not complete:
             messages = messages[1:] if query.last else messages[:limit]
-        return {"room": room.jid, "messages": [m.as_event() for m in messages], "complete": complete}
+        return requests.ArchivePage(room=room.jid, messages=tuple(m.as_event() for m in messages), complete=complete)
 
-    async def _op_presence(self, request: dict) -> dict:
-        hosted = await self._room(request["room"])
+    async def _op_presence(self, request: requests.Presence) -> requests.Occupants:
+        hosted = await self._room(request.room)
         occupants = hosted.room.occupants.values()
-        return {"room": hosted.room.jid, "occupants": [{"user": o.jid, "nick": o.nick} for o in occupants]}
+        return requests.Occupants(
+            room=hosted.room.jid, occupants=tuple({"user": o.jid, "nick": o.nick} for o in occupants)
+        )
 
-    async def _op_rooms(self, request: dict) -> dict:
+    async def _op_rooms(self, request: requests.ListRooms) -> requests.RoomList:
         self._check_database()
-        home = request.get("home") or self.node.name
-        aliases = self.directory.snapshot.aliases_of(home)
-        return {"rooms": await self.store.list_rooms(aliases, ROOM_LIST_LIMIT)}
+        aliases = self.directory.snapshot.aliases_of(request.home or self.node.name)
+        return requests.RoomList(rooms=tuple(await self.store.list_rooms(aliases, ROOM_LIST_LIMIT)))
 
     # --- rooms ---------------------------------------------------------------------------------
 
@@ -519,9 +528,7 @@ class TextConferenceManager(NodeService):
                 raise
             except Exception as exc:
                 if isinstance(exc, Fenced):
-                    # Dropping the rooms cancels this worker: do it from a task of its own.
-                    lost = self.hosting.lost(exc.fence.home, exc.message)
-                    self._background = asyncio.create_task(lost, name=f"tc-lost-{exc.fence.home}")
+                    self._lost_to(exc)
                 if isinstance(exc, DATABASE_ERRORS):
                     self._database_lost(exc)
                     exc = DatabaseUnavailable(_first_line(exc))
@@ -532,9 +539,7 @@ class TextConferenceManager(NodeService):
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for message, new in results:
-                if new:
-                    await self._broadcast(room.jid, {"event": "message", **message.as_event()})
+            await self._broadcast(room.jid, *({"event": "message", **m.as_event()} for m, new in results if new))
             for (message, new), (_, future) in zip(results, batch, strict=True):
                 if not future.done():
                     future.set_result((message, new))
@@ -547,14 +552,36 @@ class TextConferenceManager(NodeService):
         except Exception as exc:
             logger.warning("Could not publish the occupants of %s: %s", room.jid, exc)
 
-    async def _broadcast(self, jid: str, event: dict) -> None:
-        if self.bus is None:
+    async def _broadcast(self, jid: str, *events: dict) -> None:
+        """Publish a room's events, in order, in one round trip to the bus (a batch of posts is
+        one publish however many it holds)."""
+        if self.bus is None or not events:
             return
+        channel = chat_bus.room_channel(self.bus.prefix, jid)
         try:
             async with asyncio.timeout(BROADCAST_TIMEOUT):
-                await self.bus.publish(chat_bus.room_channel(self.bus.prefix, jid), event)
+                if len(events) == 1:
+                    await self.bus.publish(channel, events[0])
+                else:
+                    await self.bus.publish_many([(channel, event) for event in events])
         except Exception as exc:  # stored already; readers catch up from the history
             logger.warning("Could not broadcast to %s: %s", jid, exc)
+
+    # --- fenced writes ----------------------------------------------------------------------
+
+    async def _fenced(self, write):
+        """Await a write made under the room's hosting epoch; when another node took the rooms
+        meanwhile (``Fenced``, nothing stored), drop them, as a refused commit of posts does."""
+        try:
+            return await write
+        except Fenced as exc:
+            self._lost_to(exc)
+            raise
+
+    def _lost_to(self, exc: Fenced) -> None:
+        # Dropping the rooms cancels the room's workers: do it from a task of its own.
+        lost = self.hosting.lost(exc.fence.home, exc.message)
+        self._background = asyncio.create_task(lost, name=f"tc-lost-{exc.fence.home}")
 
     # --- database health -------------------------------------------------------------------
 

@@ -8,10 +8,12 @@ stored XML is parsed with defusedxml: no DTD, no entity expansion, no external f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from xml.sax.saxutils import unescape
 
 from defusedxml import DefusedXmlException
@@ -19,6 +21,7 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 
 DATA_FORMS_NS = "jabber:x:data"
 IMP_NS = "urn:imp-admin:chat"
+ROOMCONFIG_FORM_TYPE = "http://jabber.org/protocol/muc#roomconfig"
 
 # What ElementTree writes for the characters it escapes in an attribute value.
 _ATTRIBUTE_ENTITIES = {"&quot;": '"', "&#10;": "\n", "&#13;": "\r", "&#09;": "\t"}
@@ -69,28 +72,42 @@ def unescape_attribute(value: str) -> str:
     return unescape(value, _ATTRIBUTE_ENTITIES) if "&" in value else value
 
 
+class Whois(StrEnum):
+    """``muc#roomconfig_whois``: who may see occupants' real JIDs."""
+
+    ANYONE = "anyone"
+    MODERATORS = "moderators"
+
+
 @dataclass
 class RoomConfig:
-    """A room's configuration, stored as a ``jabber:x:data`` form in ``tc_rooms.config``."""
+    """A room's configuration, stored as a ``jabber:x:data`` form in ``tc_rooms.config`` (the
+    XEP-0045 owner form's fields). Rooms stored before a field existed take the default."""
 
     name: str
     persistent: bool
     members_only: bool
     max_occupants: int
-    subject: str = ""
+    description: str = ""
+    change_subject: bool = True  # participants may change the subject (moderators always may)
+    public: bool = True  # listed by disco#items on the conference service
+    whois: Whois = Whois.ANYONE
 
     FIELDS = {
         "muc#roomconfig_roomname": "name",
+        "muc#roomconfig_roomdesc": "description",
         "muc#roomconfig_persistentroom": "persistent",
         "muc#roomconfig_membersonly": "members_only",
         "muc#roomconfig_maxusers": "max_occupants",
-        "muc#roomconfig_roomdesc": "subject",
+        "muc#roomconfig_changesubject": "change_subject",
+        "muc#roomconfig_publicroom": "public",
+        "muc#roomconfig_whois": "whois",
     }
 
     def to_xml(self) -> str:
         form = ET.Element("x", {"xmlns": DATA_FORMS_NS, "type": "submit"})
         hidden = ET.SubElement(form, "field", {"var": "FORM_TYPE", "type": "hidden"})
-        ET.SubElement(hidden, "value").text = "http://jabber.org/protocol/muc#roomconfig"
+        ET.SubElement(hidden, "value").text = ROOMCONFIG_FORM_TYPE
         for var, attr in self.FIELDS.items():
             value = getattr(self, attr)
             text = ("1" if value else "0") if isinstance(value, bool) else str(value)
@@ -98,8 +115,9 @@ class RoomConfig:
         return ET.tostring(form, encoding="unicode")
 
     @classmethod
-    def from_xml(cls, text: str, fallback_name: str, persistent: bool, default_occupancy: int) -> RoomConfig:
-        """Parse a stored form; rooms written by other software may lack fields or the form."""
+    def from_xml(cls, text: str, defaults: RoomConfig) -> RoomConfig:
+        """Parse a stored form; rooms written by other software may lack fields or the form,
+        which keep the ``defaults`` (``persistent`` always comes from them: ``tc_rooms.type``)."""
         values: dict[str, str] = {}
         root = parse_xml(text) if text else None
         if root is not None:
@@ -107,14 +125,31 @@ class RoomConfig:
                 if item.tag.endswith("field") and item.get("var") in cls.FIELDS:
                     value = next((child.text for child in item if child.tag.endswith("value")), None)
                     values[cls.FIELDS[item.get("var")]] = value or ""
-        occupancy = values.get("max_occupants", "")
-        return cls(
-            name=values.get("name") or fallback_name,
-            persistent=persistent,
-            members_only=values.get("members_only") in {"1", "true"},
-            max_occupants=int(occupancy) if occupancy.isdigit() else default_occupancy,
-            subject=values.get("subject", ""),
-        )
+        config = replace(defaults)
+        for attr, value in values.items():
+            if attr == "persistent":
+                continue
+            with contextlib.suppress(ValueError):
+                setattr(config, attr, config.parse(attr, value))
+        config.name = config.name or defaults.name
+        return config
+
+    @classmethod
+    def parse(cls, attr: str, value: str):
+        """A form field's text as the attribute's value; ValueError when it is not one."""
+        if attr in ("persistent", "members_only", "change_subject", "public"):
+            if value.strip().lower() in ("1", "true"):
+                return True
+            if value.strip().lower() in ("0", "false"):
+                return False
+            raise ValueError(f"{value!r} is not a boolean (1 or 0)")
+        if attr == "max_occupants":
+            if not value.strip().isdigit():
+                raise ValueError(f"{value!r} is not a number of users")
+            return int(value)
+        if attr == "whois":
+            return Whois(value.strip())
+        return value
 
 
 @dataclass(frozen=True)
@@ -167,3 +202,16 @@ class ChatMessage:
             "cid": self.cid,
             "stanza_id": self.stanza_id,
         }
+
+
+def subject_stanza(room: str, nick: str, subject: str) -> str:
+    """The subject change as the product keeps it in ``tc_rooms.spacket`` (its last subject packet)."""
+    message = ET.Element("message", {"from": f"{room}/{nick}" if nick else room, "to": room, "type": "groupchat"})
+    ET.SubElement(message, "subject").text = subject
+    return ET.tostring(message, encoding="unicode")
+
+
+def subject_nick(spacket: str) -> str:
+    """The nickname of whoever set the subject, read from a stored subject packet ('' if none)."""
+    root = parse_xml(spacket) if spacket else None
+    return (root.get("from") or "").partition("/")[2] if root is not None else ""

@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import schema
-from messaging.tc.rooms import RECENT_POSTS_KEPT, Affiliation, RecentHistory, Role, Room, RoomType
+from messaging.tc.rooms import RECENT_POSTS_KEPT, Affiliation, Policy, RecentHistory, Role, Room, RoomType
 from messaging.tc.stanzas import (
     STANZA_CID_PATTERN,
     STANZA_SENDER_PATTERN,
@@ -25,6 +25,8 @@ from messaging.tc.stanzas import (
     RoomConfig,
     stamp_of_stanza_id,
     stanza_id_for,
+    subject_nick,
+    subject_stanza,
     unescape_attribute,
 )
 
@@ -48,7 +50,9 @@ SESSION_OPTIONS = (
 # range scan per room, newest first: the key of tc_messages is room_jid, msg_id). Each query
 # selects its rooms by the same condition on tc_rooms r, so the three go to the database in
 # one round trip. The condition comes from ROOM_SELECTIONS, never from input.
-LOAD_ROOMS_SQL = "SELECT r.room_jid, r.creator_jid, r.type, r.config, r.next_msg_id, r.subject FROM tc_rooms r WHERE {}"
+LOAD_ROOMS_SQL = (
+    "SELECT r.room_jid, r.creator_jid, r.type, r.config, r.next_msg_id, r.subject, r.spacket FROM tc_rooms r WHERE {}"
+)
 LOAD_MEMBERS_SQL = (
     "SELECT u.room_jid, u.real_jid, u.affiliation FROM tc_rooms r JOIN tc_users u ON u.room_jid = r.room_jid WHERE {}"
 )
@@ -103,6 +107,15 @@ class PendingPost:
     nick: str
     body: str
     cid: str
+
+
+@dataclass(frozen=True)
+class AffiliationChange:
+    """One user's new affiliation with a room, and why (``tc_users.reason``)."""
+
+    user: str
+    affiliation: Affiliation
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,7 +233,7 @@ class PostgresStore:
     # --- rooms -------------------------------------------------------------------------------
 
     async def load_rooms(
-        self, *, aliases: list[str] | None = None, jids: list[str] | None = None, default_occupancy: int, keep: int
+        self, *, aliases: list[str] | None = None, jids: list[str] | None = None, policy: Policy, keep: int
     ) -> list[Room]:
         """Load rooms in bulk: those under ``aliases`` (a home node's rooms) or those named.
 
@@ -244,20 +257,18 @@ class PostgresStore:
             member_rows = await member_rows.fetchall()
             message_rows = await message_rows.fetchall() if message_rows is not None else []
         rooms: dict[str, Room] = {}
-        for jid, creator, room_type, config, next_msg_id, subject in room_rows:
-            room = Room(
+        for jid, creator, room_type, config, next_msg_id, subject, spacket in room_rows:
+            defaults = policy.default_config(jid.split("@")[0], room_type == RoomType.PERSISTENT)
+            rooms[jid] = Room(
                 jid=jid,
                 room_type=RoomType(room_type),
                 creator=creator,
-                config=RoomConfig.from_xml(
-                    config, jid.split("@")[0], room_type == RoomType.PERSISTENT, default_occupancy
-                ),
+                config=RoomConfig.from_xml(config, defaults),
+                subject=subject or "",
+                subject_nick=subject_nick(spacket or ""),
                 known_next_msg_id=next_msg_id,
                 dedup_from=next_msg_id,
             )
-            if subject and not room.config.subject:
-                room.config.subject = subject
-            rooms[jid] = room
         for jid, real_jid, affiliation in member_rows:
             rooms[jid].members[real_jid] = (
                 Affiliation(affiliation) if affiliation in KNOWN_AFFILIATIONS else Affiliation.NONE
@@ -284,8 +295,15 @@ class PostgresStore:
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 "INSERT INTO tc_rooms (room_jid, creator_jid, subject, type, config, spacket, start_msg_id, "
-                "next_msg_id) VALUES (%s, %s, %s, %s, %s, '', 1, 1) ON CONFLICT (room_jid) DO NOTHING",
-                (room.jid, room.creator, room.config.subject, str(room.room_type), room.config.to_xml()),
+                "next_msg_id) VALUES (%s, %s, %s, %s, %s, %s, 1, 1) ON CONFLICT (room_jid) DO NOTHING",
+                (
+                    room.jid,
+                    room.creator,
+                    room.subject,
+                    str(room.room_type),
+                    room.config.to_xml(),
+                    subject_stanza(room.jid, room.subject_nick, room.subject) if room.subject else "",
+                ),
             )
             if cursor.rowcount == 0:
                 raise ChatError(ErrorCode.ROOM_EXISTS, f"{room.jid} already exists; join it or choose another name.")
@@ -307,19 +325,75 @@ class PostgresStore:
                 (room.jid, jid, str(Role.NONE), str(Affiliation.MEMBER), room.nick_jid(nick), jid),
             )
 
-    async def destroy_room(self, room: Room) -> None:
+    async def save_config(self, room: Room, config: RoomConfig, fence: Fence | None = None) -> None:
+        """Store a room's new configuration (the form in ``config``, the type in ``type``); like
+        every change a room's host commits, under its hosting epoch (``fence``, see ``store_posts``)."""
         async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
+            cursor = await conn.execute(
+                "UPDATE tc_rooms SET config = %s, type = %s WHERE room_jid = %s",
+                (config.to_xml(), str(RoomType.PERSISTENT if config.persistent else RoomType.AD_HOC), room.jid),
+            )
+            if cursor.rowcount == 0:
+                raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"{room.jid} no longer exists.")
+
+    async def save_subject(self, room: Room, subject: str, nick: str, fence: Fence | None = None) -> None:
+        """Store a room's subject and the packet that set it (``tc_rooms.subject``, ``spacket``)."""
+        async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
+            cursor = await conn.execute(
+                "UPDATE tc_rooms SET subject = %s, spacket = %s WHERE room_jid = %s",
+                (subject, subject_stanza(room.jid, nick, subject), room.jid),
+            )
+            if cursor.rowcount == 0:
+                raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"{room.jid} no longer exists.")
+
+    async def save_affiliations(
+        self, room: Room, changes: list[AffiliationChange], initiator: str, fence: Fence | None = None
+    ) -> None:
+        """Store changes to a room's member lists in ``tc_users``, together: affiliation ``none``
+        removes the user's row, any other inserts or updates it with the reason and initiator."""
+        async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
+            for change in changes:
+                if change.affiliation == Affiliation.NONE:
+                    await conn.execute(
+                        "DELETE FROM tc_users WHERE room_jid = %s AND real_jid = %s", (room.jid, change.user)
+                    )
+                    continue
+                await conn.execute(
+                    "INSERT INTO tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (room_jid, real_jid) DO UPDATE SET "
+                    "affiliation = EXCLUDED.affiliation, reason = EXCLUDED.reason, "
+                    "initiator_jid = EXCLUDED.initiator_jid",
+                    (
+                        room.jid,
+                        change.user,
+                        str(Role.NONE),
+                        str(change.affiliation),
+                        room.nick_jid(change.user.split("@")[0]),
+                        change.reason[:255],
+                        initiator,
+                    ),
+                )
+
+    async def destroy_room(self, room: Room, fence: Fence | None = None) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
             for table in ("tc_messages", "tc_users", "tc_rooms"):
                 await conn.execute(f"DELETE FROM {table} WHERE room_jid = %s", (room.jid,))  # noqa: S608 (constant)
 
     async def list_rooms(self, aliases: list[str], limit: int) -> list[dict]:
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "SELECT room_jid, type, subject FROM tc_rooms WHERE lower(split_part(room_jid, '@', 2)) = ANY(%s) "
-                "ORDER BY room_jid LIMIT %s",
+                "SELECT room_jid, type, subject, config FROM tc_rooms "
+                "WHERE lower(split_part(room_jid, '@', 2)) = ANY(%s) ORDER BY room_jid LIMIT %s",
                 (aliases, limit),
             )
-            return [{"room": jid, "type": kind, "subject": subject} for jid, kind, subject in await cursor.fetchall()]
+            return [
+                {"room": jid, "type": kind, "subject": subject, "public": _listed(config)}
+                for jid, kind, subject, config in await cursor.fetchall()
+            ]
 
     # --- messages ----------------------------------------------------------------------------
 
@@ -355,13 +429,7 @@ class PostgresStore:
             archive_ids = await self._reserve_archive_ids(conn, len(posts)) if archive else []
             stamp = utcnow()
             async with conn.transaction():
-                if fence is not None:
-                    cursor = await conn.execute(
-                        "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = %s FOR SHARE", (fence.home,)
-                    )
-                    current = await cursor.fetchone()
-                    if current is None or current[0] != fence.epoch:
-                        raise Fenced(fence, *(current or (None, None)))
+                await _check_fence(conn, fence)
                 cursor = await conn.execute(
                     "SELECT next_msg_id FROM tc_rooms WHERE room_jid = %s FOR UPDATE", (room.jid,)
                 )
@@ -505,6 +573,19 @@ class PostgresStore:
             )
 
 
+async def _check_fence(conn, fence: Fence | None) -> None:
+    """Inside a transaction: share-lock the home node's hosting epoch, and raise ``Fenced``
+    unless it is still ``fence.epoch`` (another node took the rooms: nothing may be stored)."""
+    if fence is None:
+        return
+    cursor = await conn.execute(
+        "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = %s FOR SHARE", (fence.home,)
+    )
+    current = await cursor.fetchone()
+    if current is None or current[0] != fence.epoch:
+        raise Fenced(fence, *(current or (None, None)))
+
+
 async def _stored_message(conn, jid: str, msg_id: int) -> ChatMessage | None:
     """A stored message of the room (the first copy of a retried post), as stored."""
     cursor = await conn.execute(
@@ -539,6 +620,12 @@ async def _posts_between(conn, jid: str, low: int, high: int) -> list[tuple[str,
         if sender and cid:
             posts.append((sender, cid, msg_id))
     return posts
+
+
+def _listed(config: str) -> bool:
+    """Whether a stored room configuration lists the room (``muc#roomconfig_publicroom``)."""
+    defaults = RoomConfig(name="", persistent=True, members_only=False, max_occupants=1)
+    return RoomConfig.from_xml(config or "", defaults).public
 
 
 def _archive_row(archive_id: int, room: Room, message: ChatMessage, stanza: str) -> tuple:
@@ -587,7 +674,7 @@ class MemoryStore:
         pass
 
     async def load_rooms(
-        self, *, aliases: list[str] | None = None, jids: list[str] | None = None, default_occupancy: int, keep: int
+        self, *, aliases: list[str] | None = None, jids: list[str] | None = None, policy: Policy, keep: int
     ) -> list[Room]:
         if aliases is not None:
             wanted = {alias.lower() for alias in aliases}
@@ -607,13 +694,32 @@ class MemoryStore:
     async def add_member(self, room: Room, jid: str, nick: str) -> None:
         pass
 
-    async def destroy_room(self, room: Room) -> None:
+    async def save_config(self, room: Room, config: RoomConfig, fence: Fence | None = None) -> None:
+        pass
+
+    async def save_subject(self, room: Room, subject: str, nick: str, fence: Fence | None = None) -> None:
+        pass
+
+    async def save_affiliations(
+        self, room: Room, changes: list[AffiliationChange], initiator: str, fence: Fence | None = None
+    ) -> None:
+        pass
+
+    async def destroy_room(self, room: Room, fence: Fence | None = None) -> None:
         self.rooms.pop(room.jid, None)
         self.messages.pop(room.jid, None)
 
     async def list_rooms(self, aliases: list[str], limit: int) -> list[dict]:
         jids = sorted(jid for jid in self.rooms if jid.split("@")[1] in aliases)[:limit]
-        return [{"room": jid, "type": str(self.rooms[jid].room_type), "subject": ""} for jid in jids]
+        return [
+            {
+                "room": jid,
+                "type": str(self.rooms[jid].room_type),
+                "subject": self.rooms[jid].subject,
+                "public": self.rooms[jid].config.public,
+            }
+            for jid in jids
+        ]
 
     async def store_posts(
         self, room: Room, posts: list[PendingPost], archive: bool, fence: Fence | None = None

@@ -78,9 +78,30 @@ def test_a_room_never_holds_more_users_than_a_room_can_hold_at_one_time(world):
 
     error = run(scenario())
     assert (error.code, error.message) == (
-        "bad-request",
+        "not-acceptable",
         "A room holds at most 5 users at one time; choose a maximum occupancy of 1–5.",
     )
+
+
+def test_a_setting_owners_may_not_change_is_refused_unless_it_is_the_default(world):
+    world.user("andy", "imp-1a")
+    world.configure(owners_change_members_only=False, owners_change_max_occupancy=False, default_max_occupancy=40)
+
+    async def scenario():
+        async with running(world.nodes["imp-1a"]), signed_in(world.nodes["imp-1a"], "andy") as (andy,):
+            refused = []
+            for options in ({"members_only": True}, {"max_occupants": 41}):
+                with pytest.raises(ChatClientError) as caught:
+                    await andy.create("locked", **options)
+                refused.append((caught.value.code, caught.value.message))
+            return refused, await andy.create("as-default", members_only=False, max_occupants=40)
+
+    refused, created = run(scenario())
+    assert refused == [
+        ("not-allowed", "Room owners may not change whether the room is members-only here."),
+        ("not-allowed", "Room owners may not change the maximum occupancy of a room here."),
+    ]
+    assert created["members_only"] is False
 
 
 def test_join_returns_the_default_history_and_at_most_the_archive_maximum(world):

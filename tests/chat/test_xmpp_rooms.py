@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from slixmpp.exceptions import IqError, PresenceError
 
+from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.xmpp import Client, add_user, next_groupchat
 
@@ -117,7 +118,7 @@ def test_discovery_lists_conference_services_rooms_and_room_features(xworld):
     async def scenario():
         async with running(node) as (running_node,):
             await running_node.tc.handle(
-                {"op": "create", "room": f"closed@{alias}", "user": "andy@example.com", "members_only": True}
+                requests.CreateRoom(room=f"closed@{alias}", user="andy@example.com", members_only=True)
             )
             andy = Client("andy@example.com")
             await andy.start(node.xmpp_port)
@@ -154,10 +155,9 @@ def test_members_only_rooms_refuse_non_members_and_creation_follows_the_chat_set
 
     async def create_board():
         async with running(node) as (running_node,):
-            answer = await running_node.tc.handle(
-                {"op": "create", "room": f"board@{alias}", "user": "carol@example.com", "members_only": True}
+            await running_node.tc.handle(
+                requests.CreateRoom(room=f"board@{alias}", user="carol@example.com", members_only=True)
             )
-            assert answer["ok"], answer
 
     async def scenario():
         async with running(node):

@@ -11,6 +11,7 @@ import time
 from asgiref.sync import sync_to_async
 from slixmpp.exceptions import IqError
 
+from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
 from tests.chat.test_xmpp_stream import HEADER, converse
@@ -34,8 +35,8 @@ def kept_binding(router, user_id: str):
 
 
 async def occupants(router, room: str) -> set[str]:
-    answer = await router.route(room, {"op": "presence", "room": room, "user": "bob@example.com"})
-    return {occupant["user"] for occupant in answer["occupants"]}
+    answer = await router.route(room, requests.Presence(room=room, user="bob@example.com"))
+    return {occupant["user"] for occupant in answer.occupants}
 
 
 async def self_ping(client: Client, room: str, nick: str) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import pwd
 import re
@@ -68,17 +69,33 @@ def available() -> str | None:
     return None
 
 
+APT_LOCK = Path("/tmp/imp-netns-apt.lock")
+TOOLS = (("ip", "iproute2"), ("nft", "nftables"))
+
+
 def _apt_install(*packages: str) -> None:
+    """Install from Debian's packages. Another install under way (another xdist worker's test
+    bed, another script) holds dpkg's lock: apt waits for it instead of failing."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, capture_output=True)
+    wait = ["-o", "DPkg::Lock::Timeout=600"]
+    subprocess.run(["apt-get", *wait, "update", "-qq"], check=False, env=env, capture_output=True)
+    result = subprocess.run(
+        ["apt-get", *wait, "install", "-y", "-qq", *packages], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"apt-get install {' '.join(packages)} failed: {result.stderr.strip()[-2000:]}")
 
 
 def ensure_tools() -> None:
-    """iproute2 (``ip``) and nftables (``nft``), installed from Debian's packages when missing."""
-    missing = [package for tool, package in (("ip", "iproute2"), ("nft", "nftables")) if shutil.which(tool) is None]
-    if missing:
-        _apt_install(*missing)
+    """iproute2 (``ip``) and nftables (``nft``), installed from Debian's packages when missing.
+    Test beds start in several xdist workers at once: one installs, the others wait for it."""
+    if all(shutil.which(tool) for tool, _ in TOOLS):
+        return
+    with APT_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [package for tool, package in TOOLS if shutil.which(tool) is None]
+        if missing:
+            _apt_install(*missing)
 
 
 def sh(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:

@@ -1,0 +1,207 @@
+"""What room owners and admins ask of the Text Conference Manager hosting a room (XEP-0045 §8–§10,
+whichever front end carries it): the room's configuration, its member lists (affiliations), its
+subject, and its destruction. Each is checked against the room's owners and the chat settings,
+stored in the external database (``tc_rooms.config``, ``subject``/``spacket``, ``tc_users``), and
+only then applied to the room in memory and broadcast to its occupants.
+
+``RoomAdministration`` is a part of ``TextConferenceManager`` (``service``), kept apart because it
+is one job: the requests it serves are ``_op_<op>`` methods like the service's own.
+"""
+
+from __future__ import annotations
+
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc import requests
+from messaging.tc.rooms import MAX_SUBJECT, MODERATOR_AFFILIATIONS, Affiliation, Room, RoomType
+from messaging.tc.store import AffiliationChange
+
+
+class RoomAdministration:
+    """The owner and admin requests of a Text Conference Manager (``self`` is the service)."""
+
+    async def _op_get_config(self, request: requests.GetConfiguration) -> requests.Configuration:
+        hosted = await self._room(request.room)
+        _check_owner(hosted.room, request.user, "configure")
+        return self._configuration(hosted.room)
+
+    async def _op_configure(self, request: requests.Configure) -> requests.Configuration:
+        hosted = await self._room(request.room)
+        room, policy = hosted.room, self.config.policy
+        _check_owner(room, request.user, "configure")
+        config = policy.configure(room.config, request.changes)
+        if config == room.config:
+            return self._configuration(room)  # an instant room: the defaults are accepted as they are
+        self._check_database()
+        async with hosted.lock:
+            if config.persistent and not room.persistent:
+                # Making a room persistent is creating a persistent room, as far as the settings go.
+                aliases = self.directory.snapshot.aliases_of(self.directory.snapshot.home_of_room(room.jid))
+                _, persistent_count = await self.store.count_rooms(aliases)
+                policy.check_create(
+                    request.user, True, 0, persistent_count, self.administrators_of(self.node.cluster_id)
+                )
+            await self._fenced(self.store.save_config(room, config, self.hosting.fence_for(room.jid)))
+            room.config = config
+            room.room_type = RoomType.PERSISTENT if config.persistent else RoomType.AD_HOC
+            if config.members_only:
+                removed = [jid for jid in room.occupants if not room.is_member(jid)]
+                for jid in removed:
+                    occupant = await self._remove_occupant(hosted, jid)
+                    await self._broadcast(room.jid, room.presence_event(jid, occupant.nick, "left", kicked="322"))
+        await self._broadcast(room.jid, {"event": "config", "room": room.jid})
+        return self._configuration(room)
+
+    def _configuration(self, room: Room) -> requests.Configuration:
+        policy = self.config.policy
+        config = room.config
+        return requests.Configuration(
+            room=room.jid,
+            name=config.name,
+            description=config.description,
+            persistent=room.persistent,
+            members_only=config.members_only,
+            max_occupants=config.max_occupants,
+            change_subject=config.change_subject,
+            public=config.public,
+            whois=str(config.whois),
+            occupancy_limit=policy.max_users_per_room,
+            locked=tuple(sorted(policy.locked_fields())),
+        )
+
+    async def _op_get_affiliations(self, request: requests.GetAffiliations) -> requests.Affiliations:
+        hosted = await self._room(request.room)
+        room = hosted.room
+        try:
+            wanted = Affiliation(request.affiliation)
+        except ValueError:
+            raise ChatError(ErrorCode.BAD_REQUEST, f"{request.affiliation!r} is not an affiliation.") from None
+        if wanted == Affiliation.NONE:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Ask for the member, outcast, admin or owner list.")
+        mine = room.affiliation(request.user)
+        allowed = MODERATOR_AFFILIATIONS if wanted in (Affiliation.MEMBER, Affiliation.OUTCAST) else {Affiliation.OWNER}
+        if mine not in allowed:
+            who = "owners and admins" if len(allowed) > 1 else "owners"
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only the room's {who} may read its {wanted} list.")
+        nicks = {jid: occupant.nick for jid, occupant in room.occupants.items()}
+        items = tuple(
+            {"user": jid, "affiliation": str(affiliation), "nick": nicks.get(jid, "")}
+            for jid, affiliation in sorted(room.members.items())
+            if affiliation == wanted
+        )
+        return requests.Affiliations(room=room.jid, items=items)
+
+    async def _op_set_affiliations(self, request: requests.SetAffiliations) -> requests.Done:
+        hosted = await self._room(request.room)
+        room, actor = hosted.room, request.user
+        mine = room.affiliation(actor)
+        if mine not in MODERATOR_AFFILIATIONS:
+            raise ChatError(
+                ErrorCode.FORBIDDEN, f"Only the room's owners and admins may change who belongs to {room.jid}."
+            )
+        changes = [self._affiliation_change(room, item, mine) for item in request.items]
+        if not changes:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Name at least one user and the affiliation to give them.")
+        members = dict(room.members)
+        for change in changes:
+            members.pop(change.user, None)
+            if change.affiliation != Affiliation.NONE:
+                members[change.user] = change.affiliation
+        if not any(affiliation == Affiliation.OWNER for affiliation in members.values()):
+            raise ChatError(ErrorCode.LAST_OWNER, f"{room.jid} needs an owner; make someone else an owner first.")
+        self._check_database()
+        async with hosted.lock:
+            await self._fenced(self.store.save_affiliations(room, changes, actor, self.hosting.fence_for(room.jid)))
+            room.members = members
+            for change in changes:
+                occupant = room.occupants.get(change.user)
+                if occupant is None:
+                    continue
+                # Banned, or no longer a member of a members-only room: out (XEP-0045 §9.1, §9.4).
+                kicked = {Affiliation.OUTCAST: "301"}.get(change.affiliation)
+                if kicked is None and room.config.members_only and not room.is_member(change.user):
+                    kicked = "321"
+                if kicked:
+                    await self._remove_occupant(hosted, change.user)
+                    await self._broadcast(room.jid, room.presence_event(change.user, occupant.nick, "left", kicked))
+                else:
+                    event = room.presence_event(change.user, occupant.nick, "joined")
+                    await self._broadcast(room.jid, {**event, "changed": True})
+        await self._publish_occupants(room)
+        return requests.Done(room=room.jid)
+
+    def _affiliation_change(self, room: Room, item: dict, mine: Affiliation) -> AffiliationChange:
+        """One item of an affiliation change, checked: its user (by JID, or by the nickname of an
+        occupant), a known affiliation, and what an admin may not do (XEP-0045 §9, §10)."""
+        user = (item.get("user") or "").strip().lower()
+        if not user and item.get("nick"):
+            user = next((o.jid for o in room.occupants.values() if o.nick == item["nick"]), "")
+            if not user:
+                raise ChatError(ErrorCode.NOT_ACCEPTABLE, f"Nobody in {room.jid} has the nickname {item['nick']}.")
+        if "@" not in user or "/" in user or any(ch.isspace() for ch in user):
+            raise ChatError(ErrorCode.NOT_ACCEPTABLE, f"{user or 'An item'!r} is not a user's bare JID (user@domain).")
+        try:
+            affiliation = Affiliation(item.get("affiliation") or "")
+        except ValueError:
+            raise ChatError(
+                ErrorCode.BAD_REQUEST,
+                f"{item.get('affiliation')!r} is not an affiliation (owner, admin, member, outcast, none).",
+            ) from None
+        if mine != Affiliation.OWNER:
+            if affiliation in MODERATOR_AFFILIATIONS:
+                raise ChatError(ErrorCode.FORBIDDEN, f"Only owners may make someone an {affiliation} of {room.jid}.")
+            if room.affiliation(user) in MODERATOR_AFFILIATIONS:
+                raise ChatError(
+                    ErrorCode.FORBIDDEN,
+                    f"Only owners may change the affiliation of {user}, an {room.affiliation(user)}.",
+                )
+        return AffiliationChange(user, affiliation, str(item.get("reason") or ""))
+
+    async def _op_set_subject(self, request: requests.SetSubject) -> requests.Done:
+        hosted = await self._room(request.room)
+        room = hosted.room
+        if request.user not in room.occupants:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before changing its subject.")
+        if not room.config.change_subject and not room.is_moderator(request.user):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may change the subject of {room.jid}.")
+        if len(request.subject) > MAX_SUBJECT:
+            raise ChatError(ErrorCode.NOT_ACCEPTABLE, f"A subject may hold at most {MAX_SUBJECT} characters.")
+        nick = room.occupants[request.user].nick
+        self._check_database()
+        async with hosted.lock:
+            await self._fenced(self.store.save_subject(room, request.subject, nick, self.hosting.fence_for(room.jid)))
+            room.subject, room.subject_nick = request.subject, nick
+        event = {"event": "subject", "room": room.jid, "subject": request.subject, "nick": nick, "from": request.user}
+        await self._broadcast(room.jid, event)
+        return requests.Done(room=room.jid)
+
+    async def _op_destroy(self, request: requests.Destroy) -> requests.Done:
+        """An owner destroys the room: its rows go (``tc_rooms``, ``tc_users``, ``tc_messages``;
+        archived copies stay), as when a super administrator deletes it on Persistent Chat Rooms,
+        and by the same rule: only while nobody else is in it."""
+        hosted = await self._room(request.room)
+        room = hosted.room
+        _check_owner(room, request.user, "destroy")
+        self._check_database()
+        async with hosted.lock:
+            others = [jid for jid in room.occupants if jid != request.user]
+            if others:
+                raise ChatError(
+                    ErrorCode.NOT_ALLOWED,
+                    f"{room.jid} cannot be destroyed while {len(others)} other user(s) are in it; "
+                    "it can be destroyed once they have left.",
+                )
+            occupant = room.occupants.pop(request.user, None)
+            await self._fenced(self.store.destroy_room(room, self.hosting.fence_for(room.jid)))
+            self.rooms.pop(room.jid, None)
+            if hosted.worker is not None:
+                hosted.worker.cancel()
+        if occupant is not None:
+            await self._publish_occupants(room)
+            event = room.presence_event(request.user, occupant.nick, "left", kicked="destroyed")
+            await self._broadcast(room.jid, {**event, "reason": request.reason})
+        return requests.Done(room=room.jid)
+
+
+def _check_owner(room: Room, user: str, action: str) -> None:
+    if room.affiliation(user) != Affiliation.OWNER:
+        raise ChatError(ErrorCode.FORBIDDEN, f"Only the owners of {room.jid} may {action} it.")
