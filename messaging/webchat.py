@@ -12,10 +12,18 @@ from topology.models import EndUser, Node
 CONVERSE_DIR = Path(__file__).resolve().parents[1] / "imp_admin" / "static" / "vendor" / "converse"
 
 # What the Web Chat page adds to the console's Content-Security-Policy (this page only, with
-# converse.js on it): converse.js renders with lit, which writes style="" attributes; Chromium
-# refuses them under style-src 'self' ("Applying inline style violates ... style-src 'self'"),
-# dozens per render, with ever-changing hashes. Scripts stay 'self' only, no eval.
-CSP_RELAXATION = {"style-src": ["'unsafe-inline'"]}
+# converse.js on it); docs/operations.md, "Web Chat", says why. Scripts stay 'self', no eval.
+# - <style> elements: converse.min.js's webpack style-loader still inserts one per component,
+#   each empty (its CSS is in converse.min.css) but for the same empty source map comment;
+#   these two hashes (the element first empty, then with that comment) allow exactly those.
+# - style="" attributes: lit sets them from values computed at render time (widths, colours,
+#   positions); an attribute can carry no nonce and 'unsafe-hashes' would need every value in
+#   advance, so attributes alone get 'unsafe-inline' (style-src-attr, CSP level 3).
+CONVERSE_STYLE_ELEMENT_HASHES = [
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # ""
+    "'sha256-JRf3eZJIF59VkE1tlxlBPiCQXjGJ1uE88pEYh49RtTY='",  # "\n/*# sourceMappingURL=data:…(empty map) */"
+]
+CSP_RELAXATION = {"style-src": CONVERSE_STYLE_ELEMENT_HASHES, "style-src-attr": ["'unsafe-inline'"]}
 
 
 def converse_version() -> str:
@@ -32,10 +40,17 @@ def websocket_url(node: Node) -> str:
     return f"ws://{host}:{node.agent_port}/"
 
 
+def websocket_nodes() -> dict[str, str]:
+    """Every node's chat address and the node's name: the addresses converse.js may be sent to
+    by a ``see-other-uri`` (failover, fallback), and what the page calls each one."""
+    nodes = Node.objects.order_by("name")
+    return {websocket_url(node): node.name for node in nodes if node.agent_host and node.agent_port}
+
+
 def websocket_sources() -> list[str]:
     """Every node's chat address, for the Web Chat page's CSP ``connect-src``: converse.js
     must be able to follow a ``see-other-uri`` to any node of the cluster."""
-    return sorted({websocket_url(node) for node in Node.objects.all() if node.agent_host and node.agent_port})
+    return sorted(websocket_nodes())
 
 
 @dataclass(frozen=True)

@@ -247,9 +247,10 @@ def browser_login(page, username: str, password: str = PASSWORD) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_for(predicate: Callable[[], T], timeout: float, what: str | Callable[[], str], interval: float = 0.1) -> T:
     """Poll ``predicate`` until it returns something true and return that; after ``timeout``
-    seconds fail saying ``what`` did not happen. The one wait of every suite and of ``bench/``.
+    seconds fail saying ``what`` did not happen (a string, or a callable that describes the
+    state of things at that moment). The one wait of every suite and of ``bench/``.
 
     Outside a test transaction, a config DB connection that broke (another process held the
     lock too long, say) is replaced between two looks, as a request would.
@@ -262,7 +263,7 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout} s waiting for: {what}")
+            raise AssertionError(f"Timed out after {timeout} s waiting for: {what() if callable(what) else what}")
         time.sleep(interval)
 
 

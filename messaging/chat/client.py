@@ -96,6 +96,7 @@ class ChatClient:
         self._connected = asyncio.Event()
         self._closing = False
         self._reconnecting: asyncio.Task | None = None
+        self._lost_again: tuple[dict | None] | None = None
         self._redirect: dict | None = None
 
     # --- connection -------------------------------------------------------------------------
@@ -210,25 +211,38 @@ class ChatClient:
             asyncio.get_running_loop().create_task(self._fill_gap(view.jid))
 
     def _start_reconnect(self, notice: dict | None) -> None:
+        self._connected.clear()
         if self._reconnecting is None or self._reconnecting.done():
-            self._connected.clear()
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect(notice))
+        else:
+            # The connection the running reconnect made was lost (or redirected) while it was
+            # rejoining rooms: it goes round again once it is through.
+            self._lost_again = (notice,)
 
     async def _reconnect(self, notice: dict | None) -> None:
-        """Sign in again where the server says (or wherever a node answers) and rejoin rooms."""
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
-        if notice is not None:
-            await self._relogin_delay(notice)
-            self.address = Address(notice["node"], notice["host"], notice["port"])
-        else:
-            await asyncio.sleep(0.2)
-        self.node = None
-        await self.connect()
+        """Sign in again where the server says (or wherever a node answers) and rejoin rooms.
+
+        Goes round again until one connection has stayed up through the rejoin of every room.
+        """
+        while True:
+            if self._ws is not None:
+                with contextlib.suppress(Exception):
+                    await self._ws.close()
+            if notice is not None:
+                await self._relogin_delay(notice)
+                self.address = Address(notice["node"], notice["host"], notice["port"])
+            else:
+                await asyncio.sleep(0.2)
+            self.node = None
+            await self.connect()
+            # Only a loss of the connection connect() just made counts from here on.
+            self._lost_again = None
+            for jid, view in list(self.rooms.items()):
+                await self._rejoin(jid, view)
+            if self._lost_again is None:
+                break
+            (notice,) = self._lost_again
         self.reconnects += 1
-        for jid, view in list(self.rooms.items()):
-            await self._rejoin(jid, view)
         self.events.put_nowait({"type": "reconnected", "node": self.node})
 
     async def _rejoin(self, jid: str, view: RoomView) -> None:

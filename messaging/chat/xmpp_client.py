@@ -45,7 +45,7 @@ class XmppChat(slixmpp.ClientXMPP):
     def _stream_error(self, error) -> None:
         if error["condition"] == "see-other-host":
             host, _, port = error["see_other_host"].rpartition(":")
-            self.show(f"* {error['text'] or 'served elsewhere'}: signing in at {host}:{port}")
+            self.show(f"* {(error['text'] or 'served elsewhere').rstrip('.')}: signing in at {host}:{port}")
             if self.custom_address:  # slixmpp would reconnect to the address it was given
                 self.custom_address = (host, int(port))
 

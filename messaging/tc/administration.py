@@ -40,7 +40,7 @@ class RoomAdministration:
                 policy.check_create(
                     request.user, True, 0, persistent_count, self.administrators_of(self.node.cluster_id)
                 )
-            await self.store.save_config(room, config)
+            await self._fenced(self.store.save_config(room, config, self.hosting.fence_for(room.jid)))
             room.config = config
             room.room_type = RoomType.PERSISTENT if config.persistent else RoomType.AD_HOC
             if config.members_only:
@@ -110,7 +110,7 @@ class RoomAdministration:
             raise ChatError(ErrorCode.LAST_OWNER, f"{room.jid} needs an owner; make someone else an owner first.")
         self._check_database()
         async with hosted.lock:
-            await self.store.save_affiliations(room, changes, actor)
+            await self._fenced(self.store.save_affiliations(room, changes, actor, self.hosting.fence_for(room.jid)))
             room.members = members
             for change in changes:
                 occupant = room.occupants.get(change.user)
@@ -168,7 +168,7 @@ class RoomAdministration:
         nick = room.occupants[request.user].nick
         self._check_database()
         async with hosted.lock:
-            await self.store.save_subject(room, request.subject, nick)
+            await self._fenced(self.store.save_subject(room, request.subject, nick, self.hosting.fence_for(room.jid)))
             room.subject, room.subject_nick = request.subject, nick
         event = {"event": "subject", "room": room.jid, "subject": request.subject, "nick": nick, "from": request.user}
         await self._broadcast(room.jid, event)
@@ -191,7 +191,7 @@ class RoomAdministration:
                     "it can be destroyed once they have left.",
                 )
             occupant = room.occupants.pop(request.user, None)
-            await self.store.destroy_room(room)
+            await self._fenced(self.store.destroy_room(room, self.hosting.fence_for(room.jid)))
             self.rooms.pop(room.jid, None)
             if hosted.worker is not None:
                 hosted.worker.cancel()

@@ -528,9 +528,7 @@ class TextConferenceManager(RoomAdministration, NodeService):
                 raise
             except Exception as exc:
                 if isinstance(exc, Fenced):
-                    # Dropping the rooms cancels this worker: do it from a task of its own.
-                    lost = self.hosting.lost(exc.fence.home, exc.message)
-                    self._background = asyncio.create_task(lost, name=f"tc-lost-{exc.fence.home}")
+                    self._lost_to(exc)
                 if isinstance(exc, DATABASE_ERRORS):
                     self._database_lost(exc)
                     exc = DatabaseUnavailable(_first_line(exc))
@@ -568,6 +566,22 @@ class TextConferenceManager(RoomAdministration, NodeService):
                     await self.bus.publish_many([(channel, event) for event in events])
         except Exception as exc:  # stored already; readers catch up from the history
             logger.warning("Could not broadcast to %s: %s", jid, exc)
+
+    # --- fenced writes ----------------------------------------------------------------------
+
+    async def _fenced(self, write):
+        """Await a write made under the room's hosting epoch; when another node took the rooms
+        meanwhile (``Fenced``, nothing stored), drop them, as a refused commit of posts does."""
+        try:
+            return await write
+        except Fenced as exc:
+            self._lost_to(exc)
+            raise
+
+    def _lost_to(self, exc: Fenced) -> None:
+        # Dropping the rooms cancels the room's workers: do it from a task of its own.
+        lost = self.hosting.lost(exc.fence.home, exc.message)
+        self._background = asyncio.create_task(lost, name=f"tc-lost-{exc.fence.home}")
 
     # --- database health -------------------------------------------------------------------
 

@@ -331,9 +331,11 @@ class PostgresStore:
                 (room.jid, jid, str(Role.NONE), str(Affiliation.MEMBER), room.nick_jid(nick), jid),
             )
 
-    async def save_config(self, room: Room, config: RoomConfig) -> None:
-        """Store a room's new configuration (the form in ``config``, the type in ``type``)."""
-        async with self._connection() as conn:
+    async def save_config(self, room: Room, config: RoomConfig, fence: Fence | None = None) -> None:
+        """Store a room's new configuration (the form in ``config``, the type in ``type``); like
+        every change a room's host commits, under its hosting epoch (``fence``, see ``store_posts``)."""
+        async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
             cursor = await conn.execute(
                 "UPDATE tc_rooms SET config = %s, type = %s WHERE room_jid = %s",
                 (config.to_xml(), str(RoomType.PERSISTENT if config.persistent else RoomType.AD_HOC), room.jid),
@@ -341,9 +343,10 @@ class PostgresStore:
             if cursor.rowcount == 0:
                 raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"{room.jid} no longer exists.")
 
-    async def save_subject(self, room: Room, subject: str, nick: str) -> None:
+    async def save_subject(self, room: Room, subject: str, nick: str, fence: Fence | None = None) -> None:
         """Store a room's subject and the packet that set it (``tc_rooms.subject``, ``spacket``)."""
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
             cursor = await conn.execute(
                 "UPDATE tc_rooms SET subject = %s, spacket = %s WHERE room_jid = %s",
                 (subject, subject_stanza(room.jid, nick, subject), room.jid),
@@ -351,10 +354,13 @@ class PostgresStore:
             if cursor.rowcount == 0:
                 raise ChatError(ErrorCode.ROOM_NOT_FOUND, f"{room.jid} no longer exists.")
 
-    async def save_affiliations(self, room: Room, changes: list[AffiliationChange], initiator: str) -> None:
+    async def save_affiliations(
+        self, room: Room, changes: list[AffiliationChange], initiator: str, fence: Fence | None = None
+    ) -> None:
         """Store changes to a room's member lists in ``tc_users``, together: affiliation ``none``
         removes the user's row, any other inserts or updates it with the reason and initiator."""
         async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
             for change in changes:
                 if change.affiliation == Affiliation.NONE:
                     await conn.execute(
@@ -377,8 +383,9 @@ class PostgresStore:
                     ),
                 )
 
-    async def destroy_room(self, room: Room) -> None:
+    async def destroy_room(self, room: Room, fence: Fence | None = None) -> None:
         async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
             for table in ("tc_messages", "tc_users", "tc_rooms"):
                 await conn.execute(f"DELETE FROM {table} WHERE room_jid = %s", (room.jid,))  # noqa: S608 (constant)
 
@@ -428,13 +435,7 @@ class PostgresStore:
             archive_ids = await self._reserve_archive_ids(conn, len(posts)) if archive else []
             stamp = utcnow()
             async with conn.transaction():
-                if fence is not None:
-                    cursor = await conn.execute(
-                        "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = %s FOR SHARE", (fence.home,)
-                    )
-                    current = await cursor.fetchone()
-                    if current is None or current[0] != fence.epoch:
-                        raise Fenced(fence, *(current or (None, None)))
+                await _check_fence(conn, fence)
                 cursor = await conn.execute(
                     "SELECT next_msg_id FROM tc_rooms WHERE room_jid = %s FOR UPDATE", (room.jid,)
                 )
@@ -578,6 +579,19 @@ class PostgresStore:
             )
 
 
+async def _check_fence(conn, fence: Fence | None) -> None:
+    """Inside a transaction: share-lock the home node's hosting epoch, and raise ``Fenced``
+    unless it is still ``fence.epoch`` (another node took the rooms: nothing may be stored)."""
+    if fence is None:
+        return
+    cursor = await conn.execute(
+        "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = %s FOR SHARE", (fence.home,)
+    )
+    current = await cursor.fetchone()
+    if current is None or current[0] != fence.epoch:
+        raise Fenced(fence, *(current or (None, None)))
+
+
 async def _stored_message(conn, jid: str, msg_id: int) -> ChatMessage | None:
     """A stored message of the room (the first copy of a retried post), as stored."""
     cursor = await conn.execute(
@@ -686,16 +700,18 @@ class MemoryStore:
     async def add_member(self, room: Room, jid: str, nick: str) -> None:
         pass
 
-    async def save_config(self, room: Room, config: RoomConfig) -> None:
+    async def save_config(self, room: Room, config: RoomConfig, fence: Fence | None = None) -> None:
         pass
 
-    async def save_subject(self, room: Room, subject: str, nick: str) -> None:
+    async def save_subject(self, room: Room, subject: str, nick: str, fence: Fence | None = None) -> None:
         pass
 
-    async def save_affiliations(self, room: Room, changes: list[AffiliationChange], initiator: str) -> None:
+    async def save_affiliations(
+        self, room: Room, changes: list[AffiliationChange], initiator: str, fence: Fence | None = None
+    ) -> None:
         pass
 
-    async def destroy_room(self, room: Room) -> None:
+    async def destroy_room(self, room: Room, fence: Fence | None = None) -> None:
         self.rooms.pop(room.jid, None)
         self.messages.pop(room.jid, None)
 

@@ -16,7 +16,7 @@ from messaging.chat.client import ChatClientError
 from messaging.chat.errors import ChatError
 from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
-from tests.conftest import PG_ADMIN
+from tests.conftest import PG_ADMIN, wait_for_async
 from topology.agent.lease import Lease
 from topology.models import Node
 
@@ -58,6 +58,37 @@ def test_a_stale_nodes_commit_is_refused_by_the_epoch_even_with_the_lease_check_
     current = rows(world.database, "SELECT epoch, holder FROM tc_hosting_epochs WHERE home_node = 'imp-1a'")
     assert current == [(epochs[0][1] + 1, "imp-1b")]
     assert epochs == [(before["msg_id"], epochs[0][1], "imp-1a"), (taken.msg_id, epochs[0][1] + 1, "imp-1b")]
+
+
+def test_a_stale_node_stores_no_owner_change_under_an_old_epoch_and_gives_the_rooms_up(world):
+    """An owner's changes (configuration here; member lists, subject and destruction take the
+    same path) commit under the hosting epoch too."""
+    world.user("andy", "imp-1a")
+    a, b = world.nodes["imp-1a"], world.nodes["imp-1b"]
+
+    async def scenario():
+        async with running(a, b) as (node_a, node_b), signed_in(a, "andy") as (andy,):
+            room = (await andy.create("ops", subject="before"))["room"]
+            await andy.join(room)
+            await node_a.tc.directory.stop()  # A's view of the hosting stays stale, as above
+            await node_a.router.directory.stop()
+            await Node.objects.filter(pk=a.pk).aupdate(rooms_hosted_by=b)
+            await node_b.tc.refresh_hosting()
+            user = "andy@example.com"
+            with pytest.raises(ChatError) as refused:
+                await node_a.tc.handle(
+                    requests.Configure(room=room, user=user, changes={"name": "From the stale node"})
+                )
+            await wait_for_async(lambda: room not in node_a.tc.rooms, 5, "the stale node to drop the room")
+            taken = await node_b.tc.handle(requests.Configure(room=room, user=user, changes={"name": "On B"}))
+            return room, refused.value, taken
+
+    room, refused, taken = run(scenario())
+    assert refused.code == "room-unavailable"
+    assert "imp-1a no longer hosts the rooms of imp-1a" in refused.message and "nothing was stored" in refused.message
+    assert taken.name == "On B"
+    config = rows(world.database, "SELECT config FROM tc_rooms WHERE room_jid = %s", (room,))[0][0]
+    assert "On B" in config and "From the stale node" not in config
 
 
 def test_a_node_whose_lease_ran_out_refuses_posts_with_the_retryable_error_until_renewed(world):

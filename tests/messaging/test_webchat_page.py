@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from messaging import webchat
 from tests.conftest import chat_user
 
 pytestmark = pytest.mark.django_db
@@ -39,11 +40,17 @@ def test_the_page_points_converse_at_the_node_serving_the_user(read_only_client,
         "jid": andy.jid,
         "websocket_url": "ws://127.0.0.1:47001/",
         "domain": andy.jid.partition("@")[2],
+        # the nodes converse.js may be sent to by see-other-uri, and what the page calls them
+        "nodes": {"ws://127.0.0.1:47001/": "imp-1a", "ws://127.0.0.1:47002/": "imp-1b"},
     }
     assert "password" not in config_of(response)
     policy = response["Content-Security-Policy"]
     assert "ws://127.0.0.1:47001/" in policy and "ws://127.0.0.1:47002/" in policy
     assert "script-src 'self';" in policy + ";" and "unsafe-eval" not in policy
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    # <style> elements: only converse's empty ones, by hash; style="" attributes: 'unsafe-inline'
+    assert directives["style-src"].split() == ["'self'", *webchat.CONVERSE_STYLE_ELEMENT_HASHES]
+    assert directives["style-src-attr"] == "'unsafe-inline'"
 
 
 def test_during_a_failover_the_page_points_at_the_backup(read_only_client, andy):

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from tests.conftest import wait_for
 from tests.partition.netns import REDIS_IP, RELAY_IP
-from tests.partition.world import CONFIG_DB_ADDRESSES, Conversation, GroupOnBed, Outcome
+from tests.partition.world import CONFIG_DB_ADDRESSES, Conversation, GroupOnBed, Outcome, admin
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
 from topology.models import HATransition, Node, Service
@@ -98,6 +98,31 @@ def press_fallback(group: GroupOnBed) -> None:
     assert "Fallback of" in response.content.decode(), response.content.decode()[-2000:]
 
 
+def diagnosis(group: GroupOnBed, what: str) -> Callable[[], str]:
+    """``what``, then what a stuck wait needs to be explained: each node's state and reason,
+    the chat database's sessions (who waits on whose lock, doing what) and each agent's last
+    log lines."""
+
+    def describe() -> str:
+        close_old_connections()
+        nodes = Node.objects.filter(pk__in=[n.pk for n in group.nodes.values()])
+        lines = [what, "states: " + ", ".join(f"{n.name} {n.ha_state} ({n.ha_reason})" for n in nodes)]
+        lines.append("chat database sessions:")
+        with admin(group.bed, group.chat_db) as conn:
+            for row in conn.execute(
+                "SELECT pid, client_addr, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
+                "now() - xact_start, left(query, 160) FROM pg_stat_activity WHERE datname = %s",
+                (group.chat_db,),
+            ):
+                lines.append("  " + " | ".join(str(value) for value in row))
+        for key, agent in group.agents.items():
+            lines.append(f"--- last lines of agent {key} ---")
+            lines.extend(agent.log().splitlines()[-25:])
+        return "\n".join(lines)
+
+    return describe
+
+
 def fenced_at(group: GroupOnBed, since: float) -> float | None:
     """When A's agent logged that it stops serving its rooms, first after ``since``."""
     for stamp in FENCED_LINE.findall(group.agents["a"].log()):
@@ -112,7 +137,9 @@ def fenced_at(group: GroupOnBed, since: float) -> float | None:
 
 def _until_backup_serves(group: GroupOnBed, conversation: Conversation, cut_at: float) -> None:
     b = group.nodes["b"].name
-    wait_for(lambda: states(group)[b] == HAState.RUNNING_IN_BACKUP_MODE, 60, "B running in backup mode")
+    wait_for(
+        lambda: states(group)[b] == HAState.RUNNING_IN_BACKUP_MODE, 60, diagnosis(group, "B running in backup mode")
+    )
     since = time.time()
     wait_for(
         lambda: conversation.acked_by_each_since(since) >= 5, 60, lambda: f"both users posting on B ({conversation})"
@@ -200,7 +227,7 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
             for chatter in conversation.chatters
         }
         group.bed.heal("a")
-        wait_for(lambda: steady(group), 90, "the group steady after the heal")
+        wait_for(lambda: steady(group), 90, diagnosis(group, "the group steady after the heal"))
         since = time.time()
         wait_for(
             lambda: conversation.acked_by_each_since(since) >= 3,
@@ -211,7 +238,11 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
         acks_after_fallback = 0
         if fall_back and states(group)[group.nodes["a"].name] == HAState.FAILED_OVER:
             press_fallback(group)
-            wait_for(lambda: set(states(group).values()) == {HAState.NORMAL}, 60, "both Normal after Fallback")
+            wait_for(
+                lambda: set(states(group).values()) == {HAState.NORMAL},
+                60,
+                diagnosis(group, "both Normal after Fallback"),
+            )
             fell_back = True
             since = time.time()
             wait_for(

@@ -7,6 +7,46 @@ const assets = converseUrl.href.replace(/converse\.min\.js(\?.*)?$/, "");
 const config = JSON.parse(document.getElementById("webchat-config").textContent);
 const { default: converse } = await import(converseUrl.href);
 
+const FRAMING_NS = "urn:ietf:params:xml:ns:xmpp-framing";
+
+// Failover and fallback: the node that no longer serves the user ends the stream with
+// <close see-other-uri="ws://backup:port/"/> (RFC 7395 §3.6.1). Strophe, converse.js's XMPP
+// library, follows that only when it is the first frame on a new socket; on an established
+// stream it ignores the element, sees the socket close, and converse.js reconnects to the
+// address it started with: the node that just sent it away, again and again. So this plugin
+// watches every frame received and, when a node names another node of the cluster (the
+// addresses the console listed), points the connection there: converse.js's own reconnect
+// (auto_reconnect, same password, rejoin, archive catch-up) then signs in on that node.
+converse.plugins.add("imp-see-other-uri", {
+  initialize() {
+    const { api } = this._converse;
+    const shown = document.getElementById("webchat-connection");
+
+    api.listen.on("connectionInitialized", () => {
+      const connection = api.connection.get();
+      connection.xmlInput = (element) => {
+        if (element?.localName !== "close" || element.namespaceURI !== FRAMING_NS) return;
+        const uri = element.getAttribute("see-other-uri");
+        if (uri && uri in config.nodes && uri !== connection.service) {
+          console.info(`Web Chat: ${config.nodes[uri]} (${uri}) serves ${config.jid} now; reconnecting there.`);
+          connection.service = uri;
+        }
+      };
+    });
+
+    const connected = () => {
+      const url = api.connection.get().service;
+      shown.querySelector("[data-webchat-node]").textContent = config.nodes[url] ?? "?";
+      shown.querySelector("[data-webchat-url]").textContent = url;
+      shown.hidden = false;
+    };
+    api.listen.on("connected", connected);
+    api.listen.on("reconnected", connected);
+    api.listen.on("will-reconnect", () => (shown.hidden = true));
+    api.listen.on("disconnected", () => (shown.hidden = true));
+  },
+});
+
 converse.initialize({
   assets_path: assets,
   authentication: "login",
@@ -15,6 +55,7 @@ converse.initialize({
   jid: config.jid,
   auto_focus: true,
   auto_login: false,
+  auto_reconnect: true,
   discover_connection_methods: false,
   allow_registration: false,
   allow_adhoc_commands: false,
@@ -27,4 +68,5 @@ converse.initialize({
   persistent_store: "sessionStorage",
   clear_cache_on_logout: true,
   loglevel: "info",
+  whitelisted_plugins: ["imp-see-other-uri"],
 });
