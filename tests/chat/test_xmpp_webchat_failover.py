@@ -318,3 +318,43 @@ def test_converse_follows_andy_to_imp_1b_on_failover_and_back_on_fallback(
         log = tmp_path / "browser-console.log"
         log.write_text("\n".join([*andy_log, "--- bob ---", *bob_log]))
         print(f"browsers' console log: {log}")
+
+
+def test_converse_finds_imp_1b_when_imp_1a_dies_without_a_word(
+    browser_page, live_server, reference_pair, agents, super_admin, tmp_path
+):
+    """imp-1a's node agent is killed (SIGKILL): no see-other-uri comes, and converse.js on its
+    own would retry imp-1a for ever. The page moves it on to Andy's next node, imp-1b, which
+    sends it back to imp-1a until the SRM has failed imp-1a over (heartbeat timeout), then
+    takes it. Andy's messages before and after are once in his room view and in the archive."""
+    a, b = reference_pair["a"], reference_pair["b"]
+    andy = EndUser.objects.get(user_id="andy")
+    room = f"ha-demo@conference-{a.pk}-imp1.example.com"
+    agent_a = agents(a.name)
+    agents(b.name)
+    wait_for(
+        lambda: all(state_of(n.name) == (HAState.NORMAL, HAReason.NORMAL) for n in (a, b)), 60, "both nodes Normal"
+    )
+    page = browser_page
+    andy_log: list[str] = []
+    sent = ["andy: before imp-1a dies", "andy: on imp-1b after the crash"]
+    try:
+        browser_login(page, "sadmin")
+        open_web_chat(page, andy, andy_log)
+        expect(connected_node(page)).to_have_text("imp-1a", timeout=30_000)
+        join_room(page, room, "andy")
+        post(page, sent[0])
+        expect(message_texts(page, sent[0])).to_have_count(1)
+        agent_a.kill()
+        wait_for(lambda: state_of(b.name)[0] == HAState.RUNNING_IN_BACKUP_MODE, 60, "imp-1b in backup mode")
+        expect(connected_node(page)).to_have_text("imp-1b", timeout=MOVE_TIMEOUT)
+        expect(page.locator("#webchat-connection")).to_be_visible()
+        post(page, sent[1])
+        expect(message_texts(page, sent[1])).to_have_count(1, timeout=MOVE_TIMEOUT)
+        expect(message_texts(page, sent[0])).to_have_count(1)
+        stored, archived = archived_bodies(reference_pair["db_name"], room)
+        assert sorted(stored) == sorted(archived) == sorted(sent)
+    finally:
+        log = tmp_path / "browser-console.log"
+        log.write_text("\n".join(andy_log))
+        print(f"browser's console log: {log}")
