@@ -575,10 +575,12 @@ def build_nodes(users: int, ha: bool, delay: float = 3.0):
     return group, nodes, db_name
 
 
-def start_agent(work: Path, name: str) -> subprocess.Popen:
+def start_agent(work: Path, name: str, profile: str = "") -> subprocess.Popen:
+    """``manage.py run_node name``; under cProfile (stats written to ``profile`` when it stops) if given."""
     log = (work / f"agent-{name}.log").open("w")
+    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
     return subprocess.Popen(
-        [sys.executable, "manage.py", "run_node", name, "--reconcile-interval", "0.2"],
+        [*python, "manage.py", "run_node", name, "--reconcile-interval", "0.2"],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=log,
@@ -610,16 +612,17 @@ class ImpServer:
     key = "imp"
     label = "imp-admin node (XMPP port, archive on)"
 
-    def __init__(self, work: Path, users: int) -> None:
+    def __init__(self, work: Path, users: int, profile: str = "") -> None:
         from messaging.aliases import aliases_of
 
+        self.profile = profile
         self.work = work
         _group, (self.node,), self.db_name = build_nodes(users, ha=False)
         self.alias = aliases_of(self.node)[0]
         self.agent: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.agent = start_agent(self.work, self.node.name)
+        self.agent = start_agent(self.work, self.node.name, self.profile)
         wait_tc_started([self.node], [self.agent])
         wait_port(self.node.xmpp_port, 30, "the node's XMPP client port", self.agent)
 
@@ -980,7 +983,12 @@ def throughput(args, work: Path, redis: PrivateRedis) -> list[Outcome]:
     sizes = [int(n) for n in args.users.split(",")]
     outcomes: list[Outcome] = []
     for key in args.servers.split(","):
-        server = {"imp": ImpServer, "ejabberd": EjabberdServer}[key](work, max(sizes))
+        if key == "imp":
+            server = ImpServer(
+                work, max(sizes), profile=str(Path(args.profile_agent).resolve()) if args.profile_agent else ""
+            )
+        else:
+            server = EjabberdServer(work, max(sizes))
         print(f"({server.label})", flush=True)
         try:
             server.start()
@@ -1096,6 +1104,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2, help="posting before the window opens")
     parser.add_argument("--servers", default="imp,ejabberd", help="imp, ejabberd, or both (imp,ejabberd)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--profile-agent", default="", help="run the node agent under cProfile, stats to this file")
     parser.add_argument("--smoke", action="store_true", help="3 users, 2 s, the node only (for the test suite)")
     parser.add_argument("--failover", action="store_true", help="the failover gap per user instead")
     parser.add_argument("--rate", type=float, default=2.0, help="--failover: posts per second per user at most")
