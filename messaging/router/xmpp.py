@@ -69,6 +69,7 @@ RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live 
 MAX_RESOURCE = 1023
 SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
 SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
+SM_REQUEST_EVERY = 20  # stanzas sent between two requests for the client's acknowledgement (<r/>)
 OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not reading
 
 # Router error codes → (XMPP stanza error type, defined condition) (RFC 6120 §8.3, XEP-0045 §7–§10).
@@ -324,6 +325,9 @@ class XmppBinding:
         stream = self.stream
         if not stream.closed:
             stream.send_raw(text_for(stanza, stream.transport.default_ns))
+            if self.sm_enabled and self.sent % SM_REQUEST_EVERY == 0:
+                # Clients acknowledge when asked; unasked, what is kept for resumption only grows.
+                stream.send_raw(f"<r xmlns='{SM_NS}'/>")
 
     def acknowledged(self, h: int) -> None:
         """The client handled our stanzas up to ``h`` (mod 2^32): forget them."""

@@ -11,6 +11,7 @@ import time
 from asgiref.sync import sync_to_async
 from slixmpp.exceptions import IqError
 
+from messaging.router.xmpp import SM_REQUEST_EVERY
 from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
@@ -91,6 +92,34 @@ def test_a_dropped_connection_is_resumed_and_each_message_posted_meanwhile_arriv
         "andy is back",
     ]
     assert (resumed, failures, sessions) == (1, [], 2)
+
+
+def test_the_node_asks_for_acknowledgements_so_it_keeps_only_what_the_client_may_lack(xworld):
+    """XEP-0198 §4: the node sends <r/> as stanzas go out; slixmpp answers with <a h/>, and the
+    node drops what the client acknowledged instead of keeping every stanza for a resumption."""
+    add_user(xworld, "andy", "imp-1a")
+    xworld.user("bob", "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = room_of(node)
+
+    async def scenario():
+        async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
+            andy = Client("andy@example.com", resume=True)
+            received: list[str] = []
+            andy.add_event_handler("groupchat_message", lambda m: m["body"] and received.append(m["body"]))
+            await andy.start(node.xmpp_port)
+            await andy.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await bob.join(room)
+            for n in range(3 * SM_REQUEST_EVERY):
+                await bob.post(room, f"message {n}", cid=f"b-{n}")
+            await until(lambda: len(received) == 3 * SM_REQUEST_EVERY)
+            binding = kept_binding(node_1a.router, "andy")
+            await until(lambda: len(binding.unacked) < SM_REQUEST_EVERY, what="acknowledgements")
+            sent = binding.sent
+            await andy.stop()
+            return sent
+
+    assert run(scenario()) > 3 * SM_REQUEST_EVERY
 
 
 def test_a_resumption_before_the_old_connection_dropped_takes_the_session_over(xworld):
