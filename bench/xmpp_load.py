@@ -12,9 +12,10 @@ fixed time, against
   chat on a throw-away PostgreSQL database, "Archive all room messages" on, and a Redis server
   of the bench's own (so its CPU is the bench's);
 - (b) ``ejabberd``: Debian's ejabberd (``apt-get install -y ejabberd erlang-p1-pgsql`` when
-  missing: Debian packages its PostgreSQL driver apart; the system service is stopped and disabled) run by the bench from a configuration and spool in a
-  temporary directory, on loopback ports, with everything (users, rooms, MAM) in a throw-away
-  PostgreSQL database created with ejabberd's ``pg.sql``; rooms persistent, MAM on.
+  missing: Debian packages its PostgreSQL driver apart; the system service is stopped and disabled).
+  The bench runs its own instance from a configuration and spool in a temporary directory, on
+  loopback ports, with everything (users, rooms, MAM) in a throw-away PostgreSQL database
+  created with ejabberd's ``pg.sql``; rooms persistent, MAM on.
 
 Both require STARTTLS and the clients sign in with SASL PLAIN. The clients run in
 ``--workers`` processes of their own (not the servers'), each a lean asyncio XMPP client that
