@@ -62,11 +62,41 @@ converse.plugins.add("imp-see-other-uri", {
       }
     });
 
+    // After a reconnect converse.js joins its open rooms again; a message sent before that is
+    // refused ("Join the room before posting to it"). The page says so until they are joined:
+    // each room goes stale on the reconnect, joining when converse sends its join, entered.
+    const rooms = new Map(); // MUC → "stale" | "joining" while it is to be joined again
+    const showRooms = () => {
+      const joining = rooms.size > 0;
+      shown.dataset.rooms = joining ? "joining" : "entered";
+      shown.querySelector("[data-webchat-joining]").hidden = !joining;
+    };
+    const watched = new Set();
+    api.listen.on("chatRoomInitialized", (muc) => {
+      watched.add(muc);
+      muc.on("destroy", () => {
+        watched.delete(muc);
+        rooms.delete(muc);
+        showRooms();
+      });
+      muc.session.on("change:connection_status", () => {
+        const phase = rooms.get(muc);
+        if (phase === "stale" && !muc.isEntered()) rooms.set(muc, "joining");
+        else if (phase === "joining" && muc.isEntered()) rooms.delete(muc);
+        showRooms();
+      });
+    });
+    api.listen.on("will-reconnect", () => {
+      for (const muc of watched) if (muc.isEntered()) rooms.set(muc, "stale");
+      showRooms();
+    });
+
     const connected = () => {
       failedTries = 0;
       const url = api.connection.get().service;
       shown.querySelector("[data-webchat-node]").textContent = config.nodes[url] ?? "?";
       shown.querySelector("[data-webchat-url]").textContent = url;
+      showRooms();
       shown.hidden = false;
     };
     api.listen.on("connected", connected);
