@@ -16,7 +16,7 @@ from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
 from tests.chat.test_xmpp_stream import HEADER, converse
-from tests.chat.xmpp import Chatter, Client, add_user, whole_archive
+from tests.chat.xmpp import Chatter, Client, add_user, next_groupchat, whole_archive
 from topology.agent.lease import Lease
 
 
@@ -165,6 +165,44 @@ def test_a_resumption_before_the_old_connection_dropped_takes_the_session_over(x
     assert "andy@example.com" in present
     assert serving == (False, False, 1)  # the session is on the new connection, still resumable
     assert old_resumed == 0
+
+
+def test_a_fresh_sign_in_ends_the_kept_session_and_the_new_one_stays_in_the_room(xworld):
+    """A client that lost its XEP-0198 state signs in anew instead of resuming: the session the
+    node kept for it ends (it can no longer be resumed), and ending it does not take the user's
+    new session out of the room it joined again."""
+    add_user(xworld, "andy", "imp-1a")
+    xworld.user("bob", "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = room_of(node)
+
+    async def scenario():
+        async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
+            await bob.create(room)
+            await bob.join(room)
+            old = Client("andy@example.com", resume=True)
+            await old.start(node.xmpp_port)
+            await old.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await until(lambda: kept_binding(node_1a.router, "andy"))
+            kept = kept_binding(node_1a.router, "andy")
+            old.cut()
+            await until(lambda: kept.detached)
+            new = Client("andy@example.com", resume=True)
+            await new.start(node.xmpp_port)
+            await new.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await until(lambda: kept.sm_id not in node_1a.router.xmpp.resumable, what="the kept session ended")
+            await bob.post(room, "still there?", cid="b-0")
+            reflection = await next_groupchat(new, 10)
+            while reflection["body"] != "still there?":
+                reflection = await next_groupchat(new, 10)
+            present = await occupants(node_1a.router, room)
+            ping = await self_ping(new, room, "andy")
+            await new.stop()
+            return present, ping
+
+    present, ping = run(scenario())
+    assert "andy@example.com" in present
+    assert ping == "result"
 
 
 def test_a_session_not_resumed_in_time_is_signed_out_and_its_resumption_fails_cleanly(xworld, settings):
