@@ -24,3 +24,24 @@ _set("SQLITE_TEST_PATH", os.path.join(os.environ["IMP_VAR_DIR"], f"configdb-{_ru
 _set("CELERY_TASK_DEFAULT_QUEUE", f"imp-admin-test-{_run}")
 _set("CHAT_BUS_PREFIX", f"imp-chat-test-{_run}")
 os.makedirs(os.environ["IMP_VAR_DIR"], exist_ok=True)
+
+# --- why a test was run again -----------------------------------------------------------------
+# pytest-rerunfailures runs a failed test again (scripts/test: --reruns 2) and, if it then
+# passes, keeps only the pass. CI's log must still say what failed the first time: each
+# failure that led to a rerun is printed at the end of the run, under its own heading.
+_reruns: list = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.outcome == "rerun":
+        _reruns.append(report)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _reruns:
+        return
+    terminalreporter.section("failures that were run again (RERUN)")
+    for report in _reruns:
+        terminalreporter.line(f"--- {report.nodeid} ({report.when}) ---", bold=True)
+        text = report.longreprtext
+        terminalreporter.line(text if len(text) <= 6000 else "…\n" + text[-6000:])

@@ -229,6 +229,9 @@ class XcpRouter(NodeService):
             del self.sessions[user.jid]
         for room in list(session.rooms):
             await self._drop_from_room(session, room)
+            current = self.sessions.get(user.jid)
+            if current is not None and room in current.rooms:
+                continue  # the user's new session is in the room: the room must not see them leave
             with contextlib.suppress(Exception):
                 await self.route(room, requests.Leave(room=room, user=user.jid), attempts=1)
 

@@ -36,6 +36,7 @@ ARCHIVE_ID_BLOCK = 100  # ids reserved from xcp_sequence at a time (the product'
 VARCHAR_LIMIT = 4000
 KNOWN_AFFILIATIONS = {str(value) for value in Affiliation}
 GETCONN_TIMEOUT = 5.0
+FENCING_SCHEMA_LOCK = 0x74635F66656E6365  # "tc_fence": pg_advisory_xact_lock key of ensure_fencing
 # A commit's transaction holds the hosting epoch's share lock, which the next host's claim
 # waits for: if the committing node is cut off mid-transaction, the database must end its
 # session within seconds, not when TCP notices (hours), so the take-over goes on. Idle in
@@ -200,8 +201,13 @@ class PostgresStore:
             return problems
 
     async def ensure_fencing(self) -> None:
-        """Create the fencing tables the first time a TC starts on this database."""
-        async with self._connection() as conn:
+        """Create the fencing tables the first time a TC starts on this database.
+
+        Both nodes of a group may start together on a new database; ``IF NOT EXISTS`` does not
+        make two concurrent ``CREATE TABLE`` safe in PostgreSQL (the second fails on the table's
+        row type), so the creators take turns under a transaction-scoped advisory lock."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (FENCING_SCHEMA_LOCK,))
             for table in schema.FENCING_TABLES:
                 cursor = await conn.execute("SELECT to_regclass(%s)", (table.name,))
                 if (await cursor.fetchone())[0] is None:

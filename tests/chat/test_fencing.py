@@ -5,6 +5,7 @@ error. Nothing refused is stored or acknowledged."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 
@@ -122,3 +123,29 @@ def test_a_lease_is_counted_from_when_the_heartbeat_was_sent():
     lease.renew(now - 5, 2)  # a late answer to an old heartbeat never shortens a newer renewal
     assert lease.held(now)
     assert Lease(enforced=False).held()
+
+
+def test_nodes_starting_together_on_a_new_database_all_create_the_fencing_tables(tc_database):
+    """Both nodes of a group start their TC at once on a new database: each makes sure the
+    fencing tables exist, and none fails on the other's CREATE TABLE (PostgreSQL's IF NOT EXISTS
+    alone lets two concurrent creators collide on the table's row type)."""
+    from messaging.tc.schema import FENCING_TABLES
+    from messaging.tc.store import PostgresStore
+
+    async def scenario():
+        stores = [PostgresStore({**PG_ADMIN, "dbname": tc_database}, 1) for _ in range(4)]
+        for store in stores:
+            await store.open()
+        try:
+            for _ in range(5):
+                with psycopg.connect(dbname=tc_database, autocommit=True, **PG_ADMIN) as conn:
+                    for table in FENCING_TABLES:
+                        conn.execute(f"DROP TABLE IF EXISTS {table.name}")
+                await asyncio.gather(*(store.ensure_fencing() for store in stores))
+        finally:
+            for store in stores:
+                await store.close()
+
+    run(scenario())
+    for table in FENCING_TABLES:
+        assert rows(tc_database, "SELECT to_regclass(%s) IS NOT NULL", (table.name,)) == [(True,)]

@@ -10,7 +10,7 @@ import ssl
 
 import pytest
 import slixmpp
-from slixmpp.exceptions import PresenceError
+from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 
 from tests.chat.conftest import ChatWorld
 from tests.scenario import free_port
@@ -69,6 +69,7 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("auth_success", self._authenticated)
         self.ssl_context = client_tls()
         self.max_redirects = 100  # a user bounced between the two nodes of a group while they fail over
+        self.enable_direct_tls = False  # nodes offer STARTTLS only: no failed direct-TLS attempt first
         plugins = ["xep_0030", "xep_0045", "xep_0059", "xep_0199", "xep_0313", "xep_0359", "xep_0077"]
         for plugin in plugins + (["xep_0198"] if resume else []):
             self.register_plugin(plugin)
@@ -82,9 +83,13 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("failed_auth", self._failed)
         self.stream_errors: list = []
         self.add_event_handler("stream_error", self._stream_error)
+        self.redirected = False  # told see-other-host: slixmpp connects there by itself
+        self.stopping = False
 
     def _stream_error(self, error) -> None:
         self.stream_errors.append(error)
+        if error["condition"] == "see-other-host":
+            self.redirected = True
         if error["condition"] == "see-other-host" and self.custom_address:
             # slixmpp follows see-other-host by DNS; a client given an explicit address (as
             # here, 127.0.0.1:port) would reconnect to that address instead: point it there.
@@ -121,6 +126,7 @@ class Client(slixmpp.ClientXMPP):
             )
 
     async def stop(self) -> None:
+        self.stopping = True
         with contextlib.suppress(Exception):
             self.disconnect()
             await asyncio.wait_for(self.disconnected, 5)
@@ -140,10 +146,18 @@ class Chatter:
     rejoins the room and asks the archive (MAM) for everything after the last stanza-id it saw.
     A post whose reflection does not come is sent again with the same origin-id."""
 
-    def __init__(self, user_id: str, port: int, room: str, resume: bool = False) -> None:
+    def __init__(
+        self, user_id: str, port: int, room: str, resume: bool = False, fallbacks: tuple[int, ...] = ()
+    ) -> None:
         self.user_id = user_id
         self.client = Client(f"{user_id}@example.com", resume=resume)
         self.port = port
+        # Ports tried in turn when the connection drops or cannot be made, as a client tries the
+        # servers of its domain's SRV records (the node, then its backup); none: no reconnection.
+        self.ports = (port, *fallbacks)
+        if fallbacks:
+            self.client.add_event_handler("disconnected", self._dropped)
+            self.client.add_event_handler("connection_failed", self._unreachable)
         self.room = room
         self.reflected: list[tuple[str, str]] = []  # (stanza-id, body) of own posts, in reflection order
         self.seen: dict[str, str] = {}  # every room message this client has: stanza-id → body
@@ -152,6 +166,7 @@ class Chatter:
         self.longest_gap = 0.0  # seconds between a post and its reflection, at worst
         self.sessions = 0
         self.catchups: list = []  # [after stanza-id, messages caught up] per new session
+        self.errors: list[str] = []  # archive queries that failed (and were tried again)
         self.joined = asyncio.Event()
         self.pending: dict[str, asyncio.Future] = {}
         self.client.add_event_handler("session_start", self._session_start)
@@ -163,6 +178,21 @@ class Chatter:
     async def start(self) -> None:
         await self.client.start(self.port, timeout=30)
         await asyncio.wait_for(self.joined.wait(), 30)
+
+    def _dropped(self, _reason) -> None:
+        if self.client.redirected:
+            self.client.redirected = False
+        elif not self.client.stopping:  # lost without a word (the node died): connect again
+            host, port = self.client.custom_address or ("127.0.0.1", self.port)
+            asyncio.get_running_loop().call_later(0.5, self.client.connect, host, port)
+
+    def _unreachable(self, error) -> None:
+        if not isinstance(error, OSError) or isinstance(error, ssl.SSLError):
+            return
+        host, port = self.client.custom_address or ("127.0.0.1", self.port)
+        following = self.ports[(self.ports.index(port) + 1) % len(self.ports)] if port in self.ports else self.port
+        self.client.custom_address = (host, following)
+        self.client._connect_loop_wait = 0  # slixmpp backs off up to 300 s; a client of a pair retries soon
 
     async def _session_start(self, _event) -> None:
         self.sessions += 1
@@ -178,9 +208,9 @@ class Chatter:
             self.catchups.append([resume_after, 0])
             after = resume_after
             while True:
-                page = await self.client.plugin["xep_0313"].retrieve(
-                    jid=self.room, rsm={"max": 100, "after": after}, timeout=30
-                )
+                page = await self._archive_page(after)
+                if page is None:
+                    break  # given up (recorded in ``errors``): the client misses what it did not get
                 results = page["mam"]["results"]
                 for message in results:
                     stanza_id = message["mam_result"]["id"]
@@ -192,6 +222,18 @@ class Chatter:
                     break
                 after = page["mam_fin"]["rsm"]["last"]
         self.joined.set()
+
+    async def _archive_page(self, after: str):
+        """The archive's page after ``after``; a room that is moving answers after a while."""
+        for attempt in range(10):
+            try:
+                return await self.client.plugin["xep_0313"].retrieve(
+                    jid=self.room, rsm={"max": 100, "after": after}, timeout=30
+                )
+            except (IqError, IqTimeout) as exc:
+                self.errors.append(f"MAM after {after}: {exc!r}")
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return None
 
     def _record(self, stanza_id: str, body: str) -> None:
         if stanza_id not in self.seen:

@@ -23,7 +23,7 @@ from tests.partition.netns import REDIS_IP, RELAY_IP
 from tests.partition.world import CONFIG_DB_ADDRESSES, Conversation, GroupOnBed, Outcome, admin
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
-from topology.models import HATransition, Node, Service
+from topology.models import HATransition, Node, ServerAction, Service
 
 FENCED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*stops serving its rooms", re.MULTILINE)
 
@@ -87,15 +87,28 @@ def group_page_matches(group: GroupOnBed) -> bool:
     )
 
 
+REQUESTED = re.compile(r"Fallback of \S+ requested; the Server Recovery Manager carries it out")
+REFUSED = re.compile(r"Fallback[^<]* refused: [^<]*|Fallback is not offered[^<]*")
+
+
 def press_fallback(group: GroupOnBed) -> None:
+    """Press Fallback for A on the group page until the page says it was requested, as an
+    operator presses it again while the page refuses (A's agent not reporting yet, say)."""
     client = Client()
     client.force_login(group.admin)
-    response = client.post(
-        reverse("topology:group_detail", args=[group.group.pk]) + "server-action/",
-        {"node": group.nodes["a"].pk, "action": "fallback"},
-        follow=True,
-    )
-    assert "Fallback of" in response.content.decode(), response.content.decode()[-2000:]
+
+    def pressed() -> bool:
+        response = client.post(
+            reverse("topology:group_detail", args=[group.group.pk]) + "server-action/",
+            {"node": group.nodes["a"].pk, "action": "fallback"},
+            follow=True,
+        )
+        page = response.content.decode()
+        refusal = REFUSED.search(page)
+        pressed.last = refusal.group(0) if refusal else page[-1500:]
+        return bool(REQUESTED.search(page))
+
+    wait_for(pressed, 30, lambda: f"the group page accepting Fallback (last answer: {pressed.last})", interval=0.5)
 
 
 def diagnosis(group: GroupOnBed, what: str) -> Callable[[], str]:
@@ -107,14 +120,18 @@ def diagnosis(group: GroupOnBed, what: str) -> Callable[[], str]:
         close_old_connections()
         nodes = Node.objects.filter(pk__in=[n.pk for n in group.nodes.values()])
         lines = [what, "states: " + ", ".join(f"{n.name} {n.ha_state} ({n.ha_reason})" for n in nodes)]
-        lines.append("chat database sessions:")
-        with admin(group.bed, group.chat_db) as conn:
-            for row in conn.execute(
-                "SELECT pid, client_addr, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
-                "now() - xact_start, left(query, 160) FROM pg_stat_activity WHERE datname = %s",
-                (group.chat_db,),
-            ):
-                lines.append("  " + " | ".join(str(value) for value in row))
+        for label, dbname in (("chat database", group.chat_db), ("config DB", group.config_db)):
+            lines.append(f"{label} sessions (pid | client | state | wait | blocked by | transaction age | query):")
+            with admin(group.bed, dbname) as conn:
+                for row in conn.execute(
+                    "SELECT pid, client_addr, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
+                    "now() - xact_start, left(query, 160) FROM pg_stat_activity WHERE datname = %s "
+                    "AND pid <> pg_backend_pid()",
+                    (dbname,),
+                ):
+                    lines.append("  " + " | ".join(str(value) for value in row))
+        for action in ServerAction.objects.filter(group=group.group).order_by("pk"):
+            lines.append(f"server action {action.action} of node {action.node_id}: {action.status} {action.result}")
         for key, agent in group.agents.items():
             lines.append(f"--- last lines of agent {key} ---")
             lines.extend(agent.log().splitlines()[-25:])
@@ -232,7 +249,7 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
         wait_for(
             lambda: conversation.acked_by_each_since(since) >= 3,
             60,
-            lambda: f"both users posting after the heal ({conversation})",
+            lambda: diagnosis(group, f"both users posting after the heal ({conversation})")(),
         )
         fell_back = False
         acks_after_fallback = 0
