@@ -23,7 +23,7 @@ from django.db import close_old_connections
 from websockets.asyncio.server import ServerConnection, serve
 
 from messaging.chat import bus as chat_bus
-from messaging.chat.directory import Directory, NodeAddress, UserInfo, xmpp_client_port
+from messaging.chat.directory import Directory, NodeAddress, UserInfo, host_port, xmpp_client_port
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router.json_ws import MAX_FRAME_BYTES, JsonFrontEnd
 from messaging.router.xmpp import XmppFrontEnd
@@ -348,8 +348,8 @@ class XcpRouter(NodeService):
         if address is None:
             return ""
         if websocket:
-            return f"ws://{address.host}:{address.port}/"
-        return f"{address.host}:{address.xmpp_port or address.port}"
+            return f"ws://{host_port(address.host, address.port)}/"
+        return host_port(address.host, address.xmpp_port or address.port)
 
     def spawn(self, coroutine) -> asyncio.Task:
         return self._spawn(coroutine)

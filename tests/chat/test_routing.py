@@ -180,3 +180,14 @@ def test_a_moved_xmpp_user_gets_see_other_host_as_soon_as_the_move_is_announced(
     errors, address = run(scenario())
     assert errors == [("see-other-host", f"127.0.0.1:{nodes['imp-1b'].xmpp_port}")]
     assert address == ("127.0.0.1", nodes["imp-1b"].xmpp_port)
+
+
+def test_a_node_address_for_see_other_host_puts_an_ipv6_address_in_brackets():
+    """RFC 6120 §4.9.3.19: an IPv6 address in see-other-host (and a WebSocket see-other-uri)
+    is written in brackets, or a client cannot tell the port from the address."""
+    from messaging.chat.directory import host_port
+
+    assert host_port("2001:db8::5", 5222) == "[2001:db8::5]:5222"
+    assert host_port("::1", 5280) == "[::1]:5280"
+    assert host_port("198.51.100.7", 5222) == "198.51.100.7:5222"
+    assert host_port("imp-1b.example.com", 5222) == "imp-1b.example.com:5222"
