@@ -841,6 +841,7 @@ class XmppFrontEnd:
         self.domain = ""
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
+        self._tls_lock = asyncio.Lock()
         self._rendered: tuple[dict, str, str, str] | None = None  # the last live message written (_live_message)
         self.resumable: dict[str, XmppBinding] = {}  # XEP-0198 id → binding whose session may be resumed
 
@@ -876,13 +877,20 @@ class XmppFrontEnd:
         return {self.domain} if self.domain else set()
 
     async def tls_context(self) -> ssl.SSLContext | None:
-        if self._tls is None:
-            from topology import credentials
+        """The client port's TLS context: read (the node's certificate made first, if it has
+        none) once, not by each of the many clients that STARTTLS at once after a failover."""
+        async with self._tls_lock:
+            if self._tls is None:
+                from topology import credentials
 
-            self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
+                self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
         return self._tls
 
     async def start(self, host: str, port: int) -> None:
+        try:  # ready before the first client: a backup node meets its first clients all at once
+            await self.tls_context()
+        except Exception:
+            logger.exception("The TLS context of the XMPP client port could not be made; trying again on STARTTLS")
         self.server = await asyncio.start_server(self._tcp_client, host, port)
 
     async def stop(self) -> None:
