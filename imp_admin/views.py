@@ -13,11 +13,15 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.views.generic import TemplateView
 
 from imp_admin import lockout
 from imp_admin.generic import ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
+from imp_admin.tables import ConsoleTable, TimestampColumn
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
 
@@ -61,18 +65,39 @@ class LogEntryFilter(django_filters.FilterSet):
         return queryset.filter(Q(object_repr__icontains=value) | Q(actor__username__icontains=value))
 
 
-class LogEntryTable(tables.Table):
-    timestamp = tables.DateTimeColumn(format="Y-m-d H:i:s")
+class LogEntryTable(ConsoleTable):
+    timestamp = TimestampColumn(format="Y-m-d H:i:s")
     actor = tables.Column(default="system")
     content_type = tables.Column(verbose_name="Object type")
     object_repr = tables.Column(verbose_name="Object")
     action = tables.Column()
-    changes = tables.TemplateColumn(template_name="audit/changes_cell.html", orderable=False)
+    changes = tables.Column(orderable=False, empty_values=())
 
     class Meta:
         model = LogEntry
         fields = ("timestamp", "actor", "action", "content_type", "object_repr", "changes")
         attrs = {"class": "table table-sm table-striped align-middle"}
+
+    def render_changes(self, record):
+        """Each field's value before and after (or the objects a relation gained or lost).
+
+        Written in Python rather than a template: it is the widest cell of a 50-row page.
+        """
+        html, changes = SafeString(), record.changes_dict
+        if changes:
+            items = format_html_join("", "<li><code>{}</code>: {}</li>", ((f, _change(v)) for f, v in changes.items()))
+            html = format_html('<ul class="list-unstyled small mb-0">{}</ul>', items)
+        if record.additional_data:
+            html += format_html('<div class="small">{}</div>', record.additional_data)
+        return html
+
+
+def _change(values) -> str:
+    if isinstance(values, dict) and values.get("type") == "m2m":
+        verb = "added" if values.get("operation") == "add" else "removed"
+        return format_html("{} {}", verb, format_html_join(", ", "{}", ((o,) for o in values.get("objects", []))))
+    before, after = [*values, None, None][:2] if isinstance(values, list | tuple) else (None, None)
+    return format_html("{} → {}", localize(before or "—"), localize(after or "—"))
 
 
 class AuditTrailView(ObjectListView):
