@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import django_filters
 import django_tables2 as tables
 from auditlog.models import LogEntry
@@ -14,8 +16,7 @@ from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils.formats import localize
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import mark_safe
 from django.views.generic import TemplateView
 
 from imp_admin import lockout
@@ -81,23 +82,30 @@ class LogEntryTable(ConsoleTable):
     def render_changes(self, record):
         """Each field's value before and after (or the objects a relation gained or lost).
 
-        Written in Python rather than a template: it is the widest cell of a 50-row page.
+        Written in Python rather than a template, and with ``html.escape`` rather than
+        ``format_html`` per value: it is the widest cell of a 50-row page, some 500 values.
         """
-        html, changes = SafeString(), record.changes_dict
+        parts, changes = [], record.changes_dict
         if changes:
-            items = format_html_join("", "<li><code>{}</code>: {}</li>", ((f, _change(v)) for f, v in changes.items()))
-            html = format_html('<ul class="list-unstyled small mb-0">{}</ul>', items)
+            items = "".join(f"<li><code>{_text(f)}</code>: {_change(values)}</li>" for f, values in changes.items())
+            parts.append(f'<ul class="list-unstyled small mb-0">{items}</ul>')
         if record.additional_data:
-            html += format_html('<div class="small">{}</div>', record.additional_data)
-        return html
+            parts.append(f'<div class="small">{_text(record.additional_data)}</div>')
+        # Every value above went through _text, which escapes it.
+        return mark_safe("".join(parts))  # noqa: S308
+
+
+def _text(value) -> str:
+    """``{{ value }}`` in a template: localised, then escaped."""
+    return html.escape(value if isinstance(value, str) else str(localize(value)))
 
 
 def _change(values) -> str:
     if isinstance(values, dict) and values.get("type") == "m2m":
         verb = "added" if values.get("operation") == "add" else "removed"
-        return format_html("{} {}", verb, format_html_join(", ", "{}", ((o,) for o in values.get("objects", []))))
+        return f"{verb} {', '.join(_text(o) for o in values.get('objects', []))}"
     before, after = [*values, None, None][:2] if isinstance(values, list | tuple) else (None, None)
-    return format_html("{} → {}", localize(before or "—"), localize(after or "—"))
+    return f"{_text(before or '—')} → {_text(after or '—')}"
 
 
 class AuditTrailView(ObjectListView):
