@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from redis import Redis
 
 POOL_SIZE = 4  # connections at most per database and process: a gunicorn worker's threads
-POOL_IDLE = 300  # seconds before an idle connection above the first is closed
+POOL_IDLE = 300  # seconds before an idle connection is closed
 
 _lock = threading.Lock()
 _owner = os.getpid()
@@ -70,7 +70,8 @@ def _new_pool(key: tuple, conninfo: dict, timeout: float) -> ConnectionPool:
             _pools.pop(old).close(timeout=0)
         pool = ConnectionPool(
             kwargs=conninfo,
-            min_size=1,
+            # None kept open for nothing: an idle pool holds no connection and retries nothing.
+            min_size=0,
             max_size=POOL_SIZE,
             max_idle=POOL_IDLE,
             timeout=timeout,
