@@ -101,6 +101,8 @@ class ClientStats:
     deliveries: int = 0
     errors: int = 0
     sessions: int = 0
+    last_error: str = ""
+    trace: list[str] = field(default_factory=list)  # --failover: what happened when, for a report
     first_reflection_on: dict[int, float] = field(default_factory=dict)  # port → wall time
 
 
@@ -176,6 +178,7 @@ class LeanClient:
         )
         await self._expect(b"</jid>")
         self.stats.sessions += 1
+        self.stats.trace.append(f"{time.time():.2f} signed in on {self.address[1]}")
 
     async def join(self, create: bool = False) -> None:
         room = self.target.room
@@ -343,26 +346,31 @@ async def _failover_clients(users: list[str], target: Target, rate: float, ready
                         token = f"x{client.user}k{client.counter}z"
                     if await client.post_again(token):
                         client.stats.acknowledged += 1
-                        client.stats.first_reflection_on.setdefault(client.address[1], time.time())
+                        if client.address[1] not in client.stats.first_reflection_on:
+                            client.stats.first_reflection_on[client.address[1]] = time.time()
+                            client.stats.trace.append(f"{time.time():.2f} first reflection on {client.address[1]}")
                         token = None
                         await asyncio.sleep(1 / rate)
                     else:
                         client.stats.errors += 1  # refused while the room moves: the same post again
+                        client.stats.trace.append(f"{time.time():.2f} refused")
                         await asyncio.sleep(0.2)
             except ConnectionError:
-                pass
+                client.stats.trace.append(f"{time.time():.2f} stream ended, moved to {client.moved_to}")
             reader.cancel()
             if stop.is_set():
                 break
             if client.moved_to is not None:
                 client.address, client.moved_to = client.moved_to, None
             async with asyncio.timeout(60):
-                while True:
+                while not stop.is_set():
                     try:
                         await client.connect()
                         await client.join()
                         break
-                    except (OSError, Refused):
+                    except (OSError, Refused, TimeoutError) as exc:
+                        client.stats.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
+                        await client.close()
                         await asyncio.sleep(0.2)
 
     async def watch_stop() -> None:
@@ -567,10 +575,12 @@ def build_nodes(users: int, ha: bool, delay: float = 3.0):
     return group, nodes, db_name
 
 
-def start_agent(work: Path, name: str) -> subprocess.Popen:
+def start_agent(work: Path, name: str, profile: str = "") -> subprocess.Popen:
+    """``manage.py run_node name``; under cProfile (stats written to ``profile`` when it stops) if given."""
     log = (work / f"agent-{name}.log").open("w")
+    python = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
     return subprocess.Popen(
-        [sys.executable, "manage.py", "run_node", name, "--reconcile-interval", "0.2"],
+        [*python, "manage.py", "run_node", name, "--reconcile-interval", "0.2"],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=log,
@@ -602,16 +612,17 @@ class ImpServer:
     key = "imp"
     label = "imp-admin node (XMPP port, archive on)"
 
-    def __init__(self, work: Path, users: int) -> None:
+    def __init__(self, work: Path, users: int, profile: str = "") -> None:
         from messaging.aliases import aliases_of
 
+        self.profile = profile
         self.work = work
         _group, (self.node,), self.db_name = build_nodes(users, ha=False)
         self.alias = aliases_of(self.node)[0]
         self.agent: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.agent = start_agent(self.work, self.node.name)
+        self.agent = start_agent(self.work, self.node.name, self.profile)
         wait_tc_started([self.node], [self.agent])
         wait_port(self.node.xmpp_port, 30, "the node's XMPP client port", self.agent)
 
@@ -972,7 +983,12 @@ def throughput(args, work: Path, redis: PrivateRedis) -> list[Outcome]:
     sizes = [int(n) for n in args.users.split(",")]
     outcomes: list[Outcome] = []
     for key in args.servers.split(","):
-        server = {"imp": ImpServer, "ejabberd": EjabberdServer}[key](work, max(sizes))
+        if key == "imp":
+            server = ImpServer(
+                work, max(sizes), profile=str(Path(args.profile_agent).resolve()) if args.profile_agent else ""
+            )
+        else:
+            server = EjabberdServer(work, max(sizes))
         print(f"({server.label})", flush=True)
         try:
             server.start()
@@ -1062,8 +1078,14 @@ def failover(args, work: Path) -> None:
                 f"min {values[0]:.2f} s, max {values[-1]:.2f} s "
                 f"(goal: median ≤ {upper + 1} s: {'met' if statistics.median(values) <= upper + 1 else 'NOT met'})"
             )
+        if args.trace:
+            print(f"  TC stopped {down_at:.2f}, delay end {delay_end:.2f}")
+            for s in stats[:3]:
+                print(f"  {s.user}: {s.trace[-12:]}")
         if missing:
             print(f"  {len(missing)} users had no post reflected by B: {', '.join(missing[:10])}")
+            for s in stats[:3]:
+                print(f"  {s.user}: {s.sessions} sessions, last error {s.last_error or 'none'}; {s.trace[-8:]}")
             raise SystemExit("NOT EVERY USER REACHED THE BACKUP NODE")
     finally:
         for process in processes:
@@ -1082,10 +1104,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2, help="posting before the window opens")
     parser.add_argument("--servers", default="imp,ejabberd", help="imp, ejabberd, or both (imp,ejabberd)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--profile-agent", default="", help="run the node agent under cProfile, stats to this file")
     parser.add_argument("--smoke", action="store_true", help="3 users, 2 s, the node only (for the test suite)")
     parser.add_argument("--failover", action="store_true", help="the failover gap per user instead")
     parser.add_argument("--rate", type=float, default=2.0, help="--failover: posts per second per user at most")
     parser.add_argument("--delay", type=float, default=3.0, help="--failover: critical service delay, s")
+    parser.add_argument("--trace", action="store_true", help="--failover: print what three clients saw")
     parser.add_argument("--settle", type=float, default=5.0, help="--failover: posting after B took over, s")
     args = parser.parse_args()
     if args.smoke:

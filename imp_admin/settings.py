@@ -154,8 +154,19 @@ TEMPLATES = [
 # The config DB. SQLite in WAL mode is the embedded default: the console, the Celery
 # workers and the node agents share it on one host. DATABASE_URL switches to PostgreSQL.
 DATABASE_URL = env("DATABASE_URL")
+# On PostgreSQL the server ends the session of a client that vanished (a node cut off by a
+# partition, a host that died) within seconds: keepalive probes after 2 s of silence, and no
+# more than 5 s of unacknowledged data. Otherwise the session of a node cut off in the middle
+# of a transaction keeps its row locks (the redundancy group's, say) until TCP gives up, after
+# hours, and its peer's Server Recovery Manager waits on them: no take-over, no Fallback.
+CONFIG_DB_SESSION_OPTIONS = (
+    "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout=5000"
+)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["options"] = f"{_options.get('options', '')} {CONFIG_DB_SESSION_OPTIONS}".strip()
 else:
     private_dir(VAR_DIR)
     DATABASES = {

@@ -61,12 +61,30 @@ class WebChatTarget:
     websocket_url: str
     node: Node
     domain: str
+    addresses: list[str]
+
+
+def user_addresses(user: EndUser) -> list[str]:
+    """The chat addresses of the nodes that may serve the user: the serving node first, then the
+    home node and its redundancy group peer. converse.js tries the next one when a node does not
+    answer at all (its agent or host down), until the one serving the user takes it."""
+    home = user.assigned_node
+    nodes = [user.serving_node, home]
+    if home is not None and home.redundancy_group is not None:
+        nodes.append(home.redundancy_group.peer_of(home))
+    return list(dict.fromkeys(websocket_url(node) for node in nodes if node is not None))
 
 
 def target_for(user: EndUser) -> WebChatTarget | None:
     """The user's JID and the address of the node serving them now (the backup during a
-    failover); None when the user has no node."""
+    failover), then the user's other nodes; None when the user has no node."""
     node = user.serving_node
     if node is None:
         return None
-    return WebChatTarget(jid=user.jid, websocket_url=websocket_url(node), node=node, domain=user.jid.partition("@")[2])
+    return WebChatTarget(
+        jid=user.jid,
+        websocket_url=websocket_url(node),
+        node=node,
+        domain=user.jid.partition("@")[2],
+        addresses=user_addresses(user),
+    )

@@ -69,6 +69,7 @@ RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live 
 MAX_RESOURCE = 1023
 SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
 SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
+SM_REQUEST_EVERY = 20  # stanzas sent between two requests for the client's acknowledgement (<r/>)
 OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not reading
 
 # Router error codes → (XMPP stanza error type, defined condition) (RFC 6120 §8.3, XEP-0045 §7–§10).
@@ -324,6 +325,9 @@ class XmppBinding:
         stream = self.stream
         if not stream.closed:
             stream.send_raw(text_for(stanza, stream.transport.default_ns))
+            if self.sm_enabled and self.sent % SM_REQUEST_EVERY == 0:
+                # Clients acknowledge when asked; unasked, what is kept for resumption only grows.
+                stream.send_raw(f"<r xmlns='{SM_NS}'/>")
 
     def acknowledged(self, h: int) -> None:
         """The client handled our stanzas up to ``h`` (mod 2^32): forget them."""
@@ -996,23 +1000,24 @@ class XmppFrontEnd:
             child(x, MUC_USER_NS, "status", {"code": code})
         return presence
 
-    def _live_message(self, binding: XmppBinding, event: dict) -> Written:
-        """A room message as ``binding``'s client receives it live. The router hands the same
-        event to every session in the room, so it is written once (per kind of transport) and
-        only the recipient's address is put in for each."""
-        ns = binding.stream.transport.default_ns
+    def _send_live_message(self, binding: XmppBinding, event: dict) -> None:
+        """Send a room message as ``binding``'s client receives it live. The router hands the
+        same event to every session in the room, so it is written once (per kind of transport)
+        and only the recipient's address is put in for each."""
+        stream = binding.stream
+        ns = stream.transport.default_ns
         rendered = self._rendered
         if rendered is None or rendered[0] is not event or rendered[1] != ns:
-            text = tostring(self._room_message(binding.stream, event, to=RECIPIENT), ns)
+            text = tostring(self._room_message(stream, event, to=RECIPIENT), ns)
             head, _, tail = text.partition(_quote(RECIPIENT))
             rendered = self._rendered = (event, ns, head, tail)
         if binding.quoted_jid is None:
             binding.quoted_jid = _quote(binding.full_jid)
-        return Written(
-            f"{rendered[2]}{binding.quoted_jid}{rendered[3]}",
-            ns,
-            functools.partial(self._room_message, binding.stream, event, to=binding.full_jid),
-        )
+        text = f"{rendered[2]}{binding.quoted_jid}{rendered[3]}"
+        if binding.sm_enabled:  # kept until acknowledged, and built again for a resumption elsewhere
+            binding.send(Written(text, ns, functools.partial(self._room_message, stream, event, to=binding.full_jid)))
+        elif not stream.closed:
+            stream.send_raw(text)
 
     def _presence_of(self, stream: XmppStream, event: dict, mine: bool) -> ET.Element:
         """An occupant's presence as the room broadcast it: joined, left, its affiliation
@@ -1310,7 +1315,7 @@ class XmppFrontEnd:
         session = stream.session
         if kind == "message":
             if session is not None and event.get("room") in session.rooms:
-                binding.send(self._live_message(binding, event))  # the sender's copy is its reflection
+                self._send_live_message(binding, event)  # the sender's copy is its reflection
         elif kind == "presence":
             if session is None or event["room"] not in session.rooms:
                 return

@@ -31,6 +31,7 @@ class WebChatView(ConsolePermissionMixin, TemplateView):
                 "jid": target.jid,
                 "websocket_url": target.websocket_url,
                 "domain": target.domain,
+                "addresses": target.addresses,
                 "nodes": webchat.websocket_nodes(),
             }
         return context

@@ -96,9 +96,23 @@ def xmpp_chatters(nodes, room: str) -> list[Chatter]:
 
 async def reflections_after(chatters: list[Chatter], count: int, timeout: float = 120) -> None:
     targets = {chatter: len(chatter.reflected) + count for chatter in chatters}
-    async with asyncio.timeout(timeout):
-        while any(len(chatter.reflected) < target for chatter, target in targets.items()):
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(timeout):
+            while any(len(chatter.reflected) < target for chatter, target in targets.items()):
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        behind = [
+            (
+                c.user_id,
+                len(c.reflected),
+                f"sessions={c.sessions} joined={c.joined.is_set()} connected={c.client.is_connected()}",
+                f"address={c.client.custom_address} errors={[e['condition'] for e in c.client.stream_errors]}",
+                f"sm_failures={len(c.client.sm_failures)} pending={list(c.pending)} errors={c.errors}",
+            )
+            for c, target in targets.items()
+            if len(c.reflected) < target
+        ]
+        raise AssertionError(f"no reflection within {timeout} s for: {behind}") from None
 
 
 async def acks_after(chatters: list[JsonChatter], count: int, timeout: float = 120) -> None:

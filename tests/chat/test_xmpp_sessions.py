@@ -11,6 +11,7 @@ import time
 from asgiref.sync import sync_to_async
 from slixmpp.exceptions import IqError
 
+from messaging.router.xmpp import SM_REQUEST_EVERY
 from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
@@ -91,6 +92,79 @@ def test_a_dropped_connection_is_resumed_and_each_message_posted_meanwhile_arriv
         "andy is back",
     ]
     assert (resumed, failures, sessions) == (1, [], 2)
+
+
+def test_the_node_asks_for_acknowledgements_so_it_keeps_only_what_the_client_may_lack(xworld):
+    """XEP-0198 §4: the node sends <r/> as stanzas go out; slixmpp answers with <a h/>, and the
+    node drops what the client acknowledged instead of keeping every stanza for a resumption."""
+    add_user(xworld, "andy", "imp-1a")
+    xworld.user("bob", "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = room_of(node)
+
+    async def scenario():
+        async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
+            andy = Client("andy@example.com", resume=True)
+            received: list[str] = []
+            andy.add_event_handler("groupchat_message", lambda m: m["body"] and received.append(m["body"]))
+            await andy.start(node.xmpp_port)
+            await andy.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await bob.join(room)
+            for n in range(3 * SM_REQUEST_EVERY):
+                await bob.post(room, f"message {n}", cid=f"b-{n}")
+            await until(lambda: len(received) == 3 * SM_REQUEST_EVERY)
+            binding = kept_binding(node_1a.router, "andy")
+            await until(lambda: len(binding.unacked) < SM_REQUEST_EVERY, what="acknowledgements")
+            sent = binding.sent
+            await andy.stop()
+            return sent
+
+    assert run(scenario()) > 3 * SM_REQUEST_EVERY
+
+
+def test_a_resumption_before_the_old_connection_dropped_takes_the_session_over(xworld):
+    """A client whose network changed resumes before the node saw its old connection drop: the
+    node moves the session to the new connection and closes the old one without signing the
+    user out of the room."""
+    add_user(xworld, "andy", "imp-1a")
+    xworld.user("bob", "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = room_of(node)
+
+    async def scenario():
+        async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
+            old = Client("andy@example.com", resume=True)
+            await old.start(node.xmpp_port)
+            await old.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await bob.join(room)
+            await bob.post(room, "to the old connection", cid="b-0")
+            await until(lambda: not old.groupchat.empty())
+            await until(lambda: kept_binding(node_1a.router, "andy"))
+            # The same client on a new connection, with the old one's XEP-0198 state.
+            new = Client("andy@example.com", resume=True)
+            for name in ("sm_id", "handled", "seq", "last_ack", "unacked_queue"):
+                setattr(new.plugin["xep_0198"], name, getattr(old.plugin["xep_0198"], name))
+            old_closed = asyncio.Event()
+            old.add_event_handler("disconnected", lambda _: old_closed.set())
+            received: list[str] = []
+            new.add_event_handler("groupchat_message", lambda m: m["body"] and received.append(m["body"]))
+            resumed = asyncio.ensure_future(new.wait_until("session_resumed", 15))
+            new.connect("127.0.0.1", node.xmpp_port)
+            await resumed
+            await asyncio.wait_for(old_closed.wait(), 10)  # the node closed the old connection
+            await bob.post(room, "to the new connection", cid="b-1")
+            await until(lambda: "to the new connection" in received)
+            present = await occupants(node_1a.router, room)
+            stream = node_1a.router.sessions["andy@example.com"].binding.stream
+            serving = (stream.closed, stream.replaced, len(node_1a.router.xmpp.resumable))
+            await new.stop()
+            return received, present, serving, old.resumed
+
+    received, present, serving, old_resumed = run(scenario())
+    assert received == ["to the new connection"]
+    assert "andy@example.com" in present
+    assert serving == (False, False, 1)  # the session is on the new connection, still resumable
+    assert old_resumed == 0
 
 
 def test_a_session_not_resumed_in_time_is_signed_out_and_its_resumption_fails_cleanly(xworld, settings):

@@ -10,7 +10,7 @@ import ssl
 
 import pytest
 import slixmpp
-from slixmpp.exceptions import PresenceError
+from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 
 from tests.chat.conftest import ChatWorld
 from tests.scenario import free_port
@@ -166,6 +166,7 @@ class Chatter:
         self.longest_gap = 0.0  # seconds between a post and its reflection, at worst
         self.sessions = 0
         self.catchups: list = []  # [after stanza-id, messages caught up] per new session
+        self.errors: list[str] = []  # archive queries that failed (and were tried again)
         self.joined = asyncio.Event()
         self.pending: dict[str, asyncio.Future] = {}
         self.client.add_event_handler("session_start", self._session_start)
@@ -207,9 +208,9 @@ class Chatter:
             self.catchups.append([resume_after, 0])
             after = resume_after
             while True:
-                page = await self.client.plugin["xep_0313"].retrieve(
-                    jid=self.room, rsm={"max": 100, "after": after}, timeout=30
-                )
+                page = await self._archive_page(after)
+                if page is None:
+                    break  # given up (recorded in ``errors``): the client misses what it did not get
                 results = page["mam"]["results"]
                 for message in results:
                     stanza_id = message["mam_result"]["id"]
@@ -221,6 +222,18 @@ class Chatter:
                     break
                 after = page["mam_fin"]["rsm"]["last"]
         self.joined.set()
+
+    async def _archive_page(self, after: str):
+        """The archive's page after ``after``; a room that is moving answers after a while."""
+        for attempt in range(10):
+            try:
+                return await self.client.plugin["xep_0313"].retrieve(
+                    jid=self.room, rsm={"max": 100, "after": after}, timeout=30
+                )
+            except (IqError, IqTimeout) as exc:
+                self.errors.append(f"MAM after {after}: {exc!r}")
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return None
 
     def _record(self, stanza_id: str, body: str) -> None:
         if stanza_id not in self.seen:

@@ -85,3 +85,28 @@ def test_a_secret_from_an_old_key_is_still_readable_after_rotation(settings):
     token = crypto.encrypt("tc-password")
     settings.SECRETS_KEYS = [Fernet.generate_key().decode(), old]
     assert crypto.decrypt(token) == "tc-password"
+
+
+def test_a_postgresql_config_db_ends_the_session_of_a_vanished_client_within_seconds(tmp_path):
+    """A node agent cut off in the middle of a config-DB transaction must not keep its row locks
+    for hours: the server probes a silent client after 2 s and gives up on unacknowledged data
+    after 5 s (tests/partition proves the effect; this reads what the server was told)."""
+    env = production_env(tmp_path)
+    env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres?connect_timeout=5"
+    script = (
+        "from django.db import connection\n"
+        "with connection.cursor() as cursor:\n"
+        "    for name in ('tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count',\n"
+        "                 'tcp_user_timeout'):\n"
+        "        cursor.execute('SHOW ' + name)\n"
+        "        print(name, cursor.fetchone()[0])\n"
+    )
+    result = run_manage("shell", "-c", script, env=env)
+    assert result.returncode == 0, result.stderr
+    shown = dict(line.split() for line in result.stdout.splitlines() if line.startswith("tcp_"))
+    assert shown == {
+        "tcp_keepalives_idle": "2",
+        "tcp_keepalives_interval": "1",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "5000",
+    }

@@ -40,6 +40,8 @@ def test_the_page_points_converse_at_the_node_serving_the_user(read_only_client,
         "jid": andy.jid,
         "websocket_url": "ws://127.0.0.1:47001/",
         "domain": andy.jid.partition("@")[2],
+        # the user's nodes, tried in turn when one does not answer at all (no group here)
+        "addresses": ["ws://127.0.0.1:47001/"],
         # the nodes converse.js may be sent to by see-other-uri, and what the page calls them
         "nodes": {"ws://127.0.0.1:47001/": "imp-1a", "ws://127.0.0.1:47002/": "imp-1b"},
     }
@@ -60,6 +62,17 @@ def test_during_a_failover_the_page_points_at_the_backup(read_only_client, andy)
     andy.save()
     response = read_only_client.get(f"/messaging/web-chat/?user={andy.pk}")
     assert config_of(response)["websocket_url"] == "ws://127.0.0.1:47002/"
+    assert config_of(response)["addresses"] == ["ws://127.0.0.1:47002/", "ws://127.0.0.1:47001/"]
+
+
+def test_the_page_lists_the_users_nodes_home_and_peer_first(read_only_client, andy, build):
+    from topology.models import Node
+
+    build.group("subcluster1", Node.objects.get(name="imp-1a"), Node.objects.get(name="imp-1b"), ha=True)
+    build.node("imp-2a", andy.assigned_node.cluster)  # not one of andy's nodes
+    response = read_only_client.get(f"/messaging/web-chat/?user={andy.pk}")
+    assert config_of(response)["addresses"] == ["ws://127.0.0.1:47001/", "ws://127.0.0.1:47002/"]
+    assert len(config_of(response)["nodes"]) == 3
 
 
 def test_without_a_user_the_page_keeps_the_console_policy(read_only_client, andy):

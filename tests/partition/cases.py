@@ -107,14 +107,16 @@ def diagnosis(group: GroupOnBed, what: str) -> Callable[[], str]:
         close_old_connections()
         nodes = Node.objects.filter(pk__in=[n.pk for n in group.nodes.values()])
         lines = [what, "states: " + ", ".join(f"{n.name} {n.ha_state} ({n.ha_reason})" for n in nodes)]
-        lines.append("chat database sessions:")
-        with admin(group.bed, group.chat_db) as conn:
-            for row in conn.execute(
-                "SELECT pid, client_addr, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
-                "now() - xact_start, left(query, 160) FROM pg_stat_activity WHERE datname = %s",
-                (group.chat_db,),
-            ):
-                lines.append("  " + " | ".join(str(value) for value in row))
+        for label, dbname in (("chat database", group.chat_db), ("config DB", group.config_db)):
+            lines.append(f"{label} sessions (pid | client | state | wait | blocked by | transaction age | query):")
+            with admin(group.bed, dbname) as conn:
+                for row in conn.execute(
+                    "SELECT pid, client_addr, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
+                    "now() - xact_start, left(query, 160) FROM pg_stat_activity WHERE datname = %s "
+                    "AND pid <> pg_backend_pid()",
+                    (dbname,),
+                ):
+                    lines.append("  " + " | ".join(str(value) for value in row))
         for key, agent in group.agents.items():
             lines.append(f"--- last lines of agent {key} ---")
             lines.extend(agent.log().splitlines()[-25:])
@@ -232,7 +234,7 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
         wait_for(
             lambda: conversation.acked_by_each_since(since) >= 3,
             60,
-            lambda: f"both users posting after the heal ({conversation})",
+            lambda: diagnosis(group, f"both users posting after the heal ({conversation})")(),
         )
         fell_back = False
         acks_after_fallback = 0

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 AGENT_STOPPED = "The node agent stopped."
 FENCE_CHECK_SECONDS = 0.05
+# How long re-reading the rooms may keep failing before the SRM is told (Take Over or Take
+# Back Users Failed). Right after a network heals, the database connection pool may need a
+# few seconds to replace the connections the outage broke: that is not a failure yet.
+HOSTING_RETRY_SECONDS = 12.0
 
 
 @dataclass
@@ -365,14 +369,26 @@ class NodeAgent:
                 return True
             if hosting == self._hosting and not force:
                 return True
-            try:
-                await service.refresh_hosting()
-            except Exception:
-                log.exception("%s could not re-read its rooms", service.name)
+            if not await self._refresh_hosting(service):
                 return False
             log.info("Room hosting of %s now: nodes %s", self.node, hosting)
             self._hosting = hosting
             return True
+
+    @staticmethod
+    async def _refresh_hosting(service: NodeService) -> bool:
+        """Have ``service`` re-read its rooms, trying again for ``HOSTING_RETRY_SECONDS``."""
+        give_up_at = time.monotonic() + HOSTING_RETRY_SECONDS
+        while True:
+            try:
+                await service.refresh_hosting()
+                return True
+            except Exception as exc:
+                if time.monotonic() >= give_up_at:
+                    log.exception("%s could not re-read its rooms", service.name)
+                    return False
+                log.warning("%s could not re-read its rooms (%s); trying again", service.name, exc)
+                await asyncio.sleep(0.5)
 
 
 def _dependents_running(name: str, instances: dict[str, NodeService]) -> list[str]:
