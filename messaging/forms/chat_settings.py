@@ -55,6 +55,11 @@ class DatabaseAssignmentForm(forms.Form):
             )
             field.choices = choices
 
+    def rendering_key(self) -> str:
+        """Everything the unbound form shows (a cache key for its rendered fields)."""
+        fields = [(name, f.label, f.help_text, getattr(f.initial, "pk", f.initial)) for name, f in self.fields.items()]
+        return repr([fields, next(iter(self.fields.values())).choices if self.fields else []])
+
     def proposed(self) -> dict[Node, ExternalDatabase | None]:
         return {node: self.cleaned_data.get(f"node_{node.pk}") for node in self.nodes}
 

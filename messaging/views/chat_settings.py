@@ -49,11 +49,12 @@ class ChatSettingsView(ConsolePermissionMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         if "settings_form" not in kwargs:
             context["settings_form"], context["assignment_form"] = self.forms()
-        form = context["settings_form"]
+        form, assignment_form = context["settings_form"], context["assignment_form"]
         if form is not None and not form.is_bound:
-            # The 46 fields rendered are a function of the values shown alone: the template keeps
-            # them in the cache under those values, so no change can show a stale page.
+            # The fields rendered are a function of what they show alone: the template keeps them
+            # in the cache under those values, so no change can show a stale page.
             context["settings_form_key"] = repr([self.cluster.pk, *(form.initial.get(f) for f in SETTING_FIELDS)])
+            context["assignment_form_key"] = assignment_form.rendering_key()
         context.update(
             title="Group Chat and Persistent Chat Settings",
             clusters=self.clusters,
