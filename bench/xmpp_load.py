@@ -11,10 +11,11 @@ fixed time, against
 - (a) ``imp``: one node agent (``manage.py run_node``) with its XMPP client port, persistent
   chat on a throw-away PostgreSQL database, "Archive all room messages" on, and a Redis server
   of the bench's own (so its CPU is the bench's);
-- (b) ``ejabberd``: Debian's ejabberd (``apt-get install -y ejabberd`` when missing; the system
-  service is stopped and disabled) run by the bench from a configuration and spool in a
-  temporary directory, on loopback ports, with everything (users, rooms, MAM) in a throw-away
-  PostgreSQL database created with ejabberd's ``pg.sql``; rooms persistent, MAM on.
+- (b) ``ejabberd``: Debian's ejabberd (``apt-get install -y ejabberd erlang-p1-pgsql`` when
+  missing: Debian packages its PostgreSQL driver apart; the system service is stopped and disabled).
+  The bench runs its own instance from a configuration and spool in a temporary directory, on
+  loopback ports, with everything (users, rooms, MAM) in a throw-away PostgreSQL database
+  created with ejabberd's ``pg.sql``; rooms persistent, MAM on.
 
 Both require STARTTLS and the clients sign in with SASL PLAIN. The clients run in
 ``--workers`` processes of their own (not the servers'), each a lean asyncio XMPP client that
@@ -27,8 +28,16 @@ latency, CPU seconds of each server process and of the generator, and the ratio 
 users of A posting (each after its reflection, ``--rate`` posts/s at most) to a room of A; the
 Text Conference Manager of A is stopped as the Control Center does. Each client follows
 ``see-other-host`` to B at once (as slixmpp, Gajim or Conversations do), rejoins and posts
-again. It prints, per user, the time from the end of the critical service delay to the user's
-first post reflected by B, against the goal "median ≤ Client Re-Login Upper Limit + 1 s".
+again (a post refused meanwhile is sent again with the same id). It prints, per user, the time
+from the end of the critical service delay to the user's first post reflected by B, against
+the goal "median ≤ Client Re-Login Upper Limit + 1 s"; it waits up to ``--settle`` seconds for
+every user to get there. SRM timers: heartbeat every 0.5 s, timeout ``--heartbeat-timeout``
+(10 s, the demo's; at 3 s the sign-in storm on B starved B's heartbeat on a loaded machine and
+B fenced itself), critical service delay ``--delay``. ``--trace`` prints what three clients saw.
+
+``--configdb postgres`` puts the config DB on PostgreSQL (a throw-away database) instead of
+SQLite. ``--profile-agent FILE`` runs the node agent under cProfile (with ``--failover``, B's:
+the one the users sign in on).
 
 ``--smoke``: 3 users for 2 s, the node only; the test suite runs it so the bench does not rot.
 
@@ -327,7 +336,7 @@ def throughput_worker(users, target, create, ready, go_at, warmup, seconds, resu
         results.put(("error", os.getpid(), 0.0, f"{exc.__class__.__name__}: {exc}"))
 
 
-async def _failover_clients(users: list[str], target: Target, rate: float, ready, stop) -> list[ClientStats]:
+async def _failover_clients(users: list[str], target: Target, rate: float, ready, stop, moved) -> list[ClientStats]:
     clients = [LeanClient(user, target) for user in users]
     for client in clients:
         await client.connect()
@@ -348,6 +357,9 @@ async def _failover_clients(users: list[str], target: Target, rate: float, ready
                         client.stats.acknowledged += 1
                         if client.address[1] not in client.stats.first_reflection_on:
                             client.stats.first_reflection_on[client.address[1]] = time.time()
+                            if client.address != (target.host, target.port):
+                                with moved.get_lock():
+                                    moved.value += 1
                             client.stats.trace.append(f"{time.time():.2f} first reflection on {client.address[1]}")
                         token = None
                         await asyncio.sleep(1 / rate)
@@ -388,9 +400,9 @@ async def _failover_clients(users: list[str], target: Target, rate: float, ready
     return [c.stats for c in clients]
 
 
-def failover_worker(users, target, rate, ready, stop, results) -> None:
+def failover_worker(users, target, rate, ready, stop, moved, results) -> None:
     try:
-        stats = asyncio.run(_failover_clients(users, target, rate, ready, stop))
+        stats = asyncio.run(_failover_clients(users, target, rate, ready, stop, moved))
         results.put(("ok", os.getpid(), time.process_time(), stats))
     except BaseException as exc:
         ready.set()
@@ -529,7 +541,7 @@ def make_tc_database(name: str):
     return database
 
 
-def build_nodes(users: int, ha: bool, delay: float = 3.0):
+def build_nodes(users: int, ha: bool, delay: float = 3.0, heartbeat_timeout: float = 10):
     """A cluster of one node (or, with ``ha``, two in a group with high availability), its
     persistent chat on a new PostgreSQL database with the archive on, ``users`` users of the
     first node; each node gets an XMPP client port."""
@@ -566,7 +578,7 @@ def build_nodes(users: int, ha: bool, delay: float = 3.0):
     chat.max_users_per_room = max(chat.max_users_per_room, users + 10)
     chat.save()
     params = ServiceParameters.for_cluster(cluster.pk)
-    params.heartbeat_interval, params.heartbeat_timeout = 0.5, 3
+    params.heartbeat_interval, params.heartbeat_timeout = 0.5, heartbeat_timeout
     params.initialization_heartbeat_timeout, params.critical_service_delay = 30, delay
     params.save()
     for n in range(users):
@@ -1011,8 +1023,9 @@ def failover(args, work: Path) -> None:
     from topology.models import Node, NodeServiceParameters, Service
 
     users = int(args.users.split(",")[-1])
-    _group, (a, b), db_name = build_nodes(users, ha=True, delay=args.delay)
-    agents = [start_agent(work, a.name), start_agent(work, b.name)]
+    _group, (a, b), db_name = build_nodes(users, ha=True, delay=args.delay, heartbeat_timeout=args.heartbeat_timeout)
+    profile = str(Path(args.profile_agent).resolve()) if args.profile_agent else ""
+    agents = [start_agent(work, a.name), start_agent(work, b.name, profile)]  # B takes the sign-ins
     context = multiprocessing.get_context("spawn")
     processes = []
     try:
@@ -1027,6 +1040,7 @@ def failover(args, work: Path) -> None:
         creator = context.Event()
         results = context.Queue()
         stop = context.Event()
+        moved = context.Value("i", 0)  # users with a post reflected by another node than A
         names = [f"user{n:03d}" for n in range(users)]
         workers = max(1, min(args.workers, users))
         # The first worker's first client creates the room (our node creates it on the first join).
@@ -1034,7 +1048,7 @@ def failover(args, work: Path) -> None:
             ready = creator if index == 0 else context.Event()
             process = context.Process(
                 target=failover_worker,
-                args=(names[index::workers], target, args.rate, ready, stop, results),
+                args=(names[index::workers], target, args.rate, ready, stop, moved, results),
                 daemon=True,
             )
             process.start()
@@ -1050,7 +1064,10 @@ def failover(args, work: Path) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"B did not reach Running in Backup Mode (agent logs in {work})")
             time.sleep(0.1)
-        time.sleep(args.settle)
+        deadline = time.monotonic() + args.settle
+        while moved.value < users and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
         stop.set()
         stats, _ = collect(results, workers, 120)
         down_at = Service.objects.get(pk=tc.pk).status_changed_at.timestamp()
@@ -1064,7 +1081,8 @@ def failover(args, work: Path) -> None:
         missing = sorted(s.user for s in stats if b.xmpp_port not in s.first_reflection_on)
         print(
             f"failover: {users} XMPP users of A posting (at most {args.rate}/s each) to a room of A; "
-            f"critical service delay {args.delay:g} s, Client Re-Login Upper Limit {upper} s"
+            f"critical service delay {args.delay:g} s, heartbeat timeout {args.heartbeat_timeout:g} s, "
+            f"Client Re-Login Upper Limit {upper} s"
         )
         print(
             f"  posts reflected {sum(s.acknowledged for s in stats)}, "
@@ -1105,12 +1123,16 @@ def main() -> None:
     parser.add_argument("--servers", default="imp,ejabberd", help="imp, ejabberd, or both (imp,ejabberd)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--profile-agent", default="", help="run the node agent under cProfile, stats to this file")
+    parser.add_argument("--configdb", choices=["sqlite", "postgres"], default="sqlite", help="the config DB")
     parser.add_argument("--smoke", action="store_true", help="3 users, 2 s, the node only (for the test suite)")
     parser.add_argument("--failover", action="store_true", help="the failover gap per user instead")
     parser.add_argument("--rate", type=float, default=2.0, help="--failover: posts per second per user at most")
     parser.add_argument("--delay", type=float, default=3.0, help="--failover: critical service delay, s")
     parser.add_argument("--trace", action="store_true", help="--failover: print what three clients saw")
-    parser.add_argument("--settle", type=float, default=5.0, help="--failover: posting after B took over, s")
+    parser.add_argument(
+        "--settle", type=float, default=60.0, help="--failover: at most this long for every user to post on B, s"
+    )
+    parser.add_argument("--heartbeat-timeout", type=float, default=10.0, help="--failover: SRM heartbeat timeout, s")
     args = parser.parse_args()
     if args.smoke:
         args.users, args.seconds, args.warmup, args.servers, args.workers = "3", 2.0, 0.5, "imp", 1
@@ -1125,7 +1147,13 @@ def main() -> None:
         parser.error("--users and --seconds must be positive")
     work = Path(tempfile.mkdtemp(prefix="xmpp-load-"))
     redis = PrivateRedis(work)
+    config_db = ""
     try:
+        if args.configdb == "postgres":  # as a production console would run; SQLite otherwise
+            config_db = create_database("imp_xbench_config")
+            os.environ["DATABASE_URL"] = f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{config_db}"
+        else:
+            os.environ.pop("DATABASE_URL", None)
         setup_django(work, redis.url)
         print(f"(work dir {work}; load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f})")
         if args.failover:
@@ -1146,6 +1174,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     finally:
         redis.stop()
+        if config_db:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(config_db)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,13 @@ REPORT_ROOMS = 500
 REPORT_RUNS = 500
 # More runs of colliding archive ids than this and the id map is too large for one SELECT.
 MAX_ID_RUNS = 200_000
+# About this many colliding archive rows are compared first, to choose how the others go.
+DUPLICATE_SAMPLE = 1000
+# When at least this share of the sample are exact duplicates, the colliding rows are staged
+# and only those that are not duplicates inserted: writing a row into the archive and deleting
+# it again costs more than staging it. Below it (most merges: ids collide, rows differ), the
+# rows stream straight into place and the few duplicates are deleted after.
+STAGE_DUPLICATE_SHARE = 0.25
 PROGRESS_TABLES = ("tc_rooms", "tc_users", "tc_messages", "tc_msgarchive", "tc_timelog")
 
 
@@ -66,6 +73,10 @@ class DestinationSide(ABC):
 
     @abstractmethod
     def clear_staging(self) -> None: ...
+
+    # Whether colliding archive rows can be staged and only those that are not duplicates
+    # inserted (``sqlbuild.insert_staged_archive``, PostgreSQL).
+    stages_archive = False
 
     def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
         """Refresh the planner's statistics of a staging table just filled."""
@@ -292,21 +303,47 @@ def _merge_archive(
     report: MergeReport,
     counts: dict,
 ) -> None:
-    """Colliding ids are moved past the largest id in use in the source's SELECT; then the
-    moved rows identical (but for the id) to the destination's row at their old id, exact
-    duplicates, are deleted again."""
+    """Colliding ids are moved past the largest id in use, and a colliding row identical (but
+    for the id) to the destination's row at its id, an exact duplicate, is kept once.
+
+    Either the rows stream straight into place, ids moved in the source's SELECT, and the
+    duplicates are deleted again; or, when a sample shows many duplicates, the colliding rows
+    are staged and only those that are not duplicates inserted. Both give the same rows."""
     dialect = destination.dialect
     figures = report.tables["tc_msgarchive"]
     runs = _colliding_runs(destination, source, transport, counts)
+    moves = [(lo, hi, shift) for lo, hi, shift, _ in runs]
     colliding = sum(n for _, _, _, n in runs)
-    written = stream(
-        "tc_msgarchive",
-        q.archive_select(dialect, [(lo, hi, shift) for lo, hi, shift, _ in runs]),
-        q.table_columns(q.TC_MSGARCHIVE, dialect),
+    staged = (
+        colliding > 0
+        and destination.stages_archive
+        and _duplicate_share(destination, source, colliding) >= STAGE_DUPLICATE_SHARE
     )
-    duplicates = (
-        destination.execute(**_st(q.delete_moved_duplicates(dialect, [run[:3] for run in runs]))) if runs else 0
-    )
+    if staged:
+        logger.info(
+            "Many colliding archive rows of %s are exact duplicates: they are staged and only the others written.",
+            source.label,
+        )
+        written = 0
+        if colliding < counts["tc_msgarchive"]:
+            written += stream(
+                "tc_msgarchive",
+                q.archive_select(dialect, moves, part="others"),
+                q.table_columns(q.TC_MSGARCHIVE, dialect),
+            )
+        stream(
+            "tc_msgarchive",
+            q.archive_select(dialect, moves, part="colliding"),
+            q.table_columns(q.TC_MSGARCHIVE, dialect, q.STAGE_ARCHIVE),
+        )
+        destination.analyze(q.STAGE_ARCHIVE)
+        inserted = destination.execute(**_st(q.insert_staged_archive(moves)))
+        written += inserted
+        duplicates = colliding - inserted
+    else:
+        written = stream("tc_msgarchive", q.archive_select(dialect, moves), q.table_columns(q.TC_MSGARCHIVE, dialect))
+        duplicates = destination.execute(**_st(q.delete_moved_duplicates(dialect, moves))) if runs else 0
+        written -= duplicates
     if colliding:
         logger.info(
             "%s archive ids of %s collide with the destination's: %s rows were moved, %s exact duplicates dropped.",
@@ -315,7 +352,7 @@ def _merge_archive(
             colliding - duplicates,
             duplicates,
         )
-    figures.written += written - duplicates
+    figures.written += written
     figures.ids_remapped += colliding - duplicates
     for lo, hi, shift, rows in runs:
         if len(report.moved_ids) == REPORT_RUNS:
@@ -325,6 +362,22 @@ def _merge_archive(
             break
         report.moved_ids.append(MovedIds(source.label, lo, hi, lo + shift, hi + shift, rows))
     figures.duplicates_removed += duplicates
+
+
+def _duplicate_share(destination: DestinationSide, source: SourceSide, colliding: int) -> float:
+    """The share of exact duplicates among about DUPLICATE_SAMPLE of the colliding archive rows
+    (compared in Python, all columns but the id): only chooses how the rows are merged."""
+    sample = q.sample_colliding_ids(max(1, colliding // DUPLICATE_SAMPLE))
+    ids = [row[0] for row in destination.query(sample.text, sample.params)]
+    if not ids:
+        return 0.0
+    select = q.archive_rows_select(destination.dialect)
+    incoming = {row[0]: row[1:] for row in source.query(q.Statement(select.text, {"ids": ids}))}
+    held = {row[0]: row[1:] for row in destination.query(select.text, {"ids": ids})}
+    same = sum(1 for msg_id, row in incoming.items() if held.get(msg_id) == row)
+    share = same / len(ids)
+    logger.info("%s of %s sampled colliding archive rows of %s are exact duplicates.", same, len(ids), source.label)
+    return share
 
 
 def _colliding_runs(

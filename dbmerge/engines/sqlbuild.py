@@ -29,6 +29,7 @@ STAGE_ROOM_STATS = "imp_stage_room_stats"
 STAGE_SHARED = "imp_stage_shared"
 STAGE_IDS = "imp_stage_ids"
 STAGE_MESSAGES = "imp_stage_messages"
+STAGE_ARCHIVE = "imp_stage_archive"
 
 # Oracle offers no arrays in plain SQL: ranges and shifts go in as a UNION ALL of binds.
 ORACLE_MAX_BINDS = 60000
@@ -145,27 +146,63 @@ def messages_select(dialect: Dialect, rooms: list[str], staged: bool) -> Stateme
     return Statement(f"SELECT {columns} FROM tc_messages s LEFT {join} WHERE o.room_jid IS NULL", params)
 
 
-def archive_select(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
+def _postgres_runs(runs: list[tuple[int, int, int]]) -> tuple[str, str, dict]:
+    """The run of each source row: a CROSS JOIN of the runs as arrays and the position of the
+    row's id among their sorted lower bounds (width_bucket: a binary search), and the test
+    that the id falls inside that run."""
+    joins = (
+        "CROSS JOIN (SELECT %(lo)s::bigint[] AS lo, %(hi)s::bigint[] AS hi, %(shift)s::bigint[] AS shift) r "
+        "CROSS JOIN LATERAL (SELECT width_bucket(s.msg_id, r.lo) AS b) w"
+    )
+    params = {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]}
+    return joins, "w.b > 0 AND s.msg_id <= r.hi[w.b]", params
+
+
+def archive_select(dialect: Dialect, runs: list[tuple[int, int, int]], part: str = "all") -> Statement:
     """A source's tc_msgarchive with the ids that collide with the destination's moved past the
     largest id in use. ``runs`` are (lowest id, highest id, shift) of each run of colliding ids,
-    sorted; every other id is kept."""
+    sorted; every other id is kept.
+
+    ``part`` (PostgreSQL): "colliding" selects only the rows whose id collides, ids unchanged
+    (they are staged and moved in the destination, see ``insert_staged_archive``); "others"
+    only the rows whose id does not."""
     if not runs:
         return plain_select(TC_MSGARCHIVE, dialect)
     others = ", ".join(_column(dialect, "s", c.name, c.kind) for c in TC_MSGARCHIVE.columns if c.name != "msg_id")
     if dialect is Dialect.POSTGRES:
-        # width_bucket finds the run by binary search over the sorted lower bounds.
+        joins, inside, params = _postgres_runs(runs)
+        if part == "colliding":
+            return Statement(f"{plain_select(TC_MSGARCHIVE, dialect).text} {joins} WHERE {inside}", params)
+        if part == "others":
+            return Statement(f"{plain_select(TC_MSGARCHIVE, dialect).text} {joins} WHERE NOT ({inside})", params)
         return Statement(
-            "SELECT CAST(CASE WHEN w.b > 0 AND s.msg_id <= r.hi[w.b] THEN s.msg_id + r.shift[w.b] "
-            f"ELSE s.msg_id END AS BIGINT), {others} FROM tc_msgarchive s "
-            "CROSS JOIN (SELECT %(lo)s::bigint[] AS lo, %(hi)s::bigint[] AS hi, %(shift)s::bigint[] AS shift) r "
-            "CROSS JOIN LATERAL (SELECT width_bucket(s.msg_id, r.lo) AS b) w",
-            {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]},
+            f"SELECT CAST(CASE WHEN {inside} THEN s.msg_id + r.shift[w.b] ELSE s.msg_id END AS BIGINT), {others} "
+            f"FROM tc_msgarchive s {joins}",
+            params,
         )
+    if part != "all":
+        raise ValueError("Only the PostgreSQL engine stages colliding archive rows.")
     rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
     return Statement(
         f"SELECT s.msg_id + COALESCE(r.shift, 0), {others} FROM tc_msgarchive s "
         f"LEFT JOIN ({rows_sql}) r ON s.msg_id BETWEEN r.lo AND r.hi",
         params,
+    )
+
+
+def archive_rows_select(dialect: Dialect) -> Statement:
+    """Archive rows of the given ids (``%(ids)s``, PostgreSQL), columns as ``plain_select``
+    gives them: what a sample of colliding rows is compared with on either side."""
+    return Statement(f"{plain_select(TC_MSGARCHIVE, dialect).text} WHERE s.msg_id = ANY(%(ids)s)")
+
+
+def sample_colliding_ids(step: int) -> Statement:
+    """PostgreSQL: about one in ``step`` of the staged incoming ids that collide, picked by a
+    hash of the id (so neither a pattern in the ids nor their order biases the pick)."""
+    return Statement(
+        f"SELECT i.msg_id FROM {STAGE_IDS} i JOIN tc_msgarchive t ON t.msg_id = i.msg_id "
+        "WHERE (hashint8(i.msg_id) & 2147483647) %% %(step)s = 0",
+        {"step": step},
     )
 
 
@@ -287,12 +324,21 @@ def delete_moved_duplicates(dialect: Dialect, runs: list[tuple[int, int, int]]) 
     duplicates, kept once under the id they had."""
     same = same_row(dialect, TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
     if dialect is Dialect.POSTGRES:
+        # The bounds on o.msg_id let the planner read only the destination rows whose ids
+        # collided, not the whole archive, for the other side of its join.
         return Statement(
             "DELETE FROM tc_msgarchive n "
             "USING unnest(%(lo)s::bigint[], %(hi)s::bigint[], %(shift)s::bigint[]) AS r(lo, hi, shift) "
             "WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND EXISTS "
-            f"(SELECT 1 FROM tc_msgarchive o WHERE o.msg_id = n.msg_id - r.shift AND {same})",
-            {"lo": [run[0] for run in runs], "hi": [run[1] for run in runs], "shift": [run[2] for run in runs]},
+            f"(SELECT 1 FROM tc_msgarchive o WHERE o.msg_id = n.msg_id - r.shift AND {same} "
+            "AND o.msg_id BETWEEN %(first)s AND %(last)s)",
+            {
+                "lo": [run[0] for run in runs],
+                "hi": [run[1] for run in runs],
+                "shift": [run[2] for run in runs],
+                "first": runs[0][0],
+                "last": runs[-1][1],
+            },
         )
     rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
     return Statement(
@@ -300,6 +346,22 @@ def delete_moved_duplicates(dialect: Dialect, runs: list[tuple[int, int, int]]) 
         "JOIN tc_msgarchive o ON o.msg_id = n.msg_id - r.shift "
         f"WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND {same})",
         params,
+    )
+
+
+def insert_staged_archive(runs: list[tuple[int, int, int]]) -> Statement:
+    """PostgreSQL: the staged colliding archive rows that are not identical (but for the id) to
+    the destination's row at their id, moved by their run's shift. Exact duplicates are
+    never written."""
+    joins, _, params = _postgres_runs(runs)
+    names = TC_MSGARCHIVE.column_names
+    others = ", ".join(f"s.{c}" for c in names if c != "msg_id")
+    same = same_row(Dialect.POSTGRES, TC_MSGARCHIVE, "o", "s", skip=("msg_id",))
+    return Statement(
+        f"INSERT INTO tc_msgarchive ({', '.join(names)}) SELECT s.msg_id + r.shift[w.b], {others} "
+        f"FROM {STAGE_ARCHIVE} s {joins} WHERE NOT EXISTS (SELECT 1 FROM tc_msgarchive o "
+        f"WHERE o.msg_id = s.msg_id AND {same} AND o.msg_id BETWEEN %(first)s AND %(last)s)",
+        {**params, "first": runs[0][0], "last": runs[-1][1]},
     )
 
 

@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (RFC 6120 §4.9.3.19, RFC 3986)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class NodeAddress:
     """A node's chat port (its XCP Router)."""

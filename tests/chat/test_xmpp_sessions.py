@@ -6,9 +6,12 @@ answers a new stream at once instead of waiting on the config DB."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+import xml.etree.ElementTree as ET
 
 from asgiref.sync import sync_to_async
+from defusedxml.ElementTree import fromstring
 from slixmpp.exceptions import IqError
 
 from messaging.router.xmpp import SM_REQUEST_EVERY
@@ -16,7 +19,7 @@ from messaging.tc import requests
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
 from tests.chat.test_xmpp_stream import HEADER, converse
-from tests.chat.xmpp import Chatter, Client, add_user, whole_archive
+from tests.chat.xmpp import Chatter, Client, add_user, next_groupchat, password_of, whole_archive
 from topology.agent.lease import Lease
 
 
@@ -165,6 +168,44 @@ def test_a_resumption_before_the_old_connection_dropped_takes_the_session_over(x
     assert "andy@example.com" in present
     assert serving == (False, False, 1)  # the session is on the new connection, still resumable
     assert old_resumed == 0
+
+
+def test_a_fresh_sign_in_ends_the_kept_session_and_the_new_one_stays_in_the_room(xworld):
+    """A client that lost its XEP-0198 state signs in anew instead of resuming: the session the
+    node kept for it ends (it can no longer be resumed), and ending it does not take the user's
+    new session out of the room it joined again."""
+    add_user(xworld, "andy", "imp-1a")
+    xworld.user("bob", "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = room_of(node)
+
+    async def scenario():
+        async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
+            await bob.create(room)
+            await bob.join(room)
+            old = Client("andy@example.com", resume=True)
+            await old.start(node.xmpp_port)
+            await old.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await until(lambda: kept_binding(node_1a.router, "andy"))
+            kept = kept_binding(node_1a.router, "andy")
+            old.cut()
+            await until(lambda: kept.detached)
+            new = Client("andy@example.com", resume=True)
+            await new.start(node.xmpp_port)
+            await new.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            await until(lambda: kept.sm_id not in node_1a.router.xmpp.resumable, what="the kept session ended")
+            await bob.post(room, "still there?", cid="b-0")
+            reflection = await next_groupchat(new, 10)
+            while reflection["body"] != "still there?":
+                reflection = await next_groupchat(new, 10)
+            present = await occupants(node_1a.router, room)
+            ping = await self_ping(new, room, "andy")
+            await new.stop()
+            return present, ping
+
+    present, ping = run(scenario())
+    assert "andy@example.com" in present
+    assert ping == "result"
 
 
 def test_a_session_not_resumed_in_time_is_signed_out_and_its_resumption_fails_cleanly(xworld, settings):
@@ -318,3 +359,89 @@ def test_a_fenced_node_answers_a_new_stream_at_once_without_the_config_db(xworld
     assert "<see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>127.0.0.1:" in fenced
     assert f"127.0.0.1:{nodes['imp-1b'].xmpp_port}</see-other-host>" in fenced
     assert address == ("127.0.0.1", nodes["imp-1b"].xmpp_port)
+
+
+class RawWebSocketClient:
+    """An RFC 7395 client written out by hand (SASL PLAIN, which the WebSocket port accepts), to
+    cut and resume a stream on the transport browser clients use."""
+
+    FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+
+    def __init__(self, port: int, user: str) -> None:
+        self.port, self.user = port, user
+        self.handled = 0  # stanzas received since <enabled/> or <resumed/> (XEP-0198 h)
+        self.counting = False
+        self.frames: list[ET.Element] = []
+
+    async def connect(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(f"ws://127.0.0.1:{self.port}/", subprotocols=["xmpp"])
+        await self.ws.send(f"<open xmlns='{self.FRAMING}' to='example.com' version='1.0'/>")
+        await self.until("features")
+        plain = base64.b64encode(f"\0{self.user}\0{password_of(self.user)}".encode()).decode()
+        await self.ws.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>")
+        await self.until("success")
+        await self.ws.send(f"<open xmlns='{self.FRAMING}' to='example.com' version='1.0'/>")
+        await self.until("features")
+
+    async def until(self, name: str) -> ET.Element:
+        """Read frames up to the first element called ``name``; ``self.frames`` keeps them all."""
+        async with asyncio.timeout(10):
+            while True:
+                frame = fromstring(await self.ws.recv())
+                local = frame.tag.rpartition("}")[2]
+                self.frames.append(frame)
+                if self.counting and local in ("message", "presence", "iq"):
+                    self.handled += 1
+                if local == name:
+                    return frame
+
+
+def test_a_websocket_stream_is_resumed_too(xworld):
+    """RFC 7395 (converse.js's transport): the same resumption after the WebSocket connection drops."""
+    add_user(xworld, "andy", "imp-1a")
+    xworld.user("bob", "imp-1a")
+    node = xworld.nodes["imp-1a"]
+    room = room_of(node)
+
+    async def scenario():
+        async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
+            await bob.create(room)
+            await bob.join(room)
+            andy = RawWebSocketClient(node.agent_port, "andy")
+            await andy.connect()
+            await andy.ws.send(
+                "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                "<resource>web</resource></bind></iq>"
+            )
+            await andy.until("iq")
+            await andy.ws.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            previd = (await andy.until("enabled")).get("id")
+            andy.counting = True
+            await andy.ws.send(
+                f"<presence xmlns='jabber:client' to='{room}/andy'>"
+                "<x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
+            )
+            while (await andy.until("message")).find("{jabber:client}subject") is None:
+                pass  # joined: the subject comes last
+            binding = kept_binding(node_1a.router, "andy")
+            andy.ws.transport.abort()
+            await until(lambda: binding.detached)
+            for n in range(3):
+                await bob.post(room, f"while away {n}", cid=f"b-{n}")
+            back = RawWebSocketClient(node.agent_port, "andy")
+            await back.connect()
+            await back.ws.send(f"<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='{andy.handled}'/>")
+            resumed = await back.until("resumed")
+            back.counting = True
+            await bob.post(room, "after", cid="b-9")
+            while not any(f.findtext("{jabber:client}body") == "after" for f in back.frames):
+                await back.until("message")
+            bodies = [f.findtext("{jabber:client}body") for f in back.frames if f.findtext("{jabber:client}body")]
+            await back.ws.close()
+            return resumed.get("previd"), bodies
+
+    previd, bodies = run(scenario())
+    assert previd
+    assert bodies == ["while away 0", "while away 1", "while away 2", "after"]

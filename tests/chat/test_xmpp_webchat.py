@@ -54,8 +54,16 @@ def join_room(page, room: str, nick: str) -> None:
         return True
 
     wait_for(dialog_open, 30, interval=0.5, what="converse.js's Add groupchat dialog")
-    chatroom.fill(room)
-    page.fill("converse-add-muc-modal input[name=nickname]", nick)
+    nickname = page.locator("converse-add-muc-modal input[name=nickname]")
+
+    def filled() -> bool:
+        # The dialog may still render while it is filled (once, under load, the nickname ended
+        # up at the end of the room JID): fill again until both fields hold what was typed.
+        chatroom.fill(room)
+        nickname.fill(nick)
+        return chatroom.input_value() == room and nickname.input_value() == nick
+
+    wait_for(filled, 30, interval=0.5, what="the room JID and nickname in converse.js's dialog")
     page.click("converse-add-muc-modal >> role=button[name='Join']")
     page.wait_for_selector("converse-muc textarea.chat-textarea", timeout=20_000)
 

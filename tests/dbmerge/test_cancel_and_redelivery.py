@@ -57,9 +57,10 @@ def running_statement(database, pattern: str, at_least: float = 1.0) -> str | No
 def test_cancel_inside_the_longest_statement_ends_the_job_cancelled_and_the_destination_untouched(
     chat_db, operator_client, celery_worker
 ):
-    """The slowest phase of this merge is the removal of duplicates: source 2 is a copy of
-    source 1, so every archive row it brings is moved past the largest id and then deleted
-    again by one DELETE, a statement of many seconds on these data."""
+    """The slowest phase of this merge is the archive's duplicate check: source 2 is a copy of
+    source 1, so every archive row it brings collides and is an exact duplicate; they are
+    staged and compared with the destination's in one INSERT ... WHERE NOT EXISTS, a statement
+    of many seconds on these data."""
     a, b, target = chat_db(), chat_db(), chat_db()
     fill_generated(a, ROWS)
     fill_generated(b, ROWS)
@@ -69,12 +70,12 @@ def test_cancel_inside_the_longest_statement_ends_the_job_cancelled_and_the_dest
     run_merge_job.delay(job.pk)
 
     statement = wait_for(
-        lambda: running_statement(target, "DELETE FROM tc_msgarchive n %", at_least=0.2),
+        lambda: running_statement(target, "INSERT INTO tc_msgarchive % NOT EXISTS %", at_least=0.2),
         timeout=600,
         interval=0.05,
-        what="the duplicate removal to be running",
+        what="the archive's duplicate check to be running",
     )
-    assert "EXISTS" in statement
+    assert "imp_stage_archive" in statement
     response = operator_client.post(reverse("dbmerge:mergejob_cancel", args=[job.pk]))
     assert response.status_code == 302
 
@@ -84,7 +85,7 @@ def test_cancel_inside_the_longest_statement_ends_the_job_cancelled_and_the_dest
     assert job.reason == "Cancelled by the administrator; the destination was left as it was."
     # The statement itself was stopped, not merely the next one refused.
     stopped = job.log_entries.filter(message__startswith="Cancel stopped the statement running in").get()
-    assert "DELETE FROM tc_msgarchive n" in stopped.message
+    assert "INSERT INTO tc_msgarchive" in stopped.message
     assert running_statement(target, "%", at_least=0) is None  # nothing left running there
     assert target.rows() == before
     assert not has_merge_record(target)

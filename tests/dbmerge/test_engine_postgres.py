@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from contextlib import contextmanager
 
 import pytest
 
-from dbmerge.engines import AlreadyMerged, MergeCancelled, MergeError, MergeHooks
+from dbmerge.engines import AlreadyMerged, MergeCancelled, MergeError, MergeHooks, plan
 from dbmerge.engines import postgres as engine
 from dbmerge.engines.base import NO_LONGER_OURS
-from tests.dbmerge.conftest import T0
+from tests.dbmerge.conftest import T0, fill_generated
 
 LOBBY = "lobby@conf.example.com"
 LONG_BODY = "Grüße 🌍 " * 600  # well over 4000 characters
@@ -327,8 +328,18 @@ def destination_for(chat_db, method: str):
     return target
 
 
+# Colliding archive rows take one of two ways, by the share of duplicates in a sample (both
+# must give the same rows): staged, and only those that are not duplicates inserted; or
+# streamed into place, and the duplicates deleted after.
+ARCHIVE_WAYS = {"staged": 0.0, "streamed": 2.0}
+
+
+@pytest.mark.parametrize("way", ARCHIVE_WAYS)
 @pytest.mark.parametrize("method", ["copy", "dblink"])
-def test_an_archive_row_identical_in_both_sources_is_kept_once_and_counted_as_a_duplicate(chat_db, method):
+def test_an_archive_row_identical_in_both_sources_is_kept_once_and_counted_as_a_duplicate(
+    chat_db, method, way, monkeypatch
+):
+    monkeypatch.setattr(plan, "STAGE_DUPLICATE_SHARE", ARCHIVE_WAYS[way])
     a, b = chat_db(), chat_db()
     target = destination_for(chat_db, method)
     a.archive(1, body="a1")
@@ -354,6 +365,45 @@ def test_an_archive_row_identical_in_both_sources_is_kept_once_and_counted_as_a_
     figures = report.tables["tc_msgarchive"]
     assert (figures.read, figures.written, figures.duplicates_removed, figures.ids_remapped) == (8, 6, 2, 1)
     assert target.rows()["xcp_sequence"] == [("tc_message_id", 8)]
+
+
+@pytest.mark.parametrize(("offset", "staged"), [(0, True), (60, False)])
+def test_colliding_archive_rows_that_are_mostly_duplicates_are_staged_and_never_written(
+    chat_db, caplog, offset, staged
+):
+    """b repeats a's archive (offset 0: every colliding row is an exact duplicate) or holds
+    rows of its own under the same ids (offset 60: sent a minute later, none is)."""
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_generated(a, 3000, rooms=7)
+    fill_generated(b, 3000, rooms=7, offset=offset)
+
+    with caplog.at_level(logging.INFO, logger="dbmerge.engine"):
+        report = engine.merge(target.engine, [a.engine, b.engine])
+
+    messages = [record.getMessage() for record in caplog.records]
+    sampled = [m for m in messages if m.endswith(f"sampled colliding archive rows of {b.name} are exact duplicates.")]
+    same, _, total = sampled[0].split()[:3]
+    assert int(total) > 100 and int(same) == (int(total) if staged else 0)
+    assert (
+        f"Many colliding archive rows of {b.name} are exact duplicates: they are staged and only the others written."
+        in messages
+    ) is staged
+    figures = report.tables["tc_msgarchive"]
+    duplicates = 3000 if staged else 0
+    assert (figures.written, figures.duplicates_removed, figures.ids_remapped) == (
+        6000 - duplicates,
+        duplicates,
+        3000 - duplicates,
+    )
+    assert len(target.rows()["tc_msgarchive"]) == 6000 - duplicates
+
+    # A duplicate is never written to be deleted again: the destination's archive takes no
+    # more pages than the 3000 rows of a, as a holds them (written and deleted, b's would double it).
+    pages = {}
+    for side in (a, target):
+        with side.factory.connect(side.name) as conn:
+            pages[side] = conn.execute("SELECT pg_relation_size('tc_msgarchive') / 8192").fetchone()[0]
+    assert pages[target] <= pages[a] + 1 if staged else pages[target] >= 2 * pages[a] - 1
 
 
 @pytest.mark.parametrize("method", ["copy", "dblink"])
@@ -413,7 +463,11 @@ def test_when_the_destination_side_is_renumbered_its_messages_identical_to_the_i
     assert report.shared_rooms[0].renumbered_side == "destination so far"
 
 
-def test_destination_that_is_a_source_merged_with_an_overlapping_copy_of_itself_holds_every_row_once(chat_db):
+@pytest.mark.parametrize("way", ARCHIVE_WAYS)
+def test_destination_that_is_a_source_merged_with_an_overlapping_copy_of_itself_holds_every_row_once(
+    chat_db, way, monkeypatch
+):
+    monkeypatch.setattr(plan, "STAGE_DUPLICATE_SHARE", ARCHIVE_WAYS[way])
     a, b = chat_db(), chat_db()
     for side in (a, b):  # B started as a copy of A
         side.room(LOBBY, subject="lobby", next_msg_id=3)

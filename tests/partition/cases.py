@@ -23,7 +23,7 @@ from tests.partition.netns import REDIS_IP, RELAY_IP
 from tests.partition.world import CONFIG_DB_ADDRESSES, Conversation, GroupOnBed, Outcome, admin
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAState
-from topology.models import HATransition, Node, Service
+from topology.models import HATransition, Node, ServerAction, Service
 
 FENCED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*stops serving its rooms", re.MULTILINE)
 
@@ -87,15 +87,28 @@ def group_page_matches(group: GroupOnBed) -> bool:
     )
 
 
+REQUESTED = re.compile(r"Fallback of \S+ requested; the Server Recovery Manager carries it out")
+REFUSED = re.compile(r"Fallback[^<]* refused: [^<]*|Fallback is not offered[^<]*")
+
+
 def press_fallback(group: GroupOnBed) -> None:
+    """Press Fallback for A on the group page until the page says it was requested, as an
+    operator presses it again while the page refuses (A's agent not reporting yet, say)."""
     client = Client()
     client.force_login(group.admin)
-    response = client.post(
-        reverse("topology:group_detail", args=[group.group.pk]) + "server-action/",
-        {"node": group.nodes["a"].pk, "action": "fallback"},
-        follow=True,
-    )
-    assert "Fallback of" in response.content.decode(), response.content.decode()[-2000:]
+
+    def pressed() -> bool:
+        response = client.post(
+            reverse("topology:group_detail", args=[group.group.pk]) + "server-action/",
+            {"node": group.nodes["a"].pk, "action": "fallback"},
+            follow=True,
+        )
+        page = response.content.decode()
+        refusal = REFUSED.search(page)
+        pressed.last = refusal.group(0) if refusal else page[-1500:]
+        return bool(REQUESTED.search(page))
+
+    wait_for(pressed, 30, lambda: f"the group page accepting Fallback (last answer: {pressed.last})", interval=0.5)
 
 
 def diagnosis(group: GroupOnBed, what: str) -> Callable[[], str]:
@@ -117,6 +130,8 @@ def diagnosis(group: GroupOnBed, what: str) -> Callable[[], str]:
                     (dbname,),
                 ):
                     lines.append("  " + " | ".join(str(value) for value in row))
+        for action in ServerAction.objects.filter(group=group.group).order_by("pk"):
+            lines.append(f"server action {action.action} of node {action.node_id}: {action.status} {action.result}")
         for key, agent in group.agents.items():
             lines.append(f"--- last lines of agent {key} ---")
             lines.extend(agent.log().splitlines()[-25:])

@@ -5,7 +5,9 @@ service to match what the console asked, carries out each numbered request once,
 writes the observed status back. Every heartbeat interval (an SRM service parameter) it
 writes the node's heartbeat. When the SRM moves rooms between nodes it asks the service that
 serves rooms (the Text Conference Manager, registered as following the room hosting in
-``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``).
+``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``); when the
+SRM sees a transition of the node or its peer, the services that serve users (the XCP Router)
+check at once which users they still serve (``users_moved``).
 
 Each committed heartbeat renews the node's lease (``topology.agent.lease``) while its group
 has high availability on (without a peer nobody takes its rooms over, so nothing to fence).
@@ -207,6 +209,18 @@ class NodeAgent:
                 self.fenced = False
                 for instance in self._fence_targets():
                     instance.unfence()
+
+    # --- users moved ----------------------------------------------------------------------
+
+    def users_moved(self) -> None:
+        """The SRM saw a transition of this node or its peer (its own, the peer's SRM's or a
+        Server Action's): the services that serve users check at once whom they still serve,
+        rather than at their next look at the config DB."""
+        for instance in list(self.instances.values()):
+            try:
+                instance.users_moved()
+            except Exception:
+                log.exception("%s could not check its users", instance.name)
 
     # --- reconcile ----------------------------------------------------------------------
 
