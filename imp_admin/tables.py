@@ -26,6 +26,7 @@ import django_tables2 as tables
 from django.template import Context
 from django.template.loader import get_template
 from django.utils import formats
+from django.utils.functional import cached_property
 from django.utils.timezone import template_localtime
 from django_tables2.rows import BoundRow, BoundRows
 from django_tables2.utils import signature
@@ -55,6 +56,16 @@ class ConsoleRow(BoundRow):
         content = call_with_arguments(bound_column.render, available)
         return bound_column.link(content, **available) if bound_column.link else content
 
+    def items(self):
+        """``BoundRow.items``, with the visible columns listed once for the table, not looked up
+        by name for every cell."""
+        for column in self.table.visible_columns:
+            column.current_value = self._get_and_render_with(
+                column, render_func=self._call_render, default=column.default
+            )
+            column.current_record = self.record
+            yield column, column.current_value
+
 
 class ConsoleRows(BoundRows):
     def __iter__(self):
@@ -73,6 +84,11 @@ class ConsoleTable(tables.Table):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.rows = ConsoleRows(data=self.data, table=self)
+
+    @cached_property
+    def visible_columns(self) -> list:
+        """The columns shown, in order (read when the rows are rendered, after any hide())."""
+        return list(self.columns)
 
 
 class TimestampColumn(tables.Column):

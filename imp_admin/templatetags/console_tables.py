@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.template.base import render_value_in_context
 from django.templatetags.l10n import localize, unlocalize
-from django.utils.html import format_html
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -34,14 +34,19 @@ def console_table_rows(context, table) -> SafeString:
     }
     parts = []
     for row in table.paginated_rows:
-        parts.append(format_html("<tr {}>", row.attrs.as_html()))
+        # Without row_attrs a row's attributes are its even/odd class alone.
+        attrs = f'class="{row.get_even_odd_css_class()}"' if not table.row_attrs else row.attrs.as_html()
+        parts.append(f"<tr {attrs}>")
         for column, cell in row.items():
             td = static_td.get(column.name)
             if td is None:
                 td = column.attrs["td"].as_html()
             if column.localize is not None:
                 cell = localize(cell) if column.localize else unlocalize(cell)
-            parts.append(f"<td {td}>{render_value_in_context(cell, context)}</td>")
+            # {{ cell }} of a string is the string escaped (unless safe); anything else goes the
+            # template's way (local time, localisation).
+            text = conditional_escape(cell) if isinstance(cell, str) and context.autoescape else None
+            parts.append(f"<td {td}>{text if text is not None else render_value_in_context(cell, context)}</td>")
         parts.append("</tr>")
     if not parts and table.empty_text:
         parts.append(format_html('<tr><td colspan="{}">{}</td></tr>', len(columns), table.empty_text))
