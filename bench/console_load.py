@@ -375,7 +375,9 @@ def server_cpu_seconds(pid: int) -> float:
             fields = stat(entry / "stat")
         except (OSError, IndexError):
             continue  # gone meanwhile
-        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+        if int(entry.name) == pid:  # utime, stime, and cutime, cstime: its children that ended
+            total += sum(int(value) for value in fields[11:15])  # (gunicorn's recycled workers)
+        elif int(fields[1]) == pid:  # fields[1]: the parent's pid
             total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
     return total / os.sysconf("SC_CLK_TCK")
 
