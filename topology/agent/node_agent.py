@@ -23,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -48,6 +51,7 @@ FENCE_CHECK_SECONDS = 0.05
 # Back Users Failed). Right after a network heals, the database connection pool may need a
 # few seconds to replace the connections the outage broke: that is not a failure yet.
 HOSTING_RETRY_SECONDS = 12.0
+WORKER_THREADS = min(32, (os.cpu_count() or 1) + 4)  # the size of asyncio's default pool
 
 
 @dataclass
@@ -99,6 +103,7 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self.request_stop)
+        await _start_worker_threads(loop)
         sent_at = time.monotonic()
         self.node, lease_seconds = await db(self._register)
         self.lease.renew(sent_at, lease_seconds)
@@ -403,6 +408,17 @@ class NodeAgent:
                     return False
                 log.warning("%s could not re-read its rooms (%s); trying again", service.name, exc)
                 await asyncio.sleep(0.5)
+
+
+async def _start_worker_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """Give the loop its worker threads (sign-ins, directory reads) now: the pool would start
+    them on first need, and starting a thread holds the loop until the OS first runs it, some
+    tens of milliseconds each on a loaded machine, just when fifty users sign in on a backup."""
+    executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="agent-worker")
+    loop.set_default_executor(executor)
+    everyone = threading.Barrier(WORKER_THREADS)  # each task waits for the others: one thread each
+    waits = [loop.run_in_executor(None, everyone.wait, 10.0) for _ in range(WORKER_THREADS)]
+    await asyncio.gather(*waits, return_exceptions=True)  # a broken barrier only means fewer threads yet
 
 
 def _dependents_running(name: str, instances: dict[str, NodeService]) -> list[str]:
