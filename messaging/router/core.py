@@ -591,7 +591,8 @@ class XcpRouter(NodeService):
         if any(node not in snapshot.nodes for _, node, _ in moves):
             snapshot = await self.directory.refresh()
         for session, node, reason in moves:
-            logger.info("%s is now served by %s; asking the client to reconnect", session.user.jid, node)
+            # A client still signing in has no user yet; the reason names the user either way.
+            logger.info("%s Asking the client to reconnect there.", reason)
             address = snapshot.nodes.get(node)
             if address is not None:
                 session.send(reconnect_event(node, address.host, address.port, reason, low, high))
