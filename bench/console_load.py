@@ -15,7 +15,9 @@ Each administrator logs in through the login page, then walks the pages (list pa
 random object's detail page) in a rotating order. While each walk runs, ``manage.py
 merge_external_databases`` merges the two sources into a fresh destination, writing its
 progress to the config DB as a worker does. Prints p50/p95/max per page and requests/s for
-each server side by side, and the load average of the machine before and after.
+each server side by side, the load average of the machine before and after, and the CPU time
+each server used per request (on a shared machine, throughput measures the CPU share the kernel
+gave each server; CPU per request is what the server itself costs).
 
 Both servers run the same settings: DEBUG off, collected static files, the same config DB.
 gunicorn uses ``deploy/gunicorn.conf.py`` when it exists (its bind address overridden);
@@ -358,8 +360,34 @@ def administrator(
             time.sleep(think * rng.uniform(0.8, 1.2))
 
 
-def walk(base: str, ids: dict, admins: int, think: float, duration: float) -> tuple[Results, float]:
-    """Log every administrator in first (password hashing is not what is measured), then walk."""
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) of a server and its child processes (gunicorn's
+    workers), from /proc: what the server cost, whatever share of the machine it was given."""
+
+    def stat(path: Path) -> list[str]:
+        return path.read_text().rsplit(")", 1)[1].split()  # fields from the 3rd (state) on
+
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = stat(entry / "stat")
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(entry.name) == pid:  # utime, stime, and cutime, cstime: its children that ended
+            total += sum(int(value) for value in fields[11:15])  # (gunicorn's recycled workers)
+        elif int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def walk(
+    base: str, ids: dict, admins: int, think: float, duration: float, server_pid: int
+) -> tuple[Results, float, float]:
+    """Log every administrator in first (password hashing is not what is measured), then walk.
+
+    Returns the results, the walk's seconds and the server's CPU seconds during the walk."""
     sessions: dict[int, requests.Session] = {}
 
     def sign_in(number: int) -> None:
@@ -373,6 +401,7 @@ def walk(base: str, ids: dict, admins: int, think: float, duration: float) -> tu
     if len(sessions) != admins:
         raise SystemExit(f"only {len(sessions)} of {admins} administrators could log in")
     results = Results()
+    cpu_before = server_cpu_seconds(server_pid)
     started = time.monotonic()
     until = started + duration
     threads = [
@@ -383,7 +412,7 @@ def walk(base: str, ids: dict, admins: int, think: float, duration: float) -> tu
         thread.start()
     for thread in threads:
         thread.join(duration + 60)
-    return results, time.monotonic() - started
+    return results, time.monotonic() - started, server_cpu_seconds(server_pid) - cpu_before
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -463,7 +492,9 @@ def main() -> None:
                 merge = bench.start_merge(f"{kind}_{int(think * 1000)}")
                 load_before = load_average()
                 try:
-                    results, seconds = walk(f"http://127.0.0.1:{port}", ids, args.admins, think, args.duration)
+                    results, seconds, cpu = walk(
+                        f"http://127.0.0.1:{port}", ids, args.admins, think, args.duration, server.pid
+                    )
                 finally:
                     merge_running = merge.poll() is None
                     stop(merge)
@@ -471,7 +502,8 @@ def main() -> None:
                 note = (
                     f"{results.count} requests in {seconds:.1f} s; merge "
                     f"{'ran throughout' if merge_running else 'finished during the walk'}; "
-                    f"load average {load_before} -> {load_average()}"
+                    f"load average {load_before} -> {load_average()}; server CPU {cpu:.1f} s, "
+                    f"{cpu / max(results.count, 1) * 1000:.1f} ms a request"
                 )
                 runs[kind] = (results, seconds, note)
             report(f"{title}: {args.admins} administrators, {think:g} s between pages, {args.duration:g} s", runs)

@@ -36,7 +36,8 @@ every user to get there. SRM timers: heartbeat every 0.5 s, timeout ``--heartbea
 B fenced itself), critical service delay ``--delay``. ``--trace`` prints what three clients saw.
 
 ``--configdb postgres`` puts the config DB on PostgreSQL (a throw-away database) instead of
-SQLite. ``--profile-agent FILE`` runs the node agent under cProfile.
+SQLite. ``--profile-agent FILE`` runs the node agent under cProfile (with ``--failover``, B's:
+the one the users sign in on).
 
 ``--smoke``: 3 users for 2 s, the node only; the test suite runs it so the bench does not rot.
 
@@ -1023,7 +1024,8 @@ def failover(args, work: Path) -> None:
 
     users = int(args.users.split(",")[-1])
     _group, (a, b), db_name = build_nodes(users, ha=True, delay=args.delay, heartbeat_timeout=args.heartbeat_timeout)
-    agents = [start_agent(work, a.name), start_agent(work, b.name)]
+    profile = str(Path(args.profile_agent).resolve()) if args.profile_agent else ""
+    agents = [start_agent(work, a.name), start_agent(work, b.name, profile)]  # B takes the sign-ins
     context = multiprocessing.get_context("spawn")
     processes = []
     try:

@@ -221,7 +221,8 @@ STORAGES = {
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
-DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
+# django-tables2's Bootstrap 5 table, its rows written by imp_admin.tables (the same markup).
+DJANGO_TABLES2_TEMPLATE = "tables/console.html"
 
 AUDITLOG_INCLUDE_ALL_MODELS = False
 

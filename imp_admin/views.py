@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import django_filters
 import django_tables2 as tables
 from auditlog.models import LogEntry
@@ -13,11 +15,14 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.utils.formats import localize
+from django.utils.safestring import mark_safe
 from django.views.generic import TemplateView
 
 from imp_admin import lockout
 from imp_admin.generic import ObjectListView
 from imp_admin.permissions import ConsolePermissionMixin
+from imp_admin.tables import ConsoleTable, TimestampColumn
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
 
@@ -61,18 +66,46 @@ class LogEntryFilter(django_filters.FilterSet):
         return queryset.filter(Q(object_repr__icontains=value) | Q(actor__username__icontains=value))
 
 
-class LogEntryTable(tables.Table):
-    timestamp = tables.DateTimeColumn(format="Y-m-d H:i:s")
+class LogEntryTable(ConsoleTable):
+    timestamp = TimestampColumn(format="Y-m-d H:i:s")
     actor = tables.Column(default="system")
     content_type = tables.Column(verbose_name="Object type")
     object_repr = tables.Column(verbose_name="Object")
     action = tables.Column()
-    changes = tables.TemplateColumn(template_name="audit/changes_cell.html", orderable=False)
+    changes = tables.Column(orderable=False, empty_values=())
 
     class Meta:
         model = LogEntry
         fields = ("timestamp", "actor", "action", "content_type", "object_repr", "changes")
         attrs = {"class": "table table-sm table-striped align-middle"}
+
+    def render_changes(self, record):
+        """Each field's value before and after (or the objects a relation gained or lost).
+
+        Written in Python rather than a template, and with ``html.escape`` rather than
+        ``format_html`` per value: it is the widest cell of a 50-row page, some 500 values.
+        """
+        parts, changes = [], record.changes_dict
+        if changes:
+            items = "".join(f"<li><code>{_text(f)}</code>: {_change(values)}</li>" for f, values in changes.items())
+            parts.append(f'<ul class="list-unstyled small mb-0">{items}</ul>')
+        if record.additional_data:
+            parts.append(f'<div class="small">{_text(record.additional_data)}</div>')
+        # Every value above went through _text, which escapes it.
+        return mark_safe("".join(parts))  # noqa: S308
+
+
+def _text(value) -> str:
+    """``{{ value }}`` in a template: localised, then escaped."""
+    return html.escape(value if isinstance(value, str) else str(localize(value)))
+
+
+def _change(values) -> str:
+    if isinstance(values, dict) and values.get("type") == "m2m":
+        verb = "added" if values.get("operation") == "add" else "removed"
+        return f"{verb} {', '.join(_text(o) for o in values.get('objects', []))}"
+    before, after = [*values, None, None][:2] if isinstance(values, list | tuple) else (None, None)
+    return f"{_text(before or '—')} → {_text(after or '—')}"
 
 
 class AuditTrailView(ObjectListView):

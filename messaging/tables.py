@@ -1,16 +1,17 @@
 import django_tables2 as tables
 
+from imp_admin.tables import CellTemplateColumn, ConsoleTable
 from messaging.models import ChatAlias, ExternalDatabase, GroupChatAdministrator
 
 TABLE_ATTRS = {"class": "table table-sm table-striped table-hover align-middle"}
 
 
-class ExternalDatabaseTable(tables.Table):
+class ExternalDatabaseTable(ConsoleTable):
     database_name = tables.Column(linkify=True)
-    status = tables.TemplateColumn(
+    status = CellTemplateColumn(
         template_name="messaging/_database_status_cell.html", orderable=False, verbose_name="Status"
     )
-    assigned_to = tables.TemplateColumn(
+    assigned_to = CellTemplateColumn(
         template_name="messaging/_database_assigned_cell.html", orderable=False, verbose_name="Assigned to"
     )
 
@@ -20,7 +21,7 @@ class ExternalDatabaseTable(tables.Table):
         attrs = TABLE_ATTRS
 
 
-class ChatAliasTable(tables.Table):
+class ChatAliasTable(ConsoleTable):
     # Delete Selected; left out for users who may not delete (see ChatAliasListView).
     pk = tables.CheckBoxColumn(
         accessor="pk", attrs={"input": {"form": "delete-selected"}, "th__input": {"hidden": True}}
@@ -36,7 +37,7 @@ class ChatAliasTable(tables.Table):
         attrs = TABLE_ATTRS
 
 
-class GroupChatAdministratorTable(tables.Table):
+class GroupChatAdministratorTable(ConsoleTable):
     im_address = tables.Column(linkify=True)
     cluster = tables.Column(linkify=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from messaging.chat.directory import host_port
 from topology.models import EndUser, Node
 
 CONVERSE_DIR = Path(__file__).resolve().parents[1] / "imp_admin" / "static" / "vendor" / "converse"
@@ -34,10 +35,7 @@ def converse_version() -> str:
 def websocket_url(node: Node) -> str:
     """The node's XMPP-over-WebSocket address: its chat port, plain ``ws://`` on the node's
     address (a reverse proxy in front gives ``wss://``)."""
-    host = node.agent_host
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return f"ws://{host}:{node.agent_port}/"
+    return f"ws://{host_port(node.agent_host, node.agent_port)}/"
 
 
 def websocket_nodes() -> dict[str, str]:

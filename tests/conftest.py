@@ -21,6 +21,7 @@ from django.test import Client
 from psycopg import sql
 
 from imp_admin.roles import OPERATOR, READ_ONLY, SUPER_ADMINISTRATOR
+from messaging import pools
 from topology.choices import NodeRole
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
@@ -197,6 +198,7 @@ def postgres():
     """A factory of throw-away PostgreSQL databases and roles, dropped after the test."""
     factory = PostgresFactory()
     yield factory
+    pools.close_all()  # the pages' pooled connections to them (messaging/pools.py)
     factory.cleanup()
 
 

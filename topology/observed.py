@@ -46,18 +46,21 @@ def services_running(nodes: list[Node], service: str) -> dict[int, bool | None]:
     return {node.pk: (node.pk in started if node.pk in reporting else None) for node in nodes}
 
 
-def room_host(home_node: Node) -> Node | None:
+def room_host(home_node: Node, nodes: dict[int, Node] | None = None) -> Node | None:
     """The node whose Text Conference Manager serves ``home_node``'s rooms now.
 
     The home node itself, or its backup while it is failed over; None during the short
     hand-back of a fallback (``rooms_moving``), when the backup has released the rooms and
     the home node has not yet taken them: no node serves them then. Reads the fields of the
-    instance given (callers pass a freshly read node).
+    instance given (callers pass a freshly read node); ``nodes`` (pk → node, read with it)
+    saves reading the backup again.
     """
     if home_node.rooms_moving:
         return None
     if home_node.rooms_hosted_by_id is None:
         return home_node
+    if nodes and home_node.rooms_hosted_by_id in nodes:
+        return nodes[home_node.rooms_hosted_by_id]
     return Node.objects.filter(pk=home_node.rooms_hosted_by_id).first() or home_node
 
 

@@ -1,11 +1,12 @@
 import django_tables2 as tables
 
+from imp_admin.tables import CellTemplateColumn, ConsoleTable
 from topology.models import Cluster, EndUser, Node, RedundancyGroup
 
 TABLE_ATTRS = {"class": "table table-sm table-striped table-hover align-middle"}
 
 
-class ClusterTable(tables.Table):
+class ClusterTable(ConsoleTable):
     name = tables.Column(linkify=True)
     node_count = tables.Column(verbose_name="Nodes", orderable=False)
     group_count = tables.Column(verbose_name="Redundancy groups", orderable=False)
@@ -16,11 +17,11 @@ class ClusterTable(tables.Table):
         attrs = TABLE_ATTRS
 
 
-class NodeTable(tables.Table):
+class NodeTable(ConsoleTable):
     name = tables.Column(linkify=True)
     cluster = tables.Column(linkify=True)
     redundancy_group = tables.Column(linkify=True, verbose_name="Redundancy group")
-    state = tables.TemplateColumn(
+    state = CellTemplateColumn(
         template_name="topology/_node_state_cell.html", orderable=False, verbose_name="HA state / reason"
     )
     user_count = tables.Column(verbose_name="Users", orderable=False)
@@ -31,10 +32,10 @@ class NodeTable(tables.Table):
         attrs = TABLE_ATTRS
 
 
-class RedundancyGroupTable(tables.Table):
+class RedundancyGroupTable(ConsoleTable):
     name = tables.Column(linkify=True)
     cluster = tables.Column(linkify=True)
-    servers = tables.TemplateColumn(
+    servers = CellTemplateColumn(
         template_name="topology/_group_servers_cell.html", orderable=False, verbose_name="Presence servers"
     )
     ha_enabled = tables.BooleanColumn(verbose_name="High Availability")
@@ -45,7 +46,7 @@ class RedundancyGroupTable(tables.Table):
         attrs = TABLE_ATTRS
 
 
-class EndUserTable(tables.Table):
+class EndUserTable(ConsoleTable):
     user_id = tables.Column(linkify=True)
     assigned_node = tables.Column(linkify=True, verbose_name="Home node")
     active_node = tables.Column(linkify=True, verbose_name="Served by backup", default="—")

@@ -7,6 +7,7 @@ import django_tables2 as tables
 from django import forms
 
 from imp_admin.generic import ObjectDeleteView, ObjectEditView, ObjectListView
+from imp_admin.tables import ConsoleTable
 from topology.filters import SearchFilterSet
 from topology.models import AlarmRecipient
 from topology.tables import TABLE_ATTRS
@@ -21,7 +22,7 @@ class AlarmRecipientFilter(SearchFilterSet):
         fields = ["q", "enabled"]
 
 
-class AlarmRecipientTable(tables.Table):
+class AlarmRecipientTable(ConsoleTable):
     email = tables.Column(linkify=True)
     enabled = tables.BooleanColumn()
 

@@ -5,7 +5,9 @@ Channels (all under a prefix, so test runs and deployments sharing a Redis never
 - ``<prefix>:tc:<node>``: requests to the Text Conference Manager of ``node``;
 - ``<prefix>:reply:<id>``: replies to one XCP Router (or client of the bus);
 - ``<prefix>:room:<room JID>``: what a room's host broadcasts to the routers whose users
-  are in the room (messages, presence, "room loaded").
+  are in the room (messages, presence, "room loaded");
+- ``<prefix>:users-moved``: a node's Server Recovery Manager saw a transition of its redundancy
+  group, so users may be served by another node now: every XCP Router checks its users at once.
 
 Pub/sub delivers at most once; nothing here is needed to keep an acknowledged message, which
 is in the database before anyone publishes it. Readers fill gaps from the room's history.
@@ -41,6 +43,10 @@ def tc_channel(prefix: str, node_name: str) -> str:
 
 def room_channel(prefix: str, room_jid: str) -> str:
     return f"{prefix}:room:{room_jid}"
+
+
+def users_moved_channel(prefix: str) -> str:
+    return f"{prefix}:users-moved"
 
 
 class BusTimeout(Exception):

@@ -116,6 +116,13 @@ class ChatClient:
                 target = Address(notice["node"], notice["host"], notice["port"])
                 await self._relogin_delay(notice)
                 candidates = [target]
+            except ChatClientError as exc:
+                # A refusal (a wrong password) ends it; a retryable error (the node busy, an
+                # internal error) is tried again, as an unreachable node is.
+                if not exc.retry:
+                    raise
+                logger.info("%s: %s refused the sign-in (%s); retrying", self.user, address.host, exc.code)
+                await asyncio.sleep(0.3)
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, Disconnected) as exc:
                 # Say it once per node; the retries every 0.3 s would drown the conversation.
                 level = logging.DEBUG if address in reported else logging.INFO

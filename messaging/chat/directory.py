@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from messaging.aliases import aliases_of
+from messaging.aliases import aliases_by_node
 from messaging.models.administrators import administrators_by_cluster
 from topology import observed
 from topology.models import EndUser, Node
@@ -24,6 +24,11 @@ from topology.models import EndUser, Node
 logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (RFC 6120 §4.9.3.19, RFC 3986)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,15 @@ def read_snapshot() -> Snapshot:
     alias_home: dict[str, str] = {}
     primary: dict[str, str] = {}
     host_of: dict[str, str] = {}
+    aliases_of_node = aliases_by_node(nodes)
+    by_pk = {node.pk: node for node in nodes}
     for node in nodes:
-        aliases = aliases_of(node)
+        aliases = aliases_of_node[node.pk]
         for alias in aliases:
             alias_home.setdefault(alias.lower(), node.name)
         if aliases:
             primary[node.name] = aliases[0].lower()
-        host = observed.room_host(node)
+        host = observed.room_host(node, by_pk)
         if host is not None:
             host_of[node.name] = host.name
     groups: dict[int, list[str]] = {}

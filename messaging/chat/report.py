@@ -5,6 +5,7 @@ and last message date. Every query is bounded by the page size and uses the tabl
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +13,7 @@ import psycopg
 from django.conf import settings
 from psycopg import sql
 
+from messaging import pools
 from messaging.chat.directory import read_snapshot
 from messaging.models import ExternalDatabase
 from messaging.tc.rooms import MEMBER_AFFILIATIONS, RoomType
@@ -39,24 +41,25 @@ class RoomRow:
     last_message: datetime | None
 
 
+@contextmanager
 def _connect(database: ExternalDatabase):
+    """A connection to ``database`` from this process's pool (see messaging.pools)."""
+    timeout = settings.EXTERNAL_DB_CHECK_TIMEOUT
     try:
-        return psycopg.connect(**database.postgres_conninfo(settings.EXTERNAL_DB_CHECK_TIMEOUT))
-    except psycopg.Error as exc:
+        with pools.postgres(database.postgres_conninfo(timeout), timeout) as conn:
+            yield conn
+    except psycopg.OperationalError as exc:
         raise ReportError(f"{database} cannot be read now: {str(exc).strip().splitlines()[-1]}") from exc
 
 
 def occupants_now(room_jids: list[str]) -> dict[str, int]:
     """Occupant counts the hosting Text Conference Managers publish (see tc.py)."""
-    from redis import Redis
-
     from messaging.chat.bus import bus_prefix
 
     if not room_jids:
         return {}
     try:
-        with Redis.from_url(settings.REDIS_URL, socket_timeout=2, decode_responses=True) as client:
-            values = client.hmget(f"{bus_prefix()}:occupants", room_jids)
+        values = pools.redis_client(settings.REDIS_URL).hmget(f"{bus_prefix()}:occupants", room_jids)
     except Exception:
         return {}
     return {jid: int(value) for jid, value in zip(room_jids, values, strict=True) if value is not None}

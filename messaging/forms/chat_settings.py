@@ -37,9 +37,11 @@ class DatabaseAssignmentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.nodes = nodes
         databases = ExternalDatabase.objects.all()
+        # One query for every node's drop-down (a ModelChoiceField reads its queryset for each).
+        choices = [("", UNASSIGNED), *((database.pk, str(database)) for database in databases)]
         for node in nodes:
             group = node.redundancy_group
-            self.fields[f"node_{node.pk}"] = forms.ModelChoiceField(
+            field = self.fields[f"node_{node.pk}"] = forms.ModelChoiceField(
                 queryset=databases,
                 required=False,
                 empty_label=UNASSIGNED,
@@ -51,6 +53,12 @@ class DatabaseAssignmentForm(forms.Form):
                 ),
                 initial=current.get(node.pk),
             )
+            field.choices = choices
+
+    def rendering_key(self) -> str:
+        """Everything the unbound form shows (a cache key for its rendered fields)."""
+        fields = [(name, f.label, f.help_text, getattr(f.initial, "pk", f.initial)) for name, f in self.fields.items()]
+        return repr([fields, next(iter(self.fields.values())).choices if self.fields else []])
 
     def proposed(self) -> dict[Node, ExternalDatabase | None]:
         return {node: self.cleaned_data.get(f"node_{node.pk}") for node in self.nodes}

@@ -6,7 +6,8 @@ hands each session's events to its front end's ``Binding``.
 
 A user signs in on the node serving them (their home node, or its backup during a
 failover); a user who connects elsewhere, or whose serving node changes while connected, is
-told to reconnect to the right node.
+told to reconnect to the right node: at once when a Server Recovery Manager announces a
+transition (``users_moved``, locally or over the bus), else at the next safety-net check.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.db import close_old_connections
 from websockets.asyncio.server import ServerConnection, serve
 
 from messaging.chat import bus as chat_bus
-from messaging.chat.directory import Directory, NodeAddress, UserInfo, xmpp_client_port
+from messaging.chat.directory import Directory, NodeAddress, UserInfo, host_port, xmpp_client_port
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router.json_ws import MAX_FRAME_BYTES, JsonFrontEnd
 from messaging.router.xmpp import XmppFrontEnd
@@ -35,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 5.0  # how long a router waits for another node's TC
 ROUTE_ATTEMPTS = 3
-WATCH_SECONDS = 1.0  # how often the router checks its users are still served here
+# How often the router checks its users are still served here even when no SRM announced a
+# transition (``XcpRouter.users_moved``): a safety net, not the way users learn of a failover.
+WATCH_SECONDS = 5.0
 
 
 def serving_nodes(jids: list[str]) -> dict[str, str | None]:
@@ -118,6 +121,7 @@ class XcpRouter(NodeService):
         self.xmpp = XmppFrontEnd(self)
         self.fenced_reason = ""  # set while the node's lease has run out (see ``fence``)
         self._relogin_limits = (1, 1)  # the last limits read; used when the config DB is away
+        self._users_moved = asyncio.Event()  # set when an SRM announces a transition
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -150,6 +154,7 @@ class XcpRouter(NodeService):
             await self.directory.stop()
             port = client_port if self.server is None and client_port else self.node.agent_port
             raise ServiceStartError(f"Cannot listen on {self.node.agent_host}:{port}: {exc.strerror or exc}") from exc
+        await self.bus.subscribe(chat_bus.users_moved_channel(self.bus.prefix), self._on_users_moved)
         self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
         with contextlib.suppress(Exception):
             self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
@@ -234,14 +239,6 @@ class XcpRouter(NodeService):
                 continue  # the user's new session is in the room: the room must not see them leave
             with contextlib.suppress(Exception):
                 await self.route(room, requests.Leave(room=room, user=user.jid), attempts=1)
-
-    async def _send_reconnect(self, session: Session, node_name: str, reason: str) -> None:
-        address = self.directory.snapshot.nodes.get(node_name)
-        if address is None:
-            address = (await self.directory.refresh()).nodes.get(node_name)
-        low, high = self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
-        session.send(reconnect_event(node_name, address.host, address.port, reason, low, high))
-        session.finish()
 
     # --- the router core, shared by the front ends ----------------------------------------------
 
@@ -351,8 +348,8 @@ class XcpRouter(NodeService):
         if address is None:
             return ""
         if websocket:
-            return f"ws://{address.host}:{address.port}/"
-        return f"{address.host}:{address.xmpp_port or address.port}"
+            return f"ws://{host_port(address.host, address.port)}/"
+        return host_port(address.host, address.xmpp_port or address.port)
 
     def spawn(self, coroutine) -> asyncio.Task:
         return self._spawn(coroutine)
@@ -540,25 +537,66 @@ class XcpRouter(NodeService):
 
     # --- users moved by a failover or fallback ------------------------------------------------
 
+    def users_moved(self) -> None:
+        """This node's SRM saw a transition of its redundancy group (``NodeService.users_moved``):
+        check this router's users at once, and have every other router check theirs (the peer's
+        users may have moved to or from it)."""
+        self._users_moved.set()
+        if self.bus is not None:
+            channel = chat_bus.users_moved_channel(self.bus.prefix)
+            self._spawn(self.bus.publish(channel, {"by": self.node.name}))
+
+    def _on_users_moved(self, payload: dict) -> None:
+        if payload.get("by") != self.node.name:  # our own announcement: already checking
+            self._users_moved.set()
+
     async def _watch_users(self) -> None:
+        """Send each signed-in user no longer served here to the node serving them: as soon as
+        an SRM announces a transition (``users_moved``), and every ``WATCH_SECONDS`` in any case
+        (a user reassigned in the console, an announcement lost with the bus)."""
         while True:
-            await asyncio.sleep(WATCH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_SECONDS):
+                    await self._users_moved.wait()
+            self._users_moved.clear()
             if not self.sessions:
                 continue
             try:
-                serving = await sync_to_async(serving_nodes, thread_sensitive=False)(list(self.sessions))
+                await self._reconnect_moved_users()
             except Exception as exc:
                 logger.warning("Could not read where users are served: %s", exc)
-                continue
-            for jid, session in list(self.sessions.items()):
-                node = serving.get(jid)
-                if node and node != self.node.name and not session.closing:
-                    logger.info("%s is now served by %s; asking the client to reconnect", jid, node)
-                    try:
-                        await self._send_reconnect(session, node, f"{session.user.user_id} is now served by {node}.")
-                    except Exception as exc:
-                        logger.warning("Could not send reconnect to %s: %s", jid, exc)
-                        session.finish()
+
+    async def _reconnect_moved_users(self) -> None:
+        serving = await sync_to_async(serving_nodes, thread_sensitive=False)(list(self.sessions))
+        moved = [
+            (session, node)
+            for jid, session in list(self.sessions.items())
+            if (node := serving.get(jid)) and node != self.node.name and not session.closing
+        ]
+        await self._send_reconnects([(s, node, f"{s.user.user_id} is now served by {node}.") for s, node in moved])
+
+    async def _send_reconnect(self, session: Session, node_name: str, reason: str) -> None:
+        await self._send_reconnects([(session, node_name, reason)])
+
+    async def _send_reconnects(self, moves: list[tuple[Session, str, str]]) -> None:
+        """Tell each session to sign in again on a node (session, node name, why): the limits
+        and addresses are read once for all of them, so fifty users moved by a failover are
+        told together."""
+        if not moves:
+            return
+        with contextlib.suppress(Exception):  # the config DB away: the limits last read
+            self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
+        low, high = self._relogin_limits
+        snapshot = self.directory.snapshot
+        if any(node not in snapshot.nodes for _, node, _ in moves):
+            snapshot = await self.directory.refresh()
+        for session, node, reason in moves:
+            # A client still signing in has no user yet; the reason names the user either way.
+            logger.info("%s Asking the client to reconnect there.", reason)
+            address = snapshot.nodes.get(node)
+            if address is not None:
+                session.send(reconnect_event(node, address.host, address.port, reason, low, high))
+            session.finish()
 
 
 def cluster_domain(node: Node) -> str:

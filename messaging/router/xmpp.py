@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
+from messaging.chat.directory import UserInfo, lookup_user
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router import muc_admin
 from messaging.router.xmlstream import (
@@ -596,11 +597,11 @@ class XmppStream:
             self._sasl_failure("malformed-request", "PLAIN is authzid NUL authcid NUL password.")
             return
         try:
-            user = await credentials.aauthenticate(authcid, password, self.transport.source)
+            info = await _in_thread(_plain_sign_in)(authcid, password, self.transport.source)
         except credentials.SignInRefused as exc:
             self._sasl_failure("not-authorized", str(exc))
             return
-        await self._authenticated(user.user_id)
+        await self._authenticated(info)
 
     async def _scram_first(self, mechanism: str, payload: bytes) -> None:
         from topology import credentials
@@ -613,18 +614,22 @@ class XmppStream:
             return auth_fn(username)
 
         server = ScramMechanism(mechanism).make_server(keys)
+        source = self.transport.source
+
+        def first(client_first: str) -> None:  # the keys and the throttle in one worker-thread call
+            server.set_client_first(client_first)
+            credentials.check_allowed(names[0] if names else "", source)
+
         try:
-            await _in_thread(server.set_client_first)(payload.decode())
+            await _in_thread(first)(payload.decode())
             challenge = server.get_server_first()
         except (ScramException, UnicodeDecodeError) as exc:
             self._sasl_failure("malformed-request", str(exc))
             return
-        self.scram_user = names[0] if names else ""
-        try:
-            await credentials.acheck_allowed(self.scram_user, self.transport.source)
         except credentials.SignInRefused as exc:
             self._sasl_failure("not-authorized", str(exc))
             return
+        self.scram_user = names[0] if names else ""
         self.scram = server
         self.send_raw(f"<challenge xmlns='{SASL_NS}'>{base64.b64encode(challenge.encode()).decode()}</challenge>")
 
@@ -632,26 +637,25 @@ class XmppStream:
         from topology import credentials
 
         server, self.scram = self.scram, None
-        try:
+        try:  # HMACs only: the salted password was derived when the password was set
             server.set_client_final(payload.decode())
             final = server.get_server_final()
         except (ScramException, UnicodeDecodeError):
             await credentials.arecord_failure(self.scram_user, self.transport.source)
             self._sasl_failure("not-authorized", credentials.WRONG_CREDENTIALS_MESSAGE)
             return
-        user = await _in_thread(credentials.find_user)(self.scram_user)
-        if user is None:  # keys of a user deleted meanwhile
+        info = await _in_thread(_scram_sign_in)(self.scram_user, self.transport.source)
+        await self._authenticated(info, final)
+
+    async def _authenticated(self, info: UserInfo | None, server_final: str = "") -> None:
+        """SASL succeeded for ``info`` (None: the user was deleted meanwhile)."""
+        from topology import credentials
+
+        if info is None:
             self._sasl_failure("not-authorized", credentials.WRONG_CREDENTIALS_MESSAGE)
             return
-        await credentials.arecord_success(user.user_id, self.transport.source)
-        await self._authenticated(user.user_id, final)
-
-    async def _authenticated(self, user_id: str, server_final: str = "") -> None:
-        from messaging.chat.directory import lookup_user
-
-        info = await _in_thread(lookup_user)(user_id)
-        if info is None or info.serving is None:
-            self._sasl_failure("account-disabled", f"{user_id} is not assigned to any IM and Presence node.")
+        if info.serving is None:
+            self._sasl_failure("account-disabled", f"{info.user_id} is not assigned to any IM and Presence node.")
             return
         self.user = info
         if self.router.fenced_reason:  # this node lost its lease: the other node of the group serves
@@ -797,6 +801,27 @@ def _quote(text: str) -> str:
     return quoteattr(text)
 
 
+def _plain_sign_in(authcid: str, password: str, source: str) -> UserInfo | None:
+    """SASL PLAIN in one worker-thread call: the password check (throttle, key derived again,
+    success recorded) and where the user is served."""
+    from topology import credentials
+
+    user = credentials.authenticate(authcid, password, source)
+    return lookup_user(user.user_id)
+
+
+def _scram_sign_in(name: str, source: str) -> UserInfo | None:
+    """After a SCRAM proof checked out: the success recorded and where the user is served, in
+    one worker-thread call (None: the user was deleted during the exchange)."""
+    from topology import credentials
+
+    user = credentials.find_user(name)
+    if user is None:
+        return None
+    credentials.record_success(user.user_id, source)
+    return lookup_user(user.user_id)
+
+
 def _in_thread(function):
     def call(*args, **kwargs):
         close_old_connections()
@@ -816,6 +841,7 @@ class XmppFrontEnd:
         self.domain = ""
         self.server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
+        self._tls_lock = asyncio.Lock()
         self._rendered: tuple[dict, str, str, str] | None = None  # the last live message written (_live_message)
         self.resumable: dict[str, XmppBinding] = {}  # XEP-0198 id → binding whose session may be resumed
 
@@ -851,13 +877,20 @@ class XmppFrontEnd:
         return {self.domain} if self.domain else set()
 
     async def tls_context(self) -> ssl.SSLContext | None:
-        if self._tls is None:
-            from topology import credentials
+        """The client port's TLS context: read (the node's certificate made first, if it has
+        none) once, not by each of the many clients that STARTTLS at once after a failover."""
+        async with self._tls_lock:
+            if self._tls is None:
+                from topology import credentials
 
-            self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
+                self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
         return self._tls
 
     async def start(self, host: str, port: int) -> None:
+        try:  # ready before the first client: a backup node meets its first clients all at once
+            await self.tls_context()
+        except Exception:
+            logger.exception("The TLS context of the XMPP client port could not be made; trying again on STARTTLS")
         self.server = await asyncio.start_server(self._tcp_client, host, port)
 
     async def stop(self) -> None:

@@ -24,6 +24,7 @@ to rooms another node has taken is never stored nor acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -72,6 +73,10 @@ MAX_BATCH = 200
 BROADCAST_TIMEOUT = 1.0
 ROOM_LIST_LIMIT = 200
 DATABASE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+# Once a request found the database lost, it is tried this often until it answers: requests
+# are refused meanwhile, so waiting for the next connection heartbeat (300 s by default)
+# would refuse them for minutes after a blip the pool got over at once.
+DATABASE_PROBE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class TextConferenceManager(RoomAdministration, NodeService):
         self.hosting: RoomHosting | None = None
         self.database_ok = False
         self.last_database_error = ""
+        self._database_lost_event = asyncio.Event()
         self._running = False
         self._tasks: list[asyncio.Task] = []
         self._background: asyncio.Task | None = None
@@ -590,11 +596,19 @@ class TextConferenceManager(RoomAdministration, NodeService):
             logger.error("Persistent chat database lost on %s: %s", self.node, _first_line(exc))
         self.database_ok = False
         self.last_database_error = _first_line(exc)
+        self._database_lost_event.set()
 
     async def _heartbeat(self) -> None:
+        """Exercise the connections every database connection heartbeat interval (the
+        product's setting); while the database is lost, every ``DATABASE_PROBE_SECONDS``."""
         interval = self.config.policy.db_heartbeat_interval
         while True:
-            await asyncio.sleep(interval)
+            if self.database_ok:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._database_lost_event.wait(), interval)
+            else:
+                await asyncio.sleep(DATABASE_PROBE_SECONDS)
+            self._database_lost_event.clear()
             try:
                 await self.store.heartbeat()
             except Exception as exc:

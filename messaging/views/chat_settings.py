@@ -13,6 +13,7 @@ from messaging import forms
 from messaging.chat_settings import restart_notice, save_settings
 from messaging.database_assignment import assign
 from messaging.models import ChatSettings, PersistentChatAssignment
+from messaging.models.chat_settings import SETTING_FIELDS
 from topology.models import Cluster, Node
 
 
@@ -48,6 +49,12 @@ class ChatSettingsView(ConsolePermissionMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         if "settings_form" not in kwargs:
             context["settings_form"], context["assignment_form"] = self.forms()
+        form, assignment_form = context["settings_form"], context["assignment_form"]
+        if form is not None and not form.is_bound:
+            # The fields rendered are a function of what they show alone: the template keeps them
+            # in the cache under those values, so no change can show a stale page.
+            context["settings_form_key"] = repr([self.cluster.pk, *(form.initial.get(f) for f in SETTING_FIELDS)])
+            context["assignment_form_key"] = assignment_form.rendering_key()
         context.update(
             title="Group Chat and Persistent Chat Settings",
             clusters=self.clusters,

@@ -110,3 +110,21 @@ def test_a_postgresql_config_db_ends_the_session_of_a_vanished_client_within_sec
         "tcp_keepalives_count": "3",
         "tcp_user_timeout": "5000",
     }
+
+
+def test_a_node_agent_on_a_postgresql_config_db_has_its_idle_transactions_ended(tmp_path):
+    """An agent cut off in the middle of a transaction, behind a proxy that keeps the TCP
+    connection up, must not hold its group's row lock: the server ends the transaction."""
+    env = production_env(tmp_path)
+    env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres?connect_timeout=5"
+    script = (
+        "from django.db import connection\n"
+        "from topology.agent.db import end_idle_transactions\n"
+        "end_idle_transactions()\n"
+        "with connection.cursor() as cursor:\n"
+        "    cursor.execute('SHOW idle_in_transaction_session_timeout')\n"
+        "    print('idle', cursor.fetchone()[0])\n"
+    )
+    result = run_manage("shell", "-c", script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "idle 5s" in result.stdout.splitlines()

@@ -246,3 +246,19 @@ def test_admin_bulk_edit_refuses_two_databases_for_one_ha_group(admin_client, cl
     response = admin_client.post(reverse("admin:messaging_persistentchatassignment_changelist"), data)
     assert response.status_code == 302
     assert PersistentChatAssignment.objects.filter(database=db1).count() == 2
+
+
+def test_the_cached_fields_show_a_change_made_elsewhere_at_once(operator_client, cluster1):
+    """The page caches its rendered fields under the values they show, so a change made
+    without the page (the API, a bulk update that leaves updated_at alone) shows at once."""
+    cluster, nodes = cluster1
+    database = make_external_database("tc_elsewhere", "tcuser")
+    page = operator_client.get(URL, {"cluster": cluster.pk}).content.decode()
+    assert 'name="settings-max_rooms" value="5500"' in page  # the default
+    ChatSettings.objects.update_or_create(cluster=cluster, defaults={"max_rooms": 6000})
+    ChatSettings.objects.filter(cluster=cluster).update(history_default=7)
+    PersistentChatAssignment.objects.create(node=nodes[0], database=database)
+    page = operator_client.get(URL, {"cluster": cluster.pk}).content.decode()
+    assert 'name="settings-max_rooms" value="6000"' in page
+    assert 'name="settings-history_default" value="7"' in page
+    assert f'<option value="{database.pk}" selected>' in page

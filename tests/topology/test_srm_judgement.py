@@ -11,6 +11,7 @@ from django.utils import timezone
 from topology.agent.base import START_TIMEOUT
 from topology.catalog import DesiredState, ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
+from topology.ha import transitions
 from topology.ha.monitor import RecoveryManager
 from topology.models import Node, Service, ServiceParameters
 
@@ -115,3 +116,19 @@ def test_a_take_back_is_not_judged_before_the_critical_service_delay_and_a_start
     assert RecoveryManager.take_back_failed(a, params, now) is False
     hung = a.ha_state_changed_at + timedelta(seconds=params.critical_service_delay + START_TIMEOUT)
     assert RecoveryManager.take_back_failed(a, params, hung) is True
+
+
+def test_the_groups_states_change_with_a_take_over_whichever_srm_looks(judged):
+    """What the agent compares after each tick to tell the router that users moved."""
+    srm_a, b, _params, now = judged
+    srm_b = RecoveryManager(b.pk)
+    Node.objects.filter(pk__in=[srm_a.node_id, b.pk]).update(ha_state=HAState.NORMAL, ha_state_changed_at=now)
+    before = (srm_a.group_states(), srm_b.group_states())
+    assert before[0] == before[1] and len(before[0]) == 2
+    assert transitions.take_over(srm_a.node_id, b.pk, reason=HAReason.CRITICAL_SERVICE_DOWN)
+    after = (srm_a.group_states(), srm_b.group_states())
+    assert after[0] == after[1] != before[0]
+    assert {state for _pk, state, _at in after[0]} == {
+        HAState.TAKING_OVER,
+        HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
+    }

@@ -54,3 +54,7 @@ class NodeService(abc.ABC):
 
     def unfence(self) -> None:  # noqa: B027 (optional: only services that serve users)
         """Serve again: a heartbeat got through and the room hosting was re-read."""
+
+    def users_moved(self) -> None:  # noqa: B027 (optional: only services that serve users)
+        """The Server Recovery Manager saw a transition of this node or its peer: users may be
+        served by another node now. Called on the agent's loop; must not block."""

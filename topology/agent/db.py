@@ -6,7 +6,26 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections
+
+# A node agent's config-DB transactions are short and wait on nothing but the config DB. One
+# left idle means the agent is cut off in the middle of it; its session would keep the row
+# locks it holds (its redundancy group's) and stall its peer's Server Recovery Manager, also
+# where the server's TCP keepalives cannot tell (a proxy or relay between them keeps the
+# connection up). So a PostgreSQL config DB ends an agent's transaction idle this long.
+IDLE_IN_TRANSACTION_MS = 5000
+
+
+def end_idle_transactions() -> None:
+    """Have a PostgreSQL config DB end this process's idle transactions after
+    ``IDLE_IN_TRANSACTION_MS``; call before the first query."""
+    settings_dict = connections.settings["default"]
+    if settings_dict["ENGINE"] != "django.db.backends.postgresql":
+        return
+    options = settings_dict.setdefault("OPTIONS", {})
+    setting = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+    options["options"] = f"{options.get('options', '')} {setting}".strip()
+    connections.close_all()
 
 
 def _guarded(fn: Callable[..., Any], *args: Any) -> Any:

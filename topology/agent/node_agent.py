@@ -5,7 +5,9 @@ service to match what the console asked, carries out each numbered request once,
 writes the observed status back. Every heartbeat interval (an SRM service parameter) it
 writes the node's heartbeat. When the SRM moves rooms between nodes it asks the service that
 serves rooms (the Text Conference Manager, registered as following the room hosting in
-``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``).
+``topology.agent.registry``) to re-read which rooms it serves (``refresh_hosting``); when the
+SRM sees a transition of the node or its peer, the services that serve users (the XCP Router)
+check at once which users they still serve (``users_moved``).
 
 Each committed heartbeat renews the node's lease (``topology.agent.lease``) while its group
 has high availability on (without a peer nobody takes its rooms over, so nothing to fence).
@@ -21,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,6 +51,7 @@ FENCE_CHECK_SECONDS = 0.05
 # Back Users Failed). Right after a network heals, the database connection pool may need a
 # few seconds to replace the connections the outage broke: that is not a failure yet.
 HOSTING_RETRY_SECONDS = 12.0
+WORKER_THREADS = min(32, (os.cpu_count() or 1) + 4)  # the size of asyncio's default pool
 
 
 @dataclass
@@ -97,6 +103,7 @@ class NodeAgent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, self.request_stop)
+        await _start_worker_threads(loop)
         sent_at = time.monotonic()
         self.node, lease_seconds = await db(self._register)
         self.lease.renew(sent_at, lease_seconds)
@@ -207,6 +214,18 @@ class NodeAgent:
                 self.fenced = False
                 for instance in self._fence_targets():
                     instance.unfence()
+
+    # --- users moved ----------------------------------------------------------------------
+
+    def users_moved(self) -> None:
+        """The SRM saw a transition of this node or its peer (its own, the peer's SRM's or a
+        Server Action's): the services that serve users check at once whom they still serve,
+        rather than at their next look at the config DB."""
+        for instance in list(self.instances.values()):
+            try:
+                instance.users_moved()
+            except Exception:
+                log.exception("%s could not check its users", instance.name)
 
     # --- reconcile ----------------------------------------------------------------------
 
@@ -389,6 +408,17 @@ class NodeAgent:
                     return False
                 log.warning("%s could not re-read its rooms (%s); trying again", service.name, exc)
                 await asyncio.sleep(0.5)
+
+
+async def _start_worker_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """Give the loop its worker threads (sign-ins, directory reads) now: the pool would start
+    them on first need, and starting a thread holds the loop until the OS first runs it, some
+    tens of milliseconds each on a loaded machine, just when fifty users sign in on a backup."""
+    executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="agent-worker")
+    loop.set_default_executor(executor)
+    everyone = threading.Barrier(WORKER_THREADS)  # each task waits for the others: one thread each
+    waits = [loop.run_in_executor(None, everyone.wait, 10.0) for _ in range(WORKER_THREADS)]
+    await asyncio.gather(*waits, return_exceptions=True)  # a broken barrier only means fewer threads yet
 
 
 def _dependents_running(name: str, instances: dict[str, NodeService]) -> list[str]:

@@ -6,7 +6,9 @@ config DB, carries out pending Server Actions (``topology.ha.actions``), and han
 to the decision of its node's state (``topology.ha.decisions``), which makes the transitions of
 ``topology.ha.transitions``. A transition that needs this node's Text Conference Manager to
 load or unload rooms returns a follow-up: the agent re-reads the room hosting, then calls the
-follow-up with whether that worked. Plain module: no HTTP and no asyncio.
+follow-up with whether that worked. After each tick the agent compares ``group_states()`` with
+the last: a change is a transition, and the node's XCP Router checks its users at once.
+Plain module: no HTTP and no asyncio.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from topology.agent.base import START_TIMEOUT
@@ -127,6 +129,14 @@ class RecoveryManager:
             if service.status != ServiceStatus.STARTED and now - began >= delay + seconds(START_TIMEOUT):
                 return True
         return False
+
+    def group_states(self) -> tuple:
+        """This node's and its peer's HA states and since when: they change with every
+        transition of the group, whichever SRM (or Server Action) made it, and so whenever
+        the group's users may have moved to the other node."""
+        group = Node.objects.filter(pk=self.node_id).values("redundancy_group_id")
+        nodes = Node.objects.filter(Q(pk=self.node_id) | Q(redundancy_group_id__in=group))
+        return tuple(nodes.order_by("pk").values_list("pk", "ha_state", "ha_state_changed_at"))
 
     def interval(self) -> float:
         """How often to tick: the heartbeat interval, at most every second, at least every 0.1 s."""

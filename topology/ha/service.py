@@ -29,6 +29,7 @@ class ServerRecoveryManager(NodeService):
         self.agent = agent
         self.manager = RecoveryManager(node.pk)
         self._task: asyncio.Task | None = None
+        self._states: tuple | None = None  # the group's states after the last tick
 
     async def start(self) -> None:
         await db(self.manager.initialize)
@@ -52,6 +53,12 @@ class ServerRecoveryManager(NodeService):
                 if follow_up is not None:
                     ok = await self.agent.sync_room_hosting(force=True)
                     await db(follow_up, ok)
+                states = await db(self.manager.group_states)
+                if states != self._states:
+                    # A transition, made by this tick (after its rooms were loaded) or seen in the
+                    # config DB: users may have moved, so the node's router checks them now.
+                    self._states = states
+                    self.agent.users_moved()
                 interval = await db(self.manager.interval)
             except asyncio.CancelledError:
                 raise

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from topology.agent.db import end_idle_transactions
 from topology.agent.metrics import METRICS_PORT_OFFSET
 from topology.agent.node_agent import NodeAgent
 from topology.models import Node
@@ -61,6 +62,7 @@ class Command(BaseCommand):
         metrics_port: int | None,
         **options,
     ):
+        end_idle_transactions()
         agent_port = Node.objects.filter(name=node).values_list("agent_port", flat=True).first()
         if agent_port is None:
             raise CommandError(f"No node named {node!r}; see System > Nodes.")
