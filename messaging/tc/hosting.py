@@ -106,6 +106,8 @@ class RoomHosting:
         for at once by the agent (refresh_hosting) and by requests."""
         lost = homes & self.lost_homes
         if lost:
+            lost -= await self._taken_back(lost)
+        if lost:
             raise ChatError(
                 ErrorCode.ROOM_UNAVAILABLE,
                 f"Another node took the rooms of {', '.join(sorted(lost))} from {self.node_name}; try again.",
@@ -129,9 +131,29 @@ class RoomHosting:
         for future in waiting:
             await asyncio.shield(future)
 
+    async def _taken_back(self, homes: set[str]) -> set[str]:
+        """Of the homes lost to another node's epoch, those the config DB, read now, says this
+        node hosts: the other node claimed them from a picture a step behind (its directory
+        not yet refreshed after a Fallback) and has given them up or will at its next commit.
+        They may be claimed again. Without a fresh read nothing is taken back."""
+        try:
+            snapshot = await self.directory.refresh()
+        except Exception as exc:
+            logger.warning("%s cannot confirm the hosting of %s: %s", self.node_name, ", ".join(sorted(homes)), exc)
+            return set()
+        mine = {home for home in homes if snapshot.host_of.get(home) == self.node_name}
+        self.lost_homes -= mine
+        return mine
+
     async def _load_in_bulk(self, homes: set[str]) -> None:
         started = time.monotonic()
-        snapshot = self.directory.snapshot
+        # Claim on a fresh read of the hosting, not the directory's last one (up to a second
+        # old): claiming from a stale picture takes the rooms from the node now hosting them.
+        try:
+            snapshot = await self.directory.refresh()
+        except Exception as exc:
+            logger.warning("%s loads rooms on the last hosting it read: %s", self.node_name, exc)
+            snapshot = self.directory.snapshot
         for home in sorted(homes):
             if snapshot.host_of.get(home) == self.node_name:
                 epoch = await self.store.claim(home, self.node_name)
