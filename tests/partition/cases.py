@@ -265,7 +265,7 @@ def run_case(group: GroupOnBed, case: Case, *, fall_back: bool = True) -> CaseRu
             wait_for(
                 lambda: conversation.acked_by_each_since(since) >= 5,
                 60,
-                lambda: f"both users posting after Fallback ({conversation})",
+                lambda: diagnosis(group, f"both users posting after Fallback ({conversation})")(),
             )
             acks_after_fallback = conversation.acked_by_each_since(since)
     finally:
