@@ -24,6 +24,10 @@ from tests.dbmerge.test_engine_postgres import has_merge_record
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROWS = 400_000
+# The cancel test's sources: enough that the archive's duplicate check, the statement it
+# cancels, runs for seconds even on a quiet machine (the heartbeat reads Cancel once a second;
+# at 400,000 rows the staged check could end before the Cancel reached it).
+LONGEST_STATEMENT_ROWS = 1_000_000
 
 
 def state_of(job_id: int) -> str:
@@ -62,8 +66,8 @@ def test_cancel_inside_the_longest_statement_ends_the_job_cancelled_and_the_dest
     staged and compared with the destination's in one INSERT ... WHERE NOT EXISTS, a statement
     of many seconds on these data."""
     a, b, target = chat_db(), chat_db(), chat_db()
-    fill_generated(a, ROWS)
-    fill_generated(b, ROWS)
+    fill_generated(a, LONGEST_STATEMENT_ROWS)
+    fill_generated(b, LONGEST_STATEMENT_ROWS)
     target.room("keep@conf.example.com")
     before = target.rows()
     job = merge_job(a, b, target)
