@@ -51,6 +51,17 @@ async def self_ping(client: Client, room: str, nick: str) -> str:
     return "result"
 
 
+async def resumable_andy(node, room: str, received: list[str] | None = None) -> Client:
+    """Andy with XEP-0198 resumption on, signed in on ``node`` and in ``room`` (no history);
+    the bodies of the room messages he gets go to ``received``."""
+    andy = Client("andy@example.com", resume=True)
+    if received is not None:
+        andy.add_event_handler("groupchat_message", lambda m: m["body"] and received.append(m["body"]))
+    await andy.start(node.xmpp_port)
+    await andy.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+    return andy
+
+
 def test_a_dropped_connection_is_resumed_and_each_message_posted_meanwhile_arrives_once(xworld):
     add_user(xworld, "andy", "imp-1a")
     xworld.user("bob", "imp-1a")
@@ -107,11 +118,8 @@ def test_the_node_asks_for_acknowledgements_so_it_keeps_only_what_the_client_may
 
     async def scenario():
         async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
-            andy = Client("andy@example.com", resume=True)
             received: list[str] = []
-            andy.add_event_handler("groupchat_message", lambda m: m["body"] and received.append(m["body"]))
-            await andy.start(node.xmpp_port)
-            await andy.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            andy = await resumable_andy(node, room, received)
             await bob.join(room)
             for n in range(3 * SM_REQUEST_EVERY):
                 await bob.post(room, f"message {n}", cid=f"b-{n}")
@@ -136,9 +144,7 @@ def test_a_resumption_before_the_old_connection_dropped_takes_the_session_over(x
 
     async def scenario():
         async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
-            old = Client("andy@example.com", resume=True)
-            await old.start(node.xmpp_port)
-            await old.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            old = await resumable_andy(node, room)
             await bob.join(room)
             await bob.post(room, "to the old connection", cid="b-0")
             await until(lambda: not old.groupchat.empty())
@@ -183,16 +189,12 @@ def test_a_fresh_sign_in_ends_the_kept_session_and_the_new_one_stays_in_the_room
         async with running(node) as (node_1a,), signed_in(node, "bob") as (bob,):
             await bob.create(room)
             await bob.join(room)
-            old = Client("andy@example.com", resume=True)
-            await old.start(node.xmpp_port)
-            await old.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            old = await resumable_andy(node, room)
             await until(lambda: kept_binding(node_1a.router, "andy"))
             kept = kept_binding(node_1a.router, "andy")
             old.cut()
             await until(lambda: kept.detached)
-            new = Client("andy@example.com", resume=True)
-            await new.start(node.xmpp_port)
-            await new.plugin["xep_0045"].join_muc_wait(room, "andy", maxstanzas=0, timeout=10)
+            new = await resumable_andy(node, room)
             await until(lambda: kept.sm_id not in node_1a.router.xmpp.resumable, what="the kept session ended")
             await bob.post(room, "still there?", cid="b-0")
             reflection = await next_groupchat(new, 10)

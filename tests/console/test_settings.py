@@ -87,24 +87,31 @@ def test_a_secret_from_an_old_key_is_still_readable_after_rotation(settings):
     assert crypto.decrypt(token) == "tc-password"
 
 
-def test_a_postgresql_config_db_ends_the_session_of_a_vanished_client_within_seconds(tmp_path):
-    """A node agent cut off in the middle of a config-DB transaction must not keep its row locks
-    for hours: the server probes a silent client after 2 s and gives up on unacknowledged data
-    after 5 s (tests/partition proves the effect; this reads what the server was told)."""
+def shown_on_a_postgresql_config_db(tmp_path, names: tuple[str, ...], first: str = "") -> dict[str, str]:
+    """What ``SHOW name`` answers in a session of the console's settings on a PostgreSQL
+    config DB, after running ``first`` (Python) in that process."""
     env = production_env(tmp_path)
     env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres?connect_timeout=5"
     script = (
+        f"{first}\n"
         "from django.db import connection\n"
         "with connection.cursor() as cursor:\n"
-        "    for name in ('tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count',\n"
-        "                 'tcp_user_timeout'):\n"
+        f"    for name in {names!r}:\n"
         "        cursor.execute('SHOW ' + name)\n"
         "        print(name, cursor.fetchone()[0])\n"
     )
     result = run_manage("shell", "-c", script, env=env)
     assert result.returncode == 0, result.stderr
-    shown = dict(line.split() for line in result.stdout.splitlines() if line.startswith("tcp_"))
-    assert shown == {
+    rows = [line.split() for line in result.stdout.splitlines()]
+    return {row[0]: row[1] for row in rows if len(row) == 2 and row[0] in names}
+
+
+def test_a_postgresql_config_db_ends_the_session_of_a_vanished_client_within_seconds(tmp_path):
+    """A node agent cut off in the middle of a config-DB transaction must not keep its row locks
+    for hours: the server probes a silent client after 2 s and gives up on unacknowledged data
+    after 5 s (tests/partition proves the effect; this reads what the server was told)."""
+    names = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
+    assert shown_on_a_postgresql_config_db(tmp_path, names) == {
         "tcp_keepalives_idle": "2",
         "tcp_keepalives_interval": "1",
         "tcp_keepalives_count": "3",
@@ -115,16 +122,6 @@ def test_a_postgresql_config_db_ends_the_session_of_a_vanished_client_within_sec
 def test_a_node_agent_on_a_postgresql_config_db_has_its_idle_transactions_ended(tmp_path):
     """An agent cut off in the middle of a transaction, behind a proxy that keeps the TCP
     connection up, must not hold its group's row lock: the server ends the transaction."""
-    env = production_env(tmp_path)
-    env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/postgres?connect_timeout=5"
-    script = (
-        "from django.db import connection\n"
-        "from topology.agent.db import end_idle_transactions\n"
-        "end_idle_transactions()\n"
-        "with connection.cursor() as cursor:\n"
-        "    cursor.execute('SHOW idle_in_transaction_session_timeout')\n"
-        "    print('idle', cursor.fetchone()[0])\n"
-    )
-    result = run_manage("shell", "-c", script, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "idle 5s" in result.stdout.splitlines()
+    first = "from topology.agent.db import end_idle_transactions; end_idle_transactions()"
+    shown = shown_on_a_postgresql_config_db(tmp_path, ("idle_in_transaction_session_timeout",), first)
+    assert shown == {"idle_in_transaction_session_timeout": "5s"}
