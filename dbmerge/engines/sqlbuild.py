@@ -196,12 +196,19 @@ def archive_rows_select(dialect: Dialect) -> Statement:
     return Statement(f"{plain_select(TC_MSGARCHIVE, dialect).text} WHERE s.msg_id = ANY(%(ids)s)")
 
 
-def sample_colliding_ids(step: int) -> Statement:
-    """PostgreSQL: about one in ``step`` of the staged incoming ids that collide, picked by a
-    hash of the id (so neither a pattern in the ids nor their order biases the pick)."""
+def sample_colliding_ids(step: int, within: tuple[int, int] | None = None) -> Statement:
+    """PostgreSQL: about one in ``step`` of the incoming ids that collide, picked by a hash of
+    the id (so neither a pattern in the ids nor their order biases the pick): the staged ids
+    held by the destination too, or, ``within`` (low, high) of a source that holds every id of
+    that range, the destination's ids in it (see ``archive_ids_held``)."""
+    pick = "(hashint8(t.msg_id) & 2147483647) %% %(step)s = 0"
+    if within:
+        return Statement(
+            f"SELECT t.msg_id FROM tc_msgarchive t WHERE t.msg_id BETWEEN %(low)s AND %(high)s AND {pick}",
+            {"step": step, "low": within[0], "high": within[1]},
+        )
     return Statement(
-        f"SELECT i.msg_id FROM {STAGE_IDS} i JOIN tc_msgarchive t ON t.msg_id = i.msg_id "
-        "WHERE (hashint8(i.msg_id) & 2147483647) %% %(step)s = 0",
+        f"SELECT i.msg_id FROM {STAGE_IDS} i JOIN tc_msgarchive t ON t.msg_id = i.msg_id WHERE {pick}",
         {"step": step},
     )
 
@@ -316,6 +323,22 @@ COLLIDING_RUNS = f"""
         FROM {STAGE_IDS} i LEFT JOIN tc_msgarchive t ON t.msg_id = i.msg_id
     ) x WHERE hit IS NOT NULL GROUP BY grp ORDER BY 1
 """
+
+
+def archive_ids_held(dialect: Dialect) -> str:
+    """How many destination archive ids lie between ``low`` and ``high``."""
+    return f"SELECT COUNT(*) FROM tc_msgarchive WHERE msg_id BETWEEN {ph(dialect, 'low')} AND {ph(dialect, 'high')}"
+
+
+def archive_id_runs(dialect: Dialect) -> str:
+    """(lowest, highest, count) of each run of consecutive destination archive ids between
+    ``low`` and ``high``, in order: along a run, an id minus its rank is the same."""
+    return (
+        "SELECT MIN(msg_id), MAX(msg_id), COUNT(*) FROM ("
+        "SELECT msg_id, msg_id - ROW_NUMBER() OVER (ORDER BY msg_id) AS grp FROM tc_msgarchive "
+        f"WHERE msg_id BETWEEN {ph(dialect, 'low')} AND {ph(dialect, 'high')}"
+        ") x GROUP BY grp ORDER BY 1"
+    )
 
 
 def delete_moved_duplicates(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
