@@ -81,6 +81,11 @@ class DestinationSide(ABC):
     def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
         """Refresh the planner's statistics of a staging table just filled."""
 
+    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
+        """Delete the incoming archive rows just moved by ``runs`` (lowest id, highest id, shift)
+        that are exact duplicates of the destination's row at their original id; return how many."""
+        return self.execute(**_st(q.delete_moved_duplicates(self.dialect, runs)))
+
 
 class Transport(ABC):
     """Moves the rows of a source SELECT into a destination table."""
@@ -342,7 +347,7 @@ def _merge_archive(
         duplicates = colliding - inserted
     else:
         written = stream("tc_msgarchive", q.archive_select(dialect, moves), q.table_columns(q.TC_MSGARCHIVE, dialect))
-        duplicates = destination.execute(**_st(q.delete_moved_duplicates(dialect, moves))) if runs else 0
+        duplicates = destination.delete_moved_duplicates(moves) if runs else 0
         written -= duplicates
     if colliding:
         logger.info(
