@@ -340,6 +340,18 @@ class XcpRouter(NodeService):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing its subject.")
         return await self.route(room, requests.SetSubject(room=room, user=session.user.jid, subject=subject))
 
+    async def change_nick(self, session: Session, room: str, nick: str) -> requests.NickChanged:
+        """Take another nickname in a room (XEP-0045 §7.6); the room tells the other occupants."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing your nickname in it.")
+        request = requests.ChangeNick(
+            room=room, user=session.user.jid, nick=nick, old_nick=session.rooms[room], router=self.node.name
+        )
+        answer = await self.route(room, request)
+        if room in session.rooms:  # not left meanwhile
+            session.rooms[room] = answer.nick
+        return answer
+
     async def client_address(self, node_name: str, websocket: bool = False) -> str:
         """``host:port`` of a node's XMPP client port (``ws://host:port`` for WebSocket clients)."""
         address = self.directory.snapshot.nodes.get(node_name)

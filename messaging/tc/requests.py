@@ -141,6 +141,16 @@ class Affiliations(Answer):
 
 
 @dataclass(frozen=True)
+class NickChanged(Answer):
+    """An occupant's nickname in the room, before and after (XEP-0045 §7.6)."""
+
+    room: str
+    old_nick: str
+    nick: str
+    affiliation: str
+
+
+@dataclass(frozen=True)
 class Done(Answer):
     """A change was stored (subject, affiliations, destruction)."""
 
@@ -318,6 +328,19 @@ class Destroy(RoomRequest):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ChangeNick(RoomRequest):
+    """An occupant takes another nickname in the room (XEP-0045 §7.6). The user's router vouches
+    that the user is in the room as ``old_nick`` (the occupant list may be being rebuilt after
+    the room moved)."""
+
+    op: ClassVar[str] = "change_nick"
+    answer: ClassVar[type[Answer]] = NickChanged
+    nick: str = ""
+    old_nick: str = ""
+    router: str = ""
+
+
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls
     for cls in (
@@ -337,6 +360,7 @@ REQUESTS: dict[str, type[Request]] = {
         SetAffiliations,
         SetSubject,
         Destroy,
+        ChangeNick,
     )
 }
 

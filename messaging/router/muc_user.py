@@ -1,0 +1,48 @@
+"""XEP-0045 occupant use cases over XMPP, beyond joining, posting and leaving: a nickname change
+in a room (§7.6).
+
+Each becomes one request to the Text Conference Manager hosting the room (``messaging.tc.requests``,
+through the router core), which checks it; this module only reads and writes the stanzas. A
+refusal comes back as a ChatError, which the XMPP front end turns into the stanza error.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from messaging.router.muc_admin import role_of
+
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
+
+
+def q(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+async def change_nick(front, stream, room: str, nick: str) -> None:
+    """§7.6: presence to room/newnick from an occupant. The occupant gets its own unavailable
+    presence (303 with the new nick) and its new one, both with 110; the room tells the others."""
+    session = stream.session
+    answer = await front.router.change_nick(session, room, nick)
+    for stanza in nick_change(front, stream, room, session.user.jid, answer.old_nick, answer.nick, answer.affiliation):
+        stream.send(stanza)
+
+
+def nick_change(
+    front, stream, room: str, user: str, old: str, new: str, affiliation: str, mine: bool = True
+) -> list[ET.Element]:
+    """The two presences of a nickname change (XEP-0045 §7.6, example 57–58): unavailable from
+    the old occupant JID with status 303 and the new nick on the item, then available from the
+    new one; 110 when they are the recipient's own."""
+    own = ["110"] if mine else []
+    arrived = front._occupant_presence(room, new, user, stream, codes=own, affiliation=affiliation)
+    if old == new:
+        return [arrived]
+    gone = front._occupant_presence(
+        room, old, user, stream, "unavailable", codes=[NICK_CHANGED, *own], affiliation=affiliation
+    )
+    item = gone.find(q(MUC_USER_NS, "x")).find(q(MUC_USER_NS, "item"))
+    item.set("nick", new)
+    item.set("role", role_of(affiliation))  # still in the room, under another name
+    return [gone, arrived]

@@ -1,0 +1,101 @@
+"""XEP-0045 occupant use cases with a standard client (slixmpp's xep_0045): a nickname change in
+a room (§7.6), with occupants signed in on both nodes of the redundancy group (the room is hosted
+by 1A's Text Conference Manager; 1B's users reach it over the bus), and each refusal with its
+XEP-0045 error. Real PostgreSQL and Redis, in-process nodes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import StanzaPath
+
+from tests.chat.conftest import run, running
+from tests.chat.test_xmpp_muc_admin import alias_of, rows, started, stop
+from tests.chat.test_xmpp_rooms import post
+from tests.chat.xmpp import Client, add_user
+
+MUC_USER = "{http://jabber.org/protocol/muc#user}"
+
+
+async def until(condition, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def heard(client: Client, room: str) -> list[tuple]:
+    """What the client hears of the room's occupants: (type, nick, status codes, item nick)."""
+    seen: list[tuple] = []
+
+    def presence(stanza) -> None:
+        if stanza["from"].bare == room:
+            muc = stanza["muc"]
+            codes = sorted(str(code) for code in muc["status_codes"])
+            seen.append((stanza["type"], stanza["from"].resource, codes, muc["item_nick"] or None))
+
+    client.add_event_handler("groupchat_presence", presence)
+    return seen
+
+
+async def presence_error(client: Client, to: str) -> tuple[str, str, str]:
+    """Send an available presence to ``to`` and return the error's (from, condition, text)."""
+    errors = []
+    # slixmpp's xep_0045 keeps presence from occupant JIDs away from its generic events.
+    client.register_handler(Callback(f"error from {to}", StanzaPath("presence@type=error"), errors.append))
+    client.make_presence(pto=to).send()
+    await until(lambda: errors)
+    client.remove_handler(f"error from {to}")
+    error = errors[0]
+    return str(error["from"]), error["error"]["condition"], error["error"]["text"]
+
+
+def test_a_nickname_change_reaches_every_occupant_on_both_nodes_and_a_taken_or_blank_nick_is_refused(xworld):
+    for user, node in (("andy", "imp-1a"), ("carol", "imp-1a"), ("bob", "imp-1b")):
+        add_user(xworld, user, node)
+    xworld.configure(archive_joins_and_exits=True)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b):
+            andy, carol = await started(a, "andy", "carol")
+            (bob,) = await started(b, "bob")
+            for client, nick in ((andy, "Andy"), (carol, "Carol"), (bob, "Bob")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            at_andy, at_bob = heard(andy, room), heard(bob, room)
+            # Bob, on 1B, takes another nickname in 1A's room; then Andy, on 1A, does.
+            bobs = await bob.plugin["xep_0045"].set_self_nick(room, "Robert", timeout=10)
+            await until(lambda: len(at_andy) >= 2)
+            andys = await andy.plugin["xep_0045"].set_self_nick(room, "Andrew", timeout=10)
+            await until(lambda: len(at_bob) >= 4)
+            reflection = await post(bob, room, "posted as Robert")
+            ping = await bob.plugin["xep_0199"].ping(f"{room}/Robert", timeout=10)
+            # Refusals: a nickname someone else has (from 1A and from 1B), a blank one.
+            taken = await presence_error(carol, f"{room}/Robert")
+            taken_from_b = await presence_error(bob, f"{room}/Carol")
+            blank = await presence_error(carol, f"{room}/   ")
+            still_up = await post(carol, room, "still here")  # the stream stays up after each
+            await stop(andy, carol, bob)
+            return bobs, andys, at_andy, at_bob, reflection, ping, taken, taken_from_b, blank, still_up
+
+    bobs, andys, at_andy, at_bob, reflection, ping, taken, taken_from_b, blank, still_up = run(scenario())
+    assert (bobs, andys) == ("Robert", "Andrew")
+    # XEP-0045 §7.6: unavailable from the old nick with 303 and the new nick, then the new one.
+    assert at_andy[:2] == [("unavailable", "Bob", ["303"], "Robert"), ("available", "Robert", [], None)]
+    assert at_bob == [
+        ("unavailable", "Bob", ["110", "303"], "Robert"),
+        ("available", "Robert", ["110"], None),
+        ("unavailable", "Andy", ["303"], "Andrew"),
+        ("available", "Andrew", [], None),
+    ]
+    assert reflection["from"].resource == "Robert"
+    assert ping is not None
+    assert taken == (f"{room}/Robert", "conflict", f"Someone else in {room} has the nickname Robert.")
+    assert taken_from_b == (f"{room}/Carol", "conflict", f"Someone else in {room} has the nickname Carol.")
+    assert blank[1] == "jid-malformed"
+    assert still_up["body"] == "still here"
+    timelog = rows(
+        xworld.database, "SELECT nick_jid, direction FROM tc_timelog WHERE real_jid = %s", ("bob@example.com",)
+    )
+    assert (f"{room}/Bob", "L") in timelog and (f"{room}/Robert", "E") in timelog
