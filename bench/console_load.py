@@ -14,7 +14,8 @@ the other in the same run:
 Each administrator logs in through the login page, then walks the pages (list pages and a
 random object's detail page) in a rotating order. While each walk runs, ``manage.py
 merge_external_databases`` merges the two sources into a fresh destination, writing its
-progress to the config DB as a worker does. Prints p50/p95/max per page and requests/s for
+progress to the config DB as a worker does (when it finishes, the next one starts, so a merge
+runs throughout every walk). Prints p50/p95/max per page and requests/s for
 each server side by side, the load average of the machine before and after, the CPU time
 each server used per request and in cores (on a shared machine, throughput measures the CPU
 share the kernel gave each server; CPU per request is what the server itself costs), the load
@@ -249,6 +250,37 @@ _register({{"host": "{host}", "port": {port}, "user": "{user}", "password": None
     .replace("{port}", str(PG["port"]))
     .replace("{user}", PG["user"])
 )
+
+
+class Merges:
+    """Keeps a merge running for the whole walk: when one finishes, the next starts into a new
+    destination, so every page of the walk is served while a merge job runs."""
+
+    def __init__(self, bench: Bench, label: str) -> None:
+        self.bench, self.label = bench, label
+        self.finished = 0
+        self.stopping = threading.Event()
+        self.current: subprocess.Popen | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            self.current = self.bench.start_merge(f"{self.label}_{self.finished}")
+            if self.stopping.is_set():  # stop() came while this one was starting
+                stop(self.current)
+                break
+            self.current.communicate()
+            if self.current.returncode != 0 and not self.stopping.is_set():
+                raise SystemExit(f"the merge failed (exit {self.current.returncode})")
+            if not self.stopping.is_set():
+                self.finished += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.current is not None:
+            stop(self.current)
+        self.thread.join(60)
 
 
 # --- the servers ---------------------------------------------------------------------------
@@ -504,19 +536,18 @@ def main() -> None:
             for kind in ("runserver", "gunicorn"):
                 port = free_port()
                 server = start_server(kind, bench, port, args)
-                merge = bench.start_merge(f"{kind}_{int(think * 1000)}")
+                merges = Merges(bench, f"{kind}_{int(think * 1000)}")
                 load_before = load_average()
                 try:
                     results, seconds, cpu = walk(
                         f"http://127.0.0.1:{port}", ids, args.admins, think, args.duration, server.pid
                     )
                 finally:
-                    merge_running = merge.poll() is None
-                    stop(merge)
+                    merges.stop()
                     stop(server)
                 note = (
-                    f"{results.count} requests in {seconds:.1f} s; merge "
-                    f"{'ran throughout' if merge_running else 'finished during the walk'}; "
+                    f"{results.count} requests in {seconds:.1f} s; a merge ran throughout "
+                    f"({merges.finished} finished, one after the other); "
                     f"load average {load_before} -> {load_average()}; server CPU {cpu:.1f} s, "
                     f"{cpu / max(results.count, 1) * 1000:.1f} ms a request, {cpu / seconds:.2f} cores; "
                     f"load generator {results.generator_cpu / max(results.count, 1) * 1000:.1f} ms a request, "
