@@ -1,5 +1,5 @@
 """XEP-0045 occupant use cases over XMPP, beyond joining, posting and leaving: a nickname change
-in a room (§7.6).
+in a room (§7.6) and private messages between occupants (§7.5).
 
 Each becomes one request to the Text Conference Manager hosting the room (``messaging.tc.requests``,
 through the router core), which checks it; this module only reads and writes the stanzas. A
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router.muc_admin import role_of
+from messaging.router.xmlstream import CLIENT_NS
 
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
 NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
@@ -46,3 +48,33 @@ def nick_change(
     item.set("nick", new)
     item.set("role", role_of(affiliation))  # still in the room, under another name
     return [gone, arrived]
+
+
+async def private_message(front, stream, message: ET.Element, room: str, nick: str) -> None:
+    """§7.5: a message to an occupant JID goes to that occupant's full JID, from the sender's
+    occupant JID; it is not stored. A groupchat message to an occupant JID is a ``bad-request``;
+    one without a body (a chat state) is dropped."""
+    kind = message.get("type") or "normal"
+    if kind == "groupchat":
+        raise ChatError(ErrorCode.BAD_REQUEST, f"Send groupchat messages to the room ({room}), not to an occupant.")
+    if kind not in ("chat", "normal"):
+        return
+    body = message.find(q(CLIENT_NS, "body"))
+    if body is None or not (body.text or "").strip():
+        return
+    content = {"body": body.text, "id": message.get("id") or "", "message_type": kind}
+    await front.router.send_private(stream.session, room, nick, content)
+
+
+def private_stanza(binding, event: dict) -> ET.Element:
+    """A private message as its recipient gets it: from the sender's occupant JID, with the
+    (empty) ``muc#user`` element that tells clients it came through a room."""
+    stanza = ET.Element(
+        q(CLIENT_NS, "message"),
+        {"from": f"{event['room']}/{event['nick']}", "to": binding.full_jid, "type": event.get("message_type", "chat")},
+    )
+    if event.get("id"):
+        stanza.set("id", event["id"])
+    ET.SubElement(stanza, q(CLIENT_NS, "body")).text = event["body"]
+    ET.SubElement(stanza, q(MUC_USER_NS, "x"))
+    return stanza

@@ -99,3 +99,95 @@ def test_a_nickname_change_reaches_every_occupant_on_both_nodes_and_a_taken_or_b
         xworld.database, "SELECT nick_jid, direction FROM tc_timelog WHERE real_jid = %s", ("bob@example.com",)
     )
     assert (f"{room}/Bob", "L") in timelog and (f"{room}/Robert", "E") in timelog
+
+
+def chats(client: Client) -> list:
+    """Every message of type chat or normal the client receives, errors apart."""
+    received: list = []
+    client.add_event_handler("message", lambda m: received.append(m) if m["type"] in ("chat", "normal") else None)
+    return received
+
+
+async def message_error(client: Client, to: str, body: str, kind: str = "chat") -> tuple[str, str, str]:
+    """Send a message to ``to`` and return the error's (from, condition, text)."""
+    errors: list = []
+    name = f"message error from {to}"
+    client.register_handler(Callback(name, StanzaPath("message@type=error"), errors.append))
+    client.make_message(mto=to, mbody=body, mtype=kind).send()
+    await until(lambda: errors)
+    client.remove_handler(name)
+    error = errors[0]
+    return str(error["from"]), error["error"]["condition"], error["error"]["text"]
+
+
+def test_private_messages_reach_the_occupant_on_either_node_from_the_senders_nick_and_are_not_stored(xworld):
+    for user, node in (("andy", "imp-1a"), ("carol", "imp-1a"), ("dave", "imp-1a"), ("bob", "imp-1b")):
+        add_user(xworld, user, node)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b):
+            andy, carol, dave = await started(a, "andy", "carol", "dave")
+            (bob,) = await started(b, "bob")
+            for client, nick in ((andy, "Andy"), (carol, "Carol"), (bob, "Bob")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            at_andy, at_bob, at_carol = chats(andy), chats(bob), chats(carol)
+            andy.make_message(mto=f"{room}/Bob", mbody="to Bob on 1B", mtype="chat").send()  # 1A → 1B
+            await until(lambda: at_bob)
+            bob.make_message(mto=f"{room}/Andy", mbody="back to Andy on 1A", mtype="chat").send()  # 1B → 1A
+            andy.make_message(mto=f"{room}/Carol", mbody="to Carol, same node").send()  # type normal
+            await until(lambda: at_andy and at_carol)
+            # Refusals: an unknown nick, someone not in the room, a groupchat message to an occupant.
+            unknown = await message_error(andy, f"{room}/Nobody", "hello?")
+            outsider = await message_error(dave, f"{room}/Bob", "let me in")
+            groupchat = await message_error(andy, f"{room}/Bob", "wrong type", kind="groupchat")
+            still_up = await post(andy, room, "still here")
+            archive = await andy.plugin["xep_0313"].retrieve(jid=room)
+            await stop(andy, carol, dave, bob)
+            return at_andy, at_bob, at_carol, unknown, outsider, groupchat, still_up, archive
+
+    at_andy, at_bob, at_carol, unknown, outsider, groupchat, still_up, archive = run(scenario())
+    [to_bob], [to_andy], [to_carol] = at_bob, at_andy, at_carol
+    assert (str(to_bob["from"]), to_bob["to"].bare, to_bob["type"], to_bob["body"]) == (
+        f"{room}/Andy",
+        "bob@example.com",
+        "chat",
+        "to Bob on 1B",
+    )
+    assert to_bob.xml.find(f"{MUC_USER}x") is not None
+    assert to_bob["to"].resource  # the occupant's full JID
+    assert (str(to_andy["from"]), to_andy["body"]) == (f"{room}/Bob", "back to Andy on 1A")
+    assert (str(to_carol["from"]), to_carol["type"]) == (f"{room}/Andy", "normal")
+    assert to_carol["body"] == "to Carol, same node"
+    assert unknown == (f"{room}/Nobody", "item-not-found", f"Nobody in {room} has the nickname Nobody.")
+    assert outsider[:2] == (f"{room}/Bob", "not-acceptable")
+    assert groupchat[:2] == (f"{room}/Bob", "bad-request")
+    assert still_up["body"] == "still here"
+    bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in archive["mam"]["results"]]
+    assert bodies == ["still here"]
+    assert rows(xworld.database, "SELECT count(*) FROM tc_messages WHERE msg LIKE %s", ("%Andy on 1A%",)) == [(0,)]
+
+
+def test_private_messages_follow_the_lowest_participation_level_of_the_chat_settings(xworld):
+    for user in ("andy", "bob"):
+        add_user(xworld, user, "imp-1a")
+    xworld.configure(private_message_min_level="moderator")
+    a = xworld.nodes["imp-1a"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a):
+            andy, bob = await started(a, "andy", "bob")
+            for client, nick in ((andy, "Andy"), (bob, "Bob")):  # Andy creates the room: its owner
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            at_bob = chats(bob)
+            refused = await message_error(bob, f"{room}/Andy", "may I?")
+            andy.make_message(mto=f"{room}/Bob", mbody="a moderator may", mtype="chat").send()
+            await until(lambda: at_bob)
+            await stop(andy, bob)
+            return refused, at_bob
+
+    refused, at_bob = run(scenario())
+    assert refused == (f"{room}/Andy", "forbidden", f"Only moderators may send private messages in {room}.")
+    assert [m["body"] for m in at_bob] == ["a moderator may"]
