@@ -371,6 +371,38 @@ class XcpRouter(NodeService):
                 f"{nick} in {room} cannot be reached right now; try again.",
             )
 
+    async def invite(self, session: Session, room: str, invitee: str, reason: str = "", message_id: str = "") -> None:
+        """A mediated invitation (XEP-0045 §7.8.2): the room checks it (and, in a members-only
+        room, makes the invitee a member); then it goes to the invitee wherever they are signed
+        in. An invitee signed in nowhere gets nothing and the inviter hears nothing (there is no
+        offline store here, and an error would tell the inviter whether the invitee is online)."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before inviting people to it.")
+        request = requests.Invite(
+            room=room, user=session.user.jid, invitee=invitee, nick=session.rooms[room], router=self.node.name
+        )
+        invited = await self.route(room, request)
+        event = {"type": "invite", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
+        await self._to_user_anywhere(invited.invitee, event)
+
+    async def decline(self, session: Session, room: str, inviter: str, reason: str = "", message_id: str = "") -> None:
+        """An invitee declines (XEP-0045 §7.8.2): the room passes it on to the inviter, wherever
+        they are signed in (nowhere: it is dropped). The room must exist; nothing is checked of
+        an invitation, as in Prosody."""
+        await self.route(room, requests.Info(room=room, user=session.user.jid))
+        event = {"type": "decline", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
+        await self._to_user_anywhere(inviter, event)
+
+    async def _to_user_anywhere(self, jid: str, event: dict) -> bool:
+        """Hand ``event`` to ``jid``'s session on the node serving them (read from the config
+        DB: the user may be on any node of any cluster)."""
+        try:
+            node = (await sync_to_async(serving_nodes, thread_sensitive=False)([jid])).get(jid)
+        except Exception as exc:
+            logger.warning("Could not read where %s is served: %s", jid, exc)
+            return False
+        return node is not None and await self.deliver_to_user(jid, node, event)
+
     async def deliver_to_user(self, jid: str, node: str, event: dict) -> bool:
         """Hand ``event`` to the session of ``jid`` on ``node``'s router: this router's own, or
         another's over the bus. False when it cannot have arrived (no such session here, or

@@ -1105,6 +1105,13 @@ class XmppFrontEnd:
         if nick and "@" in room and self._is_conference(room.partition("@")[2]):
             await muc_user.private_message(self, stream, message, room, nick)
             return
+        mediated = find(message, MUC_USER_NS, "x")
+        if mediated is not None and kind != "groupchat" and "@" in room and self._is_conference(room.partition("@")[2]):
+            try:
+                await muc_user.mediated(self, stream, message, mediated, room)
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
+            return
         if kind != "groupchat" or nick or not self._is_conference(room.partition("@")[2]):
             stream.send(
                 stanza_error(message, "cancel", "service-unavailable", "Only groupchat messages to rooms are served.")
@@ -1380,6 +1387,8 @@ class XmppFrontEnd:
         elif kind == "private":
             if session is not None and event["room"] in session.rooms:
                 stream.send(muc_user.private_stanza(binding, event))
+        elif kind in ("invite", "decline"):
+            stream.send(muc_user.mediated_stanza(binding, event))
         elif kind == "subject":
             if session is not None and event["room"] in session.rooms:
                 stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))

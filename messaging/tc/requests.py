@@ -162,6 +162,17 @@ class Recipient(Answer):
 
 
 @dataclass(frozen=True)
+class Invited(Answer):
+    """An invitation the room lets go out (XEP-0045 §7.8.2): ``nick`` is the inviter's nickname;
+    ``member_added``: the invitee became a member of the members-only room."""
+
+    room: str
+    invitee: str
+    nick: str
+    member_added: bool
+
+
+@dataclass(frozen=True)
 class Done(Answer):
     """A change was stored (subject, affiliations, destruction)."""
 
@@ -364,6 +375,18 @@ class PrivateMessage(RoomRequest):
     router: str = ""
 
 
+@dataclass(frozen=True)
+class Invite(RoomRequest):
+    """An occupant invites ``invitee`` (a bare JID) to the room (XEP-0045 §7.8.2); the inviter's
+    router delivers the invitation."""
+
+    op: ClassVar[str] = "invite"
+    answer: ClassVar[type[Answer]] = Invited
+    invitee: str = ""
+    nick: str = ""  # the inviter's nickname as the inviter's router knows it (it vouches)
+    router: str = ""
+
+
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls
     for cls in (
@@ -385,6 +408,7 @@ REQUESTS: dict[str, type[Request]] = {
         Destroy,
         ChangeNick,
         PrivateMessage,
+        Invite,
     )
 }
 

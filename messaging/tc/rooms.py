@@ -77,6 +77,8 @@ class Policy:
     owners_change_members_only: bool = True
     change_subject_min_level: str = "participant"
     private_message_min_level: str = "visitor"
+    invite_min_level: str = "participant"
+    only_moderators_invite: bool = True
     owners_change_subject_level: bool = False
     history_default: int = 15
     history_max: int = 100

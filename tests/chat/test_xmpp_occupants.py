@@ -1,7 +1,8 @@
 """XEP-0045 occupant use cases with a standard client (slixmpp's xep_0045): a nickname change in
-a room (§7.6), with occupants signed in on both nodes of the redundancy group (the room is hosted
-by 1A's Text Conference Manager; 1B's users reach it over the bus), and each refusal with its
-XEP-0045 error. Real PostgreSQL and Redis, in-process nodes."""
+a room (§7.6), private messages between occupants (§7.5) and mediated invitations (§7.8.2), with
+occupants signed in on both nodes of the redundancy group (the room is hosted by 1A's Text
+Conference Manager; 1B's users reach it over the bus, and 1B's router delivers to them), and each
+refusal with its XEP-0045 error. Real PostgreSQL and Redis, in-process nodes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
+from messaging.tc import requests
 from tests.chat.conftest import run, running
 from tests.chat.test_xmpp_muc_admin import alias_of, rows, started, stop
 from tests.chat.test_xmpp_rooms import post
@@ -169,10 +171,10 @@ def test_private_messages_reach_the_occupant_on_either_node_from_the_senders_nic
     assert rows(xworld.database, "SELECT count(*) FROM tc_messages WHERE msg LIKE %s", ("%Andy on 1A%",)) == [(0,)]
 
 
-def test_private_messages_follow_the_lowest_participation_level_of_the_chat_settings(xworld):
+def test_private_messages_and_invitations_follow_the_lowest_participation_levels_of_the_chat_settings(xworld):
     for user in ("andy", "bob"):
         add_user(xworld, user, "imp-1a")
-    xworld.configure(private_message_min_level="moderator")
+    xworld.configure(private_message_min_level="moderator", invite_min_level="moderator")
     a = xworld.nodes["imp-1a"]
     room = f"ops@{alias_of(a)}"
 
@@ -183,11 +185,118 @@ def test_private_messages_follow_the_lowest_participation_level_of_the_chat_sett
                 await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
             at_bob = chats(bob)
             refused = await message_error(bob, f"{room}/Andy", "may I?")
+            not_invited = await invite_error(bob, room, "carol@example.com")
             andy.make_message(mto=f"{room}/Bob", mbody="a moderator may", mtype="chat").send()
             await until(lambda: at_bob)
             await stop(andy, bob)
-            return refused, at_bob
+            return refused, not_invited, at_bob
 
-    refused, at_bob = run(scenario())
+    refused, not_invited, at_bob = run(scenario())
     assert refused == (f"{room}/Andy", "forbidden", f"Only moderators may send private messages in {room}.")
+    assert not_invited == (room, "forbidden", f"Only moderators may invite people to {room}.")
     assert [m["body"] for m in at_bob] == ["a moderator may"]
+
+
+def invitations(client: Client) -> list:
+    """Every invitation or decline the room passes on to the client (slixmpp's own events skip
+    some: a decline from a room the client is not in)."""
+    received: list = []
+    for kind in ("invite", "decline"):
+        client.register_handler(Callback(f"muc {kind}", StanzaPath(f"message/muc/{kind}"), received.append))
+    return received
+
+
+def mediated(item) -> tuple:
+    """(room, what, from, reason, body) of an invitation or a decline as the client got it."""
+    x = item.xml.find(f"{MUC_USER}x")
+    inner = x.find(f"{MUC_USER}invite")
+    if inner is None:
+        inner = x.find(f"{MUC_USER}decline")
+    reason = inner.findtext(f"{MUC_USER}reason") or ""
+    return str(item["from"]), inner.tag.rpartition("}")[2], inner.get("from"), reason, item["body"]
+
+
+def test_invitations_reach_the_invitee_on_either_node_declines_come_back_and_members_only_rooms_admit_them(xworld):
+    users = {"andy": "imp-1a", "carol": "imp-1a", "dave": "imp-1a", "erin": "imp-1a", "bob": "imp-1b"}
+    for user, node in users.items():
+        add_user(xworld, user, node)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    ops, board = f"ops@{alias_of(a)}", f"board@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, _node_b):
+            await node_a.tc.handle(requests.CreateRoom(room=board, user="andy@example.com", members_only=True))
+            andy, carol, dave = await started(a, "andy", "carol", "dave")
+            (bob,) = await started(b, "bob")
+            for client, room, nick in ((andy, ops, "Andy"), (carol, ops, "Carol"), (andy, board, "Andy")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            at_andy, at_bob, at_dave = invitations(andy), invitations(bob), invitations(dave)
+            andy.plugin["xep_0045"].invite(ops, "bob@example.com", "stand-up")  # 1A → Bob on 1B
+            carol.plugin["xep_0045"].invite(ops, "dave@example.com")  # a participant, same node
+            await until(lambda: at_bob and at_dave)
+            bob.plugin["xep_0045"].decline(ops, "andy@example.com", "on holiday")  # back from 1B
+            await until(lambda: at_andy)
+            # The members-only room: the owner's invitation makes Bob and Erin (signed in nowhere:
+            # nothing comes back) members; Bob may join then.
+            andy.plugin["xep_0045"].invite(board, "bob@example.com")
+            andy.plugin["xep_0045"].invite(board, "erin@example.com")
+            await post(andy, ops, "after the invitations")  # any error would have come before this
+            await until(lambda: len(at_bob) == 2)
+            joined = await bob.plugin["xep_0045"].join_muc_wait(board, "Bob", maxstanzas=0, timeout=10)
+            # Refusals: a member inviting to a members-only room (only moderators may, by default),
+            # someone not in the room, an invitee that is not a JID, neither an invitation nor a
+            # decline, a decline to a room that does not exist; the stream stays up after each.
+            member = await invite_error(bob, board, "carol@example.com")
+            outsider = await invite_error(dave, ops, "carol@example.com")
+            malformed = await invite_error(andy, ops, "not a jid")
+            empty = await muc_user_error(andy, ops, "<status code='110'/>")
+            nowhere = await muc_user_error(bob, f"nowhere@{alias_of(a)}", "<decline to='andy@example.com'/>")
+            still_up = await post(andy, ops, "still here")
+            await stop(andy, carol, dave, bob)
+            return at_andy, at_bob, at_dave, joined, member, outsider, malformed, empty, nowhere, still_up
+
+    at_andy, at_bob, at_dave, joined, member, outsider, malformed, empty, nowhere, still_up = run(scenario())
+    assert [mediated(m) for m in at_bob] == [
+        (ops, "invite", "andy@example.com", "stand-up", f"andy@example.com invited you to the room {ops} (stand-up)"),
+        (board, "invite", "andy@example.com", "", f"andy@example.com invited you to the room {board}"),
+    ]
+    assert all(m["to"].bare == "bob@example.com" and m["to"].resource for m in at_bob)
+    assert [mediated(m)[:4] for m in at_dave] == [(ops, "invite", "carol@example.com", "")]
+    assert [mediated(m)[:4] for m in at_andy] == [(ops, "decline", "bob@example.com", "on holiday")]
+    assert joined[0]["muc"]["affiliation"] == "member"
+    assert sorted(
+        rows(
+            xworld.database,
+            "SELECT real_jid, affiliation, reason, initiator_jid FROM tc_users WHERE room_jid = %s",
+            (board,),
+        )
+    ) == [
+        ("andy@example.com", "owner", "", "andy@example.com"),
+        ("bob@example.com", "member", "Invited by Andy", "andy@example.com"),
+        ("erin@example.com", "member", "Invited by Andy", "andy@example.com"),
+    ]
+    assert member == (board, "forbidden", f"Only moderators may invite people to {board}, a members-only room.")
+    assert outsider[:2] == (ops, "not-acceptable")
+    assert malformed[:2] == (ops, "jid-malformed")
+    assert empty[:2] == (ops, "bad-request")
+    assert nowhere[:2] == (f"nowhere@{alias_of(a)}", "item-not-found")
+    assert still_up["body"] == "still here"
+
+
+async def invite_error(client: Client, room: str, invitee: str) -> tuple[str, str, str]:
+    """Invite ``invitee`` (written into the stanza as it is) and return the error's (from,
+    condition, text)."""
+    return await muc_user_error(client, room, f"<invite to='{invitee}'/>")
+
+
+async def muc_user_error(client: Client, room: str, inner: str) -> tuple[str, str, str]:
+    """Send ``<x xmlns='…muc#user'>inner</x>`` to the room and return the error's (from,
+    condition, text)."""
+    errors: list = []
+    name = f"invitation error from {room}"
+    client.register_handler(Callback(name, StanzaPath("message@type=error"), errors.append))
+    client.send_raw(f"<message to='{room}'><x xmlns='http://jabber.org/protocol/muc#user'>{inner}</x></message>")
+    await until(lambda: errors)
+    client.remove_handler(name)
+    error = errors[0]
+    return str(error["from"]), error["error"]["condition"], error["error"]["text"]
