@@ -2,20 +2,32 @@
 a room (§7.6), private messages between occupants (§7.5) and mediated invitations (§7.8.2), with
 occupants signed in on both nodes of the redundancy group (the room is hosted by 1A's Text
 Conference Manager; 1B's users reach it over the bus, and 1B's router delivers to them), and each
-refusal with its XEP-0045 error. Real PostgreSQL and Redis, in-process nodes."""
+refusal with its XEP-0045 error. Real PostgreSQL and Redis; in-process nodes, and for the last
+test real node agents (``manage.py run_node``)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from messaging.tc import requests
+from tests.agent import conftest as agent_fixtures
+from tests.agent.conftest import state_of
 from tests.chat.conftest import run, running
+from tests.chat.test_use_cases import tc_started
 from tests.chat.test_xmpp_muc_admin import alias_of, rows, started, stop
 from tests.chat.test_xmpp_rooms import post
 from tests.chat.xmpp import Client, add_user
+from tests.conftest import chat_user, wait_for
+from tests.scenario import free_port
+from topology.choices import HAState
+
+# Real node agents as subprocesses and their redundancy group, shared with the agent suite.
+agents = agent_fixtures.agents
+pair = agent_fixtures.pair
 
 MUC_USER = "{http://jabber.org/protocol/muc#user}"
 
@@ -104,9 +116,14 @@ def test_a_nickname_change_reaches_every_occupant_on_both_nodes_and_a_taken_or_b
 
 
 def chats(client: Client) -> list:
-    """Every message of type chat or normal the client receives, errors apart."""
+    """Every private message (type chat or normal, from an occupant JID) the client receives."""
     received: list = []
-    client.add_event_handler("message", lambda m: received.append(m) if m["type"] in ("chat", "normal") else None)
+
+    def message(stanza) -> None:
+        if stanza["type"] in ("chat", "normal") and stanza["from"].resource:
+            received.append(stanza)
+
+    client.add_event_handler("message", message)
     return received
 
 
@@ -300,3 +317,53 @@ async def muc_user_error(client: Client, room: str, inner: str) -> tuple[str, st
     client.remove_handler(name)
     error = errors[0]
     return str(error["from"]), error["error"]["condition"], error["error"]["text"]
+
+
+@pytest.mark.slow
+def test_with_real_node_agents_nick_changes_private_messages_and_invitations_cross_the_pair(pair, agents):
+    """The same three across the pair with ``manage.py run_node`` agents: Andy on 1A (which hosts
+    the room), Bob and Carol on 1B, so every request crosses the bus to 1A's Text Conference
+    Manager and every delivery to 1B's router."""
+    a, b = pair["a"], pair["b"]
+    for node in (a, b):
+        node.xmpp_port = free_port()
+        node.save(update_fields=["xmpp_port"])
+    chat_user("carol", b)
+    for node in (a, b):
+        agents(node.name)
+    wait_for(
+        lambda: all(state_of(n.name)[0] == HAState.NORMAL and tc_started(n) for n in (a, b)),
+        90,
+        "both nodes Normal with their Text Conference Manager started",
+    )
+    room = f"pair@conference-{a.pk}-imp1.example.com"
+
+    async def scenario():
+        andy = Client("andy@example.com")
+        await andy.start(a.xmpp_port, timeout=30)
+        bob, carol = Client("bob@example.com"), Client("carol@example.com")
+        for client in (bob, carol):
+            await client.start(b.xmpp_port, timeout=30)
+        for client, nick in ((andy, "Andy"), (bob, "Bob")):
+            await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=15)
+        at_andy, invited, declined = heard(andy, room), invitations(carol), invitations(andy)
+        renamed = await bob.plugin["xep_0045"].set_self_nick(room, "Robert", timeout=15)
+        await until(lambda: len(at_andy) >= 2, 15)
+        to_andy, to_bob = chats(andy), chats(bob)
+        andy.make_message(mto=f"{room}/Robert", mbody="to Robert", mtype="chat").send()
+        bob.make_message(mto=f"{room}/Andy", mbody="to Andy", mtype="chat").send()
+        andy.plugin["xep_0045"].invite(room, "carol@example.com", "join us")
+        await until(lambda: to_andy and to_bob and invited, 15)
+        carol.plugin["xep_0045"].decline(room, "andy@example.com", "busy")
+        await until(lambda: declined, 15)
+        for client in (andy, bob, carol):
+            await client.stop()
+        return renamed, at_andy, to_andy, to_bob, invited, declined
+
+    renamed, at_andy, to_andy, to_bob, invited, declined = asyncio.run(scenario())
+    assert renamed == "Robert"
+    assert at_andy[:2] == [("unavailable", "Bob", ["303"], "Robert"), ("available", "Robert", [], None)]
+    assert [(str(m["from"]), m["body"]) for m in to_bob] == [(f"{room}/Andy", "to Robert")]
+    assert [(str(m["from"]), m["body"]) for m in to_andy] == [(f"{room}/Robert", "to Andy")]
+    assert [mediated(m)[:4] for m in invited] == [(room, "invite", "andy@example.com", "join us")]
+    assert [mediated(m)[:4] for m in declined] == [(room, "decline", "carol@example.com", "busy")]
