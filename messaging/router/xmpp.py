@@ -30,7 +30,7 @@ from scramp import ScramException, ScramMechanism
 
 from messaging.chat.directory import UserInfo, lookup_user
 from messaging.chat.errors import ChatError, ErrorCode
-from messaging.router import muc_admin
+from messaging.router import muc_admin, muc_user
 from messaging.router.xmlstream import (
     CLIENT_NS,
     STREAM_NS,
@@ -81,6 +81,7 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.UNKNOWN_USER: ("cancel", "item-not-found"),
     ErrorCode.ROOM_NOT_FOUND: ("cancel", "item-not-found"),
     ErrorCode.MESSAGE_NOT_FOUND: ("cancel", "item-not-found"),
+    ErrorCode.OCCUPANT_NOT_FOUND: ("cancel", "item-not-found"),
     ErrorCode.ROOM_EXISTS: ("cancel", "conflict"),
     ErrorCode.NOT_IN_ROOM: ("cancel", "not-acceptable"),
     ErrorCode.NICK_IN_USE: ("cancel", "conflict"),
@@ -956,11 +957,15 @@ class XmppFrontEnd:
             return
         if kind not in (None, "available"):
             return
-        if not nick:
-            stream.send(stanza_error(presence, "modify", "jid-malformed", "Join as room@service/nick."))
+        if not nick.strip() or len(nick.encode()) > MAX_RESOURCE:
+            text = "Join as room@service/nick, with a nickname of 1 to 1023 bytes that is not blank."
+            stream.send(self._addressed(stream, presence, stanza_error(presence, "modify", "jid-malformed", text)))
             return
         if room in session.rooms:
-            stream.send(self._occupant_presence(room, session.rooms[room], session.user.jid, stream, self_=True))
+            if nick != session.rooms[room]:
+                await muc_user.change_nick(self, stream, room, nick)
+            else:
+                stream.send(self._occupant_presence(room, nick, session.user.jid, stream, self_=True))
             return
         muc = find(presence, MUC_NS, "x")
         history = find(muc, MUC_NS, "history") if muc is not None else None
@@ -1097,6 +1102,16 @@ class XmppFrontEnd:
         if kind == "error":
             return
         room, nick = self._room_parts(message.get("to") or "")
+        if nick and "@" in room and self._is_conference(room.partition("@")[2]):
+            await muc_user.private_message(self, stream, message, room, nick)
+            return
+        mediated = find(message, MUC_USER_NS, "x")
+        if mediated is not None and kind != "groupchat" and "@" in room and self._is_conference(room.partition("@")[2]):
+            try:
+                await muc_user.mediated(self, stream, message, mediated, room)
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
+            return
         if kind != "groupchat" or nick or not self._is_conference(room.partition("@")[2]):
             stream.send(
                 stanza_error(message, "cancel", "service-unavailable", "Only groupchat messages to rooms are served.")
@@ -1354,8 +1369,26 @@ class XmppFrontEnd:
                 return
             mine = event.get("user") == session.user.jid
             if mine and not event.get("kicked") and not event.get("changed"):
-                return  # the client's own join and leave are answered where it asked
+                return  # the client's own join, leave and nickname change are answered where it asked
+            if event.get("status") == "nick":
+                for stanza in muc_user.nick_change(
+                    self,
+                    stream,
+                    event["room"],
+                    event["user"],
+                    event["old_nick"],
+                    event["nick"],
+                    event.get("affiliation", "none"),
+                    mine=False,
+                ):
+                    stream.send(stanza)
+                return
             stream.send(self._presence_of(stream, event, mine))
+        elif kind == "private":
+            if session is not None and event["room"] in session.rooms:
+                stream.send(muc_user.private_stanza(binding, event))
+        elif kind in ("invite", "decline"):
+            stream.send(muc_user.mediated_stanza(binding, event))
         elif kind == "subject":
             if session is not None and event["room"] in session.rooms:
                 stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))

@@ -198,7 +198,9 @@ class Command(BaseCommand):
         if kind == "message" and (room is None or event["room"] == room):
             self._print_message(event)
             return True
-        if kind == "presence":
+        if kind == "presence" and event["status"] == "nick":
+            self.stdout.write(f"* {event['old_nick']} is now known as {event['nick']} in {event['room']}")
+        elif kind == "presence":
             self.stdout.write(f"* {event['nick']} {event['status']} {event['room']}")
         elif kind == "reconnect":
             self.stdout.write(f"* reconnecting to {event['node']}: {event['reason']}")
