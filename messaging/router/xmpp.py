@@ -81,6 +81,7 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.UNKNOWN_USER: ("cancel", "item-not-found"),
     ErrorCode.ROOM_NOT_FOUND: ("cancel", "item-not-found"),
     ErrorCode.MESSAGE_NOT_FOUND: ("cancel", "item-not-found"),
+    ErrorCode.OCCUPANT_NOT_FOUND: ("cancel", "item-not-found"),
     ErrorCode.ROOM_EXISTS: ("cancel", "conflict"),
     ErrorCode.NOT_IN_ROOM: ("cancel", "not-acceptable"),
     ErrorCode.NICK_IN_USE: ("cancel", "conflict"),
@@ -1101,6 +1102,16 @@ class XmppFrontEnd:
         if kind == "error":
             return
         room, nick = self._room_parts(message.get("to") or "")
+        if nick and "@" in room and self._is_conference(room.partition("@")[2]):
+            await muc_user.private_message(self, stream, message, room, nick)
+            return
+        mediated = find(message, MUC_USER_NS, "x")
+        if mediated is not None and kind != "groupchat" and "@" in room and self._is_conference(room.partition("@")[2]):
+            try:
+                await muc_user.mediated(self, stream, message, mediated, room)
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
+            return
         if kind != "groupchat" or nick or not self._is_conference(room.partition("@")[2]):
             stream.send(
                 stanza_error(message, "cancel", "service-unavailable", "Only groupchat messages to rooms are served.")
@@ -1381,6 +1392,11 @@ class XmppFrontEnd:
                     stream.send(stanza)
                 return
             stream.send(self._presence_of(stream, event, mine))
+        elif kind == "private":
+            if session is not None and event["room"] in session.rooms:
+                stream.send(muc_user.private_stanza(binding, event))
+        elif kind in ("invite", "decline"):
+            stream.send(muc_user.mediated_stanza(binding, event))
         elif kind == "subject":
             if session is not None and event["room"] in session.rooms:
                 stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))
