@@ -1112,6 +1112,15 @@ class XmppFrontEnd:
             except muc_admin.Refused as exc:
                 stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
             return
+        direct = find(message, muc_user.CONFERENCE_NS, "x")
+        invited_to = bare(direct.get("jid") or "") if direct is not None else ""
+        to_user = not self._is_conference(room.partition("@")[2])
+        if kind != "groupchat" and to_user and "@" in invited_to and self._is_conference(invited_to.partition("@")[2]):
+            try:
+                await muc_user.direct_invite(self, stream, message, direct, invited_to)
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
+            return
         if kind != "groupchat" or nick or not self._is_conference(room.partition("@")[2]):
             stream.send(
                 stanza_error(message, "cancel", "service-unavailable", "Only groupchat messages to rooms are served.")

@@ -311,6 +311,37 @@ def test_invitations_reach_the_invitee_on_either_node_declines_come_back_and_mem
     assert still_up["body"] == "still here"
 
 
+def test_a_direct_invitation_as_converse_sends_it_is_checked_by_the_room_and_reaches_the_invitee(xworld):
+    for user, node in (("andy", "imp-1a"), ("dave", "imp-1a"), ("bob", "imp-1b")):
+        add_user(xworld, user, node)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    ops = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b):
+            andy, dave, bob = Client("andy@example.com"), Client("dave@example.com"), Client("bob@example.com")
+            for client, node in ((andy, a), (dave, a), (bob, b)):
+                client.register_plugin("xep_0249")
+                await client.start(node.xmpp_port)
+            await andy.plugin["xep_0045"].join_muc_wait(ops, "Andy", maxstanzas=0, timeout=10)
+            received: list = []
+            bob.add_event_handler("groupchat_direct_invite", received.append)
+            andy.plugin["xep_0249"].send_invitation("bob@example.com", ops, reason="XEP-0249")
+            await until(lambda: received)
+            errors: list = []
+            dave.register_handler(Callback("direct error", StanzaPath("message@type=error"), errors.append))
+            dave.plugin["xep_0249"].send_invitation("bob@example.com", ops)  # not in the room
+            await until(lambda: errors)
+            await stop(andy, dave, bob)
+            return received, errors
+
+    received, errors = run(scenario())
+    [invitation] = received
+    assert invitation["from"].bare == "andy@example.com" and invitation["from"].resource  # Andy's full JID
+    assert (invitation["groupchat_invite"]["jid"], invitation["groupchat_invite"]["reason"]) == (ops, "XEP-0249")
+    assert [(str(e["from"]), e["error"]["condition"]) for e in errors] == [("bob@example.com", "not-acceptable")]
+
+
 async def invite_error(client: Client, room: str, invitee: str) -> tuple[str, str, str]:
     """Invite ``invitee`` (written into the stanza as it is) and return the error's (from,
     condition, text)."""
