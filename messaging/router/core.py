@@ -371,11 +371,15 @@ class XcpRouter(NodeService):
                 f"{nick} in {room} cannot be reached right now; try again.",
             )
 
-    async def invite(self, session: Session, room: str, invitee: str, reason: str = "", message_id: str = "") -> None:
+    async def invite(
+        self, session: Session, room: str, invitee: str, reason: str = "", message_id: str = "", direct_from: str = ""
+    ) -> None:
         """A mediated invitation (XEP-0045 §7.8.2): the room checks it (and, in a members-only
         room, makes the invitee a member); then it goes to the invitee wherever they are signed
         in. An invitee signed in nowhere gets nothing and the inviter hears nothing (there is no
-        offline store here, and an error would tell the inviter whether the invitee is online)."""
+        offline store here, and an error would tell the inviter whether the invitee is online).
+        ``direct_from``: the inviter's full JID, for a XEP-0249 direct invitation (checked by the
+        room all the same, and written as the inviter sent it)."""
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before inviting people to it.")
         request = requests.Invite(
@@ -383,6 +387,8 @@ class XcpRouter(NodeService):
         )
         invited = await self.route(room, request)
         event = {"type": "invite", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
+        if direct_from:
+            event["direct_from"] = direct_from
         await self._to_user_anywhere(invited.invitee, event)
 
     async def decline(self, session: Session, room: str, inviter: str, reason: str = "", message_id: str = "") -> None:

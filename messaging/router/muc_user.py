@@ -1,6 +1,7 @@
 """XEP-0045 occupant use cases over XMPP, beyond joining, posting and leaving: a nickname change
 in a room (§7.6), private messages between occupants (§7.5), and mediated invitations and their
-declines (§7.8.2).
+declines (§7.8.2); also XEP-0249 direct invitations (converse.js sends those), checked by the room
+as mediated ones are.
 
 Each becomes one request to the Text Conference Manager hosting the room (``messaging.tc.requests``,
 through the router core), which checks it; this module only reads and writes the stanzas. A
@@ -16,6 +17,7 @@ from messaging.router.muc_admin import Refused, role_of
 from messaging.router.xmlstream import CLIENT_NS
 
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+CONFERENCE_NS = "jabber:x:conference"  # XEP-0249
 NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
 
 
@@ -103,10 +105,32 @@ async def mediated(front, stream, message: ET.Element, x: ET.Element, room: str)
             await front.router.decline(session, room, jid, reason, message.get("id") or "")
 
 
+async def direct_invite(front, stream, message: ET.Element, x: ET.Element, room: str) -> None:
+    """XEP-0249: ``<x xmlns='jabber:x:conference' jid='room'/>`` in a message to the invitee's own
+    JID. Only these are carried between users (one-to-one chat is not): the room checks the
+    invitation as a mediated one (the inviter is in it, the chat settings allow it, a members-only
+    room makes the invitee a member), and the invitee gets it from the inviter's full JID."""
+    to = (message.get("to") or "").strip()
+    jid = to.partition("/")[0].lower()
+    local, _, domain = jid.partition("@")
+    if not local or not domain or any(ch.isspace() for ch in jid):
+        raise Refused("modify", "jid-malformed", f"{to!r} is not a user's JID (user@domain).")
+    reason = (x.get("reason") or "").strip()
+    session = stream.session
+    await front.router.invite(session, room, jid, reason, message.get("id") or "", direct_from=session.binding.full_jid)
+
+
 def mediated_stanza(binding, event: dict) -> ET.Element:
     """An invitation or a decline as the room passes it on: from the room, ``<invite from=…>`` or
-    ``<decline from=…>`` with the reason, and a body for clients that know neither (as Prosody)."""
+    ``<decline from=…>`` with the reason, and a body for clients that know neither (as Prosody).
+    A direct invitation (XEP-0249) comes from the inviter, as the inviter wrote it."""
     room, sender, reason = event["room"], event["from"], event.get("reason") or ""
+    if event.get("direct_from"):
+        stanza = ET.Element(q(CLIENT_NS, "message"), {"from": event["direct_from"], "to": binding.full_jid})
+        if event.get("id"):
+            stanza.set("id", event["id"])
+        ET.SubElement(stanza, q(CONFERENCE_NS, "x"), {"jid": room, **({"reason": reason} if reason else {})})
+        return stanza
     stanza = ET.Element(q(CLIENT_NS, "message"), {"from": room, "to": binding.full_jid})
     if event.get("id"):
         stanza.set("id", event["id"])

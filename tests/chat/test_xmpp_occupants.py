@@ -16,7 +16,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 from messaging.tc import requests
 from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import state_of
-from tests.chat.conftest import run, running
+from tests.chat.conftest import next_event, run, running, signed_in
 from tests.chat.test_use_cases import tc_started
 from tests.chat.test_xmpp_muc_admin import alias_of, rows, started, stop
 from tests.chat.test_xmpp_rooms import post
@@ -142,16 +142,20 @@ async def message_error(client: Client, to: str, body: str, kind: str = "chat") 
 def test_private_messages_reach_the_occupant_on_either_node_from_the_senders_nick_and_are_not_stored(xworld):
     for user, node in (("andy", "imp-1a"), ("carol", "imp-1a"), ("dave", "imp-1a"), ("bob", "imp-1b")):
         add_user(xworld, user, node)
+    xworld.user("frank", "imp-1b")  # a JSON client
     a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
     room = f"ops@{alias_of(a)}"
 
     async def scenario():
-        async with running(a, b):
+        async with running(a, b), signed_in(b, "frank") as (frank,):
             andy, carol, dave = await started(a, "andy", "carol", "dave")
             (bob,) = await started(b, "bob")
             for client, nick in ((andy, "Andy"), (carol, "Carol"), (bob, "Bob")):
                 await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            await frank.join(room)
             at_andy, at_bob, at_carol = chats(andy), chats(bob), chats(carol)
+            andy.make_message(mto=f"{room}/frank", mbody="to Frank's JSON client", mtype="chat").send()
+            at_frank = await next_event(frank, "private")
             andy.make_message(mto=f"{room}/Bob", mbody="to Bob on 1B", mtype="chat").send()  # 1A → 1B
             await until(lambda: at_bob)
             bob.make_message(mto=f"{room}/Andy", mbody="back to Andy on 1A", mtype="chat").send()  # 1B → 1A
@@ -164,9 +168,9 @@ def test_private_messages_reach_the_occupant_on_either_node_from_the_senders_nic
             still_up = await post(andy, room, "still here")
             archive = await andy.plugin["xep_0313"].retrieve(jid=room)
             await stop(andy, carol, dave, bob)
-            return at_andy, at_bob, at_carol, unknown, outsider, groupchat, still_up, archive
+            return at_andy, at_bob, at_carol, at_frank, unknown, outsider, groupchat, still_up, archive
 
-    at_andy, at_bob, at_carol, unknown, outsider, groupchat, still_up, archive = run(scenario())
+    at_andy, at_bob, at_carol, at_frank, unknown, outsider, groupchat, still_up, archive = run(scenario())
     [to_bob], [to_andy], [to_carol] = at_bob, at_andy, at_carol
     assert (str(to_bob["from"]), to_bob["to"].bare, to_bob["type"], to_bob["body"]) == (
         f"{room}/Andy",
@@ -179,6 +183,13 @@ def test_private_messages_reach_the_occupant_on_either_node_from_the_senders_nic
     assert (str(to_andy["from"]), to_andy["body"]) == (f"{room}/Bob", "back to Andy on 1A")
     assert (str(to_carol["from"]), to_carol["type"]) == (f"{room}/Andy", "normal")
     assert to_carol["body"] == "to Carol, same node"
+    assert {key: at_frank[key] for key in ("room", "nick", "from", "body", "message_type")} == {
+        "room": room,
+        "nick": "Andy",
+        "from": "andy@example.com",
+        "body": "to Frank's JSON client",
+        "message_type": "chat",
+    }
     assert unknown == (f"{room}/Nobody", "item-not-found", f"Nobody in {room} has the nickname Nobody.")
     assert outsider[:2] == (f"{room}/Bob", "not-acceptable")
     assert groupchat[:2] == (f"{room}/Bob", "bad-request")
@@ -298,6 +309,37 @@ def test_invitations_reach_the_invitee_on_either_node_declines_come_back_and_mem
     assert empty[:2] == (ops, "bad-request")
     assert nowhere[:2] == (f"nowhere@{alias_of(a)}", "item-not-found")
     assert still_up["body"] == "still here"
+
+
+def test_a_direct_invitation_as_converse_sends_it_is_checked_by_the_room_and_reaches_the_invitee(xworld):
+    for user, node in (("andy", "imp-1a"), ("dave", "imp-1a"), ("bob", "imp-1b")):
+        add_user(xworld, user, node)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    ops = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b):
+            andy, dave, bob = Client("andy@example.com"), Client("dave@example.com"), Client("bob@example.com")
+            for client, node in ((andy, a), (dave, a), (bob, b)):
+                client.register_plugin("xep_0249")
+                await client.start(node.xmpp_port)
+            await andy.plugin["xep_0045"].join_muc_wait(ops, "Andy", maxstanzas=0, timeout=10)
+            received: list = []
+            bob.add_event_handler("groupchat_direct_invite", received.append)
+            andy.plugin["xep_0249"].send_invitation("bob@example.com", ops, reason="XEP-0249")
+            await until(lambda: received)
+            errors: list = []
+            dave.register_handler(Callback("direct error", StanzaPath("message@type=error"), errors.append))
+            dave.plugin["xep_0249"].send_invitation("bob@example.com", ops)  # not in the room
+            await until(lambda: errors)
+            await stop(andy, dave, bob)
+            return received, errors
+
+    received, errors = run(scenario())
+    [invitation] = received
+    assert invitation["from"].bare == "andy@example.com" and invitation["from"].resource  # Andy's full JID
+    assert (invitation["groupchat_invite"]["jid"], invitation["groupchat_invite"]["reason"]) == (ops, "XEP-0249")
+    assert [(str(e["from"]), e["error"]["condition"]) for e in errors] == [("bob@example.com", "not-acceptable")]
 
 
 async def invite_error(client: Client, room: str, invitee: str) -> tuple[str, str, str]:
