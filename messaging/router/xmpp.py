@@ -30,7 +30,7 @@ from scramp import ScramException, ScramMechanism
 
 from messaging.chat.directory import UserInfo, lookup_user
 from messaging.chat.errors import ChatError, ErrorCode
-from messaging.router import muc_admin, muc_user
+from messaging.router import bookmarks, muc_admin, muc_user
 from messaging.router.xmlstream import (
     CLIENT_NS,
     STREAM_NS,
@@ -1165,6 +1165,8 @@ class XmppFrontEnd:
             await self._disco_items(stream, iq, to)
         elif ns == MAM_NS:
             await self._mam(stream, iq, payload, to)
+        elif ns in bookmarks.NAMESPACES:
+            await bookmarks.iq(self, stream, iq, payload, to)
         elif ns in (muc_admin.MUC_OWNER_NS, muc_admin.MUC_ADMIN_NS):
             await self._muc_admin(stream, iq, payload, to)
         elif ns == ROSTER_NS and kind == "get" and not to:
@@ -1213,11 +1215,14 @@ class XmppFrontEnd:
             stream.send(stanza_error(iq, "cancel", "feature-not-implemented"))
 
     async def _disco_info(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        if to and bookmarks.is_own_account(stream, to):
+            await bookmarks.disco_info(self, stream, iq, to)
+            return
         query = element(DISCO_INFO_NS, "query")
         room, nick = self._room_parts(to)
         if not to or to.lower() == stream.domain:
             child(query, DISCO_INFO_NS, "identity", {"category": "server", "type": "im", "name": "IM and Presence"})
-            features = [DISCO_INFO_NS, DISCO_ITEMS_NS, PING_NS, REGISTER_NS, SM_NS]
+            features = [DISCO_INFO_NS, DISCO_ITEMS_NS, PING_NS, REGISTER_NS, SM_NS, bookmarks.PRIVATE_NS]
         elif "@" not in room and self._is_conference(room):
             child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": "Chat rooms"})
             features = [DISCO_INFO_NS, DISCO_ITEMS_NS, MUC_NS, PING_NS, MAM_NS, SID_NS]
@@ -1253,6 +1258,9 @@ class XmppFrontEnd:
         stream.send(self._result(iq, query))
 
     async def _disco_items(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        if to and bookmarks.is_own_account(stream, to):
+            await bookmarks.disco_items(self, stream, iq, to)
+            return
         query = element(DISCO_ITEMS_NS, "query")
         snapshot = self.router.directory.snapshot
         if not to or to.lower() == stream.domain:
