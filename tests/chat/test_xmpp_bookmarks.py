@@ -181,10 +181,10 @@ def test_xep_0402_bookmarks_are_stored_read_replaced_and_retracted_and_the_sessi
     assert summary(replaced) == [(dev, "true", "andy"), (ops, "false", "Andy")]  # the newest last
     assert [item["id"] for item in one["pubsub"]["items"]] == [dev]
     assert [item["id"] for item in last["pubsub"]["items"]] == [ops]
-    assert [(item[0], item[1]) for item in nodes["disco_items"]["items"]] == [
+    assert {(item[0], item[1]) for item in nodes["disco_items"]["items"]} == {  # slixmpp keeps them in a set
         ("andy@example.com", NATIVE),
         ("andy@example.com", LEGACY),
-    ]
+    }
     assert summary(retracted) == [(ops, "false", "Andy")]
     assert events == [
         ("publish", NATIVE, ops),
