@@ -1,8 +1,8 @@
 """XEP-0045 occupant use cases with a standard client (slixmpp's xep_0045): a nickname change in
 a room (§7.6), private messages between occupants (§7.5) and mediated invitations (§7.8.2), with
 occupants signed in on both nodes of the redundancy group (the room is hosted by 1A's Text
-Conference Manager; 1B's users reach it over the bus, and 1B's router delivers to them), and each
-refusal with its XEP-0045 error. Real PostgreSQL and Redis; in-process nodes, and for the last
+Conference Manager; 1B's users reach it over the bus, and 1B's router delivers to them), after a
+failover too, and each refusal with its XEP-0045 error. Real PostgreSQL and Redis; in-process nodes, and for the last
 test real node agents (``manage.py run_node``)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
@@ -17,6 +18,7 @@ from messaging.tc import requests
 from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import state_of
 from tests.chat.conftest import next_event, run, running, signed_in
+from tests.chat.test_routing import move_rooms_and_users
 from tests.chat.test_use_cases import tc_started
 from tests.chat.test_xmpp_muc_admin import alias_of, rows, started, stop
 from tests.chat.test_xmpp_rooms import post
@@ -340,6 +342,46 @@ def test_a_direct_invitation_as_converse_sends_it_is_checked_by_the_room_and_rea
     assert invitation["from"].bare == "andy@example.com" and invitation["from"].resource  # Andy's full JID
     assert (invitation["groupchat_invite"]["jid"], invitation["groupchat_invite"]["reason"]) == (ops, "XEP-0249")
     assert [(str(e["from"]), e["error"]["condition"]) for e in errors] == [("bob@example.com", "not-acceptable")]
+
+
+def test_after_a_failover_the_new_host_knows_each_occupant_by_nick_and_node(xworld):
+    """1A's rooms move to 1B: Bob (1B) stays in the room (his router restates him to the new host,
+    with the nickname he took), Andy is moved to 1B and rejoins; private messages and a nickname
+    change work on the new host."""
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "bob", "imp-1b")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, node_b):
+            andy, bob = Client("andy@example.com"), Client("bob@example.com")
+            await andy.start(a.xmpp_port)
+            await bob.start(b.xmpp_port)
+            for client, nick in ((andy, "Andy"), (bob, "Bob")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            await bob.plugin["xep_0045"].set_self_nick(room, "Robert", timeout=10)
+            moved = asyncio.ensure_future(andy.wait_until("session_start", 30))
+            await node_a.tc.stop()
+            await sync_to_async(move_rooms_and_users, thread_sensitive=False)("imp-1a", "imp-1b")
+            await node_b.tc.refresh_hosting()
+            await moved  # see-other-host: Andy signed in on 1B
+            await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            to_andy, to_bob, at_andy = chats(andy), chats(bob), heard(andy, room)
+            andy.make_message(mto=f"{room}/Robert", mbody="still Robert?", mtype="chat").send()
+            bob.make_message(mto=f"{room}/Andy", mbody="yes", mtype="chat").send()
+            await until(lambda: to_andy and to_bob, 10)
+            renamed = await bob.plugin["xep_0045"].set_self_nick(room, "Rob", timeout=10)
+            await until(lambda: len(at_andy) >= 2, 10)
+            for client in (andy, bob):
+                await client.stop()
+            return to_andy, to_bob, renamed, at_andy
+
+    to_andy, to_bob, renamed, at_andy = run(scenario())
+    assert [(str(m["from"]), m["body"]) for m in to_bob] == [(f"{room}/Andy", "still Robert?")]
+    assert [(str(m["from"]), m["body"]) for m in to_andy] == [(f"{room}/Robert", "yes")]
+    assert renamed == "Rob"
+    assert at_andy[:2] == [("unavailable", "Robert", ["303"], "Rob"), ("available", "Rob", [], None)]
 
 
 async def invite_error(client: Client, room: str, invitee: str) -> tuple[str, str, str]:
