@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from api import audit, databases, ha, merge, messaging, rooms, services, topology
+from api import audit, databases, ha, lockouts, merge, messaging, rooms, services, topology
 
 app_name = "api"
 
@@ -29,6 +29,7 @@ router.register("verify-ha", databases.VerifyHAViewSet, basename="verify-ha")
 router.register("merge-jobs", merge.MergeJobViewSet)
 router.register("rooms", rooms.RoomReportViewSet, basename="room")
 router.register("audit", audit.AuditTrailViewSet)
+router.register("lockouts", lockouts.LockoutViewSet, basename="lockout")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

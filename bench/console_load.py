@@ -14,10 +14,13 @@ the other in the same run:
 Each administrator logs in through the login page, then walks the pages (list pages and a
 random object's detail page) in a rotating order. While each walk runs, ``manage.py
 merge_external_databases`` merges the two sources into a fresh destination, writing its
-progress to the config DB as a worker does. Prints p50/p95/max per page and requests/s for
-each server side by side, the load average of the machine before and after, and the CPU time
-each server used per request (on a shared machine, throughput measures the CPU share the kernel
-gave each server; CPU per request is what the server itself costs).
+progress to the config DB as a worker does (when it finishes, the next one starts, so a merge
+runs throughout every walk). Prints p50/p95/max per page and requests/s for
+each server side by side, the load average of the machine before and after, the CPU time
+each server used per request and in cores (on a shared machine, throughput measures the CPU
+share the kernel gave each server; CPU per request is what the server itself costs), the load
+generator's own CPU, and how many of the machine's cores were busy: the development server is
+one interpreter, so it cannot use much more than one core, whatever the machine has.
 
 Both servers run the same settings: DEBUG off, collected static files, the same config DB.
 gunicorn uses ``deploy/gunicorn.conf.py`` when it exists (its bind address overridden);
@@ -249,6 +252,37 @@ _register({{"host": "{host}", "port": {port}, "user": "{user}", "password": None
 )
 
 
+class Merges:
+    """Keeps a merge running for the whole walk: when one finishes, the next starts into a new
+    destination, so every page of the walk is served while a merge job runs."""
+
+    def __init__(self, bench: Bench, label: str) -> None:
+        self.bench, self.label = bench, label
+        self.finished = 0
+        self.stopping = threading.Event()
+        self.current: subprocess.Popen | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            self.current = self.bench.start_merge(f"{self.label}_{self.finished}")
+            if self.stopping.is_set():  # stop() came while this one was starting
+                stop(self.current)
+                break
+            self.current.communicate()
+            if self.current.returncode != 0 and not self.stopping.is_set():
+                raise SystemExit(f"the merge failed (exit {self.current.returncode})")
+            if not self.stopping.is_set():
+                self.finished += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.current is not None:
+            stop(self.current)
+        self.thread.join(60)
+
+
 # --- the servers ---------------------------------------------------------------------------
 
 
@@ -311,6 +345,8 @@ class Results:
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    generator_cpu: float = 0.0  # CPU seconds of this load generator during the walk
+    machine_cpu: float = 0.0  # CPU seconds of the whole machine during the walk
 
     def add(self, page: str, seconds: float, ok: bool) -> None:
         with self.lock:
@@ -382,6 +418,12 @@ def server_cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core, everything but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def walk(
     base: str, ids: dict, admins: int, think: float, duration: float, server_pid: int
 ) -> tuple[Results, float, float]:
@@ -402,6 +444,8 @@ def walk(
         raise SystemExit(f"only {len(sessions)} of {admins} administrators could log in")
     results = Results()
     cpu_before = server_cpu_seconds(server_pid)
+    generator_before = time.process_time()
+    machine_before = machine_busy_seconds()
     started = time.monotonic()
     until = started + duration
     threads = [
@@ -412,7 +456,10 @@ def walk(
         thread.start()
     for thread in threads:
         thread.join(duration + 60)
-    return results, time.monotonic() - started, server_cpu_seconds(server_pid) - cpu_before
+    seconds = time.monotonic() - started
+    results.generator_cpu = time.process_time() - generator_before
+    results.machine_cpu = machine_busy_seconds() - machine_before
+    return results, seconds, server_cpu_seconds(server_pid) - cpu_before
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -489,21 +536,23 @@ def main() -> None:
             for kind in ("runserver", "gunicorn"):
                 port = free_port()
                 server = start_server(kind, bench, port, args)
-                merge = bench.start_merge(f"{kind}_{int(think * 1000)}")
+                merges = Merges(bench, f"{kind}_{int(think * 1000)}")
                 load_before = load_average()
                 try:
                     results, seconds, cpu = walk(
                         f"http://127.0.0.1:{port}", ids, args.admins, think, args.duration, server.pid
                     )
                 finally:
-                    merge_running = merge.poll() is None
-                    stop(merge)
+                    merges.stop()
                     stop(server)
                 note = (
-                    f"{results.count} requests in {seconds:.1f} s; merge "
-                    f"{'ran throughout' if merge_running else 'finished during the walk'}; "
+                    f"{results.count} requests in {seconds:.1f} s; a merge ran throughout "
+                    f"({merges.finished} finished, one after the other); "
                     f"load average {load_before} -> {load_average()}; server CPU {cpu:.1f} s, "
-                    f"{cpu / max(results.count, 1) * 1000:.1f} ms a request"
+                    f"{cpu / max(results.count, 1) * 1000:.1f} ms a request, {cpu / seconds:.2f} cores; "
+                    f"load generator {results.generator_cpu / max(results.count, 1) * 1000:.1f} ms a request, "
+                    f"{results.generator_cpu / seconds:.2f} cores; whole machine busy "
+                    f"{results.machine_cpu / seconds:.2f} of {os.cpu_count()} cores"
                 )
                 runs[kind] = (results, seconds, note)
             report(f"{title}: {args.admins} administrators, {think:g} s between pages, {args.duration:g} s", runs)

@@ -327,6 +327,15 @@ SIGN_IN_THROTTLE_SECONDS = env_int("SIGN_IN_THROTTLE_SECONDS", 300)
 # dropped keeps its rooms and queues its stanzas for the client to resume (0 = never offered).
 XMPP_RESUME_SECONDS = env_int("XMPP_RESUME_SECONDS", 300)
 
+# Bookmarks (XEP-0402, XEP-0048) and XEP-0049 private XML storage, kept per user in the config
+# DB: the most bookmarks a user may have and the most bytes one may take (as XML); the most
+# other private XML elements a user may store and the most bytes each may take. A request
+# beyond them is refused with a stanza error; nothing already stored is dropped.
+BOOKMARKS_MAX_ITEMS = env_int("BOOKMARKS_MAX_ITEMS", 256)
+BOOKMARK_MAX_BYTES = env_int("BOOKMARK_MAX_BYTES", 8 * 1024)
+PRIVATE_XML_MAX_ELEMENTS = env_int("PRIVATE_XML_MAX_ELEMENTS", 32)
+PRIVATE_XML_MAX_BYTES = env_int("PRIVATE_XML_MAX_BYTES", 64 * 1024)
+
 # How long a reachability or login check of an external database may take.
 EXTERNAL_DB_CHECK_TIMEOUT = env_int("EXTERNAL_DB_CHECK_TIMEOUT", 5)
 # How often (seconds) Celery beat re-checks every external database; 0 turns it off.

@@ -28,6 +28,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def give_xmpp_ports(nodes) -> None:
+    """An XMPP client port on every node, none the same as a node's agent port (those are not
+    bound yet, so ``free_port`` could hand one out again)."""
+    taken = {node.agent_port for node in nodes}
+    for node in nodes:
+        while (port := free_port()) in taken:
+            pass
+        taken.add(port)
+        node.xmpp_port = port
+        node.save(update_fields=["xmpp_port"])
+
+
 def install_schema(postgres, name: str) -> None:
     """Install the persistent chat (``tc_*``) schema in the test's PostgreSQL database ``name``."""
     with postgres.connect(name, autocommit=True) as conn:

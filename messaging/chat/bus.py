@@ -7,7 +7,9 @@ Channels (all under a prefix, so test runs and deployments sharing a Redis never
 - ``<prefix>:room:<room JID>``: what a room's host broadcasts to the routers whose users
   are in the room (messages, presence, "room loaded");
 - ``<prefix>:users-moved``: a node's Server Recovery Manager saw a transition of its redundancy
-  group, so users may be served by another node now: every XCP Router checks its users at once.
+  group, so users may be served by another node now: every XCP Router checks its users at once;
+- ``<prefix>:router:<node>``: events for one user signed in on that node's XCP Router (a private
+  message from an occupant of a room, a room invitation), as ``{"to": user JID, "event": …}``.
 
 Pub/sub delivers at most once; nothing here is needed to keep an acknowledged message, which
 is in the database before anyone publishes it. Readers fill gaps from the room's history.
@@ -47,6 +49,10 @@ def room_channel(prefix: str, room_jid: str) -> str:
 
 def users_moved_channel(prefix: str) -> str:
     return f"{prefix}:users-moved"
+
+
+def router_channel(prefix: str, node_name: str) -> str:
+    return f"{prefix}:router:{node_name}"
 
 
 class BusTimeout(Exception):

@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     ROOM_NOT_FOUND = "room-not-found"
     MESSAGE_NOT_FOUND = "message-not-found"
+    OCCUPANT_NOT_FOUND = "occupant-not-found"
     ROOM_EXISTS = "room-exists"
     NOT_IN_ROOM = "not-in-room"
     NICK_IN_USE = "nick-in-use"

@@ -1,5 +1,6 @@
 from .administrators import GroupChatAdministrator
 from .aliases import ChatAlias
+from .bookmarks import Bookmark, PrivateXml
 from .chat_settings import ChatSettings, ParticipationLevel
 from .databases import (
     ACTIVE_CHECK_STATES,
@@ -15,6 +16,7 @@ from .databases import (
 __all__ = [
     "ACTIVE_CHECK_STATES",
     "STATUS_CHECKS",
+    "Bookmark",
     "ChatAlias",
     "ChatSettings",
     "CheckRunState",
@@ -24,5 +26,6 @@ __all__ = [
     "GroupChatAdministrator",
     "ParticipationLevel",
     "PersistentChatAssignment",
+    "PrivateXml",
     "StatusCheckName",
 ]

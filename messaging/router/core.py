@@ -155,6 +155,7 @@ class XcpRouter(NodeService):
             port = client_port if self.server is None and client_port else self.node.agent_port
             raise ServiceStartError(f"Cannot listen on {self.node.agent_host}:{port}: {exc.strerror or exc}") from exc
         await self.bus.subscribe(chat_bus.users_moved_channel(self.bus.prefix), self._on_users_moved)
+        await self.bus.subscribe(chat_bus.router_channel(self.bus.prefix, self.node.name), self._on_user_event)
         self._tasks = [asyncio.create_task(self._watch_users(), name="router-watch-users")]
         with contextlib.suppress(Exception):
             self._relogin_limits = await sync_to_async(relogin_limits, thread_sensitive=False)(self.node)
@@ -339,6 +340,97 @@ class XcpRouter(NodeService):
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing its subject.")
         return await self.route(room, requests.SetSubject(room=room, user=session.user.jid, subject=subject))
+
+    async def change_nick(self, session: Session, room: str, nick: str) -> requests.NickChanged:
+        """Take another nickname in a room (XEP-0045 §7.6); the room tells the other occupants."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing your nickname in it.")
+        request = requests.ChangeNick(
+            room=room, user=session.user.jid, nick=nick, old_nick=session.rooms[room], router=self.node.name
+        )
+        answer = await self.route(room, request)
+        if room in session.rooms:  # not left meanwhile
+            session.rooms[room] = answer.nick
+        return answer
+
+    async def send_private(self, session: Session, room: str, nick: str, content: dict) -> None:
+        """A private message to the occupant known as ``nick`` in the room (XEP-0045 §7.5): the
+        room says who that is and where they are signed in; the message goes there, from the
+        sender's nickname, and is stored nowhere. ``content``: what the front end carries over
+        (``body``, ``id``, ``message_type``)."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before sending private messages in it.")
+        request = requests.PrivateMessage(
+            room=room, user=session.user.jid, to_nick=nick, nick=session.rooms[room], router=self.node.name
+        )
+        recipient = await self.route(room, request)
+        event = {"type": "private", "room": room, "nick": recipient.nick, "from": session.user.jid, **content}
+        if not await self.deliver_to_user(recipient.user, recipient.router, event):
+            raise ChatError(
+                ErrorCode.ROOM_UNAVAILABLE,
+                f"{nick} in {room} cannot be reached right now; try again.",
+            )
+
+    async def invite(
+        self, session: Session, room: str, invitee: str, reason: str = "", message_id: str = "", direct_from: str = ""
+    ) -> None:
+        """A mediated invitation (XEP-0045 §7.8.2): the room checks it (and, in a members-only
+        room, makes the invitee a member); then it goes to the invitee wherever they are signed
+        in. An invitee signed in nowhere gets nothing and the inviter hears nothing (there is no
+        offline store here, and an error would tell the inviter whether the invitee is online).
+        ``direct_from``: the inviter's full JID, for a XEP-0249 direct invitation (checked by the
+        room all the same, and written as the inviter sent it)."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before inviting people to it.")
+        request = requests.Invite(
+            room=room, user=session.user.jid, invitee=invitee, nick=session.rooms[room], router=self.node.name
+        )
+        invited = await self.route(room, request)
+        event = {"type": "invite", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
+        if direct_from:
+            event["direct_from"] = direct_from
+        await self._to_user_anywhere(invited.invitee, event)
+
+    async def decline(self, session: Session, room: str, inviter: str, reason: str = "", message_id: str = "") -> None:
+        """An invitee declines (XEP-0045 §7.8.2): the room passes it on to the inviter, wherever
+        they are signed in (nowhere: it is dropped). The room must exist; nothing is checked of
+        an invitation, as in Prosody."""
+        await self.route(room, requests.Info(room=room, user=session.user.jid))
+        event = {"type": "decline", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
+        await self._to_user_anywhere(inviter, event)
+
+    async def _to_user_anywhere(self, jid: str, event: dict) -> bool:
+        """Hand ``event`` to ``jid``'s session on the node serving them (read from the config
+        DB: the user may be on any node of any cluster)."""
+        try:
+            node = (await sync_to_async(serving_nodes, thread_sensitive=False)([jid])).get(jid)
+        except Exception as exc:
+            logger.warning("Could not read where %s is served: %s", jid, exc)
+            return False
+        return node is not None and await self.deliver_to_user(jid, node, event)
+
+    async def deliver_to_user(self, jid: str, node: str, event: dict) -> bool:
+        """Hand ``event`` to the session of ``jid`` on ``node``'s router: this router's own, or
+        another's over the bus. False when it cannot have arrived (no such session here, or
+        nobody listens on that node)."""
+        if node == self.node.name or not node:
+            session = self.sessions.get(jid)
+            if session is None:
+                return False
+            session.send(event)
+            return True
+        channel = chat_bus.router_channel(self.bus.prefix, node)
+        try:
+            return await self.bus.publish(channel, {"to": jid, "event": event}) > 0
+        except Exception as exc:
+            logger.warning("Could not hand an event for %s to %s: %s", jid, node, exc)
+            return False
+
+    def _on_user_event(self, payload: dict) -> None:
+        session = self.sessions.get(payload.get("to") or "")
+        event = payload.get("event")
+        if session is not None and isinstance(event, dict):
+            session.send(event)
 
     async def client_address(self, node_name: str, websocket: bool = False) -> str:
         """``host:port`` of a node's XMPP client port (``ws://host:port`` for WebSocket clients)."""

@@ -30,7 +30,7 @@ from scramp import ScramException, ScramMechanism
 
 from messaging.chat.directory import UserInfo, lookup_user
 from messaging.chat.errors import ChatError, ErrorCode
-from messaging.router import muc_admin
+from messaging.router import bookmarks, muc_admin, muc_user
 from messaging.router.xmlstream import (
     CLIENT_NS,
     STREAM_NS,
@@ -81,6 +81,7 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.UNKNOWN_USER: ("cancel", "item-not-found"),
     ErrorCode.ROOM_NOT_FOUND: ("cancel", "item-not-found"),
     ErrorCode.MESSAGE_NOT_FOUND: ("cancel", "item-not-found"),
+    ErrorCode.OCCUPANT_NOT_FOUND: ("cancel", "item-not-found"),
     ErrorCode.ROOM_EXISTS: ("cancel", "conflict"),
     ErrorCode.NOT_IN_ROOM: ("cancel", "not-acceptable"),
     ErrorCode.NICK_IN_USE: ("cancel", "conflict"),
@@ -956,11 +957,15 @@ class XmppFrontEnd:
             return
         if kind not in (None, "available"):
             return
-        if not nick:
-            stream.send(stanza_error(presence, "modify", "jid-malformed", "Join as room@service/nick."))
+        if not nick.strip() or len(nick.encode()) > MAX_RESOURCE:
+            text = "Join as room@service/nick, with a nickname of 1 to 1023 bytes that is not blank."
+            stream.send(self._addressed(stream, presence, stanza_error(presence, "modify", "jid-malformed", text)))
             return
         if room in session.rooms:
-            stream.send(self._occupant_presence(room, session.rooms[room], session.user.jid, stream, self_=True))
+            if nick != session.rooms[room]:
+                await muc_user.change_nick(self, stream, room, nick)
+            else:
+                stream.send(self._occupant_presence(room, nick, session.user.jid, stream, self_=True))
             return
         muc = find(presence, MUC_NS, "x")
         history = find(muc, MUC_NS, "history") if muc is not None else None
@@ -1097,6 +1102,25 @@ class XmppFrontEnd:
         if kind == "error":
             return
         room, nick = self._room_parts(message.get("to") or "")
+        if nick and "@" in room and self._is_conference(room.partition("@")[2]):
+            await muc_user.private_message(self, stream, message, room, nick)
+            return
+        mediated = find(message, MUC_USER_NS, "x")
+        if mediated is not None and kind != "groupchat" and "@" in room and self._is_conference(room.partition("@")[2]):
+            try:
+                await muc_user.mediated(self, stream, message, mediated, room)
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
+            return
+        direct = find(message, muc_user.CONFERENCE_NS, "x")
+        invited_to = bare(direct.get("jid") or "") if direct is not None else ""
+        to_user = not self._is_conference(room.partition("@")[2])
+        if kind != "groupchat" and to_user and "@" in invited_to and self._is_conference(invited_to.partition("@")[2]):
+            try:
+                await muc_user.direct_invite(self, stream, message, direct, invited_to)
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, message, stanza_error(message, exc.kind, exc.condition, exc.text)))
+            return
         if kind != "groupchat" or nick or not self._is_conference(room.partition("@")[2]):
             stream.send(
                 stanza_error(message, "cancel", "service-unavailable", "Only groupchat messages to rooms are served.")
@@ -1141,6 +1165,8 @@ class XmppFrontEnd:
             await self._disco_items(stream, iq, to)
         elif ns == MAM_NS:
             await self._mam(stream, iq, payload, to)
+        elif ns in bookmarks.NAMESPACES:
+            await bookmarks.iq(self, stream, iq, payload, to)
         elif ns in (muc_admin.MUC_OWNER_NS, muc_admin.MUC_ADMIN_NS):
             await self._muc_admin(stream, iq, payload, to)
         elif ns == ROSTER_NS and kind == "get" and not to:
@@ -1189,11 +1215,14 @@ class XmppFrontEnd:
             stream.send(stanza_error(iq, "cancel", "feature-not-implemented"))
 
     async def _disco_info(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        if to and bookmarks.is_own_account(stream, to):
+            await bookmarks.disco_info(self, stream, iq, to)
+            return
         query = element(DISCO_INFO_NS, "query")
         room, nick = self._room_parts(to)
         if not to or to.lower() == stream.domain:
             child(query, DISCO_INFO_NS, "identity", {"category": "server", "type": "im", "name": "IM and Presence"})
-            features = [DISCO_INFO_NS, DISCO_ITEMS_NS, PING_NS, REGISTER_NS, SM_NS]
+            features = [DISCO_INFO_NS, DISCO_ITEMS_NS, PING_NS, REGISTER_NS, SM_NS, bookmarks.PRIVATE_NS]
         elif "@" not in room and self._is_conference(room):
             child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": "Chat rooms"})
             features = [DISCO_INFO_NS, DISCO_ITEMS_NS, MUC_NS, PING_NS, MAM_NS, SID_NS]
@@ -1229,6 +1258,9 @@ class XmppFrontEnd:
         stream.send(self._result(iq, query))
 
     async def _disco_items(self, stream: XmppStream, iq: ET.Element, to: str) -> None:
+        if to and bookmarks.is_own_account(stream, to):
+            await bookmarks.disco_items(self, stream, iq, to)
+            return
         query = element(DISCO_ITEMS_NS, "query")
         snapshot = self.router.directory.snapshot
         if not to or to.lower() == stream.domain:
@@ -1354,8 +1386,26 @@ class XmppFrontEnd:
                 return
             mine = event.get("user") == session.user.jid
             if mine and not event.get("kicked") and not event.get("changed"):
-                return  # the client's own join and leave are answered where it asked
+                return  # the client's own join, leave and nickname change are answered where it asked
+            if event.get("status") == "nick":
+                for stanza in muc_user.nick_change(
+                    self,
+                    stream,
+                    event["room"],
+                    event["user"],
+                    event["old_nick"],
+                    event["nick"],
+                    event.get("affiliation", "none"),
+                    mine=False,
+                ):
+                    stream.send(stanza)
+                return
             stream.send(self._presence_of(stream, event, mine))
+        elif kind == "private":
+            if session is not None and event["room"] in session.rooms:
+                stream.send(muc_user.private_stanza(binding, event))
+        elif kind in ("invite", "decline"):
+            stream.send(muc_user.mediated_stanza(binding, event))
         elif kind == "subject":
             if session is not None and event["room"] in session.rooms:
                 stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))

@@ -141,6 +141,38 @@ class Affiliations(Answer):
 
 
 @dataclass(frozen=True)
+class NickChanged(Answer):
+    """An occupant's nickname in the room, before and after (XEP-0045 §7.6)."""
+
+    room: str
+    old_nick: str
+    nick: str
+    affiliation: str
+
+
+@dataclass(frozen=True)
+class Recipient(Answer):
+    """Where a private message goes (XEP-0045 §7.5): the occupant's JID and the node whose router
+    holds the occupant's session; ``nick`` is the sender's nickname in the room."""
+
+    room: str
+    user: str
+    router: str
+    nick: str
+
+
+@dataclass(frozen=True)
+class Invited(Answer):
+    """An invitation the room lets go out (XEP-0045 §7.8.2): ``nick`` is the inviter's nickname;
+    ``member_added``: the invitee became a member of the members-only room."""
+
+    room: str
+    invitee: str
+    nick: str
+    member_added: bool
+
+
+@dataclass(frozen=True)
 class Done(Answer):
     """A change was stored (subject, affiliations, destruction)."""
 
@@ -318,6 +350,43 @@ class Destroy(RoomRequest):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ChangeNick(RoomRequest):
+    """An occupant takes another nickname in the room (XEP-0045 §7.6). The user's router vouches
+    that the user is in the room as ``old_nick`` (the occupant list may be being rebuilt after
+    the room moved)."""
+
+    op: ClassVar[str] = "change_nick"
+    answer: ClassVar[type[Answer]] = NickChanged
+    nick: str = ""
+    old_nick: str = ""
+    router: str = ""
+
+
+@dataclass(frozen=True)
+class PrivateMessage(RoomRequest):
+    """Whom an occupant's private message to ``room/to_nick`` goes to (XEP-0045 §7.5). The body
+    does not travel here: the room stores nothing of it; the sender's router delivers it."""
+
+    op: ClassVar[str] = "private_message"
+    answer: ClassVar[type[Answer]] = Recipient
+    to_nick: str = ""
+    nick: str = ""  # the sender's nickname as the sender's router knows it (it vouches)
+    router: str = ""
+
+
+@dataclass(frozen=True)
+class Invite(RoomRequest):
+    """An occupant invites ``invitee`` (a bare JID) to the room (XEP-0045 §7.8.2); the inviter's
+    router delivers the invitation."""
+
+    op: ClassVar[str] = "invite"
+    answer: ClassVar[type[Answer]] = Invited
+    invitee: str = ""
+    nick: str = ""  # the inviter's nickname as the inviter's router knows it (it vouches)
+    router: str = ""
+
+
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls
     for cls in (
@@ -337,6 +406,9 @@ REQUESTS: dict[str, type[Request]] = {
         SetAffiliations,
         SetSubject,
         Destroy,
+        ChangeNick,
+        PrivateMessage,
+        Invite,
     )
 }
 

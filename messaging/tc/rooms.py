@@ -52,6 +52,9 @@ class Role(StrEnum):
 
 MEMBER_AFFILIATIONS = {Affiliation.MEMBER, Affiliation.ADMIN, Affiliation.OWNER}
 MODERATOR_AFFILIATIONS = {Affiliation.ADMIN, Affiliation.OWNER}  # their role in the room is moderator
+# The chat settings' participation levels (``ParticipationLevel``): rooms here have no visitors,
+# so only "moderator" narrows who may do something.
+PARTICIPATION_MODERATOR = "moderator"
 MAX_SUBJECT = 255  # tc_rooms.subject
 MAX_CONFIG_TEXT = 255  # a room's name or description
 
@@ -73,6 +76,9 @@ class Policy:
     owners_change_max_occupancy: bool = True
     owners_change_members_only: bool = True
     change_subject_min_level: str = "participant"
+    private_message_min_level: str = "visitor"
+    invite_min_level: str = "participant"
+    only_moderators_invite: bool = True
     owners_change_subject_level: bool = False
     history_default: int = 15
     history_max: int = 100

@@ -41,6 +41,7 @@ from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import requests
 from messaging.tc.administration import RoomAdministration
 from messaging.tc.hosting import HostedRoom, RoomHosting
+from messaging.tc.occupants import OccupantRequests
 from messaging.tc.rooms import (
     Affiliation,
     Occupant,
@@ -105,7 +106,7 @@ def read_config(node: Node) -> TCConfig:
         close_old_connections()
 
 
-class TextConferenceManager(RoomAdministration, NodeService):
+class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
     """The node's text conference service."""
 
     name = "Cisco XCP Text Conference Manager"

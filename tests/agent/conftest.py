@@ -117,6 +117,26 @@ def fast_srm(cluster: Cluster, **overrides) -> ServiceParameters:
     return params
 
 
+def reference_use_case(postgres, database_prefix: str, users: dict[str, str]) -> Scenario:
+    """The reference use case for real node agents: cluster1 (persistent chat on) with 1A+1B and
+    2A+2B in HA groups, each group on a new chat database; cluster2 with C2A alone; the
+    ``users`` (user ID → node key), and the SRM's timers shortened. Node names are unique per
+    call: the agents' chat bus is shared with other runs on this host."""
+    scenario = Scenario(suffix=f"-{uuid.uuid4().hex[:6]}")
+    cluster1 = scenario.cluster("cluster1", "imp1", persistent_chat=True)
+    cluster2 = scenario.cluster("cluster2", "imp2")
+    for key, cluster in (("1a", cluster1), ("1b", cluster1), ("2a", cluster1), ("2b", cluster1), ("c2a", cluster2)):
+        scenario.node(key, cluster)
+    for name, (first, second) in (("subcluster1", ("1a", "1b")), ("subcluster2", ("2a", "2b"))):
+        scenario.group(name, first, second, ha=True)
+        scenario.assign(chat_database(postgres, database_prefix), first, second)
+    scenario.group("c2-subcluster1", "c2a")
+    for user, key in users.items():
+        scenario.user(user, key)
+    fast_srm(cluster1)
+    return scenario
+
+
 def build_pair(postgres, names: tuple[str, str]) -> dict:
     """cluster1 with nodes ``names`` in an HA group sharing one persistent chat database, users
     Andy (home A) and Bob (home B), and the SRM's timers shortened."""

@@ -46,6 +46,7 @@ OPERATOR_WRITES = {
     ("POST", "/api/group-chat-administrators/"): True,
     ("PATCH", "/api/group-chat-administrators/{id}/"): True,
     ("DELETE", "/api/group-chat-administrators/{id}/"): True,
+    ("POST", "/api/lockouts/unlock/"): False,
     ("POST", "/api/merge-jobs/"): True,
     ("POST", "/api/merge-jobs/preview/"): True,
     ("DELETE", "/api/merge-jobs/{id}/"): False,

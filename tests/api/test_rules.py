@@ -13,6 +13,7 @@ from django.utils import timezone
 from api.models import ApiToken, hash_token
 from messaging.forms.databases import PASSWORD_MISMATCH, SSL_NOT_FOR_POSTGRES
 from messaging.models import DatabaseType, ExternalDatabase, PersistentChatAssignment
+from tests.conftest import PASSWORD
 from topology.catalog import ServiceName
 from topology.choices import HAState
 from topology.models import Node, RedundancyGroup, ServerAction, Service
@@ -364,3 +365,39 @@ def test_a_nodes_xmpp_port_is_set_and_its_certificate_shown_without_its_key(api,
     assert replaced.status_code == 200, replaced.content
     assert replaced.json()["certificate"]["source"] and replaced.json()["warnings"] == []
     assert "PRIVATE KEY" not in str(replaced.json())
+
+
+def test_lockouts_are_listed_for_every_role_and_only_a_super_administrator_unlocks(api_personas, operator, super_admin):
+    from django.test import Client
+
+    client = Client()
+    for _ in range(5):
+        client.post("/login/", {"username": "operator", "password": "wrong-password"})
+    assert client.post("/login/", {"username": "operator", "password": "wrong-password"}).status_code == 429
+
+    listed = api_personas["read_only"].get("/api/lockouts/")
+    assert listed.status_code == 200
+    assert {(row["kind"], row["value"], row["failures"]) for row in listed.json()} == {
+        ("user name", "operator", 5),
+        ("address", "127.0.0.1", 5),
+    }
+    assert api_personas["anonymous"].get("/api/lockouts/").status_code == 401
+
+    refused = api_personas["operator"].post("/api/lockouts/unlock/", {"username": "operator"}, format="json")
+    assert refused.status_code == 403
+    unclear = api_personas["super_admin"].post(
+        "/api/lockouts/unlock/", {"username": "operator", "ip_address": "127.0.0.1"}, format="json"
+    )
+    assert unclear.status_code == 400
+    assert "Give either a user name or an address to unlock." in str(unclear.json())
+    assert api_personas["read_only"].get("/api/lockouts/").json() != []  # nothing was unlocked yet
+
+    unlocked = api_personas["super_admin"].post("/api/lockouts/unlock/", {"username": "operator"}, format="json")
+    assert unlocked.status_code == 200 and unlocked.json()["cleared"] >= 1
+    unlocked = api_personas["super_admin"].post("/api/lockouts/unlock/", {"ip_address": "127.0.0.1"}, format="json")
+    assert unlocked.status_code == 200
+    assert api_personas["read_only"].get("/api/lockouts/").json() == []
+    entry = LogEntry.objects.filter(object_repr="operator", changes__has_key="sign-in").latest("pk")
+    assert entry.changes == {"sign-in": ["locked out", "allowed"]}
+    assert entry.actor == super_admin
+    assert Client().post("/login/", {"username": "operator", "password": PASSWORD}).status_code == 302

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 
 import pytest
 
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import fast_srm, state_of
+from tests.agent.conftest import reference_use_case, state_of
 from tests.agent.test_failover import control
 from tests.conftest import chat_password, wait_for
-from tests.scenario import Scenario, chat_database
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.models import Node, Service
@@ -35,20 +33,8 @@ USERS = {"andy": "1a", "bob": "1b", "catherine": "2a", "deborah": "2b", "erin": 
 
 @pytest.fixture
 def reference(transactional_db, postgres):
-    """The use case's topology; node names unique per test (the agents' bus is shared)."""
-    scenario = Scenario(suffix=f"-{uuid.uuid4().hex[:6]}")
-    cluster1 = scenario.cluster("cluster1", "imp1", persistent_chat=True)
-    cluster2 = scenario.cluster("cluster2", "imp2")
-    for key, cluster in (("1a", cluster1), ("1b", cluster1), ("2a", cluster1), ("2b", cluster1), ("c2a", cluster2)):
-        scenario.node(key, cluster)
-    for name, (first, second) in (("subcluster1", ("1a", "1b")), ("subcluster2", ("2a", "2b"))):
-        scenario.group(name, first, second, ha=True)
-        scenario.assign(chat_database(postgres, "imp_usecase"), first, second)
-    scenario.group("c2-subcluster1", "c2a")
-    for user, key in USERS.items():
-        scenario.user(user, key)
-    fast_srm(cluster1)
-    return scenario.nodes
+    """The use case's topology and users."""
+    return reference_use_case(postgres, "imp_usecase", USERS).nodes
 
 
 def tc_started(node: Node) -> bool:

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 
 import pytest
 
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import fast_srm, state_of
+from tests.agent.conftest import reference_use_case, state_of
 from tests.agent.test_failover import control
 from tests.chat.test_use_cases import Chatter as JsonChatter
 from tests.chat.test_use_cases import ready
 from tests.chat.xmpp import Chatter, assert_each_message_once_in_sender_order, whole_archive
 from tests.conftest import wait_for
-from tests.scenario import Scenario, chat_database, free_port
+from tests.scenario import give_xmpp_ports
 from topology.choices import HAReason, HAState
 
 pytestmark = pytest.mark.slow
@@ -56,29 +55,11 @@ def xmpp_users() -> dict[str, str]:
 
 @pytest.fixture
 def topology(transactional_db, postgres):
-    """The reference topology (cluster 1: 1A+1B, 2A+2B with HA on one database; cluster 2:
-    C2A without persistent chat), an XMPP client port on every node, the users; node names
-    unique per test (the agents' bus is shared)."""
-    scenario = Scenario(suffix=f"-{uuid.uuid4().hex[:6]}")
-    cluster1 = scenario.cluster("cluster1", "imp1", persistent_chat=True)
-    cluster2 = scenario.cluster("cluster2", "imp2")
-    for key, cluster in (("1a", cluster1), ("1b", cluster1), ("2a", cluster1), ("2b", cluster1), ("c2a", cluster2)):
-        scenario.node(key, cluster)
-    for name, (first, second) in (("subcluster1", ("1a", "1b")), ("subcluster2", ("2a", "2b"))):
-        scenario.group(name, first, second, ha=True)
-        scenario.assign(chat_database(postgres, "imp_xmpp_usecase"), first, second)
-    scenario.group("c2-subcluster1", "c2a")
-    taken = {node.agent_port for node in scenario.nodes.values()}
-    for node in scenario.nodes.values():
-        while (port := free_port()) in taken:
-            pass
-        taken.add(port)
-        node.xmpp_port = port
-        node.save(update_fields=["xmpp_port"])
-    for user, key in {**xmpp_users(), **JSON_USERS}.items():
-        scenario.user(user, key)
-    fast_srm(cluster1)
-    return scenario.nodes
+    """The reference topology (cluster 2's C2A without persistent chat), an XMPP client port on
+    every node, the users."""
+    nodes = reference_use_case(postgres, "imp_xmpp_usecase", {**xmpp_users(), **JSON_USERS}).nodes
+    give_xmpp_ports(nodes.values())
+    return nodes
 
 
 def xmpp_chatters(nodes, room: str) -> list[Chatter]:

@@ -13,7 +13,7 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 
 from tests.chat.conftest import ChatWorld
-from tests.scenario import free_port
+from tests.scenario import give_xmpp_ports
 from topology import credentials
 
 
@@ -36,13 +36,7 @@ def ca_file() -> str:
 @pytest.fixture
 def xworld(world: ChatWorld) -> ChatWorld:
     """The chat world with an XMPP client port on every node."""
-    taken = {node.agent_port for node in world.nodes.values()}  # not bound yet: free_port could repeat one
-    for node in world.nodes.values():
-        while (port := free_port()) in taken:
-            pass
-        taken.add(port)
-        node.xmpp_port = port
-        node.save(update_fields=["xmpp_port"])
+    give_xmpp_ports(world.nodes.values())
     return world
 
 

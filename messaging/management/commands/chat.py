@@ -198,8 +198,16 @@ class Command(BaseCommand):
         if kind == "message" and (room is None or event["room"] == room):
             self._print_message(event)
             return True
-        if kind == "presence":
+        if kind == "presence" and event["status"] == "nick":
+            self.stdout.write(f"* {event['old_nick']} is now known as {event['nick']} in {event['room']}")
+        elif kind == "presence":
             self.stdout.write(f"* {event['nick']} {event['status']} {event['room']}")
+        elif kind == "private":
+            self.stdout.write(f"[private] {event['nick']} in {event['room']}: {event['body']}")
+        elif kind in ("invite", "decline"):
+            what = "invited you to" if kind == "invite" else "declined your invitation to"
+            reason = f" ({event['reason']})" if event.get("reason") else ""
+            self.stdout.write(f"* {event['from']} {what} {event['room']}{reason}")
         elif kind == "reconnect":
             self.stdout.write(f"* reconnecting to {event['node']}: {event['reason']}")
         elif kind == "reconnected":

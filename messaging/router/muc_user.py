@@ -1,0 +1,143 @@
+"""XEP-0045 occupant use cases over XMPP, beyond joining, posting and leaving: a nickname change
+in a room (§7.6), private messages between occupants (§7.5), and mediated invitations and their
+declines (§7.8.2); also XEP-0249 direct invitations (converse.js sends those), checked by the room
+as mediated ones are.
+
+Each becomes one request to the Text Conference Manager hosting the room (``messaging.tc.requests``,
+through the router core), which checks it; this module only reads and writes the stanzas. A
+refusal comes back as a ChatError, which the XMPP front end turns into the stanza error.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.router.muc_admin import Refused, role_of
+from messaging.router.xmlstream import CLIENT_NS
+
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+CONFERENCE_NS = "jabber:x:conference"  # XEP-0249
+NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
+
+
+def q(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+async def change_nick(front, stream, room: str, nick: str) -> None:
+    """§7.6: presence to room/newnick from an occupant. The occupant gets its own unavailable
+    presence (303 with the new nick) and its new one, both with 110; the room tells the others."""
+    session = stream.session
+    answer = await front.router.change_nick(session, room, nick)
+    for stanza in nick_change(front, stream, room, session.user.jid, answer.old_nick, answer.nick, answer.affiliation):
+        stream.send(stanza)
+
+
+def nick_change(
+    front, stream, room: str, user: str, old: str, new: str, affiliation: str, mine: bool = True
+) -> list[ET.Element]:
+    """The two presences of a nickname change (XEP-0045 §7.6, example 57–58): unavailable from
+    the old occupant JID with status 303 and the new nick on the item, then available from the
+    new one; 110 when they are the recipient's own."""
+    own = ["110"] if mine else []
+    arrived = front._occupant_presence(room, new, user, stream, codes=own, affiliation=affiliation)
+    if old == new:
+        return [arrived]
+    gone = front._occupant_presence(
+        room, old, user, stream, "unavailable", codes=[NICK_CHANGED, *own], affiliation=affiliation
+    )
+    item = gone.find(q(MUC_USER_NS, "x")).find(q(MUC_USER_NS, "item"))
+    item.set("nick", new)
+    item.set("role", role_of(affiliation))  # still in the room, under another name
+    return [gone, arrived]
+
+
+async def private_message(front, stream, message: ET.Element, room: str, nick: str) -> None:
+    """§7.5: a message to an occupant JID goes to that occupant's full JID, from the sender's
+    occupant JID; it is not stored. A groupchat message to an occupant JID is a ``bad-request``;
+    one without a body (a chat state) is dropped."""
+    kind = message.get("type") or "normal"
+    if kind == "groupchat":
+        raise ChatError(ErrorCode.BAD_REQUEST, f"Send groupchat messages to the room ({room}), not to an occupant.")
+    if kind not in ("chat", "normal"):
+        return
+    body = message.find(q(CLIENT_NS, "body"))
+    if body is None or not (body.text or "").strip():
+        return
+    content = {"body": body.text, "id": message.get("id") or "", "message_type": kind}
+    await front.router.send_private(stream.session, room, nick, content)
+
+
+def private_stanza(binding, event: dict) -> ET.Element:
+    """A private message as its recipient gets it: from the sender's occupant JID, with the
+    (empty) ``muc#user`` element that tells clients it came through a room."""
+    stanza = ET.Element(
+        q(CLIENT_NS, "message"),
+        {"from": f"{event['room']}/{event['nick']}", "to": binding.full_jid, "type": event.get("message_type", "chat")},
+    )
+    if event.get("id"):
+        stanza.set("id", event["id"])
+    ET.SubElement(stanza, q(CLIENT_NS, "body")).text = event["body"]
+    ET.SubElement(stanza, q(MUC_USER_NS, "x"))
+    return stanza
+
+
+async def mediated(front, stream, message: ET.Element, x: ET.Element, room: str) -> None:
+    """§7.8.2: ``<x xmlns='…muc#user'>`` to the room with ``<invite to=…>`` (one or more) from an
+    occupant, or ``<decline to=…>`` from someone invited. The room passes each on, from the room,
+    naming who sent it."""
+    session = stream.session
+    items = [(item, "invite") for item in x.findall(q(MUC_USER_NS, "invite"))]
+    items += [(item, "decline") for item in x.findall(q(MUC_USER_NS, "decline"))]
+    if not items:
+        raise ChatError(ErrorCode.BAD_REQUEST, "Send an <invite to='user@domain'/> or a <decline/> to the room.")
+    for item, kind in items:
+        to = (item.get("to") or "").strip()
+        jid = to.partition("/")[0].lower()
+        local, _, domain = jid.partition("@")
+        if not local or not domain or "@" in domain or any(ch.isspace() for ch in jid):
+            raise Refused("modify", "jid-malformed", f"{to!r} is not a user's JID (user@domain).")
+        reason = (item.findtext(q(MUC_USER_NS, "reason")) or "").strip()
+        if kind == "invite":
+            await front.router.invite(session, room, jid, reason, message.get("id") or "")
+        else:
+            await front.router.decline(session, room, jid, reason, message.get("id") or "")
+
+
+async def direct_invite(front, stream, message: ET.Element, x: ET.Element, room: str) -> None:
+    """XEP-0249: ``<x xmlns='jabber:x:conference' jid='room'/>`` in a message to the invitee's own
+    JID. Only these are carried between users (one-to-one chat is not): the room checks the
+    invitation as a mediated one (the inviter is in it, the chat settings allow it, a members-only
+    room makes the invitee a member), and the invitee gets it from the inviter's full JID."""
+    to = (message.get("to") or "").strip()
+    jid = to.partition("/")[0].lower()
+    local, _, domain = jid.partition("@")
+    if not local or not domain or any(ch.isspace() for ch in jid):
+        raise Refused("modify", "jid-malformed", f"{to!r} is not a user's JID (user@domain).")
+    reason = (x.get("reason") or "").strip()
+    session = stream.session
+    await front.router.invite(session, room, jid, reason, message.get("id") or "", direct_from=session.binding.full_jid)
+
+
+def mediated_stanza(binding, event: dict) -> ET.Element:
+    """An invitation or a decline as the room passes it on: from the room, ``<invite from=…>`` or
+    ``<decline from=…>`` with the reason, and a body for clients that know neither (as Prosody).
+    A direct invitation (XEP-0249) comes from the inviter, as the inviter wrote it."""
+    room, sender, reason = event["room"], event["from"], event.get("reason") or ""
+    if event.get("direct_from"):
+        stanza = ET.Element(q(CLIENT_NS, "message"), {"from": event["direct_from"], "to": binding.full_jid})
+        if event.get("id"):
+            stanza.set("id", event["id"])
+        ET.SubElement(stanza, q(CONFERENCE_NS, "x"), {"jid": room, **({"reason": reason} if reason else {})})
+        return stanza
+    stanza = ET.Element(q(CLIENT_NS, "message"), {"from": room, "to": binding.full_jid})
+    if event.get("id"):
+        stanza.set("id", event["id"])
+    x = ET.SubElement(stanza, q(MUC_USER_NS, "x"))
+    item = ET.SubElement(x, q(MUC_USER_NS, event["type"]), {"from": sender})
+    if reason:
+        ET.SubElement(item, q(MUC_USER_NS, "reason")).text = reason
+    what = "invited you to the room" if event["type"] == "invite" else "declined your invitation to the room"
+    ET.SubElement(stanza, q(CLIENT_NS, "body")).text = f"{sender} {what} {room}" + (f" ({reason})" if reason else "")
+    return stanza

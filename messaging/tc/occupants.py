@@ -1,0 +1,93 @@
+"""What occupants ask of the Text Conference Manager hosting a room about one another (XEP-0045
+§7.5–§7.8, whichever front end carries it): a new nickname in the room, whom a private
+message goes to, and whether an invitation may go out (and what it changes in a members-only
+room).
+
+``OccupantRequests`` is a part of ``TextConferenceManager`` (``service``), kept apart because it
+is one job: the requests it serves are ``_op_<op>`` methods like the service's own. What reaches
+users is delivered by their routers; the room only says who and where.
+"""
+
+from __future__ import annotations
+
+from messaging.chat.errors import ChatError, ErrorCode
+from messaging.tc import requests
+from messaging.tc.rooms import PARTICIPATION_MODERATOR, Affiliation
+from messaging.tc.store import AffiliationChange
+
+
+class OccupantRequests:
+    """Occupants' requests of a Text Conference Manager (``self`` is the service)."""
+
+    async def _op_change_nick(self, request: requests.ChangeNick) -> requests.NickChanged:
+        """XEP-0045 §7.6: the occupant is known by ``nick`` from now on; everyone in the room hears
+        it (the occupant's own router answers the occupant)."""
+        hosted = await self._room(request.room)
+        room, user, nick = hosted.room, request.user, request.nick
+        if not nick.strip():
+            raise ChatError(ErrorCode.BAD_REQUEST, "A nickname cannot be blank.")
+        async with hosted.lock:
+            self._vouched_occupant(room, user, True, request.old_nick, request.router)
+            if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
+                raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
+            occupant = room.occupants[user]
+            old = occupant.nick
+            if old != nick:
+                occupant.nick = nick
+                if self.config.policy.archive_joins_and_exits:
+                    await self.store.log_presence(user, room.nick_jid(old), "L")
+                    await self.store.log_presence(user, room.nick_jid(nick), "E")
+        if old != nick:
+            await self._broadcast(room.jid, {**room.presence_event(user, nick, "nick"), "old_nick": old})
+        return requests.NickChanged(room=room.jid, old_nick=old, nick=nick, affiliation=str(room.affiliation(user)))
+
+    async def _op_private_message(self, request: requests.PrivateMessage) -> requests.Recipient:
+        """XEP-0045 §7.5: the occupant known as ``to_nick``, for the sender's router to deliver to;
+        the chat settings' lowest participation level for private messages applies."""
+        hosted = await self._room(request.room)
+        room, user = hosted.room, request.user
+        self._vouched_occupant(room, user, True, request.nick, request.router)
+        if self.config.policy.private_message_min_level == PARTICIPATION_MODERATOR and not room.is_moderator(user):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may send private messages in {room.jid}.")
+        recipient = next((o for o in room.occupants.values() if o.nick == request.to_nick), None)
+        if recipient is None:
+            raise ChatError(ErrorCode.OCCUPANT_NOT_FOUND, f"Nobody in {room.jid} has the nickname {request.to_nick}.")
+        return requests.Recipient(
+            room=room.jid, user=recipient.jid, router=recipient.router, nick=room.occupants[user].nick
+        )
+
+    async def _op_invite(self, request: requests.Invite) -> requests.Invited:
+        """XEP-0045 §7.8.2. Who may invite: every occupant, unless the chat settings' *Lowest
+        participation level a user can have to invite others to the room* is Moderator; in a
+        members-only room only owners and admins while *Only moderators can invite people to
+        members-only rooms* is on (as Prosody's ``allow_member_invites`` off). An invitee with
+        no affiliation becomes a member of a members-only room, as in Prosody, so the invitation
+        lets them in; the change is stored (``tc_users``, reason "Invited by <nick>") before the
+        invitation goes out."""
+        hosted = await self._room(request.room)
+        room, user, policy = hosted.room, request.user, self.config.policy
+        invitee = request.invitee.strip().lower()
+        if "@" not in invitee or "/" in invitee or any(ch.isspace() for ch in invitee):
+            raise ChatError(ErrorCode.BAD_REQUEST, f"{request.invitee!r} is not a user's bare JID (user@domain).")
+        self._vouched_occupant(room, user, True, request.nick, request.router)
+        moderator = room.is_moderator(user)
+        if policy.invite_min_level == PARTICIPATION_MODERATOR and not moderator:
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}.")
+        members_only = room.config.members_only
+        if members_only and policy.only_moderators_invite and not moderator:
+            raise ChatError(
+                ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}, a members-only room."
+            )
+        nick = room.occupants[user].nick
+        added = False
+        if members_only and room.affiliation(invitee) == Affiliation.NONE:
+            self._check_database()
+            change = AffiliationChange(invitee, Affiliation.MEMBER, f"Invited by {nick}")
+            async with hosted.lock:
+                if room.affiliation(invitee) == Affiliation.NONE:
+                    await self._fenced(
+                        self.store.save_affiliations(room, [change], user, self.hosting.fence_for(room.jid))
+                    )
+                    room.members[invitee] = Affiliation.MEMBER
+                    added = True
+        return requests.Invited(room=room.jid, invitee=invitee, nick=nick, member_added=added)
