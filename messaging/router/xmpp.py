@@ -77,6 +77,7 @@ OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not read
 ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.BAD_REQUEST: ("modify", "bad-request"),
     ErrorCode.NOT_SIGNED_IN: ("auth", "not-authorized"),
+    ErrorCode.NOT_AUTHORIZED: ("auth", "not-authorized"),
     ErrorCode.ALREADY_SIGNED_IN: ("cancel", "conflict"),
     ErrorCode.UNKNOWN_USER: ("cancel", "item-not-found"),
     ErrorCode.ROOM_NOT_FOUND: ("cancel", "item-not-found"),
@@ -996,13 +997,25 @@ class XmppFrontEnd:
             if occupant["user"] != session.user.jid:
                 stream.send(
                     self._occupant_presence(
-                        room, occupant["nick"], occupant["user"], stream, affiliation=occupant["affiliation"]
+                        room,
+                        occupant["nick"],
+                        occupant["user"],
+                        stream,
+                        affiliation=occupant["affiliation"],
+                        role=occupant.get("role"),
                     )
                 )
         codes = ["110", "100"] + (["201"] if created else [])
         stream.send(
             self._occupant_presence(
-                room, nick, session.user.jid, stream, codes=codes, self_=True, affiliation=answer.affiliation
+                room,
+                nick,
+                session.user.jid,
+                stream,
+                codes=codes,
+                self_=True,
+                affiliation=answer.affiliation,
+                role=answer.role,
             )
         )
         # XEP-0045 §7.2: the history, then the subject (from whoever set it).
@@ -1027,12 +1040,13 @@ class XmppFrontEnd:
         codes: list[str] | None = None,
         self_: bool = False,
         affiliation: str = "none",
+        role: str | None = None,
     ) -> ET.Element:
         presence = element(CLIENT_NS, "presence", {"from": f"{room}/{nick}", "to": stream.session.binding.full_jid})
         if kind:
             presence.set("type", kind)
         x = child(presence, MUC_USER_NS, "x")
-        role = "none" if kind == "unavailable" else muc_admin.role_of(affiliation)
+        role = "none" if kind == "unavailable" else (role or muc_admin.role_of(affiliation))
         child(x, MUC_USER_NS, "item", {"affiliation": affiliation, "role": role, "jid": real_jid})
         for code in codes or (["110"] if self_ else []):
             child(x, MUC_USER_NS, "status", {"code": code})
@@ -1058,16 +1072,30 @@ class XmppFrontEnd:
             stream.send_raw(text)
 
     def _presence_of(self, stream: XmppStream, event: dict, mine: bool) -> ET.Element:
-        """An occupant's presence as the room broadcast it: joined, left, its affiliation
-        changed, or put out (XEP-0045 §9.1 banned 301, §9.4 no longer a member 321, §10.2 the
-        room became members-only 322, §10.9 the room destroyed)."""
+        """An occupant's presence as the room broadcast it: joined, left, its affiliation or role
+        changed (with the moderator's reason), or put out (XEP-0045 §8.2 kicked 307, §9.1 banned
+        301, §9.4 no longer a member 321, §10.2 the room became members-only 322, §10.9 the
+        room destroyed)."""
         kicked = event.get("kicked", "")
         gone = "unavailable" if event.get("status") == "left" else None
         codes = (["110"] if mine else []) + ([kicked] if kicked.isdigit() else [])
         affiliation = event.get("affiliation", "none")
         presence = self._occupant_presence(
-            event["room"], event["nick"], event["user"], stream, gone, codes=codes, affiliation=affiliation
+            event["room"],
+            event["nick"],
+            event["user"],
+            stream,
+            gone,
+            codes=codes,
+            affiliation=affiliation,
+            role=event.get("role"),
         )
+        if kicked != "destroyed" and (event.get("reason") or event.get("actor")):
+            item = find(find(presence, MUC_USER_NS, "x"), MUC_USER_NS, "item")
+            if event.get("actor"):
+                child(item, MUC_USER_NS, "actor", {"nick": event["actor"]})
+            if event.get("reason"):
+                child(item, MUC_USER_NS, "reason", text=event["reason"])
         if kicked == "destroyed":
             x = find(presence, MUC_USER_NS, "x")
             destroyed = child(x, MUC_USER_NS, "destroy")
@@ -1238,7 +1266,7 @@ class XmppFrontEnd:
                 "muc_persistent" if info.persistent else "muc_temporary",
                 "muc_membersonly" if info.members_only else "muc_open",
                 "muc_nonanonymous",
-                "muc_unmoderated",
+                "muc_moderated" if info.moderated else "muc_unmoderated",
                 "muc_unsecured",
                 "muc_public" if info.public else "muc_hidden",
             ]
@@ -1396,6 +1424,7 @@ class XmppFrontEnd:
                     event["old_nick"],
                     event["nick"],
                     event.get("affiliation", "none"),
+                    event.get("role", ""),
                     mine=False,
                 ):
                     stream.send(stanza)

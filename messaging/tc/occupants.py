@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import requests
-from messaging.tc.rooms import PARTICIPATION_MODERATOR, Affiliation
+from messaging.tc.rooms import Affiliation, reaches
 from messaging.tc.store import AffiliationChange
+
+# Who has a participation level, as refusals name them.
+WHO = {"visitor": "occupants", "participant": "participants and moderators", "moderator": "moderators"}
 
 
 class OccupantRequests:
@@ -39,7 +42,9 @@ class OccupantRequests:
                     await self.store.log_presence(user, room.nick_jid(nick), "E")
         if old != nick:
             await self._broadcast(room.jid, {**room.presence_event(user, nick, "nick"), "old_nick": old})
-        return requests.NickChanged(room=room.jid, old_nick=old, nick=nick, affiliation=str(room.affiliation(user)))
+        return requests.NickChanged(
+            room=room.jid, old_nick=old, nick=nick, affiliation=str(room.affiliation(user)), role=str(room.role(user))
+        )
 
     async def _op_private_message(self, request: requests.PrivateMessage) -> requests.Recipient:
         """XEP-0045 §7.5: the occupant known as ``to_nick``, for the sender's router to deliver to;
@@ -47,8 +52,9 @@ class OccupantRequests:
         hosted = await self._room(request.room)
         room, user = hosted.room, request.user
         self._vouched_occupant(room, user, True, request.nick, request.router)
-        if self.config.policy.private_message_min_level == PARTICIPATION_MODERATOR and not room.is_moderator(user):
-            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may send private messages in {room.jid}.")
+        level = self.config.policy.private_message_min_level
+        if not reaches(room.role(user), level):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only {WHO[level]} may send private messages in {room.jid}.")
         recipient = next((o for o in room.occupants.values() if o.nick == request.to_nick), None)
         if recipient is None:
             raise ChatError(ErrorCode.OCCUPANT_NOT_FOUND, f"Nobody in {room.jid} has the nickname {request.to_nick}.")
@@ -71,8 +77,9 @@ class OccupantRequests:
             raise ChatError(ErrorCode.BAD_REQUEST, f"{request.invitee!r} is not a user's bare JID (user@domain).")
         self._vouched_occupant(room, user, True, request.nick, request.router)
         moderator = room.is_moderator(user)
-        if policy.invite_min_level == PARTICIPATION_MODERATOR and not moderator:
-            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}.")
+        level = policy.invite_min_level
+        if not reaches(room.role(user), level):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only {WHO[level]} may invite people to {room.jid}.")
         members_only = room.config.members_only
         if members_only and policy.only_moderators_invite and not moderator:
             raise ChatError(

@@ -52,8 +52,17 @@ class Role(StrEnum):
 
 MEMBER_AFFILIATIONS = {Affiliation.MEMBER, Affiliation.ADMIN, Affiliation.OWNER}
 MODERATOR_AFFILIATIONS = {Affiliation.ADMIN, Affiliation.OWNER}  # their role in the room is moderator
-# The chat settings' participation levels (``ParticipationLevel``): rooms here have no visitors,
-# so only "moderator" narrows who may do something.
+# XEP-0045 §5.2's hierarchies, lowest first: what a moderator may do to an occupant depends on both.
+AFFILIATION_RANK = {
+    Affiliation.OUTCAST: 0,
+    Affiliation.NONE: 1,
+    Affiliation.MEMBER: 2,
+    Affiliation.ADMIN: 3,
+    Affiliation.OWNER: 4,
+}
+ROLE_RANK = {Role.NONE: 0, Role.VISITOR: 1, Role.PARTICIPANT: 2, Role.MODERATOR: 3}
+# The chat settings' participation levels (``ParticipationLevel``) are roles: "visitor" lets
+# everyone in the room, "moderator" only moderators.
 PARTICIPATION_MODERATOR = "moderator"
 MAX_SUBJECT = 255  # tc_rooms.subject
 MAX_CONFIG_TEXT = 255  # a room's name or description
@@ -71,6 +80,8 @@ class Policy:
     max_rooms: int = 5500
     members_only_default: bool = False
     users_add_themselves_as_members: bool = False
+    moderated_default: bool = False
+    owners_change_moderated: bool = True
     max_users_per_room: int = 1000
     default_max_occupancy: int = 50
     owners_change_max_occupancy: bool = True
@@ -153,6 +164,7 @@ class Policy:
             members_only=self.members_only_default,
             max_occupants=self.default_max_occupancy,
             change_subject=self.change_subject_min_level != "moderator",
+            moderated=self.moderated_default,
         )
 
     def locked_fields(self) -> set[str]:
@@ -164,6 +176,8 @@ class Policy:
             locked.add("max_occupants")
         if not self.owners_change_subject_level:
             locked.add("change_subject")
+        if not self.owners_change_moderated:
+            locked.add("moderated")
         return locked
 
     def configure(self, current: RoomConfig, changes: dict) -> RoomConfig:
@@ -224,6 +238,7 @@ _LABELS = {
     "change_subject": "whether participants may change the subject",
     "public": "whether the room is listed",
     "whois": "who may see real JIDs",
+    "moderated": "whether the room is moderated",
 }
 
 
@@ -315,11 +330,19 @@ class RecentHistory:
 
 @dataclass
 class Occupant:
-    """A user in a room, and the node whose XCP Router holds the user's session."""
+    """A user in a room, and the node whose XCP Router holds the user's session. The role lasts
+    for this visit only (XEP-0045 §5.1): it is never stored, and a user who enters again (after a
+    failover too) gets the role their affiliation and the room's moderation give."""
 
     jid: str
     nick: str
     router: str
+    role: Role = Role.PARTICIPANT
+
+
+def reaches(role: Role, level: str) -> bool:
+    """Whether an occupant with ``role`` has the chat settings' participation ``level``."""
+    return ROLE_RANK[role] >= ROLE_RANK[Role(level)]
 
 
 @dataclass
@@ -359,16 +382,41 @@ class Room:
     def affiliation(self, jid: str) -> Affiliation:
         return self.members.get(jid, Affiliation.NONE)
 
+    def default_role(self, jid: str) -> Role:
+        """The role a user enters with (XEP-0045 §5.1.2): owners and admins moderate; in a
+        moderated room users with no affiliation are visitors; everyone else participates."""
+        affiliation = self.affiliation(jid)
+        if affiliation in MODERATOR_AFFILIATIONS:
+            return Role.MODERATOR
+        if self.config.moderated and affiliation == Affiliation.NONE:
+            return Role.VISITOR
+        return Role.PARTICIPANT
+
+    def role(self, jid: str) -> Role:
+        """The user's role in the room now (``none``: not in it)."""
+        occupant = self.occupants.get(jid)
+        return occupant.role if occupant is not None else Role.NONE
+
+    def add_occupant(self, jid: str, nick: str, router: str) -> Occupant:
+        """A user enters (or is restated after the room moved): with the default role."""
+        occupant = self.occupants[jid] = Occupant(jid, nick, router, self.default_role(jid))
+        return occupant
+
     def is_moderator(self, jid: str) -> bool:
-        """Owners and admins are the room's moderators (XEP-0045 §5.1.2's default roles)."""
+        """Whether the user moderates the room: an occupant by role (owners and admins enter
+        as moderators, and may make others moderators, XEP-0045 §9.6), anyone else by
+        affiliation."""
+        if jid in self.occupants:
+            return self.occupants[jid].role == Role.MODERATOR
         return self.affiliation(jid) in MODERATOR_AFFILIATIONS
 
     def presence_event(self, user: str, nick: str, status: str, kicked: str = "") -> dict:
         """What the room broadcasts when an occupant enters (``joined``), leaves (``left``) or is
-        put out (``kicked``: 301 banned, 321 no longer a member, 322 the room became
-        members-only, or ``destroyed``), with the occupant's affiliation."""
+        put out (``kicked``: 301 banned, 307 kicked, 321 no longer a member, 322 the room became
+        members-only, or ``destroyed``), with the occupant's affiliation and role."""
         event = {"event": "presence", "room": self.jid, "user": user, "nick": nick, "status": status}
         event["affiliation"] = str(self.affiliation(user))
+        event["role"] = str(self.role(user))
         if kicked:
             event["kicked"] = kicked
         return event

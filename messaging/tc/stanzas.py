@@ -92,6 +92,7 @@ class RoomConfig:
     change_subject: bool = True  # participants may change the subject (moderators always may)
     public: bool = True  # listed by disco#items on the conference service
     whois: Whois = Whois.ANYONE
+    moderated: bool = False  # only occupants with voice (participants, moderators) post
 
     FIELDS = {
         "muc#roomconfig_roomname": "name",
@@ -102,6 +103,7 @@ class RoomConfig:
         "muc#roomconfig_changesubject": "change_subject",
         "muc#roomconfig_publicroom": "public",
         "muc#roomconfig_whois": "whois",
+        "muc#roomconfig_moderatedroom": "moderated",
     }
 
     def to_xml(self) -> str:
@@ -137,7 +139,7 @@ class RoomConfig:
     @classmethod
     def parse(cls, attr: str, value: str):
         """A form field's text as the attribute's value; ValueError when it is not one."""
-        if attr in ("persistent", "members_only", "change_subject", "public"):
+        if attr in ("persistent", "members_only", "change_subject", "public", "moderated"):
             if value.strip().lower() in ("1", "true"):
                 return True
             if value.strip().lower() in ("0", "false"):
