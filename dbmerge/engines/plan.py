@@ -81,6 +81,11 @@ class DestinationSide(ABC):
     def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
         """Refresh the planner's statistics of a staging table just filled."""
 
+    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
+        """Delete the incoming archive rows just moved by ``runs`` (lowest id, highest id, shift)
+        that are exact duplicates of the destination's row at their original id; return how many."""
+        return self.execute(**_st(q.delete_moved_duplicates(self.dialect, runs)))
+
 
 class Transport(ABC):
     """Moves the rows of a source SELECT into a destination table."""
@@ -311,13 +316,13 @@ def _merge_archive(
     are staged and only those that are not duplicates inserted. Both give the same rows."""
     dialect = destination.dialect
     figures = report.tables["tc_msgarchive"]
-    runs = _colliding_runs(destination, source, transport, counts)
+    runs, every_id = _colliding_runs(destination, source, transport, counts)
     moves = [(lo, hi, shift) for lo, hi, shift, _ in runs]
     colliding = sum(n for _, _, _, n in runs)
     staged = (
         colliding > 0
         and destination.stages_archive
-        and _duplicate_share(destination, source, colliding) >= STAGE_DUPLICATE_SHARE
+        and _duplicate_share(destination, source, colliding, every_id) >= STAGE_DUPLICATE_SHARE
     )
     if staged:
         logger.info(
@@ -342,7 +347,7 @@ def _merge_archive(
         duplicates = colliding - inserted
     else:
         written = stream("tc_msgarchive", q.archive_select(dialect, moves), q.table_columns(q.TC_MSGARCHIVE, dialect))
-        duplicates = destination.execute(**_st(q.delete_moved_duplicates(dialect, moves))) if runs else 0
+        duplicates = destination.delete_moved_duplicates(moves) if runs else 0
         written -= duplicates
     if colliding:
         logger.info(
@@ -364,10 +369,12 @@ def _merge_archive(
     figures.duplicates_removed += duplicates
 
 
-def _duplicate_share(destination: DestinationSide, source: SourceSide, colliding: int) -> float:
+def _duplicate_share(
+    destination: DestinationSide, source: SourceSide, colliding: int, every_id: tuple[int, int] | None
+) -> float:
     """The share of exact duplicates among about DUPLICATE_SAMPLE of the colliding archive rows
     (compared in Python, all columns but the id): only chooses how the rows are merged."""
-    sample = q.sample_colliding_ids(max(1, colliding // DUPLICATE_SAMPLE))
+    sample = q.sample_colliding_ids(max(1, colliding // DUPLICATE_SAMPLE), within=every_id)
     ids = [row[0] for row in destination.query(sample.text, sample.params)]
     if not ids:
         return 0.0
@@ -382,17 +389,32 @@ def _duplicate_share(destination: DestinationSide, source: SourceSide, colliding
 
 def _colliding_runs(
     destination: DestinationSide, source: SourceSide, transport: Transport, counts: dict
-) -> list[tuple[int, int, int, int]]:
-    """(lo, hi, shift, rows) of each run of incoming archive ids already used in the destination."""
+) -> tuple[list[tuple[int, int, int, int]], tuple[int, int] | None]:
+    """(lo, hi, shift, rows) of each run of incoming archive ids already used in the destination;
+    and (low, high) when the source holds every id from its lowest to its highest, None when its
+    ids were staged to be compared."""
     low, high = counts["archive_range"]
     if not counts["tc_msgarchive"]:
-        return []
+        return [], None
+    dialect = destination.dialect
     d_low, d_high = destination.query("SELECT MIN(msg_id), MAX(msg_id) FROM tc_msgarchive")[0]
     if d_low is None or high < d_low or low > d_high:
-        return []
-    transport.transfer(source, q.ids_select(destination.dialect), q.ids_columns(destination.dialect))
-    destination.analyze(q.STAGE_IDS)
-    runs = destination.query(q.COLLIDING_RUNS)
+        return [], None
+    every_id = None
+    if counts["tc_msgarchive"] == high - low + 1:
+        # Ids handed out by the sequence, none deleted (msg_id is the archive's key): every id
+        # the destination holds in that range collides, and its runs of consecutive ids there
+        # are the runs; no id of the source needs to be staged and compared.
+        every_id = (low, high)
+        held = destination.query(q.archive_ids_held(dialect), {"low": low, "high": high})[0][0]
+        if held == high - low + 1:
+            runs = [(low, high, held)]
+        else:
+            runs = destination.query(q.archive_id_runs(dialect), {"low": low, "high": high}) if held else []
+    else:
+        transport.transfer(source, q.ids_select(dialect), q.ids_columns(dialect))
+        destination.analyze(q.STAGE_IDS)
+        runs = destination.query(q.COLLIDING_RUNS)
     if len(runs) > MAX_ID_RUNS:
         raise MergeError(
             f"The archive ids of {source.label} interleave with the destination's in {len(runs)} runs; "
@@ -403,7 +425,7 @@ def _colliding_runs(
     for lo, hi, rows in runs:
         result.append((lo, hi, next_free - lo, rows))
         next_free += hi - lo + 1
-    return result
+    return result, every_id
 
 
 def _report_shared(destination: DestinationSide, source: SourceSide, shared: list[tuple], report: MergeReport) -> None:

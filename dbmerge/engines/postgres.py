@@ -50,6 +50,10 @@ DESTINATION_TRANSACTION = (
     "SET LOCAL maintenance_work_mem = '512MB'",
     "SET LOCAL jit = off",
 )
+# For the look-up of moved archive rows identical to the destination's (one key look-up
+# each): parallel workers, although the planner, which has not seen the rows just written,
+# expects too few rows to pay for them. Reset after that one query.
+PARALLEL_LOOKUP = ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_index_scan_size")
 
 
 STAGING_TABLES = (
@@ -136,6 +140,19 @@ class PostgresDestination(plan.DestinationSide):
 
     def analyze(self, table: str) -> None:
         self.conn.execute(f"ANALYZE {table}")
+
+    def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
+        # Found by a SELECT first: it can share the look-ups among parallel workers, a DELETE
+        # cannot. Then deleted by key.
+        statement = q.moved_duplicates_select(runs)
+        for setting in PARALLEL_LOOKUP:
+            self.conn.execute(f"SET LOCAL {setting} = 0")
+        ids = [row[0] for row in self.query(statement.text, statement.params)]
+        for setting in PARALLEL_LOOKUP:
+            self.conn.execute(f"SET LOCAL {setting} = DEFAULT")
+        if not ids:
+            return 0
+        return self.execute("DELETE FROM tc_msgarchive WHERE msg_id = ANY(%(ids)s)", {"ids": ids})
 
     def prepare(self) -> list[str]:
         notes = []

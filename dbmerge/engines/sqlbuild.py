@@ -196,12 +196,19 @@ def archive_rows_select(dialect: Dialect) -> Statement:
     return Statement(f"{plain_select(TC_MSGARCHIVE, dialect).text} WHERE s.msg_id = ANY(%(ids)s)")
 
 
-def sample_colliding_ids(step: int) -> Statement:
-    """PostgreSQL: about one in ``step`` of the staged incoming ids that collide, picked by a
-    hash of the id (so neither a pattern in the ids nor their order biases the pick)."""
+def sample_colliding_ids(step: int, within: tuple[int, int] | None = None) -> Statement:
+    """PostgreSQL: about one in ``step`` of the incoming ids that collide, picked by a hash of
+    the id (so neither a pattern in the ids nor their order biases the pick): the staged ids
+    held by the destination too, or, ``within`` (low, high) of a source that holds every id of
+    that range, the destination's ids in it (see ``archive_ids_held``)."""
+    pick = "(hashint8(t.msg_id) & 2147483647) %% %(step)s = 0"
+    if within:
+        return Statement(
+            f"SELECT t.msg_id FROM tc_msgarchive t WHERE t.msg_id BETWEEN %(low)s AND %(high)s AND {pick}",
+            {"step": step, "low": within[0], "high": within[1]},
+        )
     return Statement(
-        f"SELECT i.msg_id FROM {STAGE_IDS} i JOIN tc_msgarchive t ON t.msg_id = i.msg_id "
-        "WHERE (hashint8(i.msg_id) & 2147483647) %% %(step)s = 0",
+        f"SELECT i.msg_id FROM {STAGE_IDS} i JOIN tc_msgarchive t ON t.msg_id = i.msg_id WHERE {pick}",
         {"step": step},
     )
 
@@ -318,33 +325,64 @@ COLLIDING_RUNS = f"""
 """
 
 
+def archive_ids_held(dialect: Dialect) -> str:
+    """How many destination archive ids lie between ``low`` and ``high``."""
+    return f"SELECT COUNT(*) FROM tc_msgarchive WHERE msg_id BETWEEN {ph(dialect, 'low')} AND {ph(dialect, 'high')}"
+
+
+def archive_id_runs(dialect: Dialect) -> str:
+    """(lowest, highest, count) of each run of consecutive destination archive ids between
+    ``low`` and ``high``, in order: along a run, an id minus its rank is the same."""
+    return (
+        "SELECT MIN(msg_id), MAX(msg_id), COUNT(*) FROM ("
+        "SELECT msg_id, msg_id - ROW_NUMBER() OVER (ORDER BY msg_id) AS grp FROM tc_msgarchive "
+        f"WHERE msg_id BETWEEN {ph(dialect, 'low')} AND {ph(dialect, 'high')}"
+        ") x GROUP BY grp ORDER BY 1"
+    )
+
+
 def delete_moved_duplicates(dialect: Dialect, runs: list[tuple[int, int, int]]) -> Statement:
     """Delete the incoming archive rows just moved by ``runs`` (lowest id, highest id, shift)
     that are identical, but for the id, to the destination's row at their original id: exact
-    duplicates, kept once under the id they had."""
-    same = same_row(dialect, TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
+    duplicates, kept once under the id they had. (PostgreSQL finds them first with
+    ``moved_duplicates_select``.)"""
     if dialect is Dialect.POSTGRES:
-        # The bounds on o.msg_id let the planner read only the destination rows whose ids
-        # collided, not the whole archive, for the other side of its join.
-        return Statement(
-            "DELETE FROM tc_msgarchive n "
-            "USING unnest(%(lo)s::bigint[], %(hi)s::bigint[], %(shift)s::bigint[]) AS r(lo, hi, shift) "
-            "WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND EXISTS "
-            f"(SELECT 1 FROM tc_msgarchive o WHERE o.msg_id = n.msg_id - r.shift AND {same} "
-            "AND o.msg_id BETWEEN %(first)s AND %(last)s)",
-            {
-                "lo": [run[0] for run in runs],
-                "hi": [run[1] for run in runs],
-                "shift": [run[2] for run in runs],
-                "first": runs[0][0],
-                "last": runs[-1][1],
-            },
-        )
+        raise ValueError("PostgreSQL finds moved duplicates with moved_duplicates_select.")
+    same = same_row(dialect, TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
     rows_sql, params = _oracle_rows("run", runs, ("lo", "hi", "shift"))
     return Statement(
         f"DELETE FROM tc_msgarchive n WHERE EXISTS (SELECT 1 FROM ({rows_sql}) r "
         "JOIN tc_msgarchive o ON o.msg_id = n.msg_id - r.shift "
         f"WHERE n.msg_id BETWEEN r.lo + r.shift AND r.hi + r.shift AND {same})",
+        params,
+    )
+
+
+def moved_duplicates_select(runs: list[tuple[int, int, int]]) -> Statement:
+    """PostgreSQL: the ids of the incoming archive rows just moved by ``runs`` (lowest id,
+    highest id, shift) that are identical, but for the id, to the destination's row at their
+    original id. A SELECT, unlike a DELETE, can run in parallel workers: each reads a share of
+    the moved rows and looks up the row at its original id by key."""
+    params = {
+        "to_lo": [run[0] + run[2] for run in runs],
+        "to_hi": [run[1] + run[2] for run in runs],
+        "shift": [run[2] for run in runs],
+        "first": runs[0][0],
+        "last": runs[-1][1],
+        "to_first": runs[0][0] + runs[0][2],
+        "to_last": runs[-1][1] + runs[-1][2],
+    }
+    same = same_row(Dialect.POSTGRES, TC_MSGARCHIVE, "o", "n", skip=("msg_id",))
+    # The moved ranges follow one another in the order of the runs, so the run of a moved row
+    # is found by a binary search of its id among their lower bounds, as in ``_postgres_runs``.
+    return Statement(
+        "SELECT n.msg_id FROM tc_msgarchive n "
+        "CROSS JOIN (SELECT %(to_lo)s::bigint[] AS to_lo, %(to_hi)s::bigint[] AS to_hi, "
+        "%(shift)s::bigint[] AS shift) r "
+        "CROSS JOIN LATERAL (SELECT width_bucket(n.msg_id, r.to_lo) AS b) w "
+        "JOIN tc_msgarchive o ON o.msg_id = n.msg_id - r.shift[w.b] "
+        f"WHERE n.msg_id BETWEEN %(to_first)s AND %(to_last)s AND w.b > 0 AND n.msg_id <= r.to_hi[w.b] AND {same} "
+        "AND o.msg_id BETWEEN %(first)s AND %(last)s",
         params,
     )
 

@@ -241,9 +241,9 @@ def _room(value: str | None) -> str:
     local, at, domain = room.partition("@")
     if not at or not local or not domain or "/" in room or "@" in domain or any(c.isspace() for c in room):
         raise Refused("modify", "bad-request", f"{value!r} is not a room's bare JID (room@service).", "invalid-payload")
-    if len(room) > ROOM_JID_MAX_LENGTH:
+    if len(room.encode()) > ROOM_JID_MAX_LENGTH:  # bytes: the unique index holds them
         raise Refused(
-            "modify", "not-acceptable", f"A room JID of at most {ROOM_JID_MAX_LENGTH} characters.", "invalid-payload"
+            "modify", "not-acceptable", f"A room JID of at most {ROOM_JID_MAX_LENGTH} bytes.", "invalid-payload"
         )
     return room
 
@@ -477,6 +477,7 @@ def _notify(stream, node: str, item: ET.Element) -> None:
 # --- XEP-0049 private XML storage ----------------------------------------------------------------
 
 RESERVED = ("jabber:client", "jabber:server", PRIVATE_NS)
+PRIVATE_KEY_BYTES = (1024, 255)  # namespace, element name: what PrivateXml's unique index holds
 
 
 async def _private(stream, iq: ET.Element, query: ET.Element) -> ET.Element | None:
@@ -490,6 +491,12 @@ async def _private(stream, iq: ET.Element, query: ET.Element) -> ET.Element | No
         ns, _, name = element.tag[1:].partition("}") if element.tag.startswith("{") else ("", "", element.tag)
         if not ns or ns in RESERVED or ns.startswith("jabber:iq:"):
             raise Refused("modify", "not-acceptable", f"Private data is kept in a namespace of its own, not {ns!r}.")
+        if len(ns.encode()) > PRIVATE_KEY_BYTES[0] or len(name.encode()) > PRIVATE_KEY_BYTES[1]:
+            raise Refused(
+                "modify",
+                "not-acceptable",
+                f"A namespace of at most {PRIVATE_KEY_BYTES[0]} bytes and a name of at most {PRIVATE_KEY_BYTES[1]}.",
+            )
         keys.append((ns, name))
     user_id = stream.session.user.user_id
     reply = _element(PRIVATE_NS, "query")

@@ -16,15 +16,16 @@ from slixmpp.plugins.xep_0048 import Bookmarks
 
 from messaging.models import Bookmark, PrivateXml
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import build_pair, state_of
+from tests.agent.conftest import state_of
 from tests.chat.conftest import run, running
 from tests.chat.test_xmpp_muc_admin import alias_of
 from tests.chat.xmpp import Client, add_user
 from tests.conftest import wait_for
-from tests.scenario import free_port
+from tests.scenario import give_xmpp_ports
 from topology.choices import HAReason, HAState
 
 agents = agent_fixtures.agents
+pair = agent_fixtures.pair
 
 PUBSUB = "http://jabber.org/protocol/pubsub"
 NATIVE = "urn:xmpp:bookmarks:1"
@@ -305,6 +306,7 @@ def test_limits_and_malformed_requests_get_a_stanza_error_and_the_stream_stays_u
             for name, kind, xml in (
                 ("private reserved", "set", private.format("<query xmlns='jabber:client'/>")),
                 ("private empty", "get", private.format("")),
+                ("private long namespace", "set", private.format(f"<p xmlns='urn:x:{'é' * 600}'>1</p>")),
                 ("no item", "set", f"<pubsub xmlns='{PUBSUB}'><publish node='{NATIVE}'/></pubsub>"),
                 ("no node", "set", f"<pubsub xmlns='{PUBSUB}'><publish><item id='{rooms[0]}'/></publish></pubsub>"),
                 (
@@ -341,6 +343,7 @@ def test_limits_and_malformed_requests_get_a_stanza_error_and_the_stream_stays_u
     assert answers["private too big"][:2] == ("modify", "not-acceptable")
     assert answers["private reserved"][:2] == ("modify", "not-acceptable")
     assert answers["private empty"][:2] == ("modify", "not-acceptable")
+    assert answers["private long namespace"][:2] == ("modify", "not-acceptable")
     assert answers["no item"][:3] == ("modify", "bad-request", "item-required")
     assert answers["no node"][:3] == ("modify", "bad-request", "nodeid-required")
     assert answers["two requests"][:2] == ("modify", "bad-request")
@@ -390,16 +393,10 @@ def test_another_user_can_neither_read_nor_change_someone_elses_bookmarks_or_pri
 
 
 @pytest.fixture
-def xmpp_pair(transactional_db, postgres):
-    """imp-1a and imp-1b in an HA group (``build_pair``), each with an XMPP client port."""
-    pair = build_pair(postgres, ("imp-1a", "imp-1b"))
-    first = free_port()
-    for key in ("a", "b"):
-        while (port := free_port()) == first:
-            pass
-        first = port
-        pair[key].xmpp_port = port
-        pair[key].save(update_fields=["xmpp_port"])
+def xmpp_pair(pair):
+    """imp-1a-… and imp-1b-… in an HA group (``tests.agent.conftest.pair``: node names of the
+    test's own, as the agents' bus is shared), each with an XMPP client port."""
+    give_xmpp_ports([pair["a"], pair["b"]])
     return pair
 
 

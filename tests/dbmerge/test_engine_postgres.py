@@ -318,6 +318,29 @@ def test_interleaved_archive_ids_move_each_colliding_run_past_the_largest(chat_d
     assert target.rows()["xcp_sequence"] == [("tc_message_id", 13)]
 
 
+def test_a_source_holding_every_id_of_its_range_moves_the_runs_the_destination_holds_in_it(chat_db):
+    """b's ids are 2 to 7 without a gap, so its ids are not staged: the runs are those of the
+    destination's ids between 2 and 7 (3, then 5 and 6), the same as comparing every id."""
+    a, b, target = chat_db(), chat_db(), chat_db()
+    for i in (1, 3, 5, 6, 9):
+        a.archive(i, body=f"a{i}")
+    for i in range(2, 8):
+        b.archive(i, body=f"b{i}")
+
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    archive = {r[8]: r[0] for r in target.rows()["tc_msgarchive"]}
+    assert archive == {
+        **{f"a{i}": i for i in (1, 3, 5, 6, 9)},
+        **{"b2": 2, "b4": 4, "b7": 7, "b3": 10, "b5": 11, "b6": 12},
+    }
+    assert [(m.low, m.high, m.to_low, m.to_high, m.rows) for m in report.moved_ids] == [
+        (3, 3, 10, 10, 1),
+        (5, 6, 11, 12, 2),
+    ]
+    assert report.tables["tc_msgarchive"].ids_remapped == 3
+
+
 # --- Exact duplicates: a row identical in every column (NULLs equal) is kept once -----------
 
 
