@@ -34,6 +34,18 @@ FORM_FIELDS = {
     "muc#roomconfig_moderatedroom": ("boolean", "Make the room moderated (only occupants with voice post)"),
     "muc#roomconfig_passwordprotectedroom": ("boolean", "Password required to enter"),
     "muc#roomconfig_roomsecret": ("text-private", "Password"),
+    "muc#roomconfig_allowpm": ("list-single", "Who may send private messages"),
+    "muc#roomconfig_allowinvites": ("boolean", "Allow members to invite others to a members-only room"),
+}
+# Options of the list-single fields: (value, label).
+FORM_OPTIONS = {
+    "muc#roomconfig_whois": (("anyone", "Anyone"),),
+    "muc#roomconfig_allowpm": (
+        ("anyone", "Anyone"),
+        ("participants", "Participants and moderators"),
+        ("moderators", "Moderators only"),
+        ("none", "Nobody"),
+    ),
 }
 AFFILIATIONS = ("owner", "admin", "member", "outcast", "none")
 ROLES = ("moderator", "participant", "visitor", "none")
@@ -91,6 +103,8 @@ def configuration_form(answer: requests.Configuration) -> ET.Element:
         "muc#roomconfig_moderatedroom": _bool(answer.moderated),
         "muc#roomconfig_passwordprotectedroom": _bool(answer.password_protected),
         "muc#roomconfig_roomsecret": answer.secret,
+        "muc#roomconfig_allowpm": answer.allow_pm,
+        "muc#roomconfig_allowinvites": _bool(answer.allow_invites),
     }
     query = ET.Element(q(MUC_OWNER_NS, "query"))
     form = ET.SubElement(query, q(DATA_NS, "x"), {"type": "form"})
@@ -104,10 +118,16 @@ def configuration_form(answer: requests.Configuration) -> ET.Element:
             ET.SubElement(item, q(DATA_NS, "desc")).text = "The chat settings let no room owner change this."
         elif attr == "max_occupants":
             ET.SubElement(item, q(DATA_NS, "desc")).text = f"1–{answer.occupancy_limit}"
+        elif attr == "allow_invites":
+            ET.SubElement(
+                item, q(DATA_NS, "desc")
+            ).text = (
+                "In a members-only room; elsewhere the chat settings' lowest participation level to invite decides."
+            )
         ET.SubElement(item, q(DATA_NS, "value")).text = values[var]
-        if var == "muc#roomconfig_whois":
-            option = ET.SubElement(item, q(DATA_NS, "option"), {"label": "Anyone"})
-            ET.SubElement(option, q(DATA_NS, "value")).text = "anyone"
+        for value, label in FORM_OPTIONS.get(var, ()):
+            option = ET.SubElement(item, q(DATA_NS, "option"), {"label": label})
+            ET.SubElement(option, q(DATA_NS, "value")).text = value
     return query
 
 

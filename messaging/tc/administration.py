@@ -75,6 +75,8 @@ class RoomAdministration:
             moderated=config.moderated,
             password_protected=config.password_protected,
             secret=config.secret,
+            allow_pm=str(config.allow_pm),
+            allow_invites=config.allow_invites,
             occupancy_limit=policy.max_users_per_room,
             locked=tuple(sorted(policy.locked_fields())),
         )

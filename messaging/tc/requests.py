@@ -136,6 +136,8 @@ class Configuration(Answer):
     moderated: bool = False
     password_protected: bool = False
     secret: str = ""  # for the room's owners only (the owner form)
+    allow_pm: str = "anyone"
+    allow_invites: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from messaging.chat.errors import ChatError, ErrorCode
-from messaging.tc.stanzas import ChatMessage, RoomConfig
+from messaging.tc.stanzas import AllowPm, ChatMessage, RoomConfig
 
 # Posts remembered per room (sender and client id), so a post retried after a lost
 # acknowledgement is stored once.
@@ -65,6 +65,10 @@ ROLE_RANK = {Role.NONE: 0, Role.VISITOR: 1, Role.PARTICIPANT: 2, Role.MODERATOR:
 # The chat settings' participation levels (``ParticipationLevel``) are roles: "visitor" lets
 # everyone in the room, "moderator" only moderators.
 PARTICIPATION_MODERATOR = "moderator"
+# The chat settings' lowest level for private messages as the owner form's ``allowpm``, and back
+# (``none``: nobody, which only a room's owner can choose).
+ALLOW_PM_OF_LEVEL = {"visitor": AllowPm.ANYONE, "participant": AllowPm.PARTICIPANTS, "moderator": AllowPm.MODERATORS}
+LEVEL_OF_ALLOW_PM = {allow: level for level, allow in ALLOW_PM_OF_LEVEL.items()}
 MAX_SUBJECT = 255  # tc_rooms.subject
 MAX_CONFIG_TEXT = 255  # a room's name or description
 
@@ -89,8 +93,10 @@ class Policy:
     owners_change_members_only: bool = True
     change_subject_min_level: str = "participant"
     private_message_min_level: str = "visitor"
+    owners_change_private_message_level: bool = True
     invite_min_level: str = "participant"
     only_moderators_invite: bool = True
+    owners_change_only_moderators_invite: bool = True
     owners_change_subject_level: bool = False
     history_default: int = 15
     history_max: int = 100
@@ -166,6 +172,8 @@ class Policy:
             max_occupants=self.default_max_occupancy,
             change_subject=self.change_subject_min_level != "moderator",
             moderated=self.moderated_default,
+            allow_pm=ALLOW_PM_OF_LEVEL[self.private_message_min_level],
+            allow_invites=not self.only_moderators_invite,
         )
 
     def locked_fields(self) -> set[str]:
@@ -179,6 +187,10 @@ class Policy:
             locked.add("change_subject")
         if not self.owners_change_moderated:
             locked.add("moderated")
+        if not self.owners_change_private_message_level:
+            locked.add("allow_pm")
+        if not self.owners_change_only_moderators_invite:
+            locked.add("allow_invites")
         return locked
 
     def configure(self, current: RoomConfig, changes: dict) -> RoomConfig:
@@ -247,6 +259,8 @@ _LABELS = {
     "moderated": "whether the room is moderated",
     "password_protected": "whether the room needs a password",
     "secret": "the room's password",
+    "allow_pm": "who may send private messages",
+    "allow_invites": "whether members may invite others to a members-only room",
 }
 
 
