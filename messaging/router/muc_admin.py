@@ -32,6 +32,8 @@ FORM_FIELDS = {
     "muc#roomconfig_publicroom": ("boolean", "List the room in the directory"),
     "muc#roomconfig_whois": ("list-single", "Who may discover occupants' real JIDs"),
     "muc#roomconfig_moderatedroom": ("boolean", "Make the room moderated (only occupants with voice post)"),
+    "muc#roomconfig_passwordprotectedroom": ("boolean", "Password required to enter"),
+    "muc#roomconfig_roomsecret": ("text-private", "Password"),
 }
 AFFILIATIONS = ("owner", "admin", "member", "outcast", "none")
 ROLES = ("moderator", "participant", "visitor", "none")
@@ -87,6 +89,8 @@ def configuration_form(answer: requests.Configuration) -> ET.Element:
         "muc#roomconfig_publicroom": _bool(answer.public),
         "muc#roomconfig_whois": answer.whois,
         "muc#roomconfig_moderatedroom": _bool(answer.moderated),
+        "muc#roomconfig_passwordprotectedroom": _bool(answer.password_protected),
+        "muc#roomconfig_roomsecret": answer.secret,
     }
     query = ET.Element(q(MUC_OWNER_NS, "query"))
     form = ET.SubElement(query, q(DATA_NS, "x"), {"type": "form"})

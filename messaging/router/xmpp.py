@@ -942,9 +942,10 @@ class XmppFrontEnd:
         muc = find(presence, MUC_NS, "x")
         history = find(muc, MUC_NS, "history") if muc is not None else None
         maxstanzas = _int(history.get("maxstanzas")) if history is not None else None
+        password = (muc.findtext(q(MUC_NS, "password")) or "") if muc is not None else ""
         created = False
         try:
-            answer = await self.router.join(session, room, nick, history=maxstanzas)
+            answer = await self.router.join(session, room, nick, history=maxstanzas, password=password)
         except ChatError as exc:
             if exc.code != ErrorCode.ROOM_NOT_FOUND or not self._is_conference(room.partition("@")[2]):
                 raise
@@ -1238,7 +1239,7 @@ class XmppFrontEnd:
                 "muc_membersonly" if info.members_only else "muc_open",
                 "muc_nonanonymous",
                 "muc_moderated" if info.moderated else "muc_unmoderated",
-                "muc_unsecured",
+                "muc_passwordprotected" if info.password_protected else "muc_unsecured",
                 "muc_public" if info.public else "muc_hidden",
             ]
             form = child(query, DATA_NS, "x", {"type": "result"})

@@ -73,6 +73,8 @@ class RoomAdministration:
             public=config.public,
             whois=str(config.whois),
             moderated=config.moderated,
+            password_protected=config.password_protected,
+            secret=config.secret,
             occupancy_limit=policy.max_users_per_room,
             locked=tuple(sorted(policy.locked_fields())),
         )

@@ -103,6 +103,7 @@ class RoomInfo(Answer):
     occupants: int
     affiliation: str
     moderated: bool = False
+    password_protected: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class Configuration(Answer):
     occupancy_limit: int
     locked: tuple[str, ...] = ()  # fields the chat settings let no owner change
     moderated: bool = False
+    password_protected: bool = False
+    secret: str = ""  # for the room's owners only (the owner form)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ class Join(RoomRequest):
     router: str = ""  # the node whose XCP Router holds the user's session
     since: int | None = None  # everything after this msg_id …
     history: int | None = None  # … or this many of the last messages
+    password: str = ""  # a password-protected room's (XEP-0045 §7.2.6)
 
 
 @dataclass(frozen=True)

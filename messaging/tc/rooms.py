@@ -9,6 +9,7 @@ once when the service starts. The stored forms of rooms and messages are in ``st
 
 from __future__ import annotations
 
+import hmac
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -209,11 +210,16 @@ class Policy:
                     f"A room holds at most {self.max_users_per_room} users at one time; "
                     f"choose a maximum occupancy of 1–{self.max_users_per_room}.",
                 )
-            if attr in ("name", "description") and len(value) > MAX_CONFIG_TEXT:
+            if attr in ("name", "description", "secret") and len(value) > MAX_CONFIG_TEXT:
                 raise ChatError(
                     ErrorCode.NOT_ACCEPTABLE, f"{_LABELS[attr]} may hold at most {MAX_CONFIG_TEXT} characters."
                 )
             setattr(config, attr, value)
+        if config.password_protected and not config.secret:
+            raise ChatError(
+                ErrorCode.NOT_ACCEPTABLE,
+                "A password-protected room needs a password: fill in muc#roomconfig_roomsecret.",
+            )
         return config
 
     def new_room_config(
@@ -239,6 +245,8 @@ _LABELS = {
     "public": "whether the room is listed",
     "whois": "who may see real JIDs",
     "moderated": "whether the room is moderated",
+    "password_protected": "whether the room needs a password",
+    "secret": "the room's password",
 }
 
 
@@ -423,6 +431,15 @@ class Room:
 
     def owners(self) -> list[str]:
         return sorted(jid for jid, affiliation in self.members.items() if affiliation == Affiliation.OWNER)
+
+    def check_password(self, password: str) -> None:
+        """XEP-0045 §7.2.6: a password-protected room lets in only whoever gives its password."""
+        if not self.config.password_protected:
+            return
+        if not password:
+            raise ChatError(ErrorCode.NOT_AUTHORIZED, f"{self.jid} is password-protected; join with its password.")
+        if not hmac.compare_digest(password.encode(), self.config.secret.encode()):
+            raise ChatError(ErrorCode.NOT_AUTHORIZED, f"That is not the password of {self.jid}.")
 
     def check_join(self, jid: str, policy: Policy) -> None:
         if jid in self.occupants:

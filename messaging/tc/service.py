@@ -317,6 +317,8 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
         async with hosted.lock:
             new = user not in room.occupants
             room.check_join(user, policy)
+            if new:
+                room.check_password(request.password)
             if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
                 raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
             if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
@@ -444,6 +446,7 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             occupants=len(room.occupants),
             affiliation=str(room.affiliation(request.user)),
             moderated=room.config.moderated,
+            password_protected=room.config.password_protected,
         )
 
     async def _op_archive(self, request: requests.Archive) -> requests.ArchivePage:

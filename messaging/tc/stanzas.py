@@ -93,6 +93,8 @@ class RoomConfig:
     public: bool = True  # listed by disco#items on the conference service
     whois: Whois = Whois.ANYONE
     moderated: bool = False  # only occupants with voice (participants, moderators) post
+    password_protected: bool = False  # a join needs ``secret`` (XEP-0045 §7.2.6)
+    secret: str = field(default="", repr=False)  # the room's password, for its owners' eyes only
 
     FIELDS = {
         "muc#roomconfig_roomname": "name",
@@ -104,6 +106,8 @@ class RoomConfig:
         "muc#roomconfig_publicroom": "public",
         "muc#roomconfig_whois": "whois",
         "muc#roomconfig_moderatedroom": "moderated",
+        "muc#roomconfig_passwordprotectedroom": "password_protected",
+        "muc#roomconfig_roomsecret": "secret",
     }
 
     def to_xml(self) -> str:
@@ -139,7 +143,7 @@ class RoomConfig:
     @classmethod
     def parse(cls, attr: str, value: str):
         """A form field's text as the attribute's value; ValueError when it is not one."""
-        if attr in ("persistent", "members_only", "change_subject", "public", "moderated"):
+        if attr in ("persistent", "members_only", "change_subject", "public", "moderated", "password_protected"):
             if value.strip().lower() in ("1", "true"):
                 return True
             if value.strip().lower() in ("0", "false"):

@@ -123,6 +123,8 @@ def test_an_instant_room_keeps_the_defaults_and_a_reserved_room_is_configured_by
         "muc#roomconfig_publicroom": True,
         "muc#roomconfig_whois": "anyone",
         "muc#roomconfig_moderatedroom": False,
+        "muc#roomconfig_passwordprotectedroom": False,
+        "muc#roomconfig_roomsecret": "",
     }
     kind, config = stored_config(xworld.database, reserved)
     assert kind == "persistent"
