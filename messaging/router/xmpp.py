@@ -23,9 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
 from messaging.chat.directory import UserInfo, lookup_user
@@ -36,11 +34,16 @@ from messaging.router.xmlstream import (
     STREAM_NS,
     StreamError,
     StreamParser,
+    child,
+    element,
+    find,
+    q,
     stream_error,
     stream_header,
     tostring,
 )
 from messaging.tc import requests
+from topology.agent.db import in_worker_thread
 
 logger = logging.getLogger(__name__)
 
@@ -98,27 +101,6 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.ROOM_UNAVAILABLE: ("wait", "recipient-unavailable"),
     ErrorCode.INTERNAL: ("wait", "internal-server-error"),
 }
-
-
-def q(ns: str, name: str) -> str:
-    return f"{{{ns}}}{name}"
-
-
-def element(ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
-    item = ET.Element(q(ns, name), {k: v for k, v in (attrs or {}).items() if v is not None})
-    if text is not None:
-        item.text = text
-    return item
-
-
-def child(parent: ET.Element, ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
-    item = element(ns, name, attrs, text)
-    parent.append(item)
-    return item
-
-
-def find(parent: ET.Element, ns: str, name: str) -> ET.Element | None:
-    return parent.find(q(ns, name))
 
 
 def bare(jid: str) -> str:
@@ -599,7 +581,7 @@ class XmppStream:
             self._sasl_failure("malformed-request", "PLAIN is authzid NUL authcid NUL password.")
             return
         try:
-            info = await _in_thread(_plain_sign_in)(authcid, password, self.transport.source)
+            info = await in_worker_thread(_plain_sign_in)(authcid, password, self.transport.source)
         except credentials.SignInRefused as exc:
             self._sasl_failure("not-authorized", str(exc))
             return
@@ -623,7 +605,7 @@ class XmppStream:
             credentials.check_allowed(names[0] if names else "", source)
 
         try:
-            await _in_thread(first)(payload.decode())
+            await in_worker_thread(first)(payload.decode())
             challenge = server.get_server_first()
         except (ScramException, UnicodeDecodeError) as exc:
             self._sasl_failure("malformed-request", str(exc))
@@ -646,7 +628,7 @@ class XmppStream:
             await credentials.arecord_failure(self.scram_user, self.transport.source)
             self._sasl_failure("not-authorized", credentials.WRONG_CREDENTIALS_MESSAGE)
             return
-        info = await _in_thread(_scram_sign_in)(self.scram_user, self.transport.source)
+        info = await in_worker_thread(_scram_sign_in)(self.scram_user, self.transport.source)
         await self._authenticated(info, final)
 
     async def _authenticated(self, info: UserInfo | None, server_final: str = "") -> None:
@@ -824,17 +806,6 @@ def _scram_sign_in(name: str, source: str) -> UserInfo | None:
     return lookup_user(user.user_id)
 
 
-def _in_thread(function):
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=False)
-
-
 class XmppFrontEnd:
     """The XMPP listener of a node's XCP Router, and the translation of stanzas to router calls."""
 
@@ -885,7 +856,7 @@ class XmppFrontEnd:
             if self._tls is None:
                 from topology import credentials
 
-                self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
+                self._tls = await in_worker_thread(credentials.server_ssl_context)(self.router.node)
         return self._tls
 
     async def start(self, host: str, port: int) -> None:
@@ -1393,7 +1364,7 @@ class XmppFrontEnd:
         if username.lower() not in (user.user_id.lower(), user.jid) or password is None:
             stream.send(stanza_error(iq, "modify", "bad-request", "Send your own username and the new password."))
             return
-        end_user = await _in_thread(credentials.find_user)(user.user_id)
+        end_user = await in_worker_thread(credentials.find_user)(user.user_id)
         try:
             await credentials.aset_password(end_user, password)
         except ValidationError as exc:
