@@ -75,14 +75,14 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import redis
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from scramp import ScramException, ScramMechanism
 
+from topology.agent.db import in_worker_thread
 from topology.certificates import server_ssl_context
 from topology.models import MIN_SCRAM_ITERATIONS, EndUser, ScramCredential, ScramMechanismName
 
@@ -333,22 +333,9 @@ def authenticate(user_id_or_jid: str, raw: str, source_address: str) -> EndUser:
 
 # Async twins for the router's event loop
 
-
-def _in_thread(function):
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    call.__doc__ = f"``{function.__name__}`` in a worker thread (see the module's contract)."
-    return sync_to_async(call, thread_sensitive=False)
-
-
-aauthenticate = _in_thread(authenticate)
-ascram_credentials = _in_thread(scram_credentials)
-acheck_allowed = _in_thread(check_allowed)
-arecord_failure = _in_thread(record_failure)
-arecord_success = _in_thread(record_success)
-aset_password = _in_thread(set_password)
+aauthenticate = in_worker_thread(authenticate)
+ascram_credentials = in_worker_thread(scram_credentials)
+acheck_allowed = in_worker_thread(check_allowed)
+arecord_failure = in_worker_thread(record_failure)
+arecord_success = in_worker_thread(record_success)
+aset_password = in_worker_thread(set_password)

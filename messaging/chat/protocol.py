@@ -63,6 +63,7 @@ class Join(Command):
     room: str
     since: int | None = None
     history: int | None = None
+    password: str = ""  # a password-protected room's
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ SPECS: dict[str, _Spec] = {
         {"room": str},
         {"persistent": bool, "subject": str, "members_only": bool, "max_occupants": int, "members": list},
     ),
-    "join": _Spec(Join, {"room": str}, {"since": int, "history": int}),
+    "join": _Spec(Join, {"room": str}, {"since": int, "history": int, "password": str}),
     "leave": _Spec(Leave, {"room": str}),
     "post": _Spec(Post, {"room": str, "body": str, "cid": str}),
     "history": _Spec(History, {"room": str}, {"before": int, "after": int, "limit": int}),

@@ -24,15 +24,14 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from messaging import bookmarks
 from messaging.bookmarks import BookmarkData, LimitReached
 from messaging.models.bookmarks import ROOM_JID_MAX_LENGTH
-from messaging.router.xmlstream import CLIENT_NS, tostring
+from messaging.router.xmlstream import CLIENT_NS, child, element, q, tostring
 from messaging.tc.stanzas import parse_xml
+from topology.agent.db import in_worker_thread
 
 logger = logging.getLogger(__name__)
 
@@ -106,46 +105,18 @@ class Refused(Exception):
         self.kind, self.condition, self.text, self.app, self.app_attrs = kind, condition, text, app, app_attrs
 
 
-def q(ns: str, name: str) -> str:
-    return f"{{{ns}}}{name}"
-
-
-def _element(ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
-    item = ET.Element(q(ns, name), {k: v for k, v in (attrs or {}).items() if v is not None})
-    if text is not None:
-        item.text = text
-    return item
-
-
-def _child(parent: ET.Element, ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
-    item = _element(ns, name, attrs, text)
-    parent.append(item)
-    return item
-
-
 def _error(iq: ET.Element, refused: Refused) -> ET.Element:
     reply = ET.Element(iq.tag, {"type": "error"})
     for name, value in (("id", iq.get("id")), ("from", iq.get("to"))):
         if value is not None:
             reply.set(name, value)
-    error = _child(reply, CLIENT_NS, "error", {"type": refused.kind})
-    _child(error, STANZA_ERROR_NS, refused.condition)
+    error = child(reply, CLIENT_NS, "error", {"type": refused.kind})
+    child(error, STANZA_ERROR_NS, refused.condition)
     if refused.text:
-        _child(error, STANZA_ERROR_NS, "text", text=refused.text)
+        child(error, STANZA_ERROR_NS, "text", text=refused.text)
     if refused.app:
-        _child(error, PUBSUB_ERRORS_NS, refused.app, refused.app_attrs)
+        child(error, PUBSUB_ERRORS_NS, refused.app, refused.app_attrs)
     return reply
-
-
-def _in_thread(function):
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=False)
 
 
 def _size(element: ET.Element) -> int:
@@ -204,11 +175,11 @@ async def disco_info(front, stream, iq: ET.Element, to: str) -> None:
     if query.get("node"):
         stream.send(_error(iq, Refused("cancel", "item-not-found")))
         return
-    reply = _element(DISCO_INFO_NS, "query")
+    reply = element(DISCO_INFO_NS, "query")
     for category, kind in ACCOUNT_IDENTITIES:
-        _child(reply, DISCO_INFO_NS, "identity", {"category": category, "type": kind})
+        child(reply, DISCO_INFO_NS, "identity", {"category": category, "type": kind})
     for feature in ACCOUNT_FEATURES:
-        _child(reply, DISCO_INFO_NS, "feature", {"var": feature})
+        child(reply, DISCO_INFO_NS, "feature", {"var": feature})
     stream.send(front._result(iq, reply))
 
 
@@ -218,10 +189,10 @@ async def disco_items(front, stream, iq: ET.Element, to: str) -> None:
     if query.get("node"):
         stream.send(_error(iq, Refused("cancel", "item-not-found")))
         return
-    reply = _element(DISCO_ITEMS_NS, "query")
-    if await _in_thread(bookmarks.bookmarks_of)(stream.session.user.user_id):
+    reply = element(DISCO_ITEMS_NS, "query")
+    if await in_worker_thread(bookmarks.bookmarks_of)(stream.session.user.user_id):
         for node in NODES:
-            _child(reply, DISCO_ITEMS_NS, "item", {"jid": stream.session.user.jid, "node": node})
+            child(reply, DISCO_ITEMS_NS, "item", {"jid": stream.session.user.jid, "node": node})
     stream.send(front._result(iq, reply))
 
 
@@ -241,9 +212,9 @@ def _room(value: str | None) -> str:
     local, at, domain = room.partition("@")
     if not at or not local or not domain or "/" in room or "@" in domain or any(c.isspace() for c in room):
         raise Refused("modify", "bad-request", f"{value!r} is not a room's bare JID (room@service).", "invalid-payload")
-    if len(room) > ROOM_JID_MAX_LENGTH:
+    if len(room.encode()) > ROOM_JID_MAX_LENGTH:  # bytes: the unique index holds them
         raise Refused(
-            "modify", "not-acceptable", f"A room JID of at most {ROOM_JID_MAX_LENGTH} characters.", "invalid-payload"
+            "modify", "not-acceptable", f"A room JID of at most {ROOM_JID_MAX_LENGTH} bytes.", "invalid-payload"
         )
     return room
 
@@ -274,14 +245,14 @@ def _conference(ns: str, conference: ET.Element, room: str) -> BookmarkData:
 
 
 def _conference_element(ns: str, bookmark: BookmarkData) -> ET.Element:
-    conference = _element(ns, "conference", {"name": bookmark.name or None})
+    conference = element(ns, "conference", {"name": bookmark.name or None})
     conference.set("autojoin", "true" if bookmark.autojoin else "false")
     if ns == LEGACY_NS:
         conference.set("jid", bookmark.room)
     if bookmark.nick:
-        _child(conference, ns, "nick", text=bookmark.nick)
+        child(conference, ns, "nick", text=bookmark.nick)
     if bookmark.password:
-        _child(conference, ns, "password", text=bookmark.password)
+        child(conference, ns, "password", text=bookmark.password)
     if ns == BOOKMARKS_NS and bookmark.extensions:
         extensions = parse_xml(bookmark.extensions)
         if extensions is not None:
@@ -302,7 +273,7 @@ def _storage(ns: str, storage: ET.Element) -> list[BookmarkData]:
 
 
 def _storage_element(marks: list[BookmarkData]) -> ET.Element:
-    storage = _element(LEGACY_NS, "storage")
+    storage = element(LEGACY_NS, "storage")
     for bookmark in marks:
         storage.append(_conference_element(LEGACY_NS, bookmark))
     return storage
@@ -311,12 +282,12 @@ def _storage_element(marks: list[BookmarkData]) -> ET.Element:
 def _items(node: str, marks: list[BookmarkData]) -> list[ET.Element]:
     """The node's items, oldest first: one per room (XEP-0402), or the one ``current``."""
     if node == LEGACY_NS:
-        item = _element(PUBSUB_NS, "item", {"id": LEGACY_ITEM})
+        item = element(PUBSUB_NS, "item", {"id": LEGACY_ITEM})
         item.append(_storage_element(marks))
         return [item]
     items = []
     for bookmark in marks:
-        item = _element(PUBSUB_NS, "item", {"id": bookmark.room})
+        item = element(PUBSUB_NS, "item", {"id": bookmark.room})
         item.append(_conference_element(BOOKMARKS_NS, bookmark))
         items.append(item)
     return items
@@ -356,7 +327,7 @@ async def _retrieve(stream, items: ET.Element) -> ET.Element:
     node = _node(items)
     if node not in NODES:
         raise Refused("cancel", "item-not-found", f"Only {' and '.join(NODES)} are kept here.")
-    marks = await _in_thread(bookmarks.bookmarks_of)(stream.session.user.user_id)
+    marks = await in_worker_thread(bookmarks.bookmarks_of)(stream.session.user.user_id)
     found = _items(node, marks) if marks else []
     wanted = {item.get("id") for item in items.findall(q(PUBSUB_NS, "item"))}
     if wanted:
@@ -366,8 +337,8 @@ async def _retrieve(stream, items: ET.Element) -> ET.Element:
         if not limit.strip().isdigit():
             raise Refused("modify", "bad-request", "max_items is a whole number.")
         found = found[len(found) - int(limit) :] if int(limit) else []
-    reply = _element(PUBSUB_NS, "pubsub")
-    _child(reply, PUBSUB_NS, "items", {"node": node}).extend(found)
+    reply = element(PUBSUB_NS, "pubsub")
+    child(reply, PUBSUB_NS, "items", {"node": node}).extend(found)
     return reply
 
 
@@ -418,7 +389,7 @@ async def _publish(stream, publish: ET.Element, options: ET.Element | None) -> E
             if not item.get("id"):
                 raise Refused("modify", "bad-request", "The item id is the room's JID.", "item-required")
             bookmark = _conference(BOOKMARKS_NS, payload, _room(item.get("id")))
-            await _in_thread(bookmarks.publish)(user_id, bookmark)
+            await in_worker_thread(bookmarks.publish)(user_id, bookmark)
             item_id = bookmark.room
             published = _items(node, [bookmark])[0]
         else:
@@ -427,14 +398,14 @@ async def _publish(stream, publish: ET.Element, options: ET.Element | None) -> E
                     "modify", "bad-request", f"The item of {node} is <storage xmlns='{node}'/>.", "invalid-payload"
                 )
             marks = _storage(LEGACY_NS, payload)
-            await _in_thread(bookmarks.replace)(user_id, marks)
+            await in_worker_thread(bookmarks.replace)(user_id, marks)
             item_id = LEGACY_ITEM
-            published = _items(node, await _in_thread(bookmarks.bookmarks_of)(user_id))[0]
+            published = _items(node, await in_worker_thread(bookmarks.bookmarks_of)(user_id))[0]
     except LimitReached as exc:
         raise Refused("modify", "not-acceptable", str(exc), "max-items-exceeded") from None
     _notify(stream, node, published)
-    reply = _element(PUBSUB_NS, "pubsub")
-    _child(_child(reply, PUBSUB_NS, "publish", {"node": node}), PUBSUB_NS, "item", {"id": item_id})
+    reply = element(PUBSUB_NS, "pubsub")
+    child(child(reply, PUBSUB_NS, "publish", {"node": node}), PUBSUB_NS, "item", {"id": item_id})
     return reply
 
 
@@ -448,26 +419,26 @@ async def _retract(stream, retract: ET.Element) -> None:
         raise Refused("modify", "bad-request", "Retract one item, by its id.", "item-required")
     user_id = stream.session.user.user_id
     if node == BOOKMARKS_NS:
-        if not await _in_thread(bookmarks.retract)(user_id, ids[0].strip().lower()):
+        if not await in_worker_thread(bookmarks.retract)(user_id, ids[0].strip().lower()):
             raise Refused("cancel", "item-not-found", f"You have no bookmark of {ids[0]}.")
     else:
-        if ids[0] != LEGACY_ITEM or not await _in_thread(bookmarks.bookmarks_of)(user_id):
+        if ids[0] != LEGACY_ITEM or not await in_worker_thread(bookmarks.bookmarks_of)(user_id):
             raise Refused("cancel", "item-not-found", f"{node} holds one item, {LEGACY_ITEM}, once you have bookmarks.")
-        await _in_thread(bookmarks.replace)(user_id, [])
+        await in_worker_thread(bookmarks.replace)(user_id, [])
     if retract.get("notify", "").lower() in TRUE:
-        _notify(stream, node, _element(PUBSUB_EVENT_NS, "retract", {"id": ids[0]}))
+        _notify(stream, node, element(PUBSUB_EVENT_NS, "retract", {"id": ids[0]}))
 
 
 def _notify(stream, node: str, item: ET.Element) -> None:
     """The event (XEP-0060 §7.1.2.1, §7.2.2.1) sent to the user's session, from their bare JID;
     each user has one session, so it is the only one to tell."""
     session = stream.session
-    message = _element(
+    message = element(
         CLIENT_NS, "message", {"from": session.user.jid, "to": session.binding.full_jid, "type": "headline"}
     )
-    items = _child(_child(message, PUBSUB_EVENT_NS, "event"), PUBSUB_EVENT_NS, "items", {"node": node})
+    items = child(child(message, PUBSUB_EVENT_NS, "event"), PUBSUB_EVENT_NS, "items", {"node": node})
     if item.tag == q(PUBSUB_NS, "item"):  # the published item, in the event namespace
-        event_item = _child(items, PUBSUB_EVENT_NS, "item", {"id": item.get("id")})
+        event_item = child(items, PUBSUB_EVENT_NS, "item", {"id": item.get("id")})
         event_item.extend(list(item))
     else:
         items.append(item)
@@ -477,6 +448,7 @@ def _notify(stream, node: str, item: ET.Element) -> None:
 # --- XEP-0049 private XML storage ----------------------------------------------------------------
 
 RESERVED = ("jabber:client", "jabber:server", PRIVATE_NS)
+PRIVATE_KEY_BYTES = (1024, 255)  # namespace, element name: what PrivateXml's unique index holds
 
 
 async def _private(stream, iq: ET.Element, query: ET.Element) -> ET.Element | None:
@@ -486,38 +458,44 @@ async def _private(stream, iq: ET.Element, query: ET.Element) -> ET.Element | No
     if not elements:
         raise Refused("modify", "not-acceptable", "Name the element: <query xmlns='jabber:iq:private'><x xmlns='…'/>.")
     keys = []
-    for element in elements:
-        ns, _, name = element.tag[1:].partition("}") if element.tag.startswith("{") else ("", "", element.tag)
+    for item in elements:
+        ns, _, name = item.tag[1:].partition("}") if item.tag.startswith("{") else ("", "", item.tag)
         if not ns or ns in RESERVED or ns.startswith("jabber:iq:"):
             raise Refused("modify", "not-acceptable", f"Private data is kept in a namespace of its own, not {ns!r}.")
+        if len(ns.encode()) > PRIVATE_KEY_BYTES[0] or len(name.encode()) > PRIVATE_KEY_BYTES[1]:
+            raise Refused(
+                "modify",
+                "not-acceptable",
+                f"A namespace of at most {PRIVATE_KEY_BYTES[0]} bytes and a name of at most {PRIVATE_KEY_BYTES[1]}.",
+            )
         keys.append((ns, name))
     user_id = stream.session.user.user_id
-    reply = _element(PRIVATE_NS, "query")
+    reply = element(PRIVATE_NS, "query")
     if iq.get("type") == "get":
         for ns, name in keys:
             if (ns, name) == (LEGACY_NS, "storage"):
-                reply.append(_storage_element(await _in_thread(bookmarks.bookmarks_of)(user_id)))
+                reply.append(_storage_element(await in_worker_thread(bookmarks.bookmarks_of)(user_id)))
                 continue
-            stored = await _in_thread(bookmarks.private_xml)(user_id, ns, name)
+            stored = await in_worker_thread(bookmarks.private_xml)(user_id, ns, name)
             found = parse_xml(stored) if stored else None
-            reply.append(found if found is not None else _element(ns, name))
+            reply.append(found if found is not None else element(ns, name))
         return reply
-    for (ns, name), element in zip(keys, elements, strict=True):
+    for (ns, name), item in zip(keys, elements, strict=True):
         if (ns, name) == (LEGACY_NS, "storage"):
-            marks = _storage(LEGACY_NS, element)
+            marks = _storage(LEGACY_NS, item)
             continue
-        if _size(element) > settings.PRIVATE_XML_MAX_BYTES:
+        if _size(item) > settings.PRIVATE_XML_MAX_BYTES:
             raise Refused(
                 "modify", "not-acceptable", f"A private element takes at most {settings.PRIVATE_XML_MAX_BYTES} bytes."
             )
     try:
-        for (ns, name), element in zip(keys, elements, strict=True):
+        for (ns, name), item in zip(keys, elements, strict=True):
             if (ns, name) == (LEGACY_NS, "storage"):
-                await _in_thread(bookmarks.replace)(user_id, marks)
-            elif len(element) or (element.text or "").strip() or element.attrib:
-                await _in_thread(bookmarks.store_private_xml)(user_id, ns, name, tostring(element, ""))
+                await in_worker_thread(bookmarks.replace)(user_id, marks)
+            elif len(item) or (item.text or "").strip() or item.attrib:
+                await in_worker_thread(bookmarks.store_private_xml)(user_id, ns, name, tostring(item, ""))
             else:
-                await _in_thread(bookmarks.remove_private_xml)(user_id, ns, name)
+                await in_worker_thread(bookmarks.remove_private_xml)(user_id, ns, name)
     except LimitReached as exc:
         raise Refused("modify", "not-acceptable", str(exc)) from None
     return None

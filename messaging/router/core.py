@@ -290,14 +290,27 @@ class XcpRouter(NodeService):
         )
 
     async def join(
-        self, session: Session, room: str, nick: str | None = None, since: int | None = None, history: int | None = None
+        self,
+        session: Session,
+        room: str,
+        nick: str | None = None,
+        since: int | None = None,
+        history: int | None = None,
+        password: str = "",
     ) -> requests.Joined:
-        """Enter a room (subscribed to its events first, so nothing after the history is missed)."""
+        """Enter a room (subscribed to its events first, so nothing after the history is missed);
+        ``password``: a password-protected room's (XEP-0045 §7.2.6)."""
         nick = nick or nick_for(session.user.jid)
         was_in = room in session.rooms
         await self._add_to_room(session, room, nick)
         request = requests.Join(
-            room=room, user=session.user.jid, nick=nick, router=self.node.name, since=since, history=history
+            room=room,
+            user=session.user.jid,
+            nick=nick,
+            router=self.node.name,
+            since=since,
+            history=history,
+            password=password,
         )
         try:
             answer = await self.route(room, request)

@@ -130,7 +130,9 @@ class JsonFrontEnd:
             )
             session.send(proto.reply(command.id, "created", **answer.fields()))
         elif isinstance(command, proto.Join):
-            answer = await self.router.join(session, room, since=command.since, history=command.history)
+            answer = await self.router.join(
+                session, room, since=command.since, history=command.history, password=command.password
+            )
             session.send(proto.reply(command.id, "joined", **_without(answer, JOINED_XMPP_ONLY)))
         elif isinstance(command, proto.Leave):
             answer = await self.router.leave(session, room)
@@ -195,7 +197,7 @@ def _source_address(ws: ServerConnection) -> str:
 
 
 # What a join answers that only XMPP occupant presence needs.
-JOINED_XMPP_ONLY = {"roster", "subject_nick", "affiliation"}
+JOINED_XMPP_ONLY = {"roster", "subject_nick", "affiliation", "role"}
 
 
 def _without(answer: requests.Answer, names: set[str]) -> dict:

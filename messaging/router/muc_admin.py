@@ -31,8 +31,24 @@ FORM_FIELDS = {
     "muc#roomconfig_changesubject": ("boolean", "Allow occupants to change the subject"),
     "muc#roomconfig_publicroom": ("boolean", "List the room in the directory"),
     "muc#roomconfig_whois": ("list-single", "Who may discover occupants' real JIDs"),
+    "muc#roomconfig_moderatedroom": ("boolean", "Make the room moderated (only occupants with voice post)"),
+    "muc#roomconfig_passwordprotectedroom": ("boolean", "Password required to enter"),
+    "muc#roomconfig_roomsecret": ("text-private", "Password"),
+    "muc#roomconfig_allowpm": ("list-single", "Who may send private messages"),
+    "muc#roomconfig_allowinvites": ("boolean", "Allow members to invite others to a members-only room"),
+}
+# Options of the list-single fields: (value, label).
+FORM_OPTIONS = {
+    "muc#roomconfig_whois": (("anyone", "Anyone"),),
+    "muc#roomconfig_allowpm": (
+        ("anyone", "Anyone"),
+        ("participants", "Participants and moderators"),
+        ("moderators", "Moderators only"),
+        ("none", "Nobody"),
+    ),
 }
 AFFILIATIONS = ("owner", "admin", "member", "outcast", "none")
+ROLES = ("moderator", "participant", "visitor", "none")
 
 
 class Refused(Exception):
@@ -84,6 +100,11 @@ def configuration_form(answer: requests.Configuration) -> ET.Element:
         "muc#roomconfig_changesubject": _bool(answer.change_subject),
         "muc#roomconfig_publicroom": _bool(answer.public),
         "muc#roomconfig_whois": answer.whois,
+        "muc#roomconfig_moderatedroom": _bool(answer.moderated),
+        "muc#roomconfig_passwordprotectedroom": _bool(answer.password_protected),
+        "muc#roomconfig_roomsecret": answer.secret,
+        "muc#roomconfig_allowpm": answer.allow_pm,
+        "muc#roomconfig_allowinvites": _bool(answer.allow_invites),
     }
     query = ET.Element(q(MUC_OWNER_NS, "query"))
     form = ET.SubElement(query, q(DATA_NS, "x"), {"type": "form"})
@@ -97,10 +118,16 @@ def configuration_form(answer: requests.Configuration) -> ET.Element:
             ET.SubElement(item, q(DATA_NS, "desc")).text = "The chat settings let no room owner change this."
         elif attr == "max_occupants":
             ET.SubElement(item, q(DATA_NS, "desc")).text = f"1–{answer.occupancy_limit}"
+        elif attr == "allow_invites":
+            ET.SubElement(
+                item, q(DATA_NS, "desc")
+            ).text = (
+                "In a members-only room; elsewhere the chat settings' lowest participation level to invite decides."
+            )
         ET.SubElement(item, q(DATA_NS, "value")).text = values[var]
-        if var == "muc#roomconfig_whois":
-            option = ET.SubElement(item, q(DATA_NS, "option"), {"label": "Anyone"})
-            ET.SubElement(option, q(DATA_NS, "value")).text = "anyone"
+        for value, label in FORM_OPTIONS.get(var, ()):
+            option = ET.SubElement(item, q(DATA_NS, "option"), {"label": label})
+            ET.SubElement(option, q(DATA_NS, "value")).text = value
     return query
 
 
@@ -121,13 +148,17 @@ def submitted_changes(form: ET.Element) -> dict[str, str]:
 
 
 async def admin_iq(router, session, iq: ET.Element, query: ET.Element, room: str) -> ET.Element | None:
-    """A ``muc#admin`` IQ: read an affiliation list (get), or change affiliations (set)."""
+    """A ``muc#admin`` IQ: read an affiliation or a role list (get), or change affiliations or
+    roles (set). Items name either affiliations or roles, never both in one request."""
     user = session.user.jid
     items = query.findall(q(MUC_ADMIN_NS, "item"))
     if not items:
         raise ChatError(ErrorCode.BAD_REQUEST, "Name the affiliation (or the users) in <item/> elements.")
-    if any(item.get("role") is not None and item.get("affiliation") is None for item in items):
-        raise Refused("cancel", "feature-not-implemented", "Roles are not changed here; change affiliations.")
+    by_role = [item.get("role") is not None and item.get("affiliation") is None for item in items]
+    if any(by_role):
+        if not all(by_role):
+            raise ChatError(ErrorCode.BAD_REQUEST, "Change roles and affiliations in separate requests.")
+        return await _roles_iq(router, user, iq, items, room)
     if iq.get("type") == "get":
         if len(items) != 1 or items[0].get("affiliation") not in AFFILIATIONS[:4]:
             raise ChatError(ErrorCode.BAD_REQUEST, "Ask for one list: owner, admin, member or outcast.")
@@ -149,6 +180,27 @@ async def admin_iq(router, session, iq: ET.Element, query: ET.Element, room: str
     return None
 
 
+async def _roles_iq(router, user: str, iq: ET.Element, items: list[ET.Element], room: str) -> ET.Element | None:
+    """§8.2–§8.5, §9.6–§9.8: the voice or moderator list, or role changes by nick."""
+    if iq.get("type") == "get":
+        if len(items) != 1 or items[0].get("role") not in ("participant", "moderator"):
+            raise ChatError(ErrorCode.BAD_REQUEST, "Ask for one list: participant (voice) or moderator.")
+        answer = await router.route(room, requests.GetRoles(room=room, user=user, role=items[0].get("role")))
+        query = ET.Element(q(MUC_ADMIN_NS, "query"))
+        for entry in answer.items:
+            attrs = {"affiliation": entry["affiliation"], "jid": entry["user"], "nick": entry["nick"]}
+            ET.SubElement(query, q(MUC_ADMIN_NS, "item"), {**attrs, "role": entry["role"]})
+        return query
+    changes = []
+    for item in items:
+        if item.get("role") not in ROLES:
+            raise ChatError(ErrorCode.BAD_REQUEST, f"{item.get('role')!r} is not a role ({', '.join(ROLES)}).")
+        reason = (item.findtext(q(MUC_ADMIN_NS, "reason")) or "").strip()
+        changes.append({"nick": item.get("nick") or "", "role": item.get("role"), "reason": reason})
+    await router.route(room, requests.SetRoles(room=room, user=user, items=tuple(changes)))
+    return None
+
+
 def affiliation_list(answer: requests.Affiliations) -> ET.Element:
     query = ET.Element(q(MUC_ADMIN_NS, "query"))
     for entry in answer.items:
@@ -160,7 +212,8 @@ def affiliation_list(answer: requests.Affiliations) -> ET.Element:
 
 
 def role_of(affiliation: str) -> str:
-    """An occupant's role: owners and admins moderate, everyone else participates."""
+    """An occupant's role where the room did not say it (events of an older node): owners and
+    admins moderate, everyone else participates."""
     return "moderator" if affiliation in ("owner", "admin") else "participant"
 
 

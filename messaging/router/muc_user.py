@@ -30,18 +30,20 @@ async def change_nick(front, stream, room: str, nick: str) -> None:
     presence (303 with the new nick) and its new one, both with 110; the room tells the others."""
     session = stream.session
     answer = await front.router.change_nick(session, room, nick)
-    for stanza in nick_change(front, stream, room, session.user.jid, answer.old_nick, answer.nick, answer.affiliation):
+    user = session.user.jid
+    for stanza in nick_change(front, stream, room, user, answer.old_nick, answer.nick, answer.affiliation, answer.role):
         stream.send(stanza)
 
 
 def nick_change(
-    front, stream, room: str, user: str, old: str, new: str, affiliation: str, mine: bool = True
+    front, stream, room: str, user: str, old: str, new: str, affiliation: str, role: str = "", mine: bool = True
 ) -> list[ET.Element]:
     """The two presences of a nickname change (XEP-0045 §7.6, example 57–58): unavailable from
     the old occupant JID with status 303 and the new nick on the item, then available from the
     new one; 110 when they are the recipient's own."""
     own = ["110"] if mine else []
-    arrived = front._occupant_presence(room, new, user, stream, codes=own, affiliation=affiliation)
+    role = role or role_of(affiliation)
+    arrived = front._occupant_presence(room, new, user, stream, codes=own, affiliation=affiliation, role=role)
     if old == new:
         return [arrived]
     gone = front._occupant_presence(
@@ -49,7 +51,7 @@ def nick_change(
     )
     item = gone.find(q(MUC_USER_NS, "x")).find(q(MUC_USER_NS, "item"))
     item.set("nick", new)
-    item.set("role", role_of(affiliation))  # still in the room, under another name
+    item.set("role", role)  # still in the room, under another name
     return [gone, arrived]
 
 

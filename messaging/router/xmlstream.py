@@ -183,6 +183,30 @@ def _attribute_name(name: str) -> str:
     return local
 
 
+def q(ns: str, name: str) -> str:
+    """An element's name in ElementTree's ``{namespace}local`` form."""
+    return f"{{{ns}}}{name}"
+
+
+def element(ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
+    """A new element; attributes whose value is None are left out."""
+    item = ET.Element(q(ns, name), {k: v for k, v in (attrs or {}).items() if v is not None})
+    if text is not None:
+        item.text = text
+    return item
+
+
+def child(parent: ET.Element, ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
+    """A new element appended to ``parent``."""
+    item = element(ns, name, attrs, text)
+    parent.append(item)
+    return item
+
+
+def find(parent: ET.Element, ns: str, name: str) -> ET.Element | None:
+    return parent.find(q(ns, name))
+
+
 def tostring(element: ET.Element, default_ns: str = CLIENT_NS) -> str:
     """XML text of ``element`` inside a stream whose default namespace is ``default_ns``."""
     parts: list[str] = []

@@ -23,9 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from scramp import ScramException, ScramMechanism
 
 from messaging.chat.directory import UserInfo, lookup_user
@@ -36,11 +34,16 @@ from messaging.router.xmlstream import (
     STREAM_NS,
     StreamError,
     StreamParser,
+    child,
+    element,
+    find,
+    q,
     stream_error,
     stream_header,
     tostring,
 )
 from messaging.tc import requests
+from topology.agent.db import in_worker_thread
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ OUTBOX_LIMIT = 10000  # stanzas queued for a client before it counts as not read
 ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.BAD_REQUEST: ("modify", "bad-request"),
     ErrorCode.NOT_SIGNED_IN: ("auth", "not-authorized"),
+    ErrorCode.NOT_AUTHORIZED: ("auth", "not-authorized"),
     ErrorCode.ALREADY_SIGNED_IN: ("cancel", "conflict"),
     ErrorCode.UNKNOWN_USER: ("cancel", "item-not-found"),
     ErrorCode.ROOM_NOT_FOUND: ("cancel", "item-not-found"),
@@ -97,27 +101,6 @@ ERROR_CONDITIONS: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.ROOM_UNAVAILABLE: ("wait", "recipient-unavailable"),
     ErrorCode.INTERNAL: ("wait", "internal-server-error"),
 }
-
-
-def q(ns: str, name: str) -> str:
-    return f"{{{ns}}}{name}"
-
-
-def element(ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
-    item = ET.Element(q(ns, name), {k: v for k, v in (attrs or {}).items() if v is not None})
-    if text is not None:
-        item.text = text
-    return item
-
-
-def child(parent: ET.Element, ns: str, name: str, attrs: dict | None = None, text: str | None = None) -> ET.Element:
-    item = element(ns, name, attrs, text)
-    parent.append(item)
-    return item
-
-
-def find(parent: ET.Element, ns: str, name: str) -> ET.Element | None:
-    return parent.find(q(ns, name))
 
 
 def bare(jid: str) -> str:
@@ -598,7 +581,7 @@ class XmppStream:
             self._sasl_failure("malformed-request", "PLAIN is authzid NUL authcid NUL password.")
             return
         try:
-            info = await _in_thread(_plain_sign_in)(authcid, password, self.transport.source)
+            info = await in_worker_thread(_plain_sign_in)(authcid, password, self.transport.source)
         except credentials.SignInRefused as exc:
             self._sasl_failure("not-authorized", str(exc))
             return
@@ -622,7 +605,7 @@ class XmppStream:
             credentials.check_allowed(names[0] if names else "", source)
 
         try:
-            await _in_thread(first)(payload.decode())
+            await in_worker_thread(first)(payload.decode())
             challenge = server.get_server_first()
         except (ScramException, UnicodeDecodeError) as exc:
             self._sasl_failure("malformed-request", str(exc))
@@ -645,7 +628,7 @@ class XmppStream:
             await credentials.arecord_failure(self.scram_user, self.transport.source)
             self._sasl_failure("not-authorized", credentials.WRONG_CREDENTIALS_MESSAGE)
             return
-        info = await _in_thread(_scram_sign_in)(self.scram_user, self.transport.source)
+        info = await in_worker_thread(_scram_sign_in)(self.scram_user, self.transport.source)
         await self._authenticated(info, final)
 
     async def _authenticated(self, info: UserInfo | None, server_final: str = "") -> None:
@@ -823,17 +806,6 @@ def _scram_sign_in(name: str, source: str) -> UserInfo | None:
     return lookup_user(user.user_id)
 
 
-def _in_thread(function):
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=False)
-
-
 class XmppFrontEnd:
     """The XMPP listener of a node's XCP Router, and the translation of stanzas to router calls."""
 
@@ -884,7 +856,7 @@ class XmppFrontEnd:
             if self._tls is None:
                 from topology import credentials
 
-                self._tls = await _in_thread(credentials.server_ssl_context)(self.router.node)
+                self._tls = await in_worker_thread(credentials.server_ssl_context)(self.router.node)
         return self._tls
 
     async def start(self, host: str, port: int) -> None:
@@ -970,9 +942,10 @@ class XmppFrontEnd:
         muc = find(presence, MUC_NS, "x")
         history = find(muc, MUC_NS, "history") if muc is not None else None
         maxstanzas = _int(history.get("maxstanzas")) if history is not None else None
+        password = (muc.findtext(q(MUC_NS, "password")) or "") if muc is not None else ""
         created = False
         try:
-            answer = await self.router.join(session, room, nick, history=maxstanzas)
+            answer = await self.router.join(session, room, nick, history=maxstanzas, password=password)
         except ChatError as exc:
             if exc.code != ErrorCode.ROOM_NOT_FOUND or not self._is_conference(room.partition("@")[2]):
                 raise
@@ -996,13 +969,25 @@ class XmppFrontEnd:
             if occupant["user"] != session.user.jid:
                 stream.send(
                     self._occupant_presence(
-                        room, occupant["nick"], occupant["user"], stream, affiliation=occupant["affiliation"]
+                        room,
+                        occupant["nick"],
+                        occupant["user"],
+                        stream,
+                        affiliation=occupant["affiliation"],
+                        role=occupant.get("role"),
                     )
                 )
         codes = ["110", "100"] + (["201"] if created else [])
         stream.send(
             self._occupant_presence(
-                room, nick, session.user.jid, stream, codes=codes, self_=True, affiliation=answer.affiliation
+                room,
+                nick,
+                session.user.jid,
+                stream,
+                codes=codes,
+                self_=True,
+                affiliation=answer.affiliation,
+                role=answer.role,
             )
         )
         # XEP-0045 §7.2: the history, then the subject (from whoever set it).
@@ -1027,12 +1012,13 @@ class XmppFrontEnd:
         codes: list[str] | None = None,
         self_: bool = False,
         affiliation: str = "none",
+        role: str | None = None,
     ) -> ET.Element:
         presence = element(CLIENT_NS, "presence", {"from": f"{room}/{nick}", "to": stream.session.binding.full_jid})
         if kind:
             presence.set("type", kind)
         x = child(presence, MUC_USER_NS, "x")
-        role = "none" if kind == "unavailable" else muc_admin.role_of(affiliation)
+        role = "none" if kind == "unavailable" else (role or muc_admin.role_of(affiliation))
         child(x, MUC_USER_NS, "item", {"affiliation": affiliation, "role": role, "jid": real_jid})
         for code in codes or (["110"] if self_ else []):
             child(x, MUC_USER_NS, "status", {"code": code})
@@ -1058,16 +1044,30 @@ class XmppFrontEnd:
             stream.send_raw(text)
 
     def _presence_of(self, stream: XmppStream, event: dict, mine: bool) -> ET.Element:
-        """An occupant's presence as the room broadcast it: joined, left, its affiliation
-        changed, or put out (XEP-0045 §9.1 banned 301, §9.4 no longer a member 321, §10.2 the
-        room became members-only 322, §10.9 the room destroyed)."""
+        """An occupant's presence as the room broadcast it: joined, left, its affiliation or role
+        changed (with the moderator's reason), or put out (XEP-0045 §8.2 kicked 307, §9.1 banned
+        301, §9.4 no longer a member 321, §10.2 the room became members-only 322, §10.9 the
+        room destroyed)."""
         kicked = event.get("kicked", "")
         gone = "unavailable" if event.get("status") == "left" else None
         codes = (["110"] if mine else []) + ([kicked] if kicked.isdigit() else [])
         affiliation = event.get("affiliation", "none")
         presence = self._occupant_presence(
-            event["room"], event["nick"], event["user"], stream, gone, codes=codes, affiliation=affiliation
+            event["room"],
+            event["nick"],
+            event["user"],
+            stream,
+            gone,
+            codes=codes,
+            affiliation=affiliation,
+            role=event.get("role"),
         )
+        if kicked != "destroyed" and (event.get("reason") or event.get("actor")):
+            item = find(find(presence, MUC_USER_NS, "x"), MUC_USER_NS, "item")
+            if event.get("actor"):
+                child(item, MUC_USER_NS, "actor", {"nick": event["actor"]})
+            if event.get("reason"):
+                child(item, MUC_USER_NS, "reason", text=event["reason"])
         if kicked == "destroyed":
             x = find(presence, MUC_USER_NS, "x")
             destroyed = child(x, MUC_USER_NS, "destroy")
@@ -1238,8 +1238,8 @@ class XmppFrontEnd:
                 "muc_persistent" if info.persistent else "muc_temporary",
                 "muc_membersonly" if info.members_only else "muc_open",
                 "muc_nonanonymous",
-                "muc_unmoderated",
-                "muc_unsecured",
+                "muc_moderated" if info.moderated else "muc_unmoderated",
+                "muc_passwordprotected" if info.password_protected else "muc_unsecured",
                 "muc_public" if info.public else "muc_hidden",
             ]
             form = child(query, DATA_NS, "x", {"type": "result"})
@@ -1364,7 +1364,7 @@ class XmppFrontEnd:
         if username.lower() not in (user.user_id.lower(), user.jid) or password is None:
             stream.send(stanza_error(iq, "modify", "bad-request", "Send your own username and the new password."))
             return
-        end_user = await _in_thread(credentials.find_user)(user.user_id)
+        end_user = await in_worker_thread(credentials.find_user)(user.user_id)
         try:
             await credentials.aset_password(end_user, password)
         except ValidationError as exc:
@@ -1396,6 +1396,7 @@ class XmppFrontEnd:
                     event["old_nick"],
                     event["nick"],
                     event.get("affiliation", "none"),
+                    event.get("role", ""),
                     mine=False,
                 ):
                     stream.send(stanza)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import requests
-from messaging.tc.rooms import MAX_SUBJECT, MODERATOR_AFFILIATIONS, Affiliation, Room, RoomType
+from messaging.tc.rooms import (
+    AFFILIATION_RANK,
+    MAX_SUBJECT,
+    MODERATOR_AFFILIATIONS,
+    Affiliation,
+    Role,
+    Room,
+    RoomType,
+)
 from messaging.tc.store import AffiliationChange
 
 
@@ -64,6 +72,11 @@ class RoomAdministration:
             change_subject=config.change_subject,
             public=config.public,
             whois=str(config.whois),
+            moderated=config.moderated,
+            password_protected=config.password_protected,
+            secret=config.secret,
+            allow_pm=str(config.allow_pm),
+            allow_invites=config.allow_invites,
             occupancy_limit=policy.max_users_per_room,
             locked=tuple(sorted(policy.locked_fields())),
         )
@@ -124,6 +137,8 @@ class RoomAdministration:
                     await self._remove_occupant(hosted, change.user)
                     await self._broadcast(room.jid, room.presence_event(change.user, occupant.nick, "left", kicked))
                 else:
+                    # The role follows the new affiliation (XEP-0045 §9.3: a new member gets voice).
+                    occupant.role = room.default_role(change.user)
                     event = room.presence_event(change.user, occupant.nick, "joined")
                     await self._broadcast(room.jid, {**event, "changed": True})
         await self._publish_occupants(room)
@@ -156,6 +171,85 @@ class RoomAdministration:
                 )
         return AffiliationChange(user, affiliation, str(item.get("reason") or ""))
 
+    async def _op_get_roles(self, request: requests.GetRoles) -> requests.Roles:
+        hosted = await self._room(request.room)
+        room = hosted.room
+        if request.role not in (Role.PARTICIPANT, Role.MODERATOR):
+            raise ChatError(ErrorCode.BAD_REQUEST, "Ask for the voice list (participant) or the moderator list.")
+        if not room.is_moderator(request.user):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only the moderators of {room.jid} may read its {request.role} list.")
+        items = tuple(
+            {"user": o.jid, "nick": o.nick, "role": str(o.role), "affiliation": str(room.affiliation(o.jid))}
+            for o in sorted(room.occupants.values(), key=lambda o: o.nick)
+            if o.role == request.role
+        )
+        return requests.Roles(room=room.jid, items=items)
+
+    async def _op_set_roles(self, request: requests.SetRoles) -> requests.Done:
+        """Kick, voice and moderator status (XEP-0045 §8.2–§8.4, §9.6–§9.7). Nothing is stored:
+        a role lasts for the occupant's visit. Every occupant hears the change, wherever they are
+        signed in (the room's broadcast); a kicked occupant gets 307 and is out of the room."""
+        hosted = await self._room(request.room)
+        room, actor = hosted.room, request.user
+        if not room.is_moderator(actor):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only the moderators of {room.jid} may change occupants' roles.")
+        if not request.items:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Name at least one occupant (by nick) and the role to give them.")
+        events: list[dict] = []
+        async with hosted.lock:
+            changes = [self._role_change(room, actor, item) for item in request.items]
+            actor_nick = room.occupants[actor].nick if actor in room.occupants else ""
+            for occupant, role, reason in changes:
+                if room.occupants.get(occupant.jid) is not occupant:
+                    continue  # named twice, or gone meanwhile
+                extra = {"reason": reason, "actor": actor_nick}
+                if role == Role.NONE:
+                    await self._remove_occupant(hosted, occupant.jid)
+                    events.append({**room.presence_event(occupant.jid, occupant.nick, "left", "307"), **extra})
+                elif role != occupant.role:
+                    occupant.role = role
+                    event = room.presence_event(occupant.jid, occupant.nick, "joined")
+                    events.append({**event, "changed": True, **extra})
+        if any(event.get("kicked") for event in events):
+            await self._publish_occupants(room)
+        await self._broadcast(room.jid, *events)
+        return requests.Done(room=room.jid)
+
+    def _role_change(self, room: Room, actor: str, item: dict):
+        """One item of a role change, checked against XEP-0045's rules: an occupant named by
+        nick, a known role, and what the actor's affiliation allows."""
+        nick = str(item.get("nick") or "")
+        if not nick:
+            raise ChatError(ErrorCode.BAD_REQUEST, "Name the occupant whose role changes by nick.")
+        occupant = next((o for o in room.occupants.values() if o.nick == nick), None)
+        if occupant is None:
+            raise ChatError(ErrorCode.OCCUPANT_NOT_FOUND, f"Nobody in {room.jid} has the nickname {nick}.")
+        try:
+            role = Role(item.get("role") or "")
+        except ValueError:
+            raise ChatError(
+                ErrorCode.BAD_REQUEST,
+                f"{item.get('role')!r} is not a role (moderator, participant, visitor, none).",
+            ) from None
+        mine, theirs = room.affiliation(actor), room.affiliation(occupant.jid)
+        if role == Role.NONE and AFFILIATION_RANK[theirs] > AFFILIATION_RANK[mine]:
+            raise ChatError(ErrorCode.NOT_ALLOWED, f"{nick} is an {theirs} of {room.jid}; you cannot kick them.")
+        if role == Role.MODERATOR and mine not in MODERATOR_AFFILIATIONS:
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only owners and admins may make {nick} a moderator.")
+        if role in (Role.VISITOR, Role.PARTICIPANT) and occupant.role != role:
+            if theirs in MODERATOR_AFFILIATIONS:
+                raise ChatError(
+                    ErrorCode.NOT_ALLOWED, f"{nick} is an {theirs} of {room.jid}: a moderator while in the room."
+                )
+            if occupant.role == Role.MODERATOR and mine not in MODERATOR_AFFILIATIONS:
+                raise ChatError(ErrorCode.NOT_ALLOWED, f"Only owners and admins may take moderator status from {nick}.")
+            outranks = theirs != Affiliation.NONE and AFFILIATION_RANK[theirs] >= AFFILIATION_RANK[mine]
+            if role == Role.VISITOR and outranks:
+                raise ChatError(
+                    ErrorCode.NOT_ALLOWED, f"{nick} is a {theirs} of {room.jid}; you cannot take their voice."
+                )
+        return occupant, role, str(item.get("reason") or "")
+
     async def _op_set_subject(self, request: requests.SetSubject) -> requests.Done:
         hosted = await self._room(request.room)
         room = hosted.room
@@ -163,6 +257,8 @@ class RoomAdministration:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before changing its subject.")
         if not room.config.change_subject and not room.is_moderator(request.user):
             raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may change the subject of {room.jid}.")
+        if room.role(request.user) == Role.VISITOR:
+            raise ChatError(ErrorCode.FORBIDDEN, f"Visitors may not change the subject of {room.jid}.")
         if len(request.subject) > MAX_SUBJECT:
             raise ChatError(ErrorCode.NOT_ACCEPTABLE, f"A subject may hold at most {MAX_SUBJECT} characters.")
         nick = room.occupants[request.user].nick

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import requests
-from messaging.tc.rooms import PARTICIPATION_MODERATOR, Affiliation
+from messaging.tc.rooms import LEVEL_OF_ALLOW_PM, Affiliation, reaches
 from messaging.tc.store import AffiliationChange
+
+# Who has a participation level, as refusals name them.
+WHO = {"visitor": "occupants", "participant": "participants and moderators", "moderator": "moderators"}
 
 
 class OccupantRequests:
@@ -39,16 +42,22 @@ class OccupantRequests:
                     await self.store.log_presence(user, room.nick_jid(nick), "E")
         if old != nick:
             await self._broadcast(room.jid, {**room.presence_event(user, nick, "nick"), "old_nick": old})
-        return requests.NickChanged(room=room.jid, old_nick=old, nick=nick, affiliation=str(room.affiliation(user)))
+        return requests.NickChanged(
+            room=room.jid, old_nick=old, nick=nick, affiliation=str(room.affiliation(user)), role=str(room.role(user))
+        )
 
     async def _op_private_message(self, request: requests.PrivateMessage) -> requests.Recipient:
         """XEP-0045 §7.5: the occupant known as ``to_nick``, for the sender's router to deliver to;
-        the chat settings' lowest participation level for private messages applies."""
+        the room's ``allowpm`` applies (from the chat settings' lowest participation level for
+        private messages, which owners may change while the settings let them)."""
         hosted = await self._room(request.room)
         room, user = hosted.room, request.user
         self._vouched_occupant(room, user, True, request.nick, request.router)
-        if self.config.policy.private_message_min_level == PARTICIPATION_MODERATOR and not room.is_moderator(user):
-            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may send private messages in {room.jid}.")
+        level = LEVEL_OF_ALLOW_PM.get(room.config.allow_pm)
+        if level is None:
+            raise ChatError(ErrorCode.FORBIDDEN, f"Private messages are off in {room.jid}.")
+        if not reaches(room.role(user), level):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only {WHO[level]} may send private messages in {room.jid}.")
         recipient = next((o for o in room.occupants.values() if o.nick == request.to_nick), None)
         if recipient is None:
             raise ChatError(ErrorCode.OCCUPANT_NOT_FOUND, f"Nobody in {room.jid} has the nickname {request.to_nick}.")
@@ -57,10 +66,11 @@ class OccupantRequests:
         )
 
     async def _op_invite(self, request: requests.Invite) -> requests.Invited:
-        """XEP-0045 §7.8.2. Who may invite: every occupant, unless the chat settings' *Lowest
-        participation level a user can have to invite others to the room* is Moderator; in a
-        members-only room only owners and admins while *Only moderators can invite people to
-        members-only rooms* is on (as Prosody's ``allow_member_invites`` off). An invitee with
+        """XEP-0045 §7.8.2. Who may invite: every occupant whose role reaches the chat settings'
+        *Lowest participation level a user can have to invite others to the room*; in a
+        members-only room only moderators unless the room's ``allowinvites`` is on (Prosody's
+        ``allow_member_invites``; its default is *Only moderators can invite people to
+        members-only rooms* off, and owners change it while the settings let them). An invitee with
         no affiliation becomes a member of a members-only room, as in Prosody, so the invitation
         lets them in; the change is stored (``tc_users``, reason "Invited by <nick>") before the
         invitation goes out."""
@@ -71,10 +81,11 @@ class OccupantRequests:
             raise ChatError(ErrorCode.BAD_REQUEST, f"{request.invitee!r} is not a user's bare JID (user@domain).")
         self._vouched_occupant(room, user, True, request.nick, request.router)
         moderator = room.is_moderator(user)
-        if policy.invite_min_level == PARTICIPATION_MODERATOR and not moderator:
-            raise ChatError(ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}.")
+        level = policy.invite_min_level
+        if not reaches(room.role(user), level):
+            raise ChatError(ErrorCode.FORBIDDEN, f"Only {WHO[level]} may invite people to {room.jid}.")
         members_only = room.config.members_only
-        if members_only and policy.only_moderators_invite and not moderator:
+        if members_only and not room.config.allow_invites and not moderator:
             raise ChatError(
                 ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}, a members-only room."
             )

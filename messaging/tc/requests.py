@@ -52,7 +52,8 @@ class Joined(Answer):
     # {user, nick, affiliation}: what XEP-0045 occupant presence says.
     subject_nick: str = ""
     affiliation: str = "none"
-    roster: tuple[dict, ...] = ()
+    roster: tuple[dict, ...] = ()  # {user, nick, affiliation, role}
+    role: str = "participant"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class RoomInfo(Answer):
     max_occupants: int
     occupants: int
     affiliation: str
+    moderated: bool = False
+    password_protected: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,25 @@ class Configuration(Answer):
     whois: str
     occupancy_limit: int
     locked: tuple[str, ...] = ()  # fields the chat settings let no owner change
+    moderated: bool = False
+    password_protected: bool = False
+    secret: str = ""  # for the room's owners only (the owner form)
+    allow_pm: str = "anyone"
+    allow_invites: bool = False
 
 
 @dataclass(frozen=True)
 class Affiliations(Answer):
     """The room's users with one affiliation: {user, affiliation, nick, reason}."""
+
+    room: str
+    items: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class Roles(Answer):
+    """The room's occupants with one role (XEP-0045 §8.5 voice list, §9.8 moderator list):
+    {user, nick, role, affiliation}."""
 
     room: str
     items: tuple[dict, ...]
@@ -148,6 +165,7 @@ class NickChanged(Answer):
     old_nick: str
     nick: str
     affiliation: str
+    role: str = "participant"
 
 
 @dataclass(frozen=True)
@@ -220,6 +238,7 @@ class Join(RoomRequest):
     router: str = ""  # the node whose XCP Router holds the user's session
     since: int | None = None  # everything after this msg_id …
     history: int | None = None  # … or this many of the last messages
+    password: str = ""  # a password-protected room's (XEP-0045 §7.2.6)
 
 
 @dataclass(frozen=True)
@@ -333,6 +352,27 @@ class SetAffiliations(RoomRequest):
 
 
 @dataclass(frozen=True)
+class GetRoles(RoomRequest):
+    """The occupants with one role: the voice list (participant, XEP-0045 §8.5) or the moderator
+    list (§9.8); moderators only."""
+
+    op: ClassVar[str] = "get_roles"
+    answer: ClassVar[type[Answer]] = Roles
+    role: str = "participant"
+
+
+@dataclass(frozen=True)
+class SetRoles(RoomRequest):
+    """A moderator changes occupants' roles, each named by nickname: {nick, role, reason}; role
+    ``none`` kicks (XEP-0045 §8.2), ``participant``/``visitor`` grant or revoke voice (§8.3–§8.4),
+    ``moderator`` grants moderator status (§9.6–§9.7). Roles last for the occupant's visit."""
+
+    op: ClassVar[str] = "set_roles"
+    answer: ClassVar[type[Answer]] = Done
+    items: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
 class SetSubject(RoomRequest):
     """An occupant changes the room's subject (XEP-0045 §8.1)."""
 
@@ -404,6 +444,8 @@ REQUESTS: dict[str, type[Request]] = {
         Configure,
         GetAffiliations,
         SetAffiliations,
+        GetRoles,
+        SetRoles,
         SetSubject,
         Destroy,
         ChangeNick,

@@ -9,6 +9,7 @@ once when the service starts. The stored forms of rooms and messages are in ``st
 
 from __future__ import annotations
 
+import hmac
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from messaging.chat.errors import ChatError, ErrorCode
-from messaging.tc.stanzas import ChatMessage, RoomConfig
+from messaging.tc.stanzas import AllowPm, ChatMessage, RoomConfig
 
 # Posts remembered per room (sender and client id), so a post retried after a lost
 # acknowledgement is stored once.
@@ -52,9 +53,22 @@ class Role(StrEnum):
 
 MEMBER_AFFILIATIONS = {Affiliation.MEMBER, Affiliation.ADMIN, Affiliation.OWNER}
 MODERATOR_AFFILIATIONS = {Affiliation.ADMIN, Affiliation.OWNER}  # their role in the room is moderator
-# The chat settings' participation levels (``ParticipationLevel``): rooms here have no visitors,
-# so only "moderator" narrows who may do something.
+# XEP-0045 §5.2's hierarchies, lowest first: what a moderator may do to an occupant depends on both.
+AFFILIATION_RANK = {
+    Affiliation.OUTCAST: 0,
+    Affiliation.NONE: 1,
+    Affiliation.MEMBER: 2,
+    Affiliation.ADMIN: 3,
+    Affiliation.OWNER: 4,
+}
+ROLE_RANK = {Role.NONE: 0, Role.VISITOR: 1, Role.PARTICIPANT: 2, Role.MODERATOR: 3}
+# The chat settings' participation levels (``ParticipationLevel``) are roles: "visitor" lets
+# everyone in the room, "moderator" only moderators.
 PARTICIPATION_MODERATOR = "moderator"
+# The chat settings' lowest level for private messages as the owner form's ``allowpm``, and back
+# (``none``: nobody, which only a room's owner can choose).
+ALLOW_PM_OF_LEVEL = {"visitor": AllowPm.ANYONE, "participant": AllowPm.PARTICIPANTS, "moderator": AllowPm.MODERATORS}
+LEVEL_OF_ALLOW_PM = {allow: level for level, allow in ALLOW_PM_OF_LEVEL.items()}
 MAX_SUBJECT = 255  # tc_rooms.subject
 MAX_CONFIG_TEXT = 255  # a room's name or description
 
@@ -71,14 +85,18 @@ class Policy:
     max_rooms: int = 5500
     members_only_default: bool = False
     users_add_themselves_as_members: bool = False
+    moderated_default: bool = False
+    owners_change_moderated: bool = True
     max_users_per_room: int = 1000
     default_max_occupancy: int = 50
     owners_change_max_occupancy: bool = True
     owners_change_members_only: bool = True
     change_subject_min_level: str = "participant"
     private_message_min_level: str = "visitor"
+    owners_change_private_message_level: bool = True
     invite_min_level: str = "participant"
     only_moderators_invite: bool = True
+    owners_change_only_moderators_invite: bool = True
     owners_change_subject_level: bool = False
     history_default: int = 15
     history_max: int = 100
@@ -153,6 +171,9 @@ class Policy:
             members_only=self.members_only_default,
             max_occupants=self.default_max_occupancy,
             change_subject=self.change_subject_min_level != "moderator",
+            moderated=self.moderated_default,
+            allow_pm=ALLOW_PM_OF_LEVEL[self.private_message_min_level],
+            allow_invites=not self.only_moderators_invite,
         )
 
     def locked_fields(self) -> set[str]:
@@ -164,6 +185,12 @@ class Policy:
             locked.add("max_occupants")
         if not self.owners_change_subject_level:
             locked.add("change_subject")
+        if not self.owners_change_moderated:
+            locked.add("moderated")
+        if not self.owners_change_private_message_level:
+            locked.add("allow_pm")
+        if not self.owners_change_only_moderators_invite:
+            locked.add("allow_invites")
         return locked
 
     def configure(self, current: RoomConfig, changes: dict) -> RoomConfig:
@@ -195,11 +222,16 @@ class Policy:
                     f"A room holds at most {self.max_users_per_room} users at one time; "
                     f"choose a maximum occupancy of 1–{self.max_users_per_room}.",
                 )
-            if attr in ("name", "description") and len(value) > MAX_CONFIG_TEXT:
+            if attr in ("name", "description", "secret") and len(value) > MAX_CONFIG_TEXT:
                 raise ChatError(
                     ErrorCode.NOT_ACCEPTABLE, f"{_LABELS[attr]} may hold at most {MAX_CONFIG_TEXT} characters."
                 )
             setattr(config, attr, value)
+        if config.password_protected and not config.secret:
+            raise ChatError(
+                ErrorCode.NOT_ACCEPTABLE,
+                "A password-protected room needs a password: fill in muc#roomconfig_roomsecret.",
+            )
         return config
 
     def new_room_config(
@@ -224,6 +256,11 @@ _LABELS = {
     "change_subject": "whether participants may change the subject",
     "public": "whether the room is listed",
     "whois": "who may see real JIDs",
+    "moderated": "whether the room is moderated",
+    "password_protected": "whether the room needs a password",
+    "secret": "the room's password",
+    "allow_pm": "who may send private messages",
+    "allow_invites": "whether members may invite others to a members-only room",
 }
 
 
@@ -315,11 +352,19 @@ class RecentHistory:
 
 @dataclass
 class Occupant:
-    """A user in a room, and the node whose XCP Router holds the user's session."""
+    """A user in a room, and the node whose XCP Router holds the user's session. The role lasts
+    for this visit only (XEP-0045 §5.1): it is never stored, and a user who enters again (after a
+    failover too) gets the role their affiliation and the room's moderation give."""
 
     jid: str
     nick: str
     router: str
+    role: Role = Role.PARTICIPANT
+
+
+def reaches(role: Role, level: str) -> bool:
+    """Whether an occupant with ``role`` has the chat settings' participation ``level``."""
+    return ROLE_RANK[role] >= ROLE_RANK[Role(level)]
 
 
 @dataclass
@@ -359,22 +404,56 @@ class Room:
     def affiliation(self, jid: str) -> Affiliation:
         return self.members.get(jid, Affiliation.NONE)
 
+    def default_role(self, jid: str) -> Role:
+        """The role a user enters with (XEP-0045 §5.1.2): owners and admins moderate; in a
+        moderated room users with no affiliation are visitors; everyone else participates."""
+        affiliation = self.affiliation(jid)
+        if affiliation in MODERATOR_AFFILIATIONS:
+            return Role.MODERATOR
+        if self.config.moderated and affiliation == Affiliation.NONE:
+            return Role.VISITOR
+        return Role.PARTICIPANT
+
+    def role(self, jid: str) -> Role:
+        """The user's role in the room now (``none``: not in it)."""
+        occupant = self.occupants.get(jid)
+        return occupant.role if occupant is not None else Role.NONE
+
+    def add_occupant(self, jid: str, nick: str, router: str) -> Occupant:
+        """A user enters (or is restated after the room moved): with the default role."""
+        occupant = self.occupants[jid] = Occupant(jid, nick, router, self.default_role(jid))
+        return occupant
+
     def is_moderator(self, jid: str) -> bool:
-        """Owners and admins are the room's moderators (XEP-0045 §5.1.2's default roles)."""
+        """Whether the user moderates the room: an occupant by role (owners and admins enter
+        as moderators, and may make others moderators, XEP-0045 §9.6), anyone else by
+        affiliation."""
+        if jid in self.occupants:
+            return self.occupants[jid].role == Role.MODERATOR
         return self.affiliation(jid) in MODERATOR_AFFILIATIONS
 
     def presence_event(self, user: str, nick: str, status: str, kicked: str = "") -> dict:
         """What the room broadcasts when an occupant enters (``joined``), leaves (``left``) or is
-        put out (``kicked``: 301 banned, 321 no longer a member, 322 the room became
-        members-only, or ``destroyed``), with the occupant's affiliation."""
+        put out (``kicked``: 301 banned, 307 kicked, 321 no longer a member, 322 the room became
+        members-only, or ``destroyed``), with the occupant's affiliation and role."""
         event = {"event": "presence", "room": self.jid, "user": user, "nick": nick, "status": status}
         event["affiliation"] = str(self.affiliation(user))
+        event["role"] = str(self.role(user))
         if kicked:
             event["kicked"] = kicked
         return event
 
     def owners(self) -> list[str]:
         return sorted(jid for jid, affiliation in self.members.items() if affiliation == Affiliation.OWNER)
+
+    def check_password(self, password: str) -> None:
+        """XEP-0045 §7.2.6: a password-protected room lets in only whoever gives its password."""
+        if not self.config.password_protected:
+            return
+        if not password:
+            raise ChatError(ErrorCode.NOT_AUTHORIZED, f"{self.jid} is password-protected; join with its password.")
+        if not hmac.compare_digest(password.encode(), self.config.secret.encode()):
+            raise ChatError(ErrorCode.NOT_AUTHORIZED, f"That is not the password of {self.jid}.")
 
     def check_join(self, jid: str, policy: Policy) -> None:
         if jid in self.occupants:

@@ -47,6 +47,7 @@ from messaging.tc.rooms import (
     Occupant,
     Policy,
     RecentHistory,
+    Role,
     Room,
     RoomType,
     bare_room_jid,
@@ -316,12 +317,17 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
         async with hosted.lock:
             new = user not in room.occupants
             room.check_join(user, policy)
+            if new:
+                room.check_password(request.password)
             if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
                 raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
             if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
                 await self.store.add_member(room, user, nick)
                 room.members[user] = Affiliation.MEMBER
-            room.occupants[user] = Occupant(user, nick, request.router)
+            if new:
+                room.add_occupant(user, nick, request.router)
+            else:  # joined again (another resource, or a rejoin): the visit and its role go on
+                room.occupants[user].nick, room.occupants[user].router = nick, request.router
             if new and policy.archive_joins_and_exits:
                 await self.store.log_presence(user, room.nick_jid(nick), "E")
         if request.since is not None:
@@ -339,10 +345,11 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             members_only=room.config.members_only,
             occupants=tuple(sorted(room.occupants)),
             roster=tuple(
-                {"user": o.jid, "nick": o.nick, "affiliation": str(room.affiliation(o.jid))}
+                {"user": o.jid, "nick": o.nick, "affiliation": str(room.affiliation(o.jid)), "role": str(o.role)}
                 for o in room.occupants.values()
             ),
             affiliation=str(room.affiliation(user)),
+            role=str(room.role(user)),
             last_msg_id=room.known_next_msg_id - 1,
             history=tuple(message.as_event() for message in history),
         )
@@ -379,7 +386,8 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
         """A router restates which of its users are in a room (after the room moved here)."""
         hosted = await self._room(request.room)
         for jid, nick in request.occupants:
-            hosted.room.occupants.setdefault(jid, Occupant(jid, nick, request.router))
+            if jid not in hosted.room.occupants:
+                hosted.room.add_occupant(jid, nick, request.router)
         await self._publish_occupants(hosted.room)
         return requests.Resynced(room=hosted.room.jid)
 
@@ -387,6 +395,11 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
         hosted = await self._room(request.room)
         room, user = hosted.room, request.user
         self._vouched_occupant(room, request.user, request.joined, request.nick, request.router)
+        if room.role(user) == Role.VISITOR:
+            raise ChatError(
+                ErrorCode.FORBIDDEN,
+                f"Visitors may not send messages to everyone in {room.jid}; a moderator can give you voice.",
+            )
         self._check_database()
         post = PendingPost(user, room.occupants[user].nick, request.body, request.cid)
         future = asyncio.get_running_loop().create_future()
@@ -406,7 +419,7 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
         if not joined:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before posting to it.")
         room.check_join(user, self.config.policy)
-        room.occupants[user] = Occupant(user, nick or nick_for(user), router)
+        room.add_occupant(user, nick or nick_for(user), router)
 
     async def _op_history(self, request: requests.History) -> requests.HistoryPage:
         hosted = await self._room(request.room)
@@ -432,6 +445,8 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             max_occupants=min(room.config.max_occupants, self.config.policy.max_users_per_room),
             occupants=len(room.occupants),
             affiliation=str(room.affiliation(request.user)),
+            moderated=room.config.moderated,
+            password_protected=room.config.password_protected,
         )
 
     async def _op_archive(self, request: requests.Archive) -> requests.ArchivePage:

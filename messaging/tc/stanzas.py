@@ -72,11 +72,26 @@ def unescape_attribute(value: str) -> str:
     return unescape(value, _ATTRIBUTE_ENTITIES) if "&" in value else value
 
 
+class AllowPm(StrEnum):
+    """``muc#roomconfig_allowpm``: who may send private messages in the room (XEP-0045 §10.2)."""
+
+    ANYONE = "anyone"
+    PARTICIPANTS = "participants"
+    MODERATORS = "moderators"
+    NONE = "none"
+
+
 class Whois(StrEnum):
     """``muc#roomconfig_whois``: who may see occupants' real JIDs."""
 
     ANYONE = "anyone"
     MODERATORS = "moderators"
+
+
+# ``RoomConfig`` attributes held as booleans (form values 1/0, true/false).
+BOOLEAN_FIELDS = frozenset(
+    {"persistent", "members_only", "change_subject", "public", "moderated", "password_protected", "allow_invites"}
+)
 
 
 @dataclass
@@ -92,6 +107,11 @@ class RoomConfig:
     change_subject: bool = True  # participants may change the subject (moderators always may)
     public: bool = True  # listed by disco#items on the conference service
     whois: Whois = Whois.ANYONE
+    moderated: bool = False  # only occupants with voice (participants, moderators) post
+    password_protected: bool = False  # a join needs ``secret`` (XEP-0045 §7.2.6)
+    secret: str = field(default="", repr=False)  # the room's password, for its owners' eyes only
+    allow_pm: AllowPm = AllowPm.ANYONE
+    allow_invites: bool = False  # members of a members-only room who are not moderators may invite
 
     FIELDS = {
         "muc#roomconfig_roomname": "name",
@@ -102,6 +122,11 @@ class RoomConfig:
         "muc#roomconfig_changesubject": "change_subject",
         "muc#roomconfig_publicroom": "public",
         "muc#roomconfig_whois": "whois",
+        "muc#roomconfig_moderatedroom": "moderated",
+        "muc#roomconfig_passwordprotectedroom": "password_protected",
+        "muc#roomconfig_roomsecret": "secret",
+        "muc#roomconfig_allowpm": "allow_pm",
+        "muc#roomconfig_allowinvites": "allow_invites",
     }
 
     def to_xml(self) -> str:
@@ -137,7 +162,7 @@ class RoomConfig:
     @classmethod
     def parse(cls, attr: str, value: str):
         """A form field's text as the attribute's value; ValueError when it is not one."""
-        if attr in ("persistent", "members_only", "change_subject", "public"):
+        if attr in BOOLEAN_FIELDS:
             if value.strip().lower() in ("1", "true"):
                 return True
             if value.strip().lower() in ("0", "false"):
@@ -149,6 +174,11 @@ class RoomConfig:
             return int(value)
         if attr == "whois":
             return Whois(value.strip())
+        if attr == "allow_pm":
+            try:
+                return AllowPm(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not one of anyone, participants, moderators, none") from None
         return value
 
 

@@ -306,6 +306,7 @@ def test_limits_and_malformed_requests_get_a_stanza_error_and_the_stream_stays_u
             for name, kind, xml in (
                 ("private reserved", "set", private.format("<query xmlns='jabber:client'/>")),
                 ("private empty", "get", private.format("")),
+                ("private long namespace", "set", private.format(f"<p xmlns='urn:x:{'é' * 600}'>1</p>")),
                 ("no item", "set", f"<pubsub xmlns='{PUBSUB}'><publish node='{NATIVE}'/></pubsub>"),
                 ("no node", "set", f"<pubsub xmlns='{PUBSUB}'><publish><item id='{rooms[0]}'/></publish></pubsub>"),
                 (
@@ -342,6 +343,7 @@ def test_limits_and_malformed_requests_get_a_stanza_error_and_the_stream_stays_u
     assert answers["private too big"][:2] == ("modify", "not-acceptable")
     assert answers["private reserved"][:2] == ("modify", "not-acceptable")
     assert answers["private empty"][:2] == ("modify", "not-acceptable")
+    assert answers["private long namespace"][:2] == ("modify", "not-acceptable")
     assert answers["no item"][:3] == ("modify", "bad-request", "item-required")
     assert answers["no node"][:3] == ("modify", "bad-request", "nodeid-required")
     assert answers["two requests"][:2] == ("modify", "bad-request")

@@ -2,10 +2,9 @@
 (``gajim_bookmarks.py``): it chooses XEP-0402 from disco#info on the bare JID, stores a bookmark,
 reads it back (and through XEP-0049), gets the PEP events from its own account, retracts it.
 
-nbxmpp needs PyGObject, GLib and libsoup 3, which the project's environment does not carry: the
-test runs when ``NBXMPP_PYTHON`` names a Python that has nbxmpp, and is skipped otherwise. On
-Debian 12: ``apt-get install gir1.2-soup-3.0``, ``/usr/bin/python3 -m venv --system-site-packages
-/tmp/nbx``, ``/tmp/nbx/bin/pip install nbxmpp``, ``NBXMPP_PYTHON=/tmp/nbx/bin/python``."""
+nbxmpp needs PyGObject, GLib and libsoup 3, which only Debian's packages bring: ``scripts/test``
+installs them (``python3-gi``, ``gir1.2-soup-3.0``) and nbxmpp into ``.venv-nbxmpp``, a venv on
+the system Python; ``NBXMPP_PYTHON`` names another Python that has nbxmpp."""
 
 from __future__ import annotations
 
@@ -21,10 +20,15 @@ from tests.chat.conftest import run, running
 from tests.chat.test_xmpp_muc_admin import alias_of
 from tests.chat.xmpp import add_user, password_of
 
-NBXMPP_PYTHON = os.environ.get("NBXMPP_PYTHON", "")
+ROOT = Path(__file__).resolve().parents[2]
+NBXMPP_PYTHON = os.environ.get("NBXMPP_PYTHON") or str(ROOT / ".venv-nbxmpp" / "bin" / "python")
 SCRIPT = Path(__file__).with_name("gajim_bookmarks.py")
 
-pytestmark = pytest.mark.skipif(not NBXMPP_PYTHON, reason="NBXMPP_PYTHON names no Python with nbxmpp (Gajim's library)")
+
+@pytest.fixture(autouse=True)
+def nbxmpp_installed():
+    if not Path(NBXMPP_PYTHON).exists():
+        pytest.fail(f"{NBXMPP_PYTHON} does not exist: run scripts/test once (it installs nbxmpp) or set NBXMPP_PYTHON")
 
 
 def test_gajims_library_chooses_xep_0402_stores_reads_and_retracts_a_bookmark(xworld):

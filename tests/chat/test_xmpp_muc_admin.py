@@ -122,6 +122,11 @@ def test_an_instant_room_keeps_the_defaults_and_a_reserved_room_is_configured_by
         "muc#roomconfig_changesubject": True,
         "muc#roomconfig_publicroom": True,
         "muc#roomconfig_whois": "anyone",
+        "muc#roomconfig_moderatedroom": False,
+        "muc#roomconfig_passwordprotectedroom": False,
+        "muc#roomconfig_roomsecret": "",
+        "muc#roomconfig_allowpm": "anyone",
+        "muc#roomconfig_allowinvites": False,
     }
     kind, config = stored_config(xworld.database, reserved)
     assert kind == "persistent"
@@ -271,7 +276,7 @@ def test_member_lists_decide_who_enters_and_are_the_ones_the_json_protocol_and_c
                 ),
                 "the last owner leaves": await refusal(muc.set_affiliation(room, "none", jid="andy@example.com")),
                 "an unknown nickname": await refusal(muc.set_affiliation(room, "member", nick="Nobody")),
-                "a role change": await refusal(muc.set_role(room, "Bob", "visitor")),
+                "an admin silences an owner": await refusal(erin.plugin["xep_0045"].set_role(room, "Andy", "visitor")),
             }
             # An admin bans a member who is in the room: out at once, and kept out.
             await erin.plugin["xep_0045"].set_affiliation(room, "outcast", jid="bob@example.com", reason="spam")
@@ -309,7 +314,7 @@ def test_member_lists_decide_who_enters_and_are_the_ones_the_json_protocol_and_c
         ),
         "the last owner leaves": ("conflict", f"{room} needs an owner; make someone else an owner first."),
         "an unknown nickname": ("not-acceptable", f"Nobody in {room} has the nickname Nobody."),
-        "a role change": ("feature-not-implemented", "Roles are not changed here; change affiliations."),
+        "an admin silences an owner": ("not-allowed", f"Andy is an owner of {room}: a moderator while in the room."),
     }
     assert (banned["muc"]["affiliation"], banned["muc"]["role"]) == ("outcast", "none")
     assert {"110", "301"} <= {str(code) for code in banned["muc"]["status_codes"]}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, close_old_connections, connection, connections
 
 # A node agent's config-DB transactions are short and wait on nothing but the config DB. One
 # left idle means the agent is cut off in the middle of it; its session would keep the row
@@ -39,3 +39,20 @@ def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
 async def db(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn(*args)`` against the config DB without blocking the loop."""
     return await sync_to_async(_guarded, thread_sensitive=True)(fn, *args)
+
+
+def in_worker_thread(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` made awaitable for the routers' event loop: each call runs in a thread of
+    the loop's executor (not the agent's one config-DB thread of :func:`db`, so a sign-in or a
+    bookmark write does not wait behind the SRM), with that thread's connection checked before
+    and closed after."""
+
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    call.__doc__ = f"``{function.__name__}`` in a worker thread (``topology.agent.db.in_worker_thread``)."
+    return sync_to_async(call, thread_sensitive=False)

@@ -1,0 +1,230 @@
+"""XEP-0045 roles with a standard client (slixmpp's xep_0045): moderated rooms (the owner form's
+``muc#roomconfig_moderatedroom``, bound by the chat settings), kicking (§8.2), voice (§8.3–§8.5)
+and moderator status (§9.6–§9.7), with occupants on both nodes of the redundancy group, each
+refusal with its XEP-0045 error, and what a failover keeps: the room's moderation and the
+affiliations (stored), not the roles (they last for the occupant's visit). Real PostgreSQL and
+Redis, in-process nodes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from defusedxml.ElementTree import fromstring
+
+from tests.chat.conftest import run, running
+from tests.chat.test_routing import move_rooms_and_users
+from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
+from tests.chat.test_xmpp_occupants import until
+from tests.chat.test_xmpp_rooms import post
+from tests.chat.xmpp import Client, add_user
+
+
+def roles_heard(client: Client, room: str) -> list[tuple]:
+    """Occupant presence the client hears: (type, nick, role, status codes, reason, actor)."""
+    seen: list[tuple] = []
+
+    def presence(stanza) -> None:
+        if stanza["from"].bare == room:
+            item = stanza["muc"]
+            codes = sorted(str(code) for code in item["status_codes"])
+            reason = stanza.xml.findtext(".//{http://jabber.org/protocol/muc#user}reason")
+            actor = stanza.xml.find(".//{http://jabber.org/protocol/muc#user}actor")
+            seen.append(
+                (
+                    stanza["type"],
+                    stanza["from"].resource,
+                    item["role"],
+                    codes,
+                    reason,
+                    actor.get("nick") if actor is not None else None,
+                )
+            )
+
+    client.add_event_handler("groupchat_presence", presence)
+    return seen
+
+
+async def post_error(client: Client, room: str, body: str) -> tuple[str, str]:
+    """Post to the room and return the error's (condition, text)."""
+    errors: list = []
+    client.add_event_handler("groupchat_message_error", errors.append)
+    client.make_message(mto=room, mbody=body, mtype="groupchat").send()
+    await until(lambda: errors)
+    client.del_event_handler("groupchat_message_error", errors.append)
+    return errors[0]["error"]["condition"], errors[0]["error"]["text"]
+
+
+async def moderate(owner: Client, room: str, moderated: bool = True) -> None:
+    form = owner.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="muc#roomconfig_moderatedroom", value="1" if moderated else "0")
+    await owner.plugin["xep_0045"].set_room_config(room, form)
+
+
+def test_moderators_kick_and_give_and_take_voice_and_occupants_on_both_nodes_hear_it(xworld):
+    for user, node in (("andy", "imp-1a"), ("carol", "imp-1a"), ("bob", "imp-1b")):
+        add_user(xworld, user, node)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b):
+            andy, carol = await started(a, "andy", "carol")
+            (bob,) = await started(b, "bob")
+            muc = {client: client.plugin["xep_0045"] for client in (andy, carol, bob)}
+            await muc[andy].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)  # the owner
+            await moderate(andy, room)
+            await muc[andy].set_affiliation(room, "member", jid="carol@example.com")
+            info = await andy.plugin["xep_0030"].get_info(jid=room)
+            carol_joined, *_ = await muc[carol].join_muc_wait(room, "Carol", maxstanzas=0, timeout=10)
+            bob_joined, *_ = await muc[bob].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)
+            at_carol, at_bob = roles_heard(carol, room), roles_heard(bob, room)
+            visitor_post = await post_error(bob, room, "may I speak?")
+            # Refusals: a participant who is no moderator; malformed items; an unknown nick.
+            not_moderator = await refusal(muc[carol].set_role(room, "Bob", "none"))
+            bad_role = await refusal(_raw_iq(andy, room, "<item nick='Bob' role='boss'/>"))
+            no_nick = await refusal(_raw_iq(andy, room, "<item role='visitor'/>"))
+            unknown = await refusal(muc[andy].set_role(room, "Nobody", "participant"))
+            await muc[andy].set_role(room, "Bob", "participant", reason="go ahead")
+            spoken = await post(bob, room, "thank you")
+            voice_list = await muc[andy].get_roles_list(room, "participant")
+            # A moderator who is only a member may not kick or silence the owner.
+            await muc[andy].set_role(room, "Carol", "moderator")
+            moderators = await muc[carol].get_roles_list(room, "moderator")
+            kick_owner = await refusal(muc[carol].set_role(room, "Andy", "none"))
+            silence_owner = await refusal(muc[carol].set_role(room, "Andy", "visitor"))
+            await muc[carol].set_role(room, "Bob", "visitor", reason="quiet please")
+            silenced = await post_error(bob, room, "and now?")
+            await until(lambda: len(at_bob) >= 3)
+            await muc[carol].set_role(room, "Bob", "none", reason="off topic")
+            await until(lambda: any("307" in codes for *_, codes, _, _ in at_carol[-1:]))
+            await until(lambda: any("307" in codes for *_, codes, _, _ in at_bob[-1:]))
+            self_ping = await refusal(bob.plugin["xep_0199"].send_ping(f"{room}/Bob", timeout=5))
+            rejoined, *_ = await muc[bob].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)  # not banned
+            still_up = await post(andy, room, "the stream stays up")
+            await stop(andy, carol, bob)
+            return (
+                info, carol_joined, bob_joined, visitor_post, not_moderator, bad_role, no_nick, unknown,
+                spoken, voice_list, moderators, kick_owner, silence_owner, silenced, at_carol, at_bob,
+                self_ping, rejoined, still_up,
+            )  # fmt: skip
+
+    (
+        info, carol_joined, bob_joined, visitor_post, not_moderator, bad_role, no_nick, unknown,
+        spoken, voice_list, moderators, kick_owner, silence_owner, silenced, at_carol, at_bob,
+        self_ping, rejoined, still_up,
+    ) = run(scenario())  # fmt: skip
+    assert {"muc_moderated"} <= set(info["disco_info"]["features"])
+    assert "muc_unmoderated" not in set(info["disco_info"]["features"])
+    assert stored_config(xworld.database, room)[1].moderated is True
+    assert (carol_joined["muc"]["affiliation"], carol_joined["muc"]["role"]) == ("member", "participant")
+    assert (bob_joined["muc"]["affiliation"], bob_joined["muc"]["role"]) == ("none", "visitor")
+    assert visitor_post == (
+        "forbidden",
+        f"Visitors may not send messages to everyone in {room}; a moderator can give you voice.",
+    )
+    assert not_moderator == ("forbidden", f"Only the moderators of {room} may change occupants' roles.")
+    assert bad_role == ("bad-request", "'boss' is not a role (moderator, participant, visitor, none).")
+    assert no_nick == ("bad-request", "Name the occupant whose role changes by nick.")
+    assert unknown == ("item-not-found", f"Nobody in {room} has the nickname Nobody.")
+    assert spoken["body"] == "thank you"
+    assert sorted(voice_list) == ["Bob", "Carol"]
+    assert sorted(moderators) == ["Andy", "Carol"]
+    assert kick_owner == ("not-allowed", f"Andy is an owner of {room}; you cannot kick them.")
+    assert silence_owner == ("not-allowed", f"Andy is an owner of {room}: a moderator while in the room.")
+    assert silenced[0] == "forbidden"
+    # Carol (1A) hears each change of Bob's (1B) role, with the reason and who made it; then the kick.
+    bobs = [entry for entry in at_carol if entry[1] == "Bob"]
+    assert bobs[:3] == [
+        ("available", "Bob", "participant", [], "go ahead", "Andy"),
+        ("available", "Bob", "visitor", [], "quiet please", "Carol"),
+        ("unavailable", "Bob", "none", ["307"], "off topic", "Carol"),
+    ]
+    assert ("unavailable", "Bob", "none", ["110", "307"], "off topic", "Carol") in at_bob
+    assert self_ping[0] == "not-acceptable"  # Bob is out of the room
+    assert (rejoined["muc"]["affiliation"], rejoined["muc"]["role"]) == ("none", "visitor")
+    assert still_up["body"] == "the stream stays up"
+
+
+async def _raw_iq(client: Client, room: str, items: str):
+    iq = client.make_iq_set(ito=room)
+    iq.set_payload(_admin_query(items))
+    return await iq.send(timeout=5)
+
+
+def _admin_query(items: str):
+    return fromstring(f"<query xmlns='http://jabber.org/protocol/muc#admin'>{items}</query>")
+
+
+def test_the_chat_settings_decide_whether_owners_may_change_moderation_and_how_rooms_start(xworld):
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "bob", "imp-1a")
+    xworld.configure(moderated_default=True, owners_change_moderated=False)
+    a = xworld.nodes["imp-1a"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a):
+            andy, bob = await started(a, "andy", "bob")
+            await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            form = await andy.plugin["xep_0045"].get_room_config(room)
+            locked = form.xml.find(
+                ".//{jabber:x:data}field[@var='muc#roomconfig_moderatedroom']/{jabber:x:data}desc"
+            ).text
+            refused = await refusal(moderate(andy, room, moderated=False))
+            joined, *_ = await bob.plugin["xep_0045"].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)
+            await stop(andy, bob)
+            return form.get_values(), locked, refused, joined
+
+    values, locked, refused, joined = run(scenario())
+    assert values["muc#roomconfig_moderatedroom"] is True
+    assert locked == "The chat settings let no room owner change this."
+    assert refused == ("not-allowed", "Room owners may not change whether the room is moderated here.")
+    assert joined["muc"]["role"] == "visitor"
+
+
+def test_after_a_failover_the_stored_moderation_and_affiliations_give_the_roles_not_the_last_visit(xworld):
+    """Roles last for the occupant's visit (XEP-0045 §5.1): after 1A fails, everyone signs in on
+    1B and enters again, with the role their affiliation and the room's moderation (both stored in
+    the external database) give; a voice given or taken on 1A is not carried over."""
+    for user in ("andy", "bob", "carol"):
+        add_user(xworld, user, "imp-1a")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, _node_b):
+            andy, bob, carol = await started(a, "andy", "bob", "carol")
+            muc = {client: client.plugin["xep_0045"] for client in (andy, bob, carol)}
+            await muc[andy].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await moderate(andy, room)
+            await muc[andy].set_affiliation(room, "member", jid="bob@example.com")
+            await muc[bob].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)
+            await muc[carol].join_muc_wait(room, "Carol", maxstanzas=0, timeout=10)
+            await muc[andy].set_role(room, "Bob", "visitor")
+            await muc[andy].set_role(room, "Carol", "participant")
+            await post(carol, room, "carol has voice on 1A")
+            moved = [asyncio.ensure_future(c.wait_until("session_start", 30)) for c in (andy, bob, carol)]
+            await node_a.tc.stop()
+            await sync_to_async(move_rooms_and_users, thread_sensitive=False)("imp-1a", "imp-1b")
+            await _node_b.tc.refresh_hosting()
+            await asyncio.gather(*moved)  # see-other-host: all three signed in on 1B
+            joined = {}
+            for client, nick in ((andy, "Andy"), (bob, "Bob"), (carol, "Carol")):
+                joined[nick], *_ = await muc[client].join_muc_wait(room, nick, maxstanzas=0, timeout=15)
+            bob_posts = await post(bob, room, "bob speaks again on 1B")
+            carol_refused = await post_error(carol, room, "and carol?")
+            await stop(andy, bob, carol)
+            return joined, bob_posts, carol_refused
+
+    joined, bob_posts, carol_refused = run(scenario())
+    assert {nick: (p["muc"]["affiliation"], p["muc"]["role"]) for nick, p in joined.items()} == {
+        "Andy": ("owner", "moderator"),
+        "Bob": ("member", "participant"),
+        "Carol": ("none", "visitor"),
+    }
+    assert bob_posts["body"] == "bob speaks again on 1B"
+    assert carol_refused[0] == "forbidden"
+    assert stored_config(xworld.database, room)[1].moderated is True
+    stored = rows(xworld.database, "SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (room,))
+    assert sorted(stored) == [("andy@example.com", "owner"), ("bob@example.com", "member")]
