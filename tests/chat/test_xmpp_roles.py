@@ -228,3 +228,51 @@ def test_after_a_failover_the_stored_moderation_and_affiliations_give_the_roles_
     assert stored_config(xworld.database, room)[1].moderated is True
     stored = rows(xworld.database, "SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (room,))
     assert sorted(stored) == [("andy@example.com", "owner"), ("bob@example.com", "member")]
+
+
+def test_an_occupant_whose_node_stays_up_keeps_the_role_of_their_visit_when_the_room_fails_over(xworld):
+    """Bob and Carol are signed in on 1B; the room is hosted by 1A. When 1A fails, 1B's router
+    restates them to the room's new host (itself) with the roles they had: their visit goes on,
+    so Bob stays silenced and Carol keeps the voice she was given; Andy (moved) enters anew."""
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "bob", "imp-1b")
+    add_user(xworld, "carol", "imp-1b")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, node_b):
+            (andy,) = await started(a, "andy")
+            bob, carol = await started(b, "bob", "carol")
+            muc = andy.plugin["xep_0045"]
+            await muc.join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await moderate(andy, room)
+            await muc.set_affiliation(room, "member", jid="bob@example.com")
+            for client, nick in ((bob, "Bob"), (carol, "Carol")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            await muc.set_role(room, "Bob", "visitor")
+            await muc.set_role(room, "Carol", "participant")
+            await post(carol, room, "carol speaks on 1A's room")
+            moved = asyncio.ensure_future(andy.wait_until("session_start", 30))
+            await node_a.tc.stop()
+            await sync_to_async(move_rooms_and_users, thread_sensitive=False)("imp-1a", "imp-1b")
+            await node_b.tc.refresh_hosting()
+
+            def restated() -> dict:
+                hosted = node_b.tc.rooms.get(room)
+                return {o.nick: str(o.role) for o in hosted.room.occupants.values()} if hosted else {}
+
+            await until(lambda: {"Bob", "Carol"} <= set(restated()), 10)
+            roles = restated()
+            carol_posts = await post(carol, room, "carol still has voice")
+            bob_refused = await post_error(bob, room, "bob is still silenced")
+            await moved
+            andy_again, *_ = await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=15)
+            await stop(andy, bob, carol)
+            return roles, carol_posts, bob_refused, andy_again
+
+    roles, carol_posts, bob_refused, andy_again = run(scenario())
+    assert roles == {"Bob": "visitor", "Carol": "participant"}
+    assert carol_posts["body"] == "carol still has voice"
+    assert bob_refused[0] == "forbidden"
+    assert andy_again["muc"]["role"] == "moderator"
