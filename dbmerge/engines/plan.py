@@ -81,6 +81,11 @@ class DestinationSide(ABC):
     def analyze(self, table: str) -> None:  # noqa: B027 -- optional: only where the planner needs it
         """Refresh the planner's statistics of a staging table just filled."""
 
+    def insert_staged_archive(self, runs: list[tuple[int, int, int]]) -> int:
+        """Insert the staged colliding archive rows that are not exact duplicates, moved by
+        ``runs``; return how many (only where ``stages_archive``)."""
+        raise NotImplementedError
+
     def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
         """Delete the incoming archive rows just moved by ``runs`` (lowest id, highest id, shift)
         that are exact duplicates of the destination's row at their original id; return how many."""
@@ -342,7 +347,7 @@ def _merge_archive(
             q.table_columns(q.TC_MSGARCHIVE, dialect, q.STAGE_ARCHIVE),
         )
         destination.analyze(q.STAGE_ARCHIVE)
-        inserted = destination.execute(**_st(q.insert_staged_archive(moves)))
+        inserted = destination.insert_staged_archive(moves)
         written += inserted
         duplicates = colliding - inserted
     else:

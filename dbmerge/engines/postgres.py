@@ -54,6 +54,14 @@ DESTINATION_TRANSACTION = (
 # each): parallel workers, although the planner, which has not seen the rows just written,
 # expects too few rows to pay for them. Reset after that one query.
 PARALLEL_LOOKUP = ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_index_scan_size")
+# For the insert of staged archive rows that are not duplicates: one look-up by key per staged
+# row, not a hash of the destination's colliding rows, which at 1M rows outgrows work_mem and
+# spills to disk (1M rows: 2.0 s against 3.5 s). Only where the archive has an index on msg_id.
+KEY_LOOKUP = ("enable_hashjoin", "enable_mergejoin")
+ARCHIVE_KEYED_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+    "AND a.attnum = i.indkey[0] WHERE i.indrelid = 'tc_msgarchive'::regclass AND a.attname = 'msg_id')"
+)
 
 
 STAGING_TABLES = (
@@ -140,6 +148,17 @@ class PostgresDestination(plan.DestinationSide):
 
     def analyze(self, table: str) -> None:
         self.conn.execute(f"ANALYZE {table}")
+
+    def insert_staged_archive(self, runs: list[tuple[int, int, int]]) -> int:
+        statement = q.insert_staged_archive(runs)
+        if not self.conn.execute(ARCHIVE_KEYED_SQL).fetchone()[0]:
+            return self.execute(statement.text, statement.params)
+        for setting in KEY_LOOKUP:
+            self.conn.execute(f"SET LOCAL {setting} = off")
+        inserted = self.execute(statement.text, statement.params)
+        for setting in KEY_LOOKUP:
+            self.conn.execute(f"SET LOCAL {setting} = DEFAULT")
+        return inserted
 
     def delete_moved_duplicates(self, runs: list[tuple[int, int, int]]) -> int:
         # Found by a SELECT first: it can share the look-ups among parallel workers, a DELETE

@@ -429,6 +429,28 @@ def test_colliding_archive_rows_that_are_mostly_duplicates_are_staged_and_never_
     assert pages[target] <= pages[a] + 1 if staged else pages[target] >= 2 * pages[a] - 1
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["archive-keyed", "archive-without-key"])
+def test_staged_archive_rows_are_compared_by_key_or_without_one_alike(chat_db, keyed):
+    """The staged rows are looked up by msg_id where the destination's archive has an index on
+    it, and joined by hash where it has none: the same rows either way."""
+    a, b, target = chat_db(), chat_db(), chat_db()
+    fill_generated(a, 3000, rooms=7)
+    fill_generated(b, 3000, rooms=7)
+    fill_generated(target, 1000, rooms=7, offset=60)
+    if not keyed:
+        target.execute("ALTER TABLE tc_msgarchive DROP CONSTRAINT tc_msgarchive_pkey")
+
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    figures = report.tables["tc_msgarchive"]
+    # a's 1 to 1000 collide with the target's own rows (a minute apart: none identical) and
+    # move. b repeats a: its 1001 to 3000 are exact duplicates of a's rows at their ids, staged
+    # and dropped; its 1 to 1000 differ from the target's rows at theirs and move.
+    assert (figures.written, figures.duplicates_removed, figures.ids_remapped) == (4000, 2000, 2000)
+    archive = target.rows()["tc_msgarchive"]
+    assert len(archive) == len({row[0] for row in archive}) == 5000
+
+
 @pytest.mark.parametrize("method", ["copy", "dblink"])
 def test_identical_room_messages_are_kept_once_and_only_the_others_renumbered(chat_db, method):
     a, b = chat_db(), chat_db()
