@@ -115,6 +115,9 @@ class XcpRouter(NodeService):
         self.sessions: dict[str, Session] = {}
         self.room_sessions: dict[str, set[Session]] = {}
         self.room_feeds: dict[str, RoomFeed] = {}
+        # (room, user) → the role of each of our users in each room, as the room last said it:
+        # restated with them to a room's new host, since a role lasts for the whole visit.
+        self.occupant_roles: dict[tuple[str, str], str] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
         self.json = JsonFrontEnd(self)
@@ -323,6 +326,7 @@ class XcpRouter(NodeService):
             feed.task = asyncio.create_task(self._deliver_in_order(room, feed), name=f"router-feed-{room}")
         if feed.last is None:  # the first of our users in the room: deliver what follows the join
             feed.last = answer.last_msg_id
+        self.occupant_roles[(room, session.user.jid)] = answer.role
         return answer
 
     async def leave(self, session: Session, room: str) -> requests.Left:
@@ -472,6 +476,8 @@ class XcpRouter(NodeService):
 
     async def _drop_from_room(self, session: Session, room: str) -> None:
         session.rooms.pop(room, None)
+        if session.user is not None:
+            self.occupant_roles.pop((room, session.user.jid), None)
         sessions = self.room_sessions.get(room)
         if sessions is None:
             return
@@ -517,6 +523,8 @@ class XcpRouter(NodeService):
                     if feed.last is not None and msg_id > feed.last + 1:
                         await self._deliver_missing(room, feed, msg_id)
                     feed.last = msg_id
+                if kind == "presence" and (room, event.get("user")) in self.occupant_roles and event.get("role"):
+                    self.occupant_roles[(room, event["user"])] = event["role"]
                 if kind == "presence" and event.get("kicked"):
                     self._put_out(room, event)
                 elif kind in ("message", "presence", "subject", "config"):
@@ -578,7 +586,9 @@ class XcpRouter(NodeService):
         resync lost to the old host would leave our users out of the room's occupants (a
         XEP-0410 self-ping would then wrongly tell them to rejoin)."""
         occupants = [
-            (s.user.jid, s.rooms[room]) for s in self.room_sessions.get(room, ()) if s.user and room in s.rooms
+            (s.user.jid, s.rooms[room], self.occupant_roles.get((room, s.user.jid), ""))
+            for s in self.room_sessions.get(room, ())
+            if s.user and room in s.rooms
         ]
         if not occupants:
             return

@@ -254,7 +254,7 @@ class Resync(Request):
     op: ClassVar[str] = "resync"
     answer: ClassVar[type[Answer]] = Resynced
     room: str
-    occupants: tuple[tuple[str, str], ...]  # (user, nick)
+    occupants: tuple[tuple[str, ...], ...]  # (user, nick, role); the role may be missing or ""
     router: str
 
 

@@ -43,6 +43,7 @@ from messaging.tc.administration import RoomAdministration
 from messaging.tc.hosting import HostedRoom, RoomHosting
 from messaging.tc.occupants import OccupantRequests
 from messaging.tc.rooms import (
+    MODERATOR_AFFILIATIONS,
     Affiliation,
     Occupant,
     Policy,
@@ -383,11 +384,14 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
         return occupant
 
     async def _op_resync(self, request: requests.Resync) -> requests.Resynced:
-        """A router restates which of its users are in a room (after the room moved here)."""
+        """A router restates which of its users are in a room (after the room moved here), with the
+        role each had there: their visit goes on, and so does the role (XEP-0045 §5.1)."""
         hosted = await self._room(request.room)
-        for jid, nick in request.occupants:
-            if jid not in hosted.room.occupants:
-                hosted.room.add_occupant(jid, nick, request.router)
+        room = hosted.room
+        for jid, nick, *role in request.occupants:
+            occupant = room.occupants.get(jid) or room.add_occupant(jid, nick, request.router)
+            with contextlib.suppress(ValueError, IndexError):
+                occupant.role = _restated_role(room, jid, Role(role[0]))
         await self._publish_occupants(hosted.room)
         return requests.Resynced(room=hosted.room.jid)
 
@@ -633,6 +637,14 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             if not self.database_ok:
                 logger.warning("Persistent chat database back on %s", self.node)
             self.database_ok = True
+
+
+def _restated_role(room: Room, jid: str, role: Role) -> Role:
+    """A role a router restates, as this host lets it stand: owners and admins always moderate,
+    and ``none`` is no role for someone in the room."""
+    if role == Role.NONE or room.affiliation(jid) in MODERATOR_AFFILIATIONS:
+        return room.default_role(jid)
+    return role
 
 
 def _utc(value: str | None) -> datetime | None:

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from asgiref.sync import sync_to_async
 from defusedxml.ElementTree import fromstring
 
+from tests.agent import conftest as agent_fixtures
+from tests.agent.conftest import state_of
 from tests.chat.conftest import run, running
 from tests.chat.test_routing import move_rooms_and_users
+from tests.chat.test_use_cases import tc_started
 from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
 from tests.chat.test_xmpp_occupants import until
 from tests.chat.test_xmpp_rooms import post
 from tests.chat.xmpp import Client, add_user
+from tests.conftest import wait_for
+from tests.scenario import free_port
+from topology.choices import HAState
+
+# Real node agents as subprocesses and their redundancy group, shared with the agent suite.
+agents = agent_fixtures.agents
+pair = agent_fixtures.pair
 
 
 def roles_heard(client: Client, room: str) -> list[tuple]:
@@ -228,3 +239,100 @@ def test_after_a_failover_the_stored_moderation_and_affiliations_give_the_roles_
     assert stored_config(xworld.database, room)[1].moderated is True
     stored = rows(xworld.database, "SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (room,))
     assert sorted(stored) == [("andy@example.com", "owner"), ("bob@example.com", "member")]
+
+
+def test_an_occupant_whose_node_stays_up_keeps_the_role_of_their_visit_when_the_room_fails_over(xworld):
+    """Bob and Carol are signed in on 1B; the room is hosted by 1A. When 1A fails, 1B's router
+    restates them to the room's new host (itself) with the roles they had: their visit goes on,
+    so Bob stays silenced and Carol keeps the voice she was given; Andy (moved) enters anew."""
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "bob", "imp-1b")
+    add_user(xworld, "carol", "imp-1b")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, node_b):
+            (andy,) = await started(a, "andy")
+            bob, carol = await started(b, "bob", "carol")
+            muc = andy.plugin["xep_0045"]
+            await muc.join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await moderate(andy, room)
+            await muc.set_affiliation(room, "member", jid="bob@example.com")
+            for client, nick in ((bob, "Bob"), (carol, "Carol")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            await muc.set_role(room, "Bob", "visitor")
+            await muc.set_role(room, "Carol", "participant")
+            await post(carol, room, "carol speaks on 1A's room")
+            moved = asyncio.ensure_future(andy.wait_until("session_start", 30))
+            await node_a.tc.stop()
+            await sync_to_async(move_rooms_and_users, thread_sensitive=False)("imp-1a", "imp-1b")
+            await node_b.tc.refresh_hosting()
+
+            def restated() -> dict:
+                hosted = node_b.tc.rooms.get(room)
+                return {o.nick: str(o.role) for o in hosted.room.occupants.values()} if hosted else {}
+
+            await until(lambda: {"Bob", "Carol"} <= set(restated()), 10)
+            roles = restated()
+            carol_posts = await post(carol, room, "carol still has voice")
+            bob_refused = await post_error(bob, room, "bob is still silenced")
+            await moved
+            andy_again, *_ = await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=15)
+            await stop(andy, bob, carol)
+            return roles, carol_posts, bob_refused, andy_again
+
+    roles, carol_posts, bob_refused, andy_again = run(scenario())
+    assert roles == {"Bob": "visitor", "Carol": "participant"}
+    assert carol_posts["body"] == "carol still has voice"
+    assert bob_refused[0] == "forbidden"
+    assert andy_again["muc"]["role"] == "moderator"
+
+
+@pytest.mark.slow
+def test_with_real_node_agents_a_password_voice_and_a_kick_cross_the_pair(pair, agents):
+    """With ``manage.py run_node`` agents: Andy on 1A (which hosts the room) makes it moderated and
+    password-protected; Bob on 1B needs the password, enters as a visitor, gets voice, and is
+    kicked: every request crosses the bus to 1A's Text Conference Manager, every change reaches
+    1B's router."""
+    a, b = pair["a"], pair["b"]
+    for node in (a, b):
+        node.xmpp_port = free_port()
+        node.save(update_fields=["xmpp_port"])
+    for node in (a, b):
+        agents(node.name)
+    wait_for(
+        lambda: all(state_of(n.name)[0] == HAState.NORMAL and tc_started(n) for n in (a, b)),
+        90,
+        "both nodes Normal with their Text Conference Manager started",
+    )
+    room = f"pair-roles@conference-{a.pk}-imp1.example.com"
+
+    async def scenario():
+        andy, bob = Client("andy@example.com"), Client("bob@example.com")
+        await andy.start(a.xmpp_port, timeout=30)
+        await bob.start(b.xmpp_port, timeout=30)
+        await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=15)
+        form = andy.plugin["xep_0004"].make_form(ftype="submit")
+        for var, value in (("moderatedroom", "1"), ("passwordprotectedroom", "1"), ("roomsecret", "pair")):
+            form.add_field(var=f"muc#roomconfig_{var}", value=value)
+        await andy.plugin["xep_0045"].set_room_config(room, form)
+        join = bob.plugin["xep_0045"].join_muc_wait
+        without = await refusal(join(room, "Bob", maxstanzas=0, timeout=15))
+        joined, *_ = await join(room, "Bob", password="pair", maxstanzas=0, timeout=15)
+        silenced = await post_error(bob, room, "hello?")
+        at_bob = roles_heard(bob, room)
+        await andy.plugin["xep_0045"].set_role(room, "Bob", "participant")
+        spoken = await post(bob, room, "hello from 1B")
+        await andy.plugin["xep_0045"].set_role(room, "Bob", "none", reason="done")
+        await until(lambda: any("307" in entry[3] for entry in at_bob), 15)
+        for client in (andy, bob):
+            await client.stop()
+        return without, joined, silenced, spoken, at_bob
+
+    without, joined, silenced, spoken, at_bob = asyncio.run(scenario())
+    assert without[0] == "not-authorized"
+    assert joined["muc"]["role"] == "visitor"
+    assert silenced[0] == "forbidden"
+    assert spoken["body"] == "hello from 1B"
+    assert ("unavailable", "Bob", "none", ["110", "307"], "done", "Andy") in at_bob
