@@ -315,8 +315,10 @@ class ChatClient:
     async def create(self, room: str, **options) -> dict:
         return await self.request("create", room=room, **options)
 
-    async def join(self, room: str, history: int | None = None) -> dict:
+    async def join(self, room: str, history: int | None = None, password: str = "") -> dict:
         fields = {"history": history} if history is not None else {}
+        if password:
+            fields["password"] = password
         reply = await self.request("join", room=room, **fields)
         view = self.rooms.setdefault(reply["room"], RoomView(reply["room"]))
         for message in reply.get("history", []):

@@ -388,6 +388,17 @@ class XcpRouter(NodeService):
                 f"{nick} in {room} cannot be reached right now; try again.",
             )
 
+    async def request_voice(self, session: Session, room: str) -> None:
+        """A visitor asks for voice (XEP-0045 §8.6): the room names its moderators, and each gets
+        the request wherever they are signed in. Nobody answers the visitor but a moderator's
+        grant (their new presence)."""
+        if room not in session.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before asking for voice in it.")
+        answer = await self.route(room, requests.RequestVoice(room=room, user=session.user.jid))
+        event = {"type": "voice_request", "room": room, "user": session.user.jid, "nick": answer.nick}
+        for moderator in answer.moderators:
+            await self.deliver_to_user(moderator["user"], moderator["router"], event)
+
     async def invite(
         self, session: Session, room: str, invitee: str, reason: str = "", message_id: str = "", direct_from: str = ""
     ) -> None:

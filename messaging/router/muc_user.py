@@ -1,7 +1,7 @@
 """XEP-0045 occupant use cases over XMPP, beyond joining, posting and leaving: a nickname change
 in a room (§7.6), private messages between occupants (§7.5), and mediated invitations and their
-declines (§7.8.2); also XEP-0249 direct invitations (converse.js sends those), checked by the room
-as mediated ones are.
+declines (§7.8.2), and a visitor's request for voice (§8.6); also XEP-0249 direct invitations
+(converse.js sends those), checked by the room as mediated ones are.
 
 Each becomes one request to the Text Conference Manager hosting the room (``messaging.tc.requests``,
 through the router core), which checks it; this module only reads and writes the stanzas. A
@@ -15,8 +15,11 @@ import xml.etree.ElementTree as ET
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.router.muc_admin import Refused, role_of
 from messaging.router.xmlstream import CLIENT_NS
+from messaging.tc import requests
 
 MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+DATA_NS = "jabber:x:data"
+MUC_REQUEST = "http://jabber.org/protocol/muc#request"  # XEP-0045 §8.6 voice requests
 CONFERENCE_NS = "jabber:x:conference"  # XEP-0249
 NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
 
@@ -143,3 +146,63 @@ def mediated_stanza(binding, event: dict) -> ET.Element:
     what = "invited you to the room" if event["type"] == "invite" else "declined your invitation to the room"
     ET.SubElement(stanza, q(CLIENT_NS, "body")).text = f"{sender} {what} {room}" + (f" ({reason})" if reason else "")
     return stanza
+
+
+def request_form(message: ET.Element) -> ET.Element | None:
+    """The ``muc#request`` data form of a message (a voice request or a moderator's answer)."""
+    for form in message.findall(q(DATA_NS, "x")):
+        if _field(form, "FORM_TYPE") == MUC_REQUEST:
+            return form
+    return None
+
+
+async def voice_request(front, stream, form: ET.Element, room: str) -> None:
+    """§8.6: a visitor submits the form (``muc#role`` participant) and the room passes it to its
+    moderators; a moderator submits it back with ``muc#request_allow`` true and
+    ``muc#roomnick``, and the room gives that occupant voice (a role change as in §8.3).
+    A moderator's answer that does not allow changes nothing."""
+    session = stream.session
+    if form.get("type") not in (None, "submit"):
+        raise ChatError(ErrorCode.BAD_REQUEST, "Submit the voice request form with type='submit'.")
+    allow = _field(form, "muc#request_allow")
+    if allow is None:  # a visitor's request
+        if (_field(form, "muc#role") or "participant") != "participant":
+            raise ChatError(ErrorCode.BAD_REQUEST, "A voice request asks for the participant role (muc#role).")
+        await front.router.request_voice(session, room)
+        return
+    if allow.strip().lower() not in ("1", "true"):
+        return
+    nick = (_field(form, "muc#roomnick") or "").strip()
+    if not nick:
+        raise ChatError(ErrorCode.BAD_REQUEST, "Name the occupant to give voice to (muc#roomnick).")
+    item = {"nick": nick, "role": "participant", "reason": ""}
+    await front.router.route(room, requests.SetRoles(room=room, user=session.user.jid, items=(item,)))
+
+
+def voice_request_stanza(binding, event: dict) -> ET.Element:
+    """A visitor's voice request as a moderator gets it (XEP-0045 §8.6, example 90): a form from
+    the room to approve."""
+    stanza = ET.Element(q(CLIENT_NS, "message"), {"from": event["room"], "to": binding.full_jid})
+    form = ET.SubElement(stanza, q(DATA_NS, "x"), {"type": "form"})
+    ET.SubElement(form, q(DATA_NS, "title")).text = "Voice request"
+    ET.SubElement(form, q(DATA_NS, "instructions")).text = (
+        'To approve this request for voice, select the "Grant voice to this person?" checkbox and click OK. '
+        "To skip this request, click the cancel button."
+    )
+    for var, kind, label, value in (
+        ("FORM_TYPE", "hidden", None, MUC_REQUEST),
+        ("muc#role", "list-single", "Requested role", "participant"),
+        ("muc#jid", "jid-single", "User ID", event["user"]),
+        ("muc#roomnick", "text-single", "Room Nickname", event["nick"]),
+        ("muc#request_allow", "boolean", "Grant voice to this person?", "false"),
+    ):
+        attrs = {"var": var, "type": kind, **({"label": label} if label else {})}
+        ET.SubElement(ET.SubElement(form, q(DATA_NS, "field"), attrs), q(DATA_NS, "value")).text = value
+    return stanza
+
+
+def _field(form: ET.Element, var: str) -> str | None:
+    for item in form.findall(q(DATA_NS, "field")):
+        if item.get("var") == var:
+            return item.findtext(q(DATA_NS, "value")) or ""
+    return None

@@ -1105,6 +1105,10 @@ class XmppFrontEnd:
         if nick and "@" in room and self._is_conference(room.partition("@")[2]):
             await muc_user.private_message(self, stream, message, room, nick)
             return
+        voice = muc_user.request_form(message) if kind != "groupchat" else None
+        if voice is not None and "@" in room and self._is_conference(room.partition("@")[2]):
+            await muc_user.voice_request(self, stream, voice, room)
+            return
         mediated = find(message, MUC_USER_NS, "x")
         if mediated is not None and kind != "groupchat" and "@" in room and self._is_conference(room.partition("@")[2]):
             try:
@@ -1407,6 +1411,9 @@ class XmppFrontEnd:
                 stream.send(muc_user.private_stanza(binding, event))
         elif kind in ("invite", "decline"):
             stream.send(muc_user.mediated_stanza(binding, event))
+        elif kind == "voice_request":
+            if session is not None and event["room"] in session.rooms:
+                stream.send(muc_user.voice_request_stanza(binding, event))
         elif kind == "subject":
             if session is not None and event["room"] in session.rooms:
                 stream.send(self._subject_message(stream, event["room"], event["subject"], event.get("nick", "")))

@@ -215,6 +215,19 @@ class RoomAdministration:
         await self._broadcast(room.jid, *events)
         return requests.Done(room=room.jid)
 
+    async def _op_request_voice(self, request: requests.RequestVoice) -> requests.Moderators:
+        """§8.6: a visitor's request for voice goes to the moderators in the room."""
+        hosted = await self._room(request.room)
+        room, user = hosted.room, request.user
+        if user not in room.occupants:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before asking for voice in it.")
+        if room.role(user) != Role.VISITOR:
+            raise ChatError(ErrorCode.NOT_ALLOWED, f"You have voice in {room.jid} already; only visitors ask for it.")
+        moderators = tuple(
+            {"user": o.jid, "router": o.router} for o in room.occupants.values() if o.role == Role.MODERATOR
+        )
+        return requests.Moderators(room=room.jid, nick=room.occupants[user].nick, moderators=moderators)
+
     def _role_change(self, room: Room, actor: str, item: dict):
         """One item of a role change, checked against XEP-0045's rules: an occupant named by
         nick, a known role, and what the actor's affiliation allows."""

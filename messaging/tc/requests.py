@@ -158,6 +158,16 @@ class Roles(Answer):
 
 
 @dataclass(frozen=True)
+class Moderators(Answer):
+    """Where a visitor's voice request goes (XEP-0045 §8.6): the room's moderators, each with the
+    node whose router holds their session ({user, router}); ``nick``: the visitor's nickname."""
+
+    room: str
+    nick: str
+    moderators: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
 class NickChanged(Answer):
     """An occupant's nickname in the room, before and after (XEP-0045 §7.6)."""
 
@@ -373,6 +383,15 @@ class SetRoles(RoomRequest):
 
 
 @dataclass(frozen=True)
+class RequestVoice(RoomRequest):
+    """A visitor asks for voice (XEP-0045 §8.6); the visitor's router passes the request on to
+    the moderators the answer names."""
+
+    op: ClassVar[str] = "request_voice"
+    answer: ClassVar[type[Answer]] = Moderators
+
+
+@dataclass(frozen=True)
 class SetSubject(RoomRequest):
     """An occupant changes the room's subject (XEP-0045 §8.1)."""
 
@@ -446,6 +465,7 @@ REQUESTS: dict[str, type[Request]] = {
         SetAffiliations,
         GetRoles,
         SetRoles,
+        RequestVoice,
         SetSubject,
         Destroy,
         ChangeNick,

@@ -8,10 +8,13 @@ Redis, in-process nodes."""
 from __future__ import annotations
 
 import asyncio
+from xml.etree.ElementTree import tostring
 
 import pytest
 from asgiref.sync import sync_to_async
 from defusedxml.ElementTree import fromstring
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
 from tests.agent import conftest as agent_fixtures
 from tests.agent.conftest import state_of
@@ -336,3 +339,72 @@ def test_with_real_node_agents_a_password_voice_and_a_kick_cross_the_pair(pair, 
     assert silenced[0] == "forbidden"
     assert spoken["body"] == "hello from 1B"
     assert ("unavailable", "Bob", "none", ["110", "307"], "done", "Andy") in at_bob
+
+
+def voice_requests(client: Client) -> list:
+    """Every voice request form (XEP-0045 §8.6) the client receives from a room."""
+    received: list = []
+
+    def message(stanza) -> None:
+        form = stanza.xml.find("{jabber:x:data}x")
+        if form is not None and "muc#request" in tostring(form, encoding="unicode"):
+            received.append(form)
+
+    # slixmpp's "message" event wants a body, and a voice request form comes without one.
+    client.register_handler(Callback("voice requests", MatchXPath("{jabber:client}message/{jabber:x:data}x"), message))
+    return received
+
+
+def request_form(fields: dict[str, str]) -> str:
+    values = "".join(f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items())
+    return f"<x xmlns='jabber:x:data' type='submit'>{values}</x>"
+
+
+def test_a_visitor_asks_for_voice_the_moderators_on_either_node_get_the_form_and_one_grants_it(xworld):
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "bob", "imp-1b")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+    request = {"FORM_TYPE": "http://jabber.org/protocol/muc#request", "muc#role": "participant"}
+
+    async def scenario():
+        async with running(a, b):
+            (andy,) = await started(a, "andy")
+            (bob,) = await started(b, "bob")
+            await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await moderate(andy, room)
+            await bob.plugin["xep_0045"].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)
+            at_andy, at_bob = voice_requests(andy), roles_heard(bob, room)
+            bob.send_raw(f"<message to='{room}'>{request_form(request)}</message>")  # 1B → 1A's room
+            await until(lambda: at_andy)
+            fields = {
+                f.get("var"): f.findtext("{jabber:x:data}value") for f in at_andy[0].findall("{jabber:x:data}field")
+            }
+            answer = {**request, "muc#roomnick": fields["muc#roomnick"], "muc#request_allow": "true"}
+            andy.send_raw(f"<message to='{room}'>{request_form(answer)}</message>")
+            await until(lambda: any(entry[2] == "participant" for entry in at_bob))
+            spoken = await post(bob, room, "thanks for the voice")
+            again = await message_error_from_room(bob, room, request_form(request))
+            await stop(andy, bob)
+            return fields, spoken, again
+
+    fields, spoken, again = run(scenario())
+    assert fields == {
+        "FORM_TYPE": "http://jabber.org/protocol/muc#request",
+        "muc#role": "participant",
+        "muc#jid": "bob@example.com",
+        "muc#roomnick": "Bob",
+        "muc#request_allow": "false",
+    }
+    assert spoken["body"] == "thanks for the voice"
+    assert again == ("not-allowed", f"You have voice in {room} already; only visitors ask for it.")
+
+
+async def message_error_from_room(client: Client, room: str, payload: str) -> tuple[str, str]:
+    errors: list = []
+    name = f"errors from {room}"
+    client.register_handler(Callback(name, StanzaPath("message@type=error"), errors.append))
+    client.send_raw(f"<message to='{room}'>{payload}</message>")
+    await until(lambda: errors)
+    client.remove_handler(name)
+    return errors[0]["error"]["condition"], errors[0]["error"]["text"]

@@ -7,7 +7,8 @@ in-process nodes."""
 
 from __future__ import annotations
 
-from tests.chat.conftest import run, running
+from messaging.chat.client import ChatClientError
+from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
 from tests.chat.test_xmpp_rooms import post
 from tests.chat.xmpp import add_user
@@ -26,11 +27,12 @@ async def protect(owner, room: str, secret: str, protected: str = "1") -> None:
 def test_a_password_protected_room_lets_in_only_whoever_gives_its_password_on_either_node(xworld):
     add_user(xworld, "andy", "imp-1a")
     add_user(xworld, "bob", "imp-1b")
+    xworld.user("frank", "imp-1b")  # a JSON client
     a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
     room = f"vault@{alias_of(a)}"
 
     async def scenario():
-        async with running(a, b):
+        async with running(a, b), signed_in(b, "frank") as (frank,):
             (andy,) = await started(a, "andy")
             (bob,) = await started(b, "bob")
             await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
@@ -44,10 +46,18 @@ def test_a_password_protected_room_lets_in_only_whoever_gives_its_password_on_ei
             not_owner = await refusal(bob.plugin["xep_0045"].get_room_config(room))
             joined, *_ = await join(room, "Bob", password=SECRET, maxstanzas=0, timeout=10)
             spoken = await post(bob, room, "in, with the password")  # the stream stayed up
+            try:
+                await frank.join(room)
+                json_refused = None
+            except ChatClientError as exc:
+                json_refused = exc.code
+            json_joined = await frank.join(room, password=SECRET)
             await stop(andy, bob)
-            return no_secret, owner_form, without, wrong, info, not_owner, joined, spoken
+            return no_secret, owner_form, without, wrong, info, not_owner, joined, spoken, json_refused, json_joined
 
-    no_secret, owner_form, without, wrong, info, not_owner, joined, spoken = run(scenario())
+    no_secret, owner_form, without, wrong, info, not_owner, joined, spoken, json_refused, json_joined = run(scenario())
+    assert (json_refused, json_joined["room"]) == ("not-authorized", room)
+    assert "role" not in json_joined
     assert no_secret == (
         "not-acceptable",
         "A password-protected room needs a password: fill in muc#roomconfig_roomsecret.",
