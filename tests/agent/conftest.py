@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.scenario import Scenario, chat_database
-from topology.models import Cluster, Node, ServiceParameters
+from tests.conftest import wait_for
+from tests.scenario import Scenario, chat_database, give_xmpp_ports
+from topology.catalog import ServiceName, ServiceStatus
+from topology.choices import HAState
+from topology.models import Cluster, Node, Service, ServiceParameters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,6 +164,26 @@ def pair(transactional_db, postgres):
     """
     suffix = uuid.uuid4().hex[:6]
     return build_pair(postgres, (f"imp-1a-{suffix}", f"imp-1b-{suffix}"))
+
+
+def tc_started(node: Node) -> bool:
+    return Service.objects.filter(
+        node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER, status=ServiceStatus.STARTED
+    ).exists()
+
+
+def start_pair_with_xmpp(pair: dict, agents) -> None:
+    """An XMPP client port on both nodes of ``pair`` (``build_pair``), their node agents
+    started, and both Normal with their Text Conference Manager started."""
+    a, b = pair["a"], pair["b"]
+    give_xmpp_ports((a, b))
+    for node in (a, b):
+        agents(node.name)
+    wait_for(
+        lambda: all(state_of(n.name)[0] == HAState.NORMAL and tc_started(n) for n in (a, b)),
+        90,
+        "both nodes Normal with their Text Conference Manager started",
+    )
 
 
 def state_of(name: str) -> tuple[str, str]:

@@ -16,12 +16,11 @@ import contextlib
 import pytest
 
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import reference_use_case, state_of
+from tests.agent.conftest import reference_use_case, state_of, tc_started
 from tests.agent.test_failover import control
 from tests.conftest import chat_password, wait_for
-from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
-from topology.models import Node, Service
+from topology.models import Node
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +34,6 @@ USERS = {"andy": "1a", "bob": "1b", "catherine": "2a", "deborah": "2b", "erin": 
 def reference(transactional_db, postgres):
     """The use case's topology and users."""
     return reference_use_case(postgres, "imp_usecase", USERS).nodes
-
-
-def tc_started(node: Node) -> bool:
-    return Service.objects.filter(
-        node=node, name=ServiceName.TEXT_CONFERENCE_MANAGER, status=ServiceStatus.STARTED
-    ).exists()
 
 
 def ready(nodes: dict[str, Node]) -> bool:

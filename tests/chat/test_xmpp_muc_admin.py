@@ -16,7 +16,7 @@ from messaging.tc import requests
 from messaging.tc.stanzas import ROOMCONFIG_FORM_TYPE, RoomConfig
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_xmpp_rooms import post
-from tests.chat.xmpp import Client, add_user
+from tests.chat.xmpp import Client, add_user, configure
 from tests.conftest import PG_ADMIN
 from topology.models import Node
 
@@ -166,24 +166,18 @@ def test_the_owner_form_follows_the_chat_settings_and_only_owners_may_use_it(xwo
             await erin.plugin["xep_0045"].join_muc_wait(adhoc, "Erin", maxstanzas=0, timeout=10)
             muc = andy.plugin["xep_0045"]
 
-            async def submit(client, target, **values):
-                form = client.plugin["xep_0004"].make_form(ftype="submit")
-                for var, value in values.items():
-                    form.add_field(var=f"muc#roomconfig_{var}", value=value)
-                await client.plugin["xep_0045"].set_room_config(target, form)
-
             refused = {
                 "not an owner, reading": await refusal(bob.plugin["xep_0045"].get_room_config(room)),
-                "not an owner, submitting": await refusal(submit(bob, room, roomname="Bob's")),
-                "too many occupants": await refusal(submit(andy, room, maxusers="31")),
-                "occupants not a number": await refusal(submit(andy, room, maxusers="many")),
-                "members-only locked": await refusal(submit(andy, room, membersonly="1")),
-                "subject rights locked": await refusal(submit(andy, room, changesubject="0")),
-                "anonymous": await refusal(submit(andy, room, whois="moderators")),
-                "persistent, not an administrator": await refusal(submit(andy, room, persistentroom="1")),
-                "persistent chat off": await refusal(submit(erin, adhoc, persistentroom="1")),
+                "not an owner, submitting": await refusal(configure(bob, room, roomname="Bob's")),
+                "too many occupants": await refusal(configure(andy, room, maxusers="31")),
+                "occupants not a number": await refusal(configure(andy, room, maxusers="many")),
+                "members-only locked": await refusal(configure(andy, room, membersonly="1")),
+                "subject rights locked": await refusal(configure(andy, room, changesubject="0")),
+                "anonymous": await refusal(configure(andy, room, whois="moderators")),
+                "persistent, not an administrator": await refusal(configure(andy, room, persistentroom="1")),
+                "persistent chat off": await refusal(configure(erin, adhoc, persistentroom="1")),
             }
-            await submit(andy, room, maxusers="30", roomname="Settings")  # within the limits
+            await configure(andy, room, maxusers="30", roomname="Settings")  # within the limits
             form = await muc.get_room_config(room)
             await stop(andy, bob, erin)
             return refused, form
@@ -247,9 +241,7 @@ def test_member_lists_decide_who_enters_and_are_the_ones_the_json_protocol_and_c
             lists = {
                 kind: await muc.get_affiliation_list(room, kind) for kind in ("owner", "admin", "member", "outcast")
             }
-            form = andy.plugin["xep_0004"].make_form(ftype="submit")
-            form.add_field(var="muc#roomconfig_membersonly", value="1")
-            await muc.set_room_config(room, form)
+            await configure(andy, room, membersonly="1")
             entry = {
                 "carol (outcast)": await refusal(
                     carol.plugin["xep_0045"].join_muc_wait(room, "Carol", maxstanzas=0, timeout=10)
@@ -365,9 +357,7 @@ def test_a_subject_change_is_stored_broadcast_sent_on_join_after_the_history_and
                     await asyncio.sleep(0.05)
             # Refusals: a participant once the owner keeps the subject to moderators, someone
             # not in the room, a subject longer than tc_rooms.subject holds.
-            form = andy.plugin["xep_0004"].make_form(ftype="submit")
-            form.add_field(var="muc#roomconfig_changesubject", value="0")
-            await andy.plugin["xep_0045"].set_room_config(room, form)
+            await configure(andy, room, changesubject="0")
             bob.plugin["xep_0045"].set_subject(room, "Bob's subject")
             dave.plugin["xep_0045"].set_subject(room, "Dave's subject")
             andy.plugin["xep_0045"].set_subject(room, "x" * 256)
@@ -475,9 +465,7 @@ def test_occupants_who_stop_belonging_are_put_out_and_the_others_hear_affiliatio
             promoted = await until(
                 "dave", lambda p: p["from"].resource == "Bob" and p["muc"]["affiliation"] == "member"
             )
-            form = andy.plugin["xep_0004"].make_form(ftype="submit")
-            form.add_field(var="muc#roomconfig_membersonly", value="1")
-            await muc.set_room_config(room, form)
+            await configure(andy, room, membersonly="1")
             dave_out = await until("dave", lambda p: p["type"] == "unavailable" and p["from"].resource == "Dave")
             await muc.set_affiliation(room, "none", jid="bob@example.com")
             bob_out = await until("bob", lambda p: p["type"] == "unavailable" and p["from"].resource == "Bob")

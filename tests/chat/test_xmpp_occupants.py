@@ -16,16 +16,13 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from messaging.tc import requests
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import state_of
+from tests.agent.conftest import start_pair_with_xmpp
 from tests.chat.conftest import next_event, run, running, signed_in
 from tests.chat.test_routing import move_rooms_and_users
-from tests.chat.test_use_cases import tc_started
 from tests.chat.test_xmpp_muc_admin import alias_of, rows, started, stop
 from tests.chat.test_xmpp_rooms import post
 from tests.chat.xmpp import Client, add_user
-from tests.conftest import chat_user, wait_for
-from tests.scenario import free_port
-from topology.choices import HAState
+from tests.conftest import chat_user
 
 # Real node agents as subprocesses and their redundancy group, shared with the agent suite.
 agents = agent_fixtures.agents
@@ -409,17 +406,8 @@ def test_with_real_node_agents_nick_changes_private_messages_and_invitations_cro
     the room), Bob and Carol on 1B, so every request crosses the bus to 1A's Text Conference
     Manager and every delivery to 1B's router."""
     a, b = pair["a"], pair["b"]
-    for node in (a, b):
-        node.xmpp_port = free_port()
-        node.save(update_fields=["xmpp_port"])
     chat_user("carol", b)
-    for node in (a, b):
-        agents(node.name)
-    wait_for(
-        lambda: all(state_of(n.name)[0] == HAState.NORMAL and tc_started(n) for n in (a, b)),
-        90,
-        "both nodes Normal with their Text Conference Manager started",
-    )
+    start_pair_with_xmpp(pair, agents)
     room = f"pair@conference-{a.pk}-imp1.example.com"
 
     async def scenario():

@@ -17,17 +17,13 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath, StanzaPath
 
 from tests.agent import conftest as agent_fixtures
-from tests.agent.conftest import state_of
+from tests.agent.conftest import start_pair_with_xmpp
 from tests.chat.conftest import run, running
 from tests.chat.test_routing import move_rooms_and_users
-from tests.chat.test_use_cases import tc_started
 from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
 from tests.chat.test_xmpp_occupants import until
 from tests.chat.test_xmpp_rooms import post
-from tests.chat.xmpp import Client, add_user
-from tests.conftest import wait_for
-from tests.scenario import free_port
-from topology.choices import HAState
+from tests.chat.xmpp import Client, add_user, configure
 
 # Real node agents as subprocesses and their redundancy group, shared with the agent suite.
 agents = agent_fixtures.agents
@@ -70,9 +66,7 @@ async def post_error(client: Client, room: str, body: str) -> tuple[str, str]:
 
 
 async def moderate(owner: Client, room: str, moderated: bool = True) -> None:
-    form = owner.plugin["xep_0004"].make_form(ftype="submit")
-    form.add_field(var="muc#roomconfig_moderatedroom", value="1" if moderated else "0")
-    await owner.plugin["xep_0045"].set_room_config(room, form)
+    await configure(owner, room, moderatedroom="1" if moderated else "0")
 
 
 def test_moderators_kick_and_give_and_take_voice_and_occupants_on_both_nodes_hear_it(xworld):
@@ -299,16 +293,7 @@ def test_with_real_node_agents_a_password_voice_and_a_kick_cross_the_pair(pair, 
     kicked: every request crosses the bus to 1A's Text Conference Manager, every change reaches
     1B's router."""
     a, b = pair["a"], pair["b"]
-    for node in (a, b):
-        node.xmpp_port = free_port()
-        node.save(update_fields=["xmpp_port"])
-    for node in (a, b):
-        agents(node.name)
-    wait_for(
-        lambda: all(state_of(n.name)[0] == HAState.NORMAL and tc_started(n) for n in (a, b)),
-        90,
-        "both nodes Normal with their Text Conference Manager started",
-    )
+    start_pair_with_xmpp(pair, agents)
     room = f"pair-roles@conference-{a.pk}-imp1.example.com"
 
     async def scenario():
@@ -316,10 +301,7 @@ def test_with_real_node_agents_a_password_voice_and_a_kick_cross_the_pair(pair, 
         await andy.start(a.xmpp_port, timeout=30)
         await bob.start(b.xmpp_port, timeout=30)
         await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=15)
-        form = andy.plugin["xep_0004"].make_form(ftype="submit")
-        for var, value in (("moderatedroom", "1"), ("passwordprotectedroom", "1"), ("roomsecret", "pair")):
-            form.add_field(var=f"muc#roomconfig_{var}", value=value)
-        await andy.plugin["xep_0045"].set_room_config(room, form)
+        await configure(andy, room, moderatedroom="1", passwordprotectedroom="1", roomsecret="pair")
         join = bob.plugin["xep_0045"].join_muc_wait
         without = await refusal(join(room, "Bob", maxstanzas=0, timeout=15))
         joined, *_ = await join(room, "Bob", password="pair", maxstanzas=0, timeout=15)

@@ -11,17 +11,14 @@ from messaging.chat.client import ChatClientError
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
 from tests.chat.test_xmpp_rooms import post
-from tests.chat.xmpp import add_user
+from tests.chat.xmpp import add_user, configure
 from topology.models import Node
 
 SECRET = "s3cret-Fr1day"
 
 
 async def protect(owner, room: str, secret: str, protected: str = "1") -> None:
-    form = owner.plugin["xep_0004"].make_form(ftype="submit")
-    form.add_field(var="muc#roomconfig_passwordprotectedroom", value=protected)
-    form.add_field(var="muc#roomconfig_roomsecret", value=secret)
-    await owner.plugin["xep_0045"].set_room_config(room, form)
+    await configure(owner, room, passwordprotectedroom=protected, roomsecret=secret)
 
 
 def test_a_password_protected_room_lets_in_only_whoever_gives_its_password_on_either_node(xworld):

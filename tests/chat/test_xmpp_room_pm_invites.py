@@ -11,15 +11,8 @@ from tests.chat.conftest import run, running
 from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
 from tests.chat.test_xmpp_occupants import chats, invite_error, message_error, until
 from tests.chat.test_xmpp_rooms import post
-from tests.chat.xmpp import add_user
+from tests.chat.xmpp import add_user, configure
 from topology.models import Node
-
-
-async def configure(owner, room: str, **fields: str) -> None:
-    form = owner.plugin["xep_0004"].make_form(ftype="submit")
-    for var, value in fields.items():
-        form.add_field(var=f"muc#roomconfig_{var}", value=value)
-    await owner.plugin["xep_0045"].set_room_config(room, form)
 
 
 def test_each_room_decides_who_sends_private_messages_and_whether_members_invite_on_either_node(xworld):

@@ -306,3 +306,11 @@ def assert_each_message_once_in_sender_order(archive: list[tuple[str, str]], cha
         assert own == [body for _, body in chatter.reflected], chatter.user_id
         assert set(chatter.seen) == set(ids), f"{chatter.user_id} misses {len(set(ids) - set(chatter.seen))}"
         assert chatter.caught_up_twice == [], chatter.user_id
+
+
+async def configure(owner: slixmpp.ClientXMPP, room: str, **fields: str) -> None:
+    """The owner submits the room's configuration form with these ``muc#roomconfig_`` fields."""
+    form = owner.plugin["xep_0004"].make_form(ftype="submit")
+    for var, value in fields.items():
+        form.add_field(var=f"muc#roomconfig_{var}", value=value)
+    await owner.plugin["xep_0045"].set_room_config(room, form)
