@@ -418,6 +418,9 @@ def test_with_real_node_agents_nick_changes_private_messages_and_invitations_cro
             await client.start(b.xmpp_port, timeout=30)
         for client, nick in ((andy, "Andy"), (bob, "Bob")):
             await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=15)
+        # Bob's join reaches Andy through 1A's router after Bob has his own answer from 1B's:
+        # listen once it has, so what Andy hears next is the nickname change.
+        await until(lambda: "Bob" in andy.plugin["xep_0045"].get_roster(room), 15)
         at_andy, invited, declined = heard(andy, room), invitations(carol), invitations(andy)
         renamed = await bob.plugin["xep_0045"].set_self_nick(room, "Robert", timeout=15)
         await until(lambda: len(at_andy) >= 2, 15)
