@@ -74,7 +74,7 @@ class RoomAdministration:
             whois=str(config.whois),
             moderated=config.moderated,
             password_protected=config.password_protected,
-            secret=config.secret,
+            secret="",  # stored as a salted hash: the form never shows it
             allow_pm=str(config.allow_pm),
             allow_invites=config.allow_invites,
             occupancy_limit=policy.max_users_per_room,

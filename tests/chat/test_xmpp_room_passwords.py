@@ -8,6 +8,7 @@ in-process nodes."""
 from __future__ import annotations
 
 from messaging.chat.client import ChatClientError
+from messaging.tc.rooms import room_secret_matches
 from tests.chat.conftest import run, running, signed_in
 from tests.chat.test_xmpp_muc_admin import alias_of, refusal, rows, started, stop, stored_config
 from tests.chat.test_xmpp_rooms import post
@@ -36,6 +37,7 @@ def test_a_password_protected_room_lets_in_only_whoever_gives_its_password_on_ei
             no_secret = await refusal(protect(andy, room, ""))
             await protect(andy, room, SECRET)
             owner_form = (await andy.plugin["xep_0045"].get_room_config(room)).get_values()
+            await protect(andy, room, "")  # the form as shown, its password empty: the password stays
             join = bob.plugin["xep_0045"].join_muc_wait
             without = await refusal(join(room, "Bob", maxstanzas=0, timeout=10))
             wrong = await refusal(join(room, "Bob", password="friday", maxstanzas=0, timeout=10))
@@ -60,7 +62,7 @@ def test_a_password_protected_room_lets_in_only_whoever_gives_its_password_on_ei
         "A password-protected room needs a password: fill in muc#roomconfig_roomsecret.",
     )
     assert owner_form["muc#roomconfig_passwordprotectedroom"] is True
-    assert owner_form["muc#roomconfig_roomsecret"] == SECRET  # its owners see it
+    assert owner_form["muc#roomconfig_roomsecret"] == ""  # stored hashed: not even its owners see it
     assert without == ("not-authorized", f"{room} is password-protected; join with its password.")
     assert wrong == ("not-authorized", f"That is not the password of {room}.")
     features = set(info["disco_info"]["features"])
@@ -70,7 +72,8 @@ def test_a_password_protected_room_lets_in_only_whoever_gives_its_password_on_ei
     assert joined["muc"]["role"] == "participant"
     assert spoken["body"] == "in, with the password"
     config = stored_config(xworld.database, room)[1]
-    assert (config.password_protected, config.secret) == (True, SECRET)
+    assert config.password_protected and config.secret.startswith("scrypt$") and SECRET not in config.secret
+    assert room_secret_matches(SECRET, config.secret) and not room_secret_matches("s3cret-friday", config.secret)
 
 
 def test_after_a_failover_the_backup_node_asks_for_the_stored_password_and_its_occupants_stay_in(xworld):
@@ -104,4 +107,4 @@ def test_after_a_failover_the_backup_node_asks_for_the_stored_password_and_its_o
     assert joined["muc"]["affiliation"] == "none"
     assert stayed["body"] == "still in after the failover"
     [(config,)] = rows(xworld.database, "SELECT config FROM tc_rooms WHERE room_jid = %s", (room,))
-    assert "muc#roomconfig_roomsecret" in config
+    assert "muc#roomconfig_roomsecret" in config and SECRET not in config  # its hash only
