@@ -2,13 +2,23 @@
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from api import audit, databases, ha, lockouts, merge, messaging, rooms, services, topology
+from api.views import ANY_ROLE
 
 app_name = "api"
 
+
+class ApiRootView(APIRootView):
+    """``/api/``: the list of endpoints, for every user with a role (each endpoint checks its own)."""
+
+    def required_permissions(self, request) -> tuple[str, ...]:
+        return (ANY_ROLE,)
+
+
 router = DefaultRouter()
+router.APIRootView = ApiRootView
 router.register("clusters", topology.ClusterViewSet)
 router.register("nodes", topology.NodeViewSet)
 router.register("node-service-parameters", services.NodeServiceParametersViewSet, basename="nodeserviceparameters")

@@ -53,6 +53,7 @@ class ChatAlias(models.Model):
     class Meta:
         ordering = ["node__name", "-is_primary", "alias"]
         verbose_name = "group chat server alias"
+        verbose_name_plural = "group chat server aliases"
         constraints = [
             models.UniqueConstraint(
                 Lower("alias"),

@@ -177,3 +177,12 @@ def test_operation_for_each_persona(method, path, world, api_personas):
 
     admin = call(api_personas["super_admin"], method, url)
     assert admin.status_code < 500 and admin.status_code not in (401, 403), admin.content
+
+
+def test_api_root_lists_the_endpoints_to_every_role_and_asks_anonymous_for_a_token(api_personas):
+    anonymous = api_personas["anonymous"].get("/api/")
+    assert anonymous.status_code == 401, anonymous.content
+    for persona in ("read_only", "operator", "super_admin"):
+        root = api_personas[persona].get("/api/")
+        assert root.status_code == 200, (persona, root.content)
+        assert root.json()["redundancy-groups"] == "http://testserver/api/redundancy-groups/"

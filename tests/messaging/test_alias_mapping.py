@@ -87,3 +87,9 @@ def test_read_only_users_see_no_delete_selected_and_are_refused(read_only_client
     for data in ({"pk": [aliases[0].pk]}, {"pk": [aliases[0].pk], "confirm": "yes"}):
         assert read_only_client.post(DELETE_SELECTED, data).status_code == 403
     assert ChatAlias.objects.count() == 3
+
+
+def test_the_list_page_is_titled_with_the_plural_aliases(read_only_client, aliases):
+    page = read_only_client.get(LIST).content.decode()
+    assert "<title>Find and List Group Chat Server Aliases · imp-admin</title>" in page
+    assert "Aliass" not in page
