@@ -48,6 +48,7 @@ class RoomAdministration:
                 policy.check_create(
                     request.user, True, 0, persistent_count, self.administrators_of(self.node.cluster_id)
                 )
+            was_moderated = room.config.moderated
             await self._fenced(self.store.save_config(room, config, self.hosting.fence_for(room.jid)))
             room.config = config
             room.room_type = RoomType.PERSISTENT if config.persistent else RoomType.AD_HOC
@@ -56,8 +57,26 @@ class RoomAdministration:
                 for jid in removed:
                     occupant = await self._remove_occupant(hosted, jid)
                     await self._broadcast(room.jid, room.presence_event(jid, occupant.nick, "left", kicked="322"))
+            if was_moderated and not config.moderated:
+                await self._broadcast(room.jid, *self._voice_for_visitors(room))
         await self._broadcast(room.jid, {"event": "config", "room": room.jid})
         return self._configuration(room)
+
+    @staticmethod
+    def _voice_for_visitors(room: Room) -> list[dict]:
+        """A room that stops being moderated gives voice to its visitors: in an unmoderated room
+        every occupant may speak (XEP-0045 §4), as a visitor entering it now would (§5.1.2), and
+        every occupant hears each role change (§5.1.3). ejabberd lets visitors speak once a room
+        is unmoderated without saying so in their presence; Prosody keeps them silenced. A room
+        that becomes moderated takes nobody's voice (neither does either server, nor is it a
+        transition of XEP-0045's role chart): its moderators take it where they want to."""
+        events = []
+        for occupant in room.occupants.values():
+            if occupant.role == Role.VISITOR:
+                occupant.role = Role.PARTICIPANT
+                event = room.presence_event(occupant.jid, occupant.nick, "joined")
+                events.append({**event, "changed": True, "reason": "The room is no longer moderated."})
+        return events
 
     def _configuration(self, room: Room) -> requests.Configuration:
         policy = self.config.policy

@@ -191,6 +191,75 @@ def test_the_chat_settings_decide_whether_owners_may_change_moderation_and_how_r
     assert joined["muc"]["role"] == "visitor"
 
 
+def test_a_room_made_unmoderated_gives_its_visitors_voice_and_a_room_made_moderated_takes_nobodys(xworld):
+    """XEP-0045: in an unmoderated room every occupant may speak (§4), and every occupant hears
+    each role change (§5.1.3). When the owner turns moderation off, each visitor becomes a
+    participant and everyone, on both nodes, hears it; turning it on takes nobody's voice (as in
+    Prosody and ejabberd): Carol, in before, keeps hers, and only Bob, who enters after, is a
+    visitor."""
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "carol", "imp-1a")
+    add_user(xworld, "bob", "imp-1b")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b):
+            andy, carol = await started(a, "andy", "carol")
+            (bob,) = await started(b, "bob")
+            muc = {client: client.plugin["xep_0045"] for client in (andy, carol, bob)}
+            await muc[andy].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            carol_joined, *_ = await muc[carol].join_muc_wait(room, "Carol", maxstanzas=0, timeout=10)
+            at_andy, at_carol = roles_heard(andy, room), roles_heard(carol, room)
+            config_notices: list = []
+            carol.add_event_handler("groupchat_config_status", config_notices.append)
+            await moderate(andy, room)
+            bob_joined, *_ = await muc[bob].join_muc_wait(room, "Bob", maxstanzas=0, timeout=10)
+            at_bob = roles_heard(bob, room)
+            # The room's events arrive in order: once Carol hears Bob enter, she has heard
+            # whatever making the room moderated did to her.
+            await until(lambda: any(nick == "Bob" for _, nick, *_ in at_carol))
+            heard_before = list(at_carol)
+            carol_speaks = await post(carol, room, "carol kept her voice")
+            bob_refused = await post_error(bob, room, "may I?")
+            await moderate(andy, room, moderated=False)
+            await until(lambda: len(config_notices) >= 2)
+            await until(lambda: any(entry[2] == "participant" for entry in at_bob))
+            await until(lambda: any(nick == "Bob" and role == "participant" for _, nick, role, *_ in at_andy))
+            bob_speaks = await post(bob, room, "now I may")
+            info = await andy.plugin["xep_0030"].get_info(jid=room)
+            await stop(andy, carol, bob)
+            return (
+                carol_joined,
+                bob_joined,
+                heard_before,
+                carol_speaks,
+                bob_refused,
+                at_andy,
+                at_carol,
+                at_bob,
+                bob_speaks,
+                info,
+            )
+
+    (
+        carol_joined, bob_joined, heard_before, carol_speaks, bob_refused, at_andy, at_carol, at_bob, bob_speaks, info
+    ) = run(scenario())  # fmt: skip
+    assert carol_joined["muc"]["role"] == "participant"
+    assert bob_joined["muc"]["role"] == "visitor"
+    assert heard_before == [("available", "Bob", "visitor", [], None, None)]  # nothing about Carol
+    assert carol_speaks["body"] == "carol kept her voice"
+    assert bob_refused[0] == "forbidden"
+    voiced = ("available", "Bob", "participant", [], "The room is no longer moderated.", None)
+    assert voiced in at_andy
+    assert voiced in at_carol
+    assert ("available", "Bob", "participant", ["110"], "The room is no longer moderated.", None) in at_bob
+    assert not [entry for entry in at_carol if entry[1] in ("Andy", "Carol")]  # their roles stayed
+    assert bob_speaks["body"] == "now I may"
+    assert "muc_unmoderated" in set(info["disco_info"]["features"])
+    assert stored_config(xworld.database, room)[1].moderated is False
+
+
 def test_after_a_failover_the_stored_moderation_and_affiliations_give_the_roles_not_the_last_visit(xworld):
     """Roles last for the occupant's visit (XEP-0045 §5.1): after 1A fails, everyone signs in on
     1B and enters again, with the role their affiliation and the room's moderation (both stored in
