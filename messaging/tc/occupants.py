@@ -89,6 +89,9 @@ class OccupantRequests:
             raise ChatError(
                 ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}, a members-only room."
             )
+        if not request.known:
+            # XEP-0045 §7.8.2: a JID nobody has is item-not-found, once the inviter may invite.
+            raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {invitee} in IM and Presence.")
         nick = room.occupants[user].nick
         added = False
         if members_only and room.affiliation(invitee) == Affiliation.NONE:

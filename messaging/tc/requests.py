@@ -444,6 +444,7 @@ class Invite(RoomRequest):
     invitee: str = ""
     nick: str = ""  # the inviter's nickname as the inviter's router knows it (it vouches)
     router: str = ""
+    known: bool = True  # whether the invitee is a user of IM and Presence (the router read it)
 
 
 REQUESTS: dict[str, type[Request]] = {
