@@ -41,7 +41,7 @@ class Bookmark(models.Model):
     extensions = models.TextField(
         blank=True,
         editable=False,
-        help_text="The XEP-0402 <extensions/> element as the client sent it (XML), kept for it alone.",
+        help_text="The XEP-0402 extensions element as the client sent it (XML), kept for it alone.",
     )
     published = models.DateTimeField(
         auto_now=True, help_text="When a client last published this bookmark; items are served oldest first."

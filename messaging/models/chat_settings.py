@@ -66,7 +66,7 @@ class ChatSettings(models.Model):
     auto_manage_aliases = models.BooleanField(
         "System automatically manages primary group chat server aliases",
         default=True,
-        help_text="On: each node's primary alias is conference-<node>-<Cluster ID>.<domain>. Off: the "
+        help_text="On: each node's primary alias is conference-{node number}-{Cluster ID}.{domain}. Off: the "
         "administrator manages aliases on the Group Chat Server Alias Mapping page.",
     )
     enable_persistent_chat = models.BooleanField(

@@ -4,6 +4,7 @@ assignment rules, and the alias mapping pages."""
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 from django.forms.models import model_to_dict
 from django.urls import reverse
 
@@ -262,3 +263,19 @@ def test_the_cached_fields_show_a_change_made_elsewhere_at_once(operator_client,
     assert 'name="settings-max_rooms" value="6000"' in page
     assert 'name="settings-history_default" value="7"' in page
     assert f'<option value="{database.pk}" selected>' in page
+
+
+def test_the_alias_help_shows_the_whole_alias_pattern(operator_client, cluster1):
+    page = operator_client.get(URL).content.decode()
+    assert "primary alias is conference-{node number}-{Cluster ID}.{domain}. Off:" in page
+
+
+def test_no_help_text_holds_angle_brackets_that_a_page_would_take_for_a_tag():
+    # Forms and the Django admin render help_text as HTML, unescaped: "<domain>" vanishes.
+    swallowed = [
+        f"{model.__name__}.{field.name}"
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if "<" in str(getattr(field, "help_text", ""))
+    ]
+    assert swallowed == []

@@ -51,7 +51,7 @@ class Cluster(models.Model):
         max_length=63,
         unique=True,
         validators=[cluster_id_validator],
-        help_text="Part of the system-generated group chat aliases, conference-<node>-<Cluster ID>.<domain>.",
+        help_text="Part of the system-generated group chat aliases, conference-{node number}-{Cluster ID}.{domain}.",
     )
     domain = models.CharField(
         max_length=253,
