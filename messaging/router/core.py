@@ -353,6 +353,7 @@ class XcpRouter(NodeService):
                 cid=cid,
                 joined=True,
                 router=self.node.name,
+                role=self.occupant_roles.get((room, session.user.jid), ""),
             ),
         )
 
@@ -367,7 +368,12 @@ class XcpRouter(NodeService):
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing your nickname in it.")
         request = requests.ChangeNick(
-            room=room, user=session.user.jid, nick=nick, old_nick=session.rooms[room], router=self.node.name
+            room=room,
+            user=session.user.jid,
+            nick=nick,
+            old_nick=session.rooms[room],
+            router=self.node.name,
+            role=self.occupant_roles.get((room, session.user.jid), ""),
         )
         answer = await self.route(room, request)
         if room in session.rooms:  # not left meanwhile
@@ -382,7 +388,12 @@ class XcpRouter(NodeService):
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before sending private messages in it.")
         request = requests.PrivateMessage(
-            room=room, user=session.user.jid, to_nick=nick, nick=session.rooms[room], router=self.node.name
+            room=room,
+            user=session.user.jid,
+            to_nick=nick,
+            nick=session.rooms[room],
+            router=self.node.name,
+            role=self.occupant_roles.get((room, session.user.jid), ""),
         )
         recipient = await self.route(room, request)
         event = {"type": "private", "room": room, "nick": recipient.nick, "from": session.user.jid, **content}
@@ -428,6 +439,7 @@ class XcpRouter(NodeService):
             nick=session.rooms[room],
             router=self.node.name,
             known=invitee in nodes,
+            role=self.occupant_roles.get((room, session.user.jid), ""),
         )
         invited = await self.route(room, request)
         event = {"type": "invite", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
