@@ -12,6 +12,7 @@ from .databases import (
     PersistentChatAssignment,
     StatusCheckName,
 )
+from .invitations import KeptInvitation
 
 __all__ = [
     "ACTIVE_CHECK_STATES",
@@ -24,6 +25,7 @@ __all__ = [
     "ExternalDatabase",
     "ExternalDatabaseCheck",
     "GroupChatAdministrator",
+    "KeptInvitation",
     "ParticipationLevel",
     "PersistentChatAssignment",
     "PrivateXml",

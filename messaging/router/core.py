@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from websockets.asyncio.server import ServerConnection, serve
 
+from messaging import invitations
 from messaging.chat import bus as chat_bus
 from messaging.chat.directory import Directory, NodeAddress, UserInfo, host_port, xmpp_client_port
 from messaging.chat.errors import ChatError, ErrorCode
@@ -80,6 +81,9 @@ class Session:
     user: UserInfo | None = None
     rooms: dict[str, str] = field(default_factory=dict)  # room JID → nick
     closing: bool = False
+    # Handed what was kept for the user while they were signed in nowhere (room invitations):
+    # XMPP clients once they send their initial presence, JSON clients on sign-in.
+    available: bool = False
 
     def send(self, event: dict) -> None:
         if not self.closing:
@@ -349,6 +353,7 @@ class XcpRouter(NodeService):
                 cid=cid,
                 joined=True,
                 router=self.node.name,
+                role=self.occupant_roles.get((room, session.user.jid), ""),
             ),
         )
 
@@ -363,7 +368,12 @@ class XcpRouter(NodeService):
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before changing your nickname in it.")
         request = requests.ChangeNick(
-            room=room, user=session.user.jid, nick=nick, old_nick=session.rooms[room], router=self.node.name
+            room=room,
+            user=session.user.jid,
+            nick=nick,
+            old_nick=session.rooms[room],
+            router=self.node.name,
+            role=self.occupant_roles.get((room, session.user.jid), ""),
         )
         answer = await self.route(room, request)
         if room in session.rooms:  # not left meanwhile
@@ -378,7 +388,12 @@ class XcpRouter(NodeService):
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before sending private messages in it.")
         request = requests.PrivateMessage(
-            room=room, user=session.user.jid, to_nick=nick, nick=session.rooms[room], router=self.node.name
+            room=room,
+            user=session.user.jid,
+            to_nick=nick,
+            nick=session.rooms[room],
+            router=self.node.name,
+            role=self.occupant_roles.get((room, session.user.jid), ""),
         )
         recipient = await self.route(room, request)
         event = {"type": "private", "room": room, "nick": recipient.nick, "from": session.user.jid, **content}
@@ -404,20 +419,76 @@ class XcpRouter(NodeService):
     ) -> None:
         """A mediated invitation (XEP-0045 §7.8.2): the room checks it (and, in a members-only
         room, makes the invitee a member); then it goes to the invitee wherever they are signed
-        in. An invitee signed in nowhere gets nothing and the inviter hears nothing (there is no
-        offline store here, and an error would tell the inviter whether the invitee is online).
+        in. An invitee signed in nowhere gets it at their next sign-in, on whichever node
+        (``KeptInvitation``), as Prosody's and ejabberd's offline stores do; the inviter hears
+        nothing either way. A JID no user has is ``item-not-found`` (XEP-0045 §7.8.2), once the
+        room has checked that the inviter may invite, and a members-only room makes no member of it.
         ``direct_from``: the inviter's full JID, for a XEP-0249 direct invitation (checked by the
         room all the same, and written as the inviter sent it)."""
         if room not in session.rooms:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room} before inviting people to it.")
+        try:
+            nodes = await sync_to_async(serving_nodes, thread_sensitive=False)([invitee])
+        except Exception as exc:
+            logger.warning("Could not read where %s is served: %s", invitee, exc)
+            raise ChatError(ErrorCode.INTERNAL, f"The invitation to {invitee} could not be sent; try again.") from None
         request = requests.Invite(
-            room=room, user=session.user.jid, invitee=invitee, nick=session.rooms[room], router=self.node.name
+            room=room,
+            user=session.user.jid,
+            invitee=invitee,
+            nick=session.rooms[room],
+            router=self.node.name,
+            known=invitee in nodes,
+            role=self.occupant_roles.get((room, session.user.jid), ""),
         )
         invited = await self.route(room, request)
         event = {"type": "invite", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
         if direct_from:
             event["direct_from"] = direct_from
-        await self._to_user_anywhere(invited.invitee, event)
+        await self._invite_anywhere(invited.invitee, nodes.get(invited.invitee), event)
+
+    async def _invite_anywhere(self, jid: str, node: str | None, event: dict) -> None:
+        """Hand an invitation to ``jid``'s session on ``node`` (that node's router keeps it when
+        the user has no session there), or keep it here when no router can take it."""
+        if node and node != self.node.name:
+            try:
+                channel = chat_bus.router_channel(self.bus.prefix, node)
+                if await self.bus.publish(channel, {"to": jid, "event": event, "keep": True}) > 0:
+                    return
+            except Exception as exc:
+                logger.warning("Could not hand an invitation for %s to %s: %s", jid, node, exc)
+        elif node:
+            session = self.sessions.get(jid)
+            if session is not None:
+                session.send(event)
+                return
+        await self.keep_invitation(jid, event)
+
+    async def keep_invitation(self, jid: str, event: dict) -> None:
+        """Keep an invitation for a user signed in nowhere, for their next sign-in; a user who
+        signed in here meanwhile gets it at once."""
+        try:
+            kept = await sync_to_async(invitations.keep, thread_sensitive=False)(jid, event)
+        except Exception as exc:
+            logger.warning("Could not keep an invitation to %s for %s: %s", event.get("room"), jid, exc)
+            return
+        session = self.sessions.get(jid)
+        if kept and session is not None and session.available:
+            await self.hand_over_kept(session)
+
+    async def hand_over_kept(self, session: Session) -> None:
+        """Give a session the invitations kept for its user (once: each is deleted as it is
+        taken, so two nodes or two calls never hand one over twice)."""
+        session.available = True
+        if session.closing or session.user is None:
+            return
+        try:
+            kept = await sync_to_async(invitations.take, thread_sensitive=False)(session.user.jid)
+        except Exception as exc:
+            logger.warning("Could not read the invitations kept for %s: %s", session.user.jid, exc)
+            return
+        for event in kept:
+            session.send(event)
 
     async def decline(self, session: Session, room: str, inviter: str, reason: str = "", message_id: str = "") -> None:
         """An invitee declines (XEP-0045 §7.8.2): the room passes it on to the inviter, wherever
@@ -457,8 +528,12 @@ class XcpRouter(NodeService):
     def _on_user_event(self, payload: dict) -> None:
         session = self.sessions.get(payload.get("to") or "")
         event = payload.get("event")
-        if session is not None and isinstance(event, dict):
+        if not isinstance(event, dict):
+            return
+        if session is not None:
             session.send(event)
+        elif payload.get("keep") and event.get("type") == "invite":
+            self._spawn(self.keep_invitation(payload["to"], event))
 
     async def client_address(self, node_name: str, websocket: bool = False) -> str:
         """``host:port`` of a node's XMPP client port (``ws://host:port`` for WebSocket clients)."""

@@ -188,6 +188,7 @@ class JsonFrontEnd:
                 backup=_address(backup),
             )
         )
+        await self.router.hand_over_kept(session)  # invitations kept while signed in nowhere
 
 
 def _source_address(ws: ServerConnection) -> str:

@@ -21,6 +21,7 @@ MUC_USER_NS = "http://jabber.org/protocol/muc#user"
 DATA_NS = "jabber:x:data"
 MUC_REQUEST = "http://jabber.org/protocol/muc#request"  # XEP-0045 §8.6 voice requests
 CONFERENCE_NS = "jabber:x:conference"  # XEP-0249
+DELAY_NS = "urn:xmpp:delay"  # XEP-0203
 NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
 
 
@@ -135,6 +136,7 @@ def mediated_stanza(binding, event: dict) -> ET.Element:
         if event.get("id"):
             stanza.set("id", event["id"])
         ET.SubElement(stanza, q(CONFERENCE_NS, "x"), {"jid": room, **({"reason": reason} if reason else {})})
+        _kept_since(stanza, binding, event)
         return stanza
     stanza = ET.Element(q(CLIENT_NS, "message"), {"from": room, "to": binding.full_jid})
     if event.get("id"):
@@ -145,7 +147,16 @@ def mediated_stanza(binding, event: dict) -> ET.Element:
         ET.SubElement(item, q(MUC_USER_NS, "reason")).text = reason
     what = "invited you to the room" if event["type"] == "invite" else "declined your invitation to the room"
     ET.SubElement(stanza, q(CLIENT_NS, "body")).text = f"{sender} {what} {room}" + (f" ({reason})" if reason else "")
+    _kept_since(stanza, binding, event)
     return stanza
+
+
+def _kept_since(stanza: ET.Element, binding, event: dict) -> None:
+    """An invitation kept while its invitee was signed in nowhere says when it was sent, with
+    XEP-0203 delayed delivery from the user's server, as XEP-0160 (offline messages) has it."""
+    if event.get("stamp"):
+        domain = binding.full_jid.partition("@")[2].partition("/")[0]
+        ET.SubElement(stanza, q(DELAY_NS, "delay"), {"from": domain, "stamp": event["stamp"]}).text = "Offline Storage"
 
 
 def request_form(message: ET.Element) -> ET.Element | None:

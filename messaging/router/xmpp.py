@@ -914,7 +914,12 @@ class XmppFrontEnd:
     async def _presence(self, stream: XmppStream, presence: ET.Element) -> None:
         to = presence.get("to")
         if not to:
-            return  # initial presence: nobody subscribes to it here (empty roster)
+            # Initial presence: nobody subscribes to it here (empty roster), but what was kept
+            # for the user while signed in nowhere (room invitations) is due now (XEP-0160).
+            session = stream.session
+            if presence.get("type") in (None, "available") and session is not None and not session.available:
+                await self.router.hand_over_kept(session)
+            return
         room, nick = self._room_parts(to)
         if "@" not in room or not self._is_conference(room.partition("@")[2]):
             return

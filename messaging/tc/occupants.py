@@ -30,7 +30,7 @@ class OccupantRequests:
         if not nick.strip():
             raise ChatError(ErrorCode.BAD_REQUEST, "A nickname cannot be blank.")
         async with hosted.lock:
-            self._vouched_occupant(room, user, True, request.old_nick, request.router)
+            self._vouched_occupant(room, user, True, request.old_nick, request.router, request.role)
             if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
                 raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
             occupant = room.occupants[user]
@@ -52,7 +52,7 @@ class OccupantRequests:
         private messages, which owners may change while the settings let them)."""
         hosted = await self._room(request.room)
         room, user = hosted.room, request.user
-        self._vouched_occupant(room, user, True, request.nick, request.router)
+        self._vouched_occupant(room, user, True, request.nick, request.router, request.role)
         level = LEVEL_OF_ALLOW_PM.get(room.config.allow_pm)
         if level is None:
             raise ChatError(ErrorCode.FORBIDDEN, f"Private messages are off in {room.jid}.")
@@ -79,7 +79,7 @@ class OccupantRequests:
         invitee = request.invitee.strip().lower()
         if "@" not in invitee or "/" in invitee or any(ch.isspace() for ch in invitee):
             raise ChatError(ErrorCode.BAD_REQUEST, f"{request.invitee!r} is not a user's bare JID (user@domain).")
-        self._vouched_occupant(room, user, True, request.nick, request.router)
+        self._vouched_occupant(room, user, True, request.nick, request.router, request.role)
         moderator = room.is_moderator(user)
         level = policy.invite_min_level
         if not reaches(room.role(user), level):
@@ -89,6 +89,9 @@ class OccupantRequests:
             raise ChatError(
                 ErrorCode.FORBIDDEN, f"Only moderators may invite people to {room.jid}, a members-only room."
             )
+        if not request.known:
+            # XEP-0045 §7.8.2: a JID nobody has is item-not-found, once the inviter may invite.
+            raise ChatError(ErrorCode.UNKNOWN_USER, f"There is no user {invitee} in IM and Presence.")
         nick = room.occupants[user].nick
         added = False
         if members_only and room.affiliation(invitee) == Affiliation.NONE:

@@ -277,6 +277,7 @@ class Post(RoomRequest):
     nick: str = ""
     joined: bool = False  # the user's router vouches the user is in the room
     router: str = ""
+    role: str = ""  # the role the room last gave the occupant, as their router heard it (it vouches)
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,7 @@ class ChangeNick(RoomRequest):
     nick: str = ""
     old_nick: str = ""
     router: str = ""
+    role: str = ""  # the role the room last gave the occupant, as their router heard it (it vouches)
 
 
 @dataclass(frozen=True)
@@ -432,6 +434,7 @@ class PrivateMessage(RoomRequest):
     to_nick: str = ""
     nick: str = ""  # the sender's nickname as the sender's router knows it (it vouches)
     router: str = ""
+    role: str = ""  # the role the room last gave the occupant, as their router heard it (it vouches)
 
 
 @dataclass(frozen=True)
@@ -444,6 +447,8 @@ class Invite(RoomRequest):
     invitee: str = ""
     nick: str = ""  # the inviter's nickname as the inviter's router knows it (it vouches)
     router: str = ""
+    role: str = ""  # the role the room last gave the occupant, as their router heard it (it vouches)
+    known: bool = True  # whether the invitee is a user of IM and Presence (the router read it)
 
 
 REQUESTS: dict[str, type[Request]] = {

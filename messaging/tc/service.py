@@ -398,7 +398,7 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
     async def _op_post(self, request: requests.Post) -> requests.Posted:
         hosted = await self._room(request.room)
         room, user = hosted.room, request.user
-        self._vouched_occupant(room, request.user, request.joined, request.nick, request.router)
+        self._vouched_occupant(room, request.user, request.joined, request.nick, request.router, request.role)
         if room.role(user) == Role.VISITOR:
             raise ChatError(
                 ErrorCode.FORBIDDEN,
@@ -415,15 +415,20 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             room=room.jid, msg_id=message.msg_id, cid=message.cid, message=message.as_event(), new=new
         )
 
-    def _vouched_occupant(self, room: Room, user: str, joined: bool, nick: str, router: str) -> None:
+    def _vouched_occupant(self, room: Room, user: str, joined: bool, nick: str, router: str, role: str = "") -> None:
         """Refuse a user not in the room, unless the user's router vouches for them (the room
-        moved here and the occupant list is being rebuilt)."""
+        moved here and the occupant list is being rebuilt): then they are in, with the role of
+        their visit as their router heard it last (as its restatement would say), so a request
+        that arrives before the restatement is judged as the one after it."""
         if user in room.occupants:
             return
         if not joined:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"Join {room.jid} before posting to it.")
         room.check_join(user, self.config.policy)
-        room.add_occupant(user, nick or nick_for(user), router)
+        occupant = room.add_occupant(user, nick or nick_for(user), router)
+        if role:
+            with contextlib.suppress(ValueError):
+                occupant.role = _restated_role(room, user, Role(role))
 
     async def _op_history(self, request: requests.History) -> requests.HistoryPage:
         hosted = await self._room(request.room)

@@ -8,6 +8,7 @@ test real node agents (``manage.py run_node``)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -339,6 +340,108 @@ def test_a_direct_invitation_as_converse_sends_it_is_checked_by_the_room_and_rea
     assert invitation["from"].bare == "andy@example.com" and invitation["from"].resource  # Andy's full JID
     assert (invitation["groupchat_invite"]["jid"], invitation["groupchat_invite"]["reason"]) == (ops, "XEP-0249")
     assert [(str(e["from"]), e["error"]["condition"]) for e in errors] == [("bob@example.com", "not-acceptable")]
+
+
+def kept_invitations() -> list[tuple[str, str, str]]:
+    """(invitee, room, inviter) of every invitation waiting for its invitee's next sign-in."""
+    from messaging.models import KeptInvitation
+
+    return sorted(KeptInvitation.objects.values_list("user__jid", "room_jid", "inviter"))
+
+
+async def signed_in_again(node, user: str) -> tuple[Client, list, list]:
+    """Sign ``user`` in as a client does: the session, then the initial presence; returns the
+    client, the mediated and the direct invitations it got, once a ping shows the node has
+    answered the presence (a stream's stanzas are served in order)."""
+    client = Client(f"{user}@example.com")
+    client.register_plugin("xep_0249")
+    mediated_ones, direct_ones = invitations(client), []
+    client.add_event_handler("groupchat_direct_invite", direct_ones.append)
+    await client.start(node.xmpp_port)
+    client.send_presence()
+    await client.plugin["xep_0199"].send_ping("example.com", timeout=5)
+    return client, mediated_ones, direct_ones
+
+
+def test_an_invitation_to_someone_signed_in_nowhere_waits_for_their_next_sign_in(xworld):
+    """XEP-0045 §7.8.2 with XEP-0160: Erin (of 1B) and Dave (of 1A) are signed in nowhere when
+    Andy invites them, Erin through the room, Dave directly (XEP-0249, as converse.js does). Each
+    gets the invitation at the next sign-in, once the client sends its initial presence, with the
+    time it was sent (XEP-0203), and never again; Prosody and ejabberd keep them the same way. A
+    JID no user has is item-not-found, and a members-only room makes no member of it."""
+    for user, node in (("andy", "imp-1a"), ("dave", "imp-1a"), ("erin", "imp-1b")):
+        add_user(xworld, user, node)
+    xworld.user("frank", "imp-1b")  # a JSON client
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    ops, board = f"ops@{alias_of(a)}", f"board@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, _node_b):
+            await node_a.tc.handle(requests.CreateRoom(room=board, user="andy@example.com", members_only=True))
+            andy = Client("andy@example.com")
+            andy.register_plugin("xep_0249")
+            await andy.start(a.xmpp_port)
+            for room in (ops, board):
+                await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            andy.plugin["xep_0045"].invite(ops, "erin@example.com", "stand-up")  # 1B's router keeps it
+            andy.plugin["xep_0249"].send_invitation("dave@example.com", ops, reason="XEP-0249")  # 1A's does
+            andy.plugin["xep_0045"].invite(board, "frank@example.com")  # a member now, invited
+            unknown = await invite_error(andy, ops, "nobody@example.com")
+            not_a_member = await invite_error(andy, board, "nobody@example.com")
+
+            async def kept_now() -> list:
+                return await sync_to_async(kept_invitations, thread_sensitive=False)()
+
+            kept = []
+            async with asyncio.timeout(10):  # 1B's router keeps Erin's after Andy's request is done
+                while len(kept) < 3:
+                    kept = await kept_now()
+                    await asyncio.sleep(0.05)
+            erin, to_erin, _ = await signed_in_again(b, "erin")
+            dave, _, to_dave = await signed_in_again(a, "dave")
+            async with signed_in(b, "frank") as (frank,):
+                to_frank = await next_event(frank, "invite")
+            left = await kept_now()
+            await stop(erin, dave)
+            _, again_erin, _ = await signed_in_again(b, "erin")  # nothing is handed over twice
+            await stop(andy)
+            return unknown, not_a_member, kept, to_erin, to_dave, to_frank, left, again_erin
+
+    unknown, not_a_member, kept, to_erin, to_dave, to_frank, left, again_erin = run(scenario())
+    assert unknown == (ops, "item-not-found", "There is no user nobody@example.com in IM and Presence.")
+    assert not_a_member[:2] == (board, "item-not-found")
+    assert ("nobody@example.com",) not in rows(
+        xworld.database, "SELECT real_jid FROM tc_users WHERE room_jid = %s", (board,)
+    )
+    assert kept == [
+        ("dave@example.com", ops, "andy@example.com"),
+        ("erin@example.com", ops, "andy@example.com"),
+        ("frank@example.com", board, "andy@example.com"),
+    ]
+    [invitation] = to_erin
+    assert mediated(invitation) == (
+        ops, "invite", "andy@example.com", "stand-up", f"andy@example.com invited you to the room {ops} (stand-up)"
+    )  # fmt: skip
+    [direct] = to_dave
+    assert direct["from"].bare == "andy@example.com" and direct["from"].resource
+    assert (direct["groupchat_invite"]["jid"], direct["groupchat_invite"]["reason"]) == (ops, "XEP-0249")
+    for stanza in (invitation, direct):
+        delay = stanza.xml.find("{urn:xmpp:delay}delay")
+        assert delay is not None and delay.get("from") == "example.com"
+        sent = datetime.fromisoformat(delay.get("stamp").replace("Z", "+00:00"))
+        assert timedelta(0) <= datetime.now(UTC) - sent < timedelta(minutes=5)
+    assert {key: to_frank[key] for key in ("room", "from", "reason")} == {
+        "room": board,
+        "from": "andy@example.com",
+        "reason": "",
+    }
+    sent = datetime.fromisoformat(to_frank["stamp"].replace("Z", "+00:00"))
+    assert timedelta(0) <= datetime.now(UTC) - sent < timedelta(minutes=5)
+    assert ("frank@example.com", "member") in rows(
+        xworld.database, "SELECT real_jid, affiliation FROM tc_users WHERE room_jid = %s", (board,)
+    )
+    assert left == []
+    assert again_erin == []
 
 
 def test_after_a_failover_the_new_host_knows_each_occupant_by_nick_and_node(xworld):

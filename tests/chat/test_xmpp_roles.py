@@ -355,6 +355,59 @@ def test_an_occupant_whose_node_stays_up_keeps_the_role_of_their_visit_when_the_
     assert andy_again["muc"]["role"] == "moderator"
 
 
+def test_a_post_that_reaches_the_rooms_new_host_before_its_occupants_are_restated_keeps_the_visits_role(xworld):
+    """The room moves from 1A to 1B while Bob and Carol stay signed in on 1B. Their posts may
+    reach the new host before 1B's router has restated them (its restatement is held back here):
+    each post carries the role the room last gave them, so Bob, given voice in a moderated room,
+    still speaks, and Carol, a member whose voice was taken, stays silenced; before, both were
+    judged by the default role (Bob a visitor, Carol a participant)."""
+    add_user(xworld, "andy", "imp-1a")
+    add_user(xworld, "bob", "imp-1b")
+    add_user(xworld, "carol", "imp-1b")
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    async def scenario():
+        async with running(a, b) as (node_a, node_b):
+            (andy,) = await started(a, "andy")
+            bob, carol = await started(b, "bob", "carol")
+            muc = andy.plugin["xep_0045"]
+            await muc.join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await moderate(andy, room)
+            await muc.set_affiliation(room, "member", jid="carol@example.com")
+            for client, nick in ((bob, "Bob"), (carol, "Carol")):
+                await client.plugin["xep_0045"].join_muc_wait(room, nick, maxstanzas=0, timeout=10)
+            at_carol = roles_heard(carol, room)
+            await muc.set_role(room, "Bob", "participant")
+            await muc.set_role(room, "Carol", "visitor")
+            await until(lambda: len(at_carol) >= 2)  # both changes reached 1B's router
+            restating, release = asyncio.Event(), asyncio.Event()
+            resync = node_b.router._resync
+
+            async def held_resync(*args, **kwargs):
+                restating.set()
+                await release.wait()
+                await resync(*args, **kwargs)
+
+            node_b.router._resync = held_resync
+            await node_a.tc.stop()
+            await sync_to_async(move_rooms_and_users, thread_sensitive=False)("imp-1a", "imp-1b")
+            await node_b.tc.refresh_hosting()
+            await asyncio.wait_for(restating.wait(), 10)  # 1B's router would restate them now
+            await node_b.router.directory.refresh()  # routes to the new host now, not within a second
+            bob_posts = await post(bob, room, "bob keeps his voice")
+            carol_refused = await post_error(carol, room, "carol is still silenced")
+            roles = {o.nick: str(o.role) for o in node_b.tc.rooms[room].room.occupants.values()}
+            release.set()
+            await stop(andy, bob, carol)
+            return bob_posts, carol_refused, roles
+
+    bob_posts, carol_refused, roles = run(scenario())
+    assert bob_posts["body"] == "bob keeps his voice"
+    assert carol_refused[0] == "forbidden"
+    assert roles == {"Bob": "participant", "Carol": "visitor"}
+
+
 @pytest.mark.slow
 def test_with_real_node_agents_a_password_voice_and_a_kick_cross_the_pair(pair, agents):
     """With ``manage.py run_node`` agents: Andy on 1A (which hosts the room) makes it moderated and

@@ -16,7 +16,7 @@ from topology.models import Node
 
 
 def test_each_room_decides_who_sends_private_messages_and_whether_members_invite_on_either_node(xworld):
-    for user, node in (("andy", "imp-1a"), ("carol", "imp-1a"), ("bob", "imp-1b")):
+    for user, node in (("andy", "imp-1a"), ("carol", "imp-1a"), ("bob", "imp-1b"), ("dave", "imp-1a")):
         add_user(xworld, user, node)
     a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
     room = f"ops@{alias_of(a)}"
