@@ -284,7 +284,9 @@ def _run(job: MergeJob, hooks: _JobHooks, echo: Callable[[str], None] | None) ->
     validator.run()
     if not validator.passed:
         failed = [o for o in validator.outcomes if not o.passed]
-        reason = f"{len(failed)} check(s) failed: " + "; ".join(f"{o.name.label} – {o.message}" for o in failed)
+        # Each message is a sentence; joined with "; ", their own full stops would read ".;".
+        reasons = "; ".join(f"{o.name.label} – {o.message.rstrip('.')}" for o in failed)
+        reason = f"{len(failed)} check(s) failed: {reasons}."
         logger.warning("Validation failed.")
         move_job(job.pk, JobState.VALIDATING, state=JobState.VALIDATION_FAILED, finished=timezone.now(), reason=reason)
         return

@@ -68,6 +68,10 @@ def test_manual_failover_idles_a_with_its_critical_services_stopped_and_fallback
     wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal again")
     wait_for(lambda: Service.objects.get(node=a, name=TC).status == ServiceStatus.STARTED, 30, "A's TC running again")
     assert EndUser.objects.get(user_id="andy").active_node is None
+    # Once both are Normal again the page tells the fallback as a thing of the past, with its time.
+    page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    assert "Last Server Action, at " in page
+    assert f"Fallback of {a} — {a} began taking back its users and rooms from {b}." in page
 
 
 def test_a_backup_losing_its_own_critical_service_runs_both_in_failed_mode_until_recover(pair, agents, operator_client):

@@ -97,6 +97,8 @@ def test_andy_signs_in_with_converse_joins_posts_and_bob_reads_it(browser_page, 
             post(page, "hello from converse.js")
             page.wait_for_selector("converse-muc .chat-msg__text >> text=hello from converse.js")
             page.screenshot(path="docs/screenshots/webchat-2-andy-posted.png")
+            # The room fits beside the control box: nothing runs past the page's right edge.
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
             wait_for(
                 lambda: any("hello from converse.js" in m for m in archived(xworld.database, room)), 20, what="archive"
             )
@@ -121,6 +123,7 @@ def test_andy_signs_in_with_converse_joins_posts_and_bob_reads_it(browser_page, 
             assert page.evaluate("window.cspViolations") == []
             assert bob_page.evaluate("window.cspViolations") == []
             assert not [line for line in andy_log + bob_log if "Content Security Policy" in line]
+            assert not [line for line in andy_log + bob_log if "emoji.json" in line]
             bob_context.close()
         finally:
             with open("/tmp/webchat-console.log", "w") as log:

@@ -104,6 +104,7 @@ def test_running_the_same_merge_again_is_refused_by_the_destination_record(three
     check = job.checks.get(name="not_merged_before")
     assert not check.passed
     assert "already holds the merge of these two sources" in check.message
+    assert job.reason == f"1 check(s) failed: Not merged before – {check.message}"
     assert operator_client.post(reverse("dbmerge:mergejob_merge", args=[job.pk])).status_code == 302
     assert state_of(job.pk) == JobState.VALIDATION_FAILED
     assert target.rows() == after_first

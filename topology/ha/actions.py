@@ -118,14 +118,14 @@ def _apply(locked: GroupState, request: ServerAction) -> str:
             failed_from={HAState.NORMAL},
             recorded_by=locked.recorded_by,
         )
-        return f"{target} is failing over to {peer}." if made else f"Refused: {target} cannot fail over now."
+        return f"{target} began failing over to {peer}." if made else f"Refused: {target} cannot fail over now."
     if request.action == ServerActionName.FALLBACK:
         made = transitions.begin_fallback(target.pk, HAReason.ON_ADMIN_REQUEST, recorded_by=locked.recorded_by)
         return (
-            f"{target} is taking back its users and rooms from {peer}."
+            f"{target} began taking back its users and rooms from {peer}."
             if made
             else f"Refused: {target} cannot fall back now."
         )
     # Recover: restart both SRMs from a clean slate.
     transitions.recover(target.pk)
-    return f"Recovering {target} and {peer}: both Server Recovery Managers restart."
+    return f"{target} and {peer} began initializing again: both Server Recovery Managers restarted."

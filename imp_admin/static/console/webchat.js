@@ -3,7 +3,9 @@
 // host-meta discovery, no emoji CDN, no client-info tab.
 const script = document.getElementById("webchat-script");
 const converseUrl = new URL(script.dataset.converse, document.baseURI);
-const assets = converseUrl.href.replace(/converse\.min\.js(\?.*)?$/, "");
+// The directory converse.js is served from (emoji.json, images/). Not by its file name: in
+// production that is the hashed converse.min.<hash>.js of the static files manifest.
+const assets = new URL("./", converseUrl).href;
 const config = JSON.parse(document.getElementById("webchat-config").textContent);
 const { default: converse } = await import(converseUrl.href);
 
