@@ -23,6 +23,8 @@ MUC_REQUEST = "http://jabber.org/protocol/muc#request"  # XEP-0045 §8.6 voice r
 CONFERENCE_NS = "jabber:x:conference"  # XEP-0249
 DELAY_NS = "urn:xmpp:delay"  # XEP-0203
 NICK_CHANGED = "303"  # XEP-0045 status code: the occupant's nickname changed
+REGISTER_NS = "jabber:iq:register"
+MUC_REGISTER = "http://jabber.org/protocol/muc#register"  # XEP-0045 §7.10
 
 
 def q(ns: str, name: str) -> str:
@@ -217,3 +219,41 @@ def _field(form: ET.Element, var: str) -> str | None:
         if item.get("var") == var:
             return item.findtext(q(DATA_NS, "value")) or ""
     return None
+
+
+async def register(front, stream, iq: ET.Element, query: ET.Element, room: str) -> None:
+    """XEP-0045 §7.10, registering with a room: ``get`` answers ``<registered/>`` and the
+    reserved nickname to a member, the form (``muc#register_roomnick``) to a user who may become
+    one; ``set`` submits the form. The room decides (``messaging.tc.occupants``)."""
+    session = stream.session
+    if iq.get("type") == "get":
+        answer = await front.router.route(room, requests.Register(room=room, user=session.user.jid))
+        reply = ET.Element(q(REGISTER_NS, "query"))
+        if answer.registered:
+            ET.SubElement(reply, q(REGISTER_NS, "registered"))
+            ET.SubElement(reply, q(REGISTER_NS, "username")).text = answer.nick
+        else:
+            ET.SubElement(
+                reply, q(REGISTER_NS, "instructions")
+            ).text = f"Choose the nickname to reserve in {room}; you become a member of the room."
+            form = ET.SubElement(reply, q(DATA_NS, "x"), {"type": "form"})
+            ET.SubElement(form, q(DATA_NS, "title")).text = f"Register with {room}"
+            hidden = ET.SubElement(form, q(DATA_NS, "field"), {"var": "FORM_TYPE", "type": "hidden"})
+            ET.SubElement(hidden, q(DATA_NS, "value")).text = MUC_REGISTER
+            field = ET.SubElement(
+                form, q(DATA_NS, "field"), {"var": "muc#register_roomnick", "type": "text-single", "label": "Nickname"}
+            )
+            ET.SubElement(field, q(DATA_NS, "required"))
+        stream.send(front._result(iq, reply))
+        return
+    if query.find(q(REGISTER_NS, "remove")) is not None:
+        raise Refused("cancel", "not-allowed", f"A room owner or admin removes members of {room}.")
+    form = query.find(q(DATA_NS, "x"))
+    nick = _field(form, "muc#register_roomnick") if form is not None else None
+    if form is None or form.get("type") != "submit" or _field(form, "FORM_TYPE") != MUC_REGISTER or not nick:
+        raise ChatError(
+            ErrorCode.BAD_REQUEST,
+            f"Submit the {MUC_REGISTER} form with the nickname in muc#register_roomnick.",
+        )
+    await front.router.route(room, requests.Register(room=room, user=session.user.jid, nick=nick))
+    stream.send(front._result(iq))

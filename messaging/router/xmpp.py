@@ -70,6 +70,7 @@ SID_NS = "urn:xmpp:sid:0"
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
 RECIPIENT = "\ufdd0recipient\ufdd0"  # stands for the recipient's JID in a live message written once
+RESERVED_NICK_NODE = "x-roomuser-item"  # XEP-0045 §7.12
 MAX_RESOURCE = 1023
 SM_MAX_UNACKED = 5000  # stanzas kept for XEP-0198 resumption; past it the session cannot be resumed
 SM_MODULUS = 2**32  # XEP-0198 counters wrap at 2^32
@@ -1184,6 +1185,11 @@ class XmppFrontEnd:
             stream.send(self._result(iq))
         elif ns == REGISTER_NS and (not to or to == stream.domain):
             await self._register(stream, iq, payload)
+        elif ns == REGISTER_NS and "@" in to and "/" not in to and self._is_conference(to.partition("@")[2]):
+            try:
+                await muc_user.register(self, stream, iq, payload, bare(to))
+            except muc_admin.Refused as exc:
+                stream.send(self._addressed(stream, iq, stanza_error(iq, exc.kind, exc.condition, exc.text)))
         else:
             stream.send(stanza_error(iq, "cancel", "service-unavailable"))
 
@@ -1237,9 +1243,18 @@ class XmppFrontEnd:
             features = [DISCO_INFO_NS, DISCO_ITEMS_NS, MUC_NS, PING_NS, MAM_NS, SID_NS]
         elif "@" in room and not nick and self._is_conference(room.partition("@")[2]):
             info = await self.router.route(room, requests.Info(room=room, user=stream.session.user.jid))
+            if find(iq, DISCO_INFO_NS, "query").get("node") == RESERVED_NICK_NODE:
+                # XEP-0045 §7.12: the user's reserved nickname, or an empty answer.
+                query.set("node", RESERVED_NICK_NODE)
+                if info.reserved_nick:
+                    identity = {"category": "conference", "type": "text", "name": info.reserved_nick}
+                    child(query, DISCO_INFO_NS, "identity", identity)
+                stream.send(self._result(iq, query))
+                return
             child(query, DISCO_INFO_NS, "identity", {"category": "conference", "type": "text", "name": info.name})
             features = [
                 MUC_NS,
+                REGISTER_NS,
                 DISCO_INFO_NS,
                 MAM_NS,
                 SID_NS,

@@ -114,9 +114,8 @@ class RoomAdministration:
         if mine not in allowed:
             who = "owners and admins" if len(allowed) > 1 else "owners"
             raise ChatError(ErrorCode.FORBIDDEN, f"Only the room's {who} may read its {wanted} list.")
-        nicks = {jid: occupant.nick for jid, occupant in room.occupants.items()}
         items = tuple(
-            {"user": jid, "affiliation": str(affiliation), "nick": nicks.get(jid, "")}
+            {"user": jid, "affiliation": str(affiliation), "nick": room.reserved_nick(jid)}
             for jid, affiliation in sorted(room.members.items())
             if affiliation == wanted
         )
@@ -145,6 +144,8 @@ class RoomAdministration:
             await self._fenced(self.store.save_affiliations(room, changes, actor, self.hosting.fence_for(room.jid)))
             room.members = members
             for change in changes:
+                if change.affiliation == Affiliation.NONE:
+                    room.nicks.pop(change.user, None)  # its row, and the nickname in it, are gone
                 occupant = room.occupants.get(change.user)
                 if occupant is None:
                     continue

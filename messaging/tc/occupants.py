@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import requests
-from messaging.tc.rooms import LEVEL_OF_ALLOW_PM, Affiliation, reaches
+from messaging.tc.rooms import LEVEL_OF_ALLOW_PM, MAX_NICK_BYTES, Affiliation, Role, reaches
 from messaging.tc.store import AffiliationChange
 
 # Who has a participation level, as refusals name them.
@@ -31,8 +31,7 @@ class OccupantRequests:
             raise ChatError(ErrorCode.BAD_REQUEST, "A nickname cannot be blank.")
         async with hosted.lock:
             self._vouched_occupant(room, user, True, request.old_nick, request.router, request.role)
-            if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
-                raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
+            room.check_nick(user, nick)
             occupant = room.occupants[user]
             old = occupant.nick
             if old != nick:
@@ -105,3 +104,49 @@ class OccupantRequests:
                     room.members[invitee] = Affiliation.MEMBER
                     added = True
         return requests.Invited(room=room.jid, invitee=invitee, nick=nick, member_added=added)
+
+    async def _op_register(self, request: requests.Register) -> requests.Registration:
+        """XEP-0045 §7.10: a member registers the nickname reserved for them in the room (stored
+        in ``tc_users.nick_jid``); a user with no affiliation may too where they could add
+        themselves as a member by joining (*Users can add themselves to rooms as members*, an
+        open persistent room), and becomes a member. Nobody else may register (``not-allowed``),
+        and an outcast is ``forbidden``. A nickname another occupant has, or another member
+        reserved, is a ``conflict``."""
+        hosted = await self._room(request.room)
+        room, user, policy = hosted.room, request.user, self.config.policy
+        affiliation = room.affiliation(user)
+        if affiliation == Affiliation.OUTCAST:
+            raise ChatError(ErrorCode.FORBIDDEN, f"You are banned from {room.jid}.")
+        self_service = policy.users_add_themselves_as_members and room.persistent and not room.config.members_only
+        if affiliation == Affiliation.NONE and not self_service:
+            raise ChatError(
+                ErrorCode.NOT_ALLOWED,
+                f"Only members of {room.jid} register a nickname with it; ask a room owner or admin to add you.",
+            )
+        if not request.nick:
+            return requests.Registration(room=room.jid, nick=room.reserved_nick(user), registered=room.is_member(user))
+        nick = request.nick
+        if not nick.strip() or len(nick.encode()) > MAX_NICK_BYTES:
+            raise ChatError(ErrorCode.BAD_REQUEST, f"A nickname holds 1 to {MAX_NICK_BYTES} bytes and is not blank.")
+        self._check_database()
+        joined = None
+        async with hosted.lock:
+            room.check_nick(user, nick)
+            affiliation = room.affiliation(user)
+            new_member = affiliation == Affiliation.NONE
+            if new_member:
+                affiliation = Affiliation.MEMBER
+            fence = self.hosting.fence_for(room.jid)
+            await self._fenced(self.store.save_nick(room, user, nick, affiliation, fence))
+            room.members[user] = affiliation
+            room.nicks[user] = nick
+            occupant = room.occupants.get(user)
+            if new_member and occupant is not None:
+                # §7.10: an occupant whose affiliation changed is heard by everyone, with the
+                # role a member has (voice, in a moderated room too).
+                if occupant.role == Role.VISITOR:
+                    occupant.role = Role.PARTICIPANT
+                joined = {**room.presence_event(user, occupant.nick, "joined"), "changed": True}
+        if joined is not None:
+            await self._broadcast(room.jid, joined)
+        return requests.Registration(room=room.jid, nick=nick, registered=True)

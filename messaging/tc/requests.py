@@ -104,6 +104,7 @@ class RoomInfo(Answer):
     affiliation: str
     moderated: bool = False
     password_protected: bool = False
+    reserved_nick: str = ""  # the asking user's (XEP-0045 §7.12), if any
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,16 @@ class Invited(Answer):
     invitee: str
     nick: str
     member_added: bool
+
+
+@dataclass(frozen=True)
+class Registration(Answer):
+    """A user's registration with a room (XEP-0045 §7.10): the nickname reserved for them, if
+    they are registered (every owner, admin and member is)."""
+
+    room: str
+    nick: str
+    registered: bool
 
 
 @dataclass(frozen=True)
@@ -451,6 +462,16 @@ class Invite(RoomRequest):
     known: bool = True  # whether the invitee is a user of IM and Presence (the router read it)
 
 
+@dataclass(frozen=True)
+class Register(RoomRequest):
+    """A user registers ``nick`` with the room (XEP-0045 §7.10), or with no ``nick`` asks how
+    they stand."""
+
+    op: ClassVar[str] = "register"
+    answer: ClassVar[type[Answer]] = Registration
+    nick: str = ""
+
+
 REQUESTS: dict[str, type[Request]] = {
     cls.op: cls
     for cls in (
@@ -476,6 +497,7 @@ REQUESTS: dict[str, type[Request]] = {
         ChangeNick,
         PrivateMessage,
         Invite,
+        Register,
     )
 }
 

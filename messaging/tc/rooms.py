@@ -73,6 +73,7 @@ PARTICIPATION_MODERATOR = "moderator"
 ALLOW_PM_OF_LEVEL = {"visitor": AllowPm.ANYONE, "participant": AllowPm.PARTICIPANTS, "moderator": AllowPm.MODERATORS}
 LEVEL_OF_ALLOW_PM = {allow: level for level, allow in ALLOW_PM_OF_LEVEL.items()}
 MAX_SUBJECT = 255  # tc_rooms.subject
+MAX_NICK_BYTES = 1023  # a nickname is the resource of an occupant JID (RFC 7622)
 MAX_CONFIG_TEXT = 255  # a room's name or description
 
 
@@ -415,6 +416,10 @@ class Room:
     creator: str
     config: RoomConfig
     members: dict[str, Affiliation] = field(default_factory=dict)
+    # Member JID → the nickname ``tc_users.nick_jid`` keeps for them, where it is not their JID's
+    # localpart (what a new row gets): registered with the room (XEP-0045 §7.10), or taken when
+    # they added themselves as members.
+    nicks: dict[str, str] = field(default_factory=dict)
     subject: str = ""  # tc_rooms.subject
     subject_nick: str = ""  # who set it (from tc_rooms.spacket)
     occupants: dict[str, Occupant] = field(default_factory=dict)
@@ -442,6 +447,26 @@ class Room:
 
     def affiliation(self, jid: str) -> Affiliation:
         return self.members.get(jid, Affiliation.NONE)
+
+    def reserved_nick(self, jid: str) -> str:
+        """The user's reserved nickname in the room (XEP-0045 §7.12): every owner, admin and
+        member has the one ``tc_users.nick_jid`` keeps (their JID's localpart unless they
+        registered another, §7.10); outcasts and users with no affiliation have none."""
+        if not self.is_member(jid):
+            return ""
+        return self.nicks.get(jid) or nick_for(jid)
+
+    def check_nick(self, jid: str, nick: str) -> None:
+        """Refuse ``jid`` a nickname another occupant has, or another member reserved (XEP-0045
+        §7.2.9, §7.6); two members who reserved the same one may both use it."""
+        if any(o.nick == nick and o.jid != jid for o in self.occupants.values()):
+            raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {self.jid} has the nickname {nick}.")
+        if self.reserved_nick(jid) == nick:
+            return
+        if any(member != jid and self.reserved_nick(member) == nick for member in self.members):
+            raise ChatError(
+                ErrorCode.NICK_IN_USE, f"{nick} is the registered nickname of another member of {self.jid}."
+            )
 
     def default_role(self, jid: str) -> Role:
         """The role a user enters with (XEP-0045 §5.1.2): owners and admins moderate; in a

@@ -320,11 +320,12 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             room.check_join(user, policy)
             if new:
                 room.check_password(request.password)
-            if any(o.nick == nick and o.jid != user for o in room.occupants.values()):
-                raise ChatError(ErrorCode.NICK_IN_USE, f"Someone else in {room.jid} has the nickname {nick}.")
+            room.check_nick(user, nick)
             if new and policy.users_add_themselves_as_members and not room.is_member(user) and room.persistent:
                 await self.store.add_member(room, user, nick)
                 room.members[user] = Affiliation.MEMBER
+                if nick != nick_for(user):
+                    room.nicks[user] = nick
             if new:
                 room.add_occupant(user, nick, request.router)
             else:  # joined again (another resource, or a rejoin): the visit and its role go on
@@ -454,6 +455,7 @@ class TextConferenceManager(RoomAdministration, OccupantRequests, NodeService):
             max_occupants=min(room.config.max_occupants, self.config.policy.max_users_per_room),
             occupants=len(room.occupants),
             affiliation=str(room.affiliation(request.user)),
+            reserved_nick=room.reserved_nick(request.user),
             moderated=room.config.moderated,
             password_protected=room.config.password_protected,
         )

@@ -17,7 +17,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import schema
-from messaging.tc.rooms import RECENT_POSTS_KEPT, Affiliation, Policy, RecentHistory, Role, Room, RoomType
+from messaging.tc.rooms import (
+    RECENT_POSTS_KEPT,
+    Affiliation,
+    Policy,
+    RecentHistory,
+    Role,
+    Room,
+    RoomType,
+    nick_for,
+)
 from messaging.tc.stanzas import (
     STANZA_CID_PATTERN,
     STANZA_SENDER_PATTERN,
@@ -55,7 +64,8 @@ LOAD_ROOMS_SQL = (
     "SELECT r.room_jid, r.creator_jid, r.type, r.config, r.next_msg_id, r.subject, r.spacket FROM tc_rooms r WHERE {}"
 )
 LOAD_MEMBERS_SQL = (
-    "SELECT u.room_jid, u.real_jid, u.affiliation FROM tc_rooms r JOIN tc_users u ON u.room_jid = r.room_jid WHERE {}"
+    "SELECT u.room_jid, u.real_jid, u.affiliation, u.nick_jid FROM tc_rooms r "
+    "JOIN tc_users u ON u.room_jid = r.room_jid WHERE {}"
 )
 LOAD_MESSAGES_SQL = (
     "SELECT r.room_jid, m.msg_id, m.stamp, m.msg FROM tc_rooms r CROSS JOIN LATERAL "
@@ -275,10 +285,13 @@ class PostgresStore:
                 known_next_msg_id=next_msg_id,
                 dedup_from=next_msg_id,
             )
-        for jid, real_jid, affiliation in member_rows:
+        for jid, real_jid, affiliation, nick_jid in member_rows:
             rooms[jid].members[real_jid] = (
                 Affiliation(affiliation) if affiliation in KNOWN_AFFILIATIONS else Affiliation.NONE
             )
+            nick = (nick_jid or "").partition("/")[2]
+            if nick and nick != nick_for(real_jid):
+                rooms[jid].nicks[real_jid] = nick
         recent: dict[str, list] = {jid: [] for jid in rooms}
         for jid, msg_id, stamp, msg in message_rows:
             recent[jid].append((msg_id, stamp, msg))
@@ -329,6 +342,21 @@ class PostgresStore:
                 "INSERT INTO tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) "
                 "VALUES (%s, %s, %s, %s, %s, '', %s) ON CONFLICT (room_jid, real_jid) DO NOTHING",
                 (room.jid, jid, str(Role.NONE), str(Affiliation.MEMBER), room.nick_jid(nick), jid),
+            )
+
+    async def save_nick(
+        self, room: Room, jid: str, nick: str, affiliation: Affiliation, fence: Fence | None = None
+    ) -> None:
+        """Store the nickname a user registered with a room (``tc_users.nick_jid``, XEP-0045
+        §7.10): a new member's row (reason "Registered", initiator the user), or a member's
+        new nickname."""
+        async with self._connection() as conn, conn.transaction():
+            await _check_fence(conn, fence)
+            await conn.execute(
+                "INSERT INTO tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) "
+                "VALUES (%s, %s, %s, %s, %s, 'Registered', %s) ON CONFLICT (room_jid, real_jid) DO UPDATE SET "
+                "nick_jid = EXCLUDED.nick_jid",
+                (room.jid, jid, str(Role.NONE), str(affiliation), room.nick_jid(nick), jid),
             )
 
     async def save_config(self, room: Room, config: RoomConfig, fence: Fence | None = None) -> None:
@@ -698,6 +726,11 @@ class MemoryStore:
         self.messages[room.jid] = []
 
     async def add_member(self, room: Room, jid: str, nick: str) -> None:
+        pass
+
+    async def save_nick(
+        self, room: Room, jid: str, nick: str, affiliation: Affiliation, fence: Fence | None = None
+    ) -> None:
         pass
 
     async def save_config(self, room: Room, config: RoomConfig, fence: Fence | None = None) -> None:

@@ -349,7 +349,7 @@ def kept_invitations() -> list[tuple[str, str, str]]:
     return sorted(KeptInvitation.objects.values_list("user__jid", "room_jid", "inviter"))
 
 
-async def signed_in_again(node, user: str) -> tuple[Client, list, list]:
+async def signed_in_again(node, user: str, timeout: float = 10) -> tuple[Client, list, list]:
     """Sign ``user`` in as a client does: the session, then the initial presence; returns the
     client, the mediated and the direct invitations it got, once a ping shows the node has
     answered the presence (a stream's stanzas are served in order)."""
@@ -357,9 +357,9 @@ async def signed_in_again(node, user: str) -> tuple[Client, list, list]:
     client.register_plugin("xep_0249")
     mediated_ones, direct_ones = invitations(client), []
     client.add_event_handler("groupchat_direct_invite", direct_ones.append)
-    await client.start(node.xmpp_port)
+    await client.start(node.xmpp_port, timeout=timeout)
     client.send_presence()
-    await client.plugin["xep_0199"].send_ping("example.com", timeout=5)
+    await client.plugin["xep_0199"].send_ping("example.com", timeout=timeout)
     return client, mediated_ones, direct_ones
 
 
@@ -507,9 +507,11 @@ async def muc_user_error(client: Client, room: str, inner: str) -> tuple[str, st
 def test_with_real_node_agents_nick_changes_private_messages_and_invitations_cross_the_pair(pair, agents):
     """The same three across the pair with ``manage.py run_node`` agents: Andy on 1A (which hosts
     the room), Bob and Carol on 1B, so every request crosses the bus to 1A's Text Conference
-    Manager and every delivery to 1B's router."""
+    Manager and every delivery to 1B's router; and an invitation to Dave, of 1B and signed in
+    nowhere, which 1B's agent keeps until he signs in there."""
     a, b = pair["a"], pair["b"]
     chat_user("carol", b)
+    chat_user("dave", b)
     start_pair_with_xmpp(pair, agents)
     room = f"pair@conference-{a.pk}-imp1.example.com"
 
@@ -534,14 +536,21 @@ def test_with_real_node_agents_nick_changes_private_messages_and_invitations_cro
         await until(lambda: to_andy and to_bob and invited, 15)
         carol.plugin["xep_0045"].decline(room, "andy@example.com", "busy")
         await until(lambda: declined, 15)
-        for client in (andy, bob, carol):
+        andy.plugin["xep_0045"].invite(room, "dave@example.com", "while you were away")
+        async with asyncio.timeout(15):
+            while not await sync_to_async(kept_invitations, thread_sensitive=False)():
+                await asyncio.sleep(0.1)
+        dave, to_dave, _ = await signed_in_again(b, "dave", timeout=30)
+        for client in (andy, bob, carol, dave):
             await client.stop()
-        return renamed, at_andy, to_andy, to_bob, invited, declined
+        return renamed, at_andy, to_andy, to_bob, invited, declined, to_dave
 
-    renamed, at_andy, to_andy, to_bob, invited, declined = asyncio.run(scenario())
+    renamed, at_andy, to_andy, to_bob, invited, declined, to_dave = asyncio.run(scenario())
     assert renamed == "Robert"
     assert at_andy[:2] == [("unavailable", "Bob", ["303"], "Robert"), ("available", "Robert", [], None)]
     assert [(str(m["from"]), m["body"]) for m in to_bob] == [(f"{room}/Andy", "to Robert")]
     assert [(str(m["from"]), m["body"]) for m in to_andy] == [(f"{room}/Robert", "to Andy")]
     assert [mediated(m)[:4] for m in invited] == [(room, "invite", "andy@example.com", "join us")]
     assert [mediated(m)[:4] for m in declined] == [(room, "decline", "carol@example.com", "busy")]
+    assert [mediated(m)[:4] for m in to_dave] == [(room, "invite", "andy@example.com", "while you were away")]
+    assert to_dave[0].xml.find("{urn:xmpp:delay}delay") is not None
