@@ -153,6 +153,14 @@ def test_set_to_default_restores_every_setting(operator_client, cluster1):
     assert f"Group chat and persistent chat settings of {cluster} set to defaults." in shown(response)
 
 
+def test_set_to_default_asks_first_and_says_persistent_chat_goes_off(operator_client, cluster1):
+    page = operator_client.get(URL).content.decode()
+    assert (
+        'data-confirm="Set every group chat and persistent chat setting of cluster1 to its default? '
+        'Enable Persistent Chat is off by default.">Set to Default</button>'
+    ) in page
+
+
 def test_both_nodes_of_an_ha_group_are_assigned_one_database(operator_client, cluster1):
     cluster, nodes = cluster1
     db1 = make_external_database("db1", "tcuser")
