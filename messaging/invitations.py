@@ -1,10 +1,12 @@
-"""Invitations to rooms kept for invitees signed in nowhere (``KeptInvitation``), handed to their
-next session on whichever node serves them, as Prosody's and ejabberd's offline stores keep them.
-Nothing else is kept for later: this service has no one-to-one chat.
+"""Invitations to rooms kept for invitees signed in nowhere, and declines for inviters signed in
+nowhere (``KeptInvitation``), handed to their next session on whichever node serves them, as
+Prosody's and ejabberd's offline stores keep them. Nothing else is kept for later: this service
+has no one-to-one chat.
 
-Plain functions of the invitee's JID that know nothing of XMPP framing; they run in a worker
-thread. An invitation is an event of the router core (``type`` ``invite``, ``room``, ``from``,
-``reason``, ``id``, ``direct_from``); the one handed over carries ``stamp``, when it was sent.
+Plain functions of the recipient's JID that know nothing of XMPP framing; they run in a worker
+thread. Each is an event of the router core (``type`` ``invite`` or ``decline``, ``room``,
+``from``, ``reason``, ``id``, ``direct_from``); the one handed over carries ``stamp``, when it was
+sent.
 """
 
 from __future__ import annotations
@@ -13,17 +15,17 @@ from datetime import UTC
 
 from django.db import close_old_connections, transaction
 
-from messaging.models import KeptInvitation
+from messaging.models import InvitationKind, KeptInvitation
 from topology.models import EndUser
 
-# The newest invitations kept for one user; older ones go (a user away for long is invited to
-# the same rooms again and again, and one invitation per room and inviter is kept anyway).
+# The newest invitations and declines kept for one user; older ones go (a user away for long is
+# invited to the same rooms again and again, and one per room, sender and kind is kept anyway).
 KEPT_PER_USER = 50
 
 
 def keep(jid: str, event: dict) -> bool:
-    """Keep an invitation for ``jid``'s next sign-in (a repeat from the same inviter to the same
-    room replaces it); False when no user has the JID."""
+    """Keep an invitation or a decline for ``jid``'s next sign-in (a repeat from the same sender
+    about the same room replaces it); False when no user has the JID."""
     close_old_connections()
     try:
         with transaction.atomic():
@@ -33,7 +35,8 @@ def keep(jid: str, event: dict) -> bool:
             KeptInvitation.objects.update_or_create(
                 user=user,
                 room_jid=event["room"],
-                inviter=event["from"],
+                sender=event["from"],
+                kind=InvitationKind(event["type"]),
                 defaults={
                     "reason": event.get("reason") or "",
                     "stanza_id": event.get("id") or "",
@@ -48,8 +51,8 @@ def keep(jid: str, event: dict) -> bool:
 
 
 def take(jid: str) -> list[dict]:
-    """The invitations kept for ``jid``, oldest first, as events with their ``stamp``; they are
-    deleted as they are read, so whoever takes one hands it over, once."""
+    """The invitations and declines kept for ``jid``, oldest first, as events with their
+    ``stamp``; they are deleted as they are read, so whoever takes one hands it over, once."""
     close_old_connections()
     try:
         with transaction.atomic():
@@ -64,9 +67,9 @@ def take(jid: str) -> list[dict]:
     events = []
     for row in rows:
         event = {
-            "type": "invite",
+            "type": row.kind,
             "room": row.room_jid,
-            "from": row.inviter,
+            "from": row.sender,
             "reason": row.reason,
             "id": row.stanza_id,
             "stamp": row.invited.astimezone(UTC).isoformat().replace("+00:00", "Z"),

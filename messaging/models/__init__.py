@@ -12,7 +12,7 @@ from .databases import (
     PersistentChatAssignment,
     StatusCheckName,
 )
-from .invitations import KeptInvitation
+from .invitations import InvitationKind, KeptInvitation
 
 __all__ = [
     "ACTIVE_CHECK_STATES",
@@ -25,6 +25,7 @@ __all__ = [
     "ExternalDatabase",
     "ExternalDatabaseCheck",
     "GroupChatAdministrator",
+    "InvitationKind",
     "KeptInvitation",
     "ParticipationLevel",
     "PersistentChatAssignment",

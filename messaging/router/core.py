@@ -445,11 +445,11 @@ class XcpRouter(NodeService):
         event = {"type": "invite", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
         if direct_from:
             event["direct_from"] = direct_from
-        await self._invite_anywhere(invited.invitee, nodes.get(invited.invitee), event)
+        await self._hand_or_keep(invited.invitee, nodes.get(invited.invitee), event)
 
-    async def _invite_anywhere(self, jid: str, node: str | None, event: dict) -> None:
-        """Hand an invitation to ``jid``'s session on ``node`` (that node's router keeps it when
-        the user has no session there), or keep it here when no router can take it."""
+    async def _hand_or_keep(self, jid: str, node: str | None, event: dict) -> None:
+        """Hand an invitation or a decline to ``jid``'s session on ``node`` (that node's router
+        keeps it when the user has no session there), or keep it here when no router can take it."""
         if node and node != self.node.name:
             try:
                 channel = chat_bus.router_channel(self.bus.prefix, node)
@@ -465,8 +465,8 @@ class XcpRouter(NodeService):
         await self.keep_invitation(jid, event)
 
     async def keep_invitation(self, jid: str, event: dict) -> None:
-        """Keep an invitation for a user signed in nowhere, for their next sign-in; a user who
-        signed in here meanwhile gets it at once."""
+        """Keep an invitation or a decline for a user signed in nowhere, for their next sign-in;
+        a user who signed in here meanwhile gets it at once."""
         try:
             kept = await sync_to_async(invitations.keep, thread_sensitive=False)(jid, event)
         except Exception as exc:
@@ -492,21 +492,17 @@ class XcpRouter(NodeService):
 
     async def decline(self, session: Session, room: str, inviter: str, reason: str = "", message_id: str = "") -> None:
         """An invitee declines (XEP-0045 §7.8.2): the room passes it on to the inviter, wherever
-        they are signed in (nowhere: it is dropped). The room must exist; nothing is checked of
-        an invitation, as in Prosody."""
+        they are signed in (nowhere: at their next sign-in, as an invitation is; a JID no user
+        has: dropped). The room must exist; nothing is checked of an invitation, as in Prosody."""
         await self.route(room, requests.Info(room=room, user=session.user.jid))
         event = {"type": "decline", "room": room, "from": session.user.jid, "reason": reason, "id": message_id}
-        await self._to_user_anywhere(inviter, event)
-
-    async def _to_user_anywhere(self, jid: str, event: dict) -> bool:
-        """Hand ``event`` to ``jid``'s session on the node serving them (read from the config
-        DB: the user may be on any node of any cluster)."""
         try:
-            node = (await sync_to_async(serving_nodes, thread_sensitive=False)([jid])).get(jid)
+            nodes = await sync_to_async(serving_nodes, thread_sensitive=False)([inviter])
         except Exception as exc:
-            logger.warning("Could not read where %s is served: %s", jid, exc)
-            return False
-        return node is not None and await self.deliver_to_user(jid, node, event)
+            logger.warning("Could not read where %s is served: %s", inviter, exc)
+            raise ChatError(ErrorCode.INTERNAL, f"The decline to {inviter} could not be sent; try again.") from None
+        if inviter in nodes:
+            await self._hand_or_keep(inviter, nodes[inviter], event)
 
     async def deliver_to_user(self, jid: str, node: str, event: dict) -> bool:
         """Hand ``event`` to the session of ``jid`` on ``node``'s router: this router's own, or
@@ -532,7 +528,7 @@ class XcpRouter(NodeService):
             return
         if session is not None:
             session.send(event)
-        elif payload.get("keep") and event.get("type") == "invite":
+        elif payload.get("keep") and event.get("type") in ("invite", "decline"):
             self._spawn(self.keep_invitation(payload["to"], event))
 
     async def client_address(self, node_name: str, websocket: bool = False) -> str:

@@ -168,14 +168,16 @@ async def admin_iq(router, session, iq: ET.Element, query: ET.Element, room: str
         return affiliation_list(answer)
     changes = []
     for item in items:
-        changes.append(
-            {
-                "user": (item.get("jid") or "").partition("/")[0],
-                "nick": item.get("nick") or "",
-                "affiliation": item.get("affiliation") or "",
-                "reason": (item.findtext(q(MUC_ADMIN_NS, "reason")) or "").strip(),
-            }
-        )
+        change = {
+            "user": (item.get("jid") or "").partition("/")[0],
+            "nick": item.get("nick") or "",
+            "affiliation": item.get("affiliation") or "",
+            "reason": (item.findtext(q(MUC_ADMIN_NS, "reason")) or "").strip(),
+        }
+        if item.get("jid") and item.get("nick") is not None:
+            # With a JID, the nick is the member's reserved nickname; empty unsets it (XEP-0045 §9.5).
+            change["reserved_nick"] = item.get("nick")
+        changes.append(change)
     await router.route(room, requests.SetAffiliations(room=room, user=user, items=tuple(changes)))
     return None
 

@@ -14,12 +14,15 @@ from messaging.chat.errors import ChatError, ErrorCode
 from messaging.tc import requests
 from messaging.tc.rooms import (
     AFFILIATION_RANK,
+    MAX_NICK_BYTES,
     MAX_SUBJECT,
+    MEMBER_AFFILIATIONS,
     MODERATOR_AFFILIATIONS,
     Affiliation,
     Role,
     Room,
     RoomType,
+    nick_for,
 )
 from messaging.tc.store import AffiliationChange
 
@@ -141,11 +144,18 @@ class RoomAdministration:
             raise ChatError(ErrorCode.LAST_OWNER, f"{room.jid} needs an owner; make someone else an owner first.")
         self._check_database()
         async with hosted.lock:
+            for change in changes:
+                if change.nick:
+                    room.check_nick(change.user, change.nick)
             await self._fenced(self.store.save_affiliations(room, changes, actor, self.hosting.fence_for(room.jid)))
             room.members = members
             for change in changes:
                 if change.affiliation == Affiliation.NONE:
                     room.nicks.pop(change.user, None)  # its row, and the nickname in it, are gone
+                elif change.nick is not None:
+                    room.nicks.pop(change.user, None)
+                    if change.nick and change.nick != nick_for(change.user):
+                        room.nicks[change.user] = change.nick
                 occupant = room.occupants.get(change.user)
                 if occupant is None:
                     continue
@@ -189,7 +199,17 @@ class RoomAdministration:
                     ErrorCode.FORBIDDEN,
                     f"Only owners may change the affiliation of {user}, an {room.affiliation(user)}.",
                 )
-        return AffiliationChange(user, affiliation, str(item.get("reason") or ""))
+        reserved = item.get("reserved_nick")
+        if reserved is not None:
+            reserved = str(reserved)
+            if affiliation not in MEMBER_AFFILIATIONS:
+                reserved = None  # outcasts and non-members reserve no nickname (XEP-0045, business rules)
+            elif reserved.strip() != reserved or len(reserved.encode()) > MAX_NICK_BYTES:
+                raise ChatError(
+                    ErrorCode.NOT_ACCEPTABLE,
+                    f"A reserved nickname holds 1 to {MAX_NICK_BYTES} bytes, with no space at either end.",
+                )
+        return AffiliationChange(user, affiliation, str(item.get("reason") or ""), reserved)
 
     async def _op_get_roles(self, request: requests.GetRoles) -> requests.Roles:
         hosted = await self._room(request.room)

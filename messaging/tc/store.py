@@ -127,6 +127,7 @@ class AffiliationChange:
     user: str
     affiliation: Affiliation
     reason: str = ""
+    nick: str | None = None  # the reserved nickname an admin gave (tc_users.nick_jid); None keeps it
 
 
 @dataclass(frozen=True)
@@ -399,15 +400,17 @@ class PostgresStore:
                     "INSERT INTO tc_users (room_jid, real_jid, role, affiliation, nick_jid, reason, initiator_jid) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (room_jid, real_jid) DO UPDATE SET "
                     "affiliation = EXCLUDED.affiliation, reason = EXCLUDED.reason, "
-                    "initiator_jid = EXCLUDED.initiator_jid",
+                    "initiator_jid = EXCLUDED.initiator_jid, "
+                    "nick_jid = CASE WHEN %s THEN EXCLUDED.nick_jid ELSE tc_users.nick_jid END",
                     (
                         room.jid,
                         change.user,
                         str(Role.NONE),
                         str(change.affiliation),
-                        room.nick_jid(change.user.split("@")[0]),
+                        room.nick_jid(change.nick or nick_for(change.user)),
                         change.reason[:255],
                         initiator,
+                        change.nick is not None,
                     ),
                 )
 

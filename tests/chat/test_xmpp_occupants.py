@@ -342,11 +342,12 @@ def test_a_direct_invitation_as_converse_sends_it_is_checked_by_the_room_and_rea
     assert [(str(e["from"]), e["error"]["condition"]) for e in errors] == [("bob@example.com", "not-acceptable")]
 
 
-def kept_invitations() -> list[tuple[str, str, str]]:
-    """(invitee, room, inviter) of every invitation waiting for its invitee's next sign-in."""
+def kept_invitations() -> list[tuple[str, str, str, str]]:
+    """(recipient, kind, room, sender) of every invitation or decline waiting for its
+    recipient's next sign-in."""
     from messaging.models import KeptInvitation
 
-    return sorted(KeptInvitation.objects.values_list("user__jid", "room_jid", "inviter"))
+    return sorted(KeptInvitation.objects.values_list("user__jid", "kind", "room_jid", "sender"))
 
 
 async def signed_in_again(node, user: str, timeout: float = 10) -> tuple[Client, list, list]:
@@ -367,8 +368,9 @@ def test_an_invitation_to_someone_signed_in_nowhere_waits_for_their_next_sign_in
     """XEP-0045 §7.8.2 with XEP-0160: Erin (of 1B) and Dave (of 1A) are signed in nowhere when
     Andy invites them, Erin through the room, Dave directly (XEP-0249, as converse.js does). Each
     gets the invitation at the next sign-in, once the client sends its initial presence, with the
-    time it was sent (XEP-0203), and never again; Prosody and ejabberd keep them the same way. A
-    JID no user has is item-not-found, and a members-only room makes no member of it."""
+    time it was sent (XEP-0203), and never again; Prosody and ejabberd keep them the same way.
+    Erin's decline, once Andy has signed out, waits for Andy the same way. A JID no user has is
+    item-not-found, and a members-only room makes no member of it."""
     for user, node in (("andy", "imp-1a"), ("dave", "imp-1a"), ("erin", "imp-1b")):
         add_user(xworld, user, node)
     xworld.user("frank", "imp-1b")  # a JSON client
@@ -402,21 +404,27 @@ def test_an_invitation_to_someone_signed_in_nowhere_waits_for_their_next_sign_in
             async with signed_in(b, "frank") as (frank,):
                 to_frank = await next_event(frank, "invite")
             left = await kept_now()
+            await stop(andy)
+            erin.plugin["xep_0045"].decline(ops, "andy@example.com", "not today")  # 1A's router keeps it
+            async with asyncio.timeout(10):
+                while not await kept_now():
+                    await asyncio.sleep(0.05)
+            andy, declined, _ = await signed_in_again(a, "andy")
             await stop(erin, dave)
             _, again_erin, _ = await signed_in_again(b, "erin")  # nothing is handed over twice
             await stop(andy)
-            return unknown, not_a_member, kept, to_erin, to_dave, to_frank, left, again_erin
+            return unknown, not_a_member, kept, to_erin, to_dave, to_frank, left, declined, again_erin
 
-    unknown, not_a_member, kept, to_erin, to_dave, to_frank, left, again_erin = run(scenario())
+    unknown, not_a_member, kept, to_erin, to_dave, to_frank, left, declined, again_erin = run(scenario())
     assert unknown == (ops, "item-not-found", "There is no user nobody@example.com in IM and Presence.")
     assert not_a_member[:2] == (board, "item-not-found")
     assert ("nobody@example.com",) not in rows(
         xworld.database, "SELECT real_jid FROM tc_users WHERE room_jid = %s", (board,)
     )
     assert kept == [
-        ("dave@example.com", ops, "andy@example.com"),
-        ("erin@example.com", ops, "andy@example.com"),
-        ("frank@example.com", board, "andy@example.com"),
+        ("dave@example.com", "invite", ops, "andy@example.com"),
+        ("erin@example.com", "invite", ops, "andy@example.com"),
+        ("frank@example.com", "invite", board, "andy@example.com"),
     ]
     [invitation] = to_erin
     assert mediated(invitation) == (
@@ -425,7 +433,9 @@ def test_an_invitation_to_someone_signed_in_nowhere_waits_for_their_next_sign_in
     [direct] = to_dave
     assert direct["from"].bare == "andy@example.com" and direct["from"].resource
     assert (direct["groupchat_invite"]["jid"], direct["groupchat_invite"]["reason"]) == (ops, "XEP-0249")
-    for stanza in (invitation, direct):
+    [decline] = declined
+    assert mediated(decline)[:4] == (ops, "decline", "erin@example.com", "not today")
+    for stanza in (invitation, direct, decline):
         delay = stanza.xml.find("{urn:xmpp:delay}delay")
         assert delay is not None and delay.get("from") == "example.com"
         sent = datetime.fromisoformat(delay.get("stamp").replace("Z", "+00:00"))

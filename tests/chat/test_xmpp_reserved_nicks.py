@@ -170,3 +170,62 @@ def test_where_users_add_themselves_as_members_registering_makes_one_and_everyon
     assert erin_speaks["body"] == "a member again"
     assert outcast == ("forbidden", f"You are banned from {room}.")
     assert blank[0] == "bad-request"
+
+
+def test_owners_and_admins_set_and_unset_a_members_reserved_nickname_in_the_member_list(xworld):
+    """XEP-0045 §9.5: a member list item with ``nick`` sets the member's reserved nickname, and an
+    empty ``nick`` unsets it (back to their JID's localpart); the member list shows it, the member
+    discovers it, and nobody else may take it. A nickname another member reserved is a conflict."""
+    for user, node in (("andy", "imp-1a"), ("bob", "imp-1a"), ("carol", "imp-1b")):
+        add_user(xworld, user, node)
+    a, b = xworld.nodes["imp-1a"], xworld.nodes["imp-1b"]
+    room = f"ops@{alias_of(a)}"
+
+    def member_item(jid: str, nick: str | None) -> str:
+        nick_attr = "" if nick is None else f" nick='{nick}'"
+        return f"<item affiliation='member' jid='{jid}'{nick_attr}/>"
+
+    async def scenario():
+        async with running(a, b):
+            andy, bob = await started(a, "andy", "bob")
+            (carol,) = await started(b, "carol")
+            await andy.plugin["xep_0045"].join_muc_wait(room, "Andy", maxstanzas=0, timeout=10)
+            await admin_set(andy, room, member_item("bob@example.com", "Bobby"))
+            members = await member_list(andy, room)
+            bobs = await reserved_nick(bob, room)
+            taken = await refusal(carol.plugin["xep_0045"].join_muc_wait(room, "Bobby", maxstanzas=0, timeout=10))
+            clash = await refusal(admin_set(andy, room, member_item("carol@example.com", "Bobby")))
+            stored = stored_nicks(xworld.database, room)["bob@example.com"]
+            await admin_set(andy, room, member_item("bob@example.com", ""))
+            unset = await reserved_nick(bob, room)
+            carol_joined, *_ = await carol.plugin["xep_0045"].join_muc_wait(room, "Bobby", maxstanzas=0, timeout=10)
+            await stop(andy, bob, carol)
+            return members, bobs, taken, clash, stored, unset, carol_joined
+
+    members, bobs, taken, clash, stored, unset, carol_joined = run(scenario())
+    assert members == {"bob@example.com": "Bobby"}
+    assert bobs == "Bobby"
+    assert taken == ("conflict", f"Bobby is the registered nickname of another member of {room}.")
+    assert clash == ("conflict", f"Bobby is the registered nickname of another member of {room}.")
+    assert stored == f"{room}/Bobby"
+    assert unset == "bob"
+    assert stored_nicks(xworld.database, room)["bob@example.com"] == f"{room}/bob"
+    assert carol_joined["from"].resource == "Bobby"
+    assert "carol@example.com" not in stored_nicks(xworld.database, room)  # the clash stored nothing
+
+
+def admin_set(client: Client, room: str, items: str):
+    iq = client.make_iq_set(ito=room)
+    iq.set_payload(fromstring(f"<query xmlns='http://jabber.org/protocol/muc#admin'>{items}</query>"))
+    return iq.send(timeout=5)
+
+
+async def member_list(client: Client, room: str) -> dict[str, str | None]:
+    """The room's member list as its owner reads it: JID → the nick the room gives."""
+    iq = client.make_iq_get(ito=room)
+    iq.set_payload(
+        fromstring("<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member'/></query>")
+    )
+    answer = await iq.send(timeout=5)
+    items = answer.xml.findall(".//{http://jabber.org/protocol/muc#admin}item")
+    return {item.get("jid"): item.get("nick") for item in items}
