@@ -10,9 +10,13 @@ from topology.models import Cluster, Node
 from topology.observed import TEXT_CONFERENCE_MANAGER
 
 
-def restart_notice(cluster: Cluster, router: bool = False) -> str:
-    """The banner after a change: which service to restart on which nodes (reference 4)."""
-    nodes = ", ".join(Node.objects.filter(cluster=cluster).order_by("name").values_list("name", flat=True))
+def restart_notice(cluster: Cluster, router: bool = False, only: list[Node] | None = None) -> str:
+    """The banner after a change: which service to restart on which nodes (reference 4); every
+    node of the cluster unless the change concerns ``only`` some (their database assignment)."""
+    if only is None:
+        nodes = ", ".join(Node.objects.filter(cluster=cluster).order_by("name").values_list("name", flat=True))
+    else:
+        nodes = ", ".join(sorted(node.name for node in only))
     services = f"{TEXT_CONFERENCE_MANAGER}{' and Cisco XCP Router' if router else ''}"
     return (
         f"Restart {services} on these nodes for the change to apply: {nodes or 'none yet'} "

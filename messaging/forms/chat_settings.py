@@ -60,6 +60,10 @@ class DatabaseAssignmentForm(forms.Form):
         fields = [(name, f.label, f.help_text, getattr(f.initial, "pk", f.initial)) for name, f in self.fields.items()]
         return repr([fields, next(iter(self.fields.values())).choices if self.fields else []])
 
+    def changed_nodes(self) -> list[Node]:
+        """The nodes whose database the submitted form changes."""
+        return [node for node in self.nodes if f"node_{node.pk}" in self.changed_data]
+
     def proposed(self) -> dict[Node, ExternalDatabase | None]:
         return {node: self.cleaned_data.get(f"node_{node.pk}") for node in self.nodes}
 

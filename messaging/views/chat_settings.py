@@ -84,5 +84,10 @@ class ChatSettingsView(ConsolePermissionMixin, TemplateView):
             save_settings(settings_form.save(commit=False))
             assign(assignment_form.proposed())
         messages.success(request, f"Group chat and persistent chat settings of {self.cluster} saved.")
-        messages.warning(request, restart_notice(self.cluster))
+        # A new database for some nodes needs their Text Conference Manager restarted, not the
+        # cluster's: a needless restart on an HA pair serving users is not free.
+        if settings_form.has_changed():
+            messages.warning(request, restart_notice(self.cluster))
+        elif changed := assignment_form.changed_nodes():
+            messages.warning(request, restart_notice(self.cluster, only=changed))
         return redirect(here)

@@ -170,6 +170,26 @@ def test_both_nodes_of_an_ha_group_are_assigned_one_database(operator_client, cl
     assert assigned == {"imp-1a": "db1", "imp-1b": "db1", "imp-2a": None, "imp-2b": None}
 
 
+def test_a_new_database_for_one_group_asks_for_a_restart_on_its_nodes_only(operator_client, cluster1):
+    cluster, nodes = cluster1
+    db1 = make_external_database("db1", "tcuser")
+    operator_client.post(URL, post_data(cluster, nodes, {"imp-1a": db1, "imp-1b": db1}))
+    db2 = make_external_database("db2", "tcuser")
+    response = operator_client.post(
+        URL, post_data(cluster, nodes, {"imp-1a": db1, "imp-1b": db1, "imp-2a": db2, "imp-2b": db2}), follow=True
+    )
+    assert f"Group chat and persistent chat settings of {cluster} saved." in shown(response)
+    assert (
+        "Restart Cisco XCP Text Conference Manager on these nodes for the change to apply: "
+        "imp-2a, imp-2b (Serviceability > Control Center – Feature Services)." in shown(response)
+    )
+
+    unchanged = operator_client.post(
+        URL, post_data(cluster, nodes, {"imp-1a": db1, "imp-1b": db1, "imp-2a": db2, "imp-2b": db2}), follow=True
+    )
+    assert not [m for m in shown(unchanged) if m.startswith("Restart")]
+
+
 def test_two_databases_for_one_ha_group_are_refused(operator_client, cluster1):
     cluster, nodes = cluster1
     db1, db2 = make_external_database("db1", "tcuser"), make_external_database("db2", "tcuser")
