@@ -65,7 +65,6 @@ def verify_ha(live: bool = False) -> list[VerifyRow]:
             Prefetch(
                 "members", queryset=Node.objects.select_related("cluster", "certificate").order_by("group_position")
             ),
-            Prefetch("cluster__nodes", queryset=Node.objects.order_by("name")),
         )
     )
     assignments = {a.node_id: a.database for a in PersistentChatAssignment.objects.select_related("database")}
@@ -80,7 +79,7 @@ def verify_ha(live: bool = False) -> list[VerifyRow]:
         s.cluster_id: s for s in ChatSettings.objects.filter(cluster__in={g.cluster_id for g in groups})
     }
 
-    nodes = {node.pk: node for group in groups for node in group.cluster.nodes.all()}
+    nodes = {node.pk: node for group in groups for node in group.members.all()}
     tc_running = services_running(list(nodes.values()), TEXT_CONFERENCE_MANAGER)
     rows: list[VerifyRow] = []
     for group in groups:
@@ -151,7 +150,8 @@ def _group_rows(group, assignments, results, settings_by_cluster, tc_running) ->
             add(label, found.passed, f"{database}: {found.message}", url, checking=checking)
 
     control_center = reverse("topology:controlcenter_feature")
-    for node in group.cluster.nodes.all():
+    # The group's own nodes: another group's Text Conference Manager does not decide this one's HA.
+    for node in members:
         running = tc_running[node.pk]
         reason = {
             True: "Running.",

@@ -71,6 +71,23 @@ def test_every_database_check_passes_once_the_flow_is_followed(group1, installed
     assert not rows["Cisco XCP Text Conference Manager on imp-1a"].passed
 
 
+def test_each_group_checks_the_text_conference_manager_of_its_own_nodes_only(build):
+    cluster = build.cluster("cluster1")
+    a, b, c, d = (build.node(name, cluster) for name in ("imp-1a", "imp-1b", "imp-2a", "imp-2b"))
+    build.group("group1", a, b, ha=True)
+    build.group("group2", c, d, ha=True)
+    for node in (a, b, d):
+        report_service(node, ServiceStatus.STARTED)
+    report_service(c, ServiceStatus.STOPPED)
+    tc_rows = [(row.group, row.check, row.passed) for row in verify_ha() if TEXT_CONFERENCE_MANAGER in row.check]
+    assert tc_rows == [
+        ("group1", f"{TEXT_CONFERENCE_MANAGER} on imp-1a", True),
+        ("group1", f"{TEXT_CONFERENCE_MANAGER} on imp-1b", True),
+        ("group2", f"{TEXT_CONFERENCE_MANAGER} on imp-2a", False),
+        ("group2", f"{TEXT_CONFERENCE_MANAGER} on imp-2b", True),
+    ]
+
+
 def test_a_group_without_ha_fails_the_ha_check(build):
     cluster = build.cluster()
     build.group("solo", build.node("imp-1a", cluster), build.node("imp-1b", cluster), ha=False)
