@@ -22,7 +22,7 @@ from messaging.models import ExternalDatabase
 
 # Throughput is measured over this many of the latest completed merges.
 THROUGHPUT_SAMPLE = 10
-NO_ESTIMATE = "No merge has completed on this installation yet, so its duration cannot be estimated."
+NO_ESTIMATE = "No merge that wrote rows has completed on this installation yet, so its duration cannot be estimated."
 PREVIEW_POSTGRES_ONLY = "Preview is available for Postgres databases; an Oracle merge can be validated and run."
 
 

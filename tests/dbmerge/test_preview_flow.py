@@ -80,6 +80,17 @@ def test_preview_shows_what_the_merge_then_does_figure_for_figure_and_writes_not
 def test_the_estimate_comes_from_the_throughput_of_this_installations_completed_merges(chat_db):
     a, b, target = (chat_db().external() for _ in range(3))
     assert estimate(1000) == {"seconds": None, "basis": NO_ESTIMATE}
+    # A merge of two empty databases measures nothing: still no estimate, and the page says why.
+    MergeJob.objects.create(
+        db_type="postgres",
+        source_1=a,
+        source_2=b,
+        target=target,
+        kind=JobKind.MERGE,
+        state=JobState.COMPLETED,
+        report={"rows_written": 0, "seconds": 0.1},
+    )
+    assert estimate(1000) == {"seconds": None, "basis": NO_ESTIMATE}
     for rows, seconds in ((30_000, 2.0), (10_000, 2.0)):
         MergeJob.objects.create(
             db_type="postgres",
