@@ -248,14 +248,15 @@ def _fold(
             q.table_columns(q.TC_MESSAGES, dialect, q.STAGE_MESSAGES),
         )
         destination.analyze(q.STAGE_MESSAGES)
-        duplicates = destination.execute(q.mark_duplicate_messages(dialect))
+        marking = q.mark_duplicate_messages(dialect)
+        duplicates = destination.execute(marking[0])
         if duplicates:
-            # The statistics taken before the marking saw no duplicate: the planner would
-            # expect none and compare every destination message with every staged one
-            # (a nested loop over two tables of the rooms' size) in the anti-joins below.
-            destination.analyze(q.STAGE_MESSAGES)
-        destination.execute(q.SHARED_OWN_INCOMING)
-        if duplicates:
+            for statement in marking[1:]:
+                destination.execute(statement)
+            # Without statistics the planner would expect no duplicate and compare every
+            # destination message with every one (a nested loop) in the anti-joins below.
+            destination.analyze(q.STAGE_DUPS)
+            destination.execute(q.SHARED_OWN_INCOMING)
             destination.execute(q.SHARED_OWN_DESTINATION)
         tables["tc_messages"].duplicates_removed += duplicates
         tables["tc_messages"].written += staged - duplicates
@@ -436,16 +437,14 @@ def _colliding_runs(
 def _report_shared(destination: DestinationSide, source: SourceSide, shared: list[tuple], report: MergeReport) -> None:
     if not shared:
         return
-    rooms = [row[0] for row in shared[:REPORT_ROOMS]]
-    details = {}
-    for room in rooms:
-        members = destination.query(
-            "SELECT COUNT(*) FROM tc_users WHERE room_jid = " + q.ph(destination.dialect, "room"), {"room": room}
-        )[0][0]
-        next_id = destination.query(
-            "SELECT next_msg_id FROM tc_rooms WHERE room_jid = " + q.ph(destination.dialect, "room"), {"room": room}
+    # Members and next id of every shared room, in one query (not two a room).
+    details = {
+        room: (members, next_id or 0)
+        for room, members, next_id in destination.query(
+            f"SELECT x.room_jid, (SELECT COUNT(*) FROM tc_users u WHERE u.room_jid = x.room_jid), "
+            f"(SELECT t.next_msg_id FROM tc_rooms t WHERE t.room_jid = x.room_jid) FROM {q.STAGE_SHARED} x"
         )
-        details[room] = (members, next_id[0][0] if next_id else 0)
+    }
     incoming, existing = source.label, "destination so far"
     for room, renumber, _shift, latest, t_n, s_n, dups in shared[:REPORT_ROOMS]:
         members, next_id = details[room]

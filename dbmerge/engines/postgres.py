@@ -72,6 +72,7 @@ STAGING_TABLES = (
     q.STAGE_SHARED,
     q.STAGE_IDS,
     q.STAGE_MESSAGES,
+    q.STAGE_DUPS,
     q.STAGE_ARCHIVE,
 )
 
@@ -210,13 +211,8 @@ class PostgresDestination(plan.DestinationSide):
         )
         for name, like in copies:
             self.conn.execute(f"CREATE TEMP TABLE {name} (LIKE {like}) ON COMMIT DROP")
-        # dup: set on a staged message identical to one already in the destination.
-        self.conn.execute(f"CREATE TEMP TABLE {q.STAGE_MESSAGES} (LIKE tc_messages, dup CHAR(1)) ON COMMIT DROP")
-        # The duplicates alone, by key: what "is this destination message a duplicate?" looks
-        # up (an index lookup per message, never a scan of the staged messages per message).
-        self.conn.execute(
-            f"CREATE INDEX {q.STAGE_MESSAGES}_dup ON {q.STAGE_MESSAGES} (room_jid, msg_id) WHERE dup = 'Y'"
-        )
+        self.conn.execute(f"CREATE TEMP TABLE {q.STAGE_MESSAGES} (LIKE tc_messages) ON COMMIT DROP")
+        self.conn.execute(f"CREATE TEMP TABLE {q.STAGE_DUPS} (room_jid VARCHAR(3071), msg_id BIGINT) ON COMMIT DROP")
         for staged in (q.room_stats_columns(Dialect.POSTGRES), q.ids_columns(Dialect.POSTGRES)):
             columns = ", ".join(f"{n} {t}" for n, t in staged.columns)
             self.conn.execute(f"CREATE TEMP TABLE {staged.table} ({columns}) ON COMMIT DROP")

@@ -30,6 +30,8 @@ STAGE_SHARED = "imp_stage_shared"
 STAGE_IDS = "imp_stage_ids"
 STAGE_MESSAGES = "imp_stage_messages"
 STAGE_ARCHIVE = "imp_stage_archive"
+# The staged messages identical to one in the destination, by key: (room_jid, msg_id).
+STAGE_DUPS = "imp_stage_dups"
 
 # Oracle offers no arrays in plain SQL: ranges and shifts go in as a UNION ALL of binds.
 ORACLE_MAX_BINDS = 60000
@@ -254,25 +256,40 @@ def shared_rooms_insert() -> str:
     """
 
 
-def mark_duplicate_messages(dialect: Dialect) -> str:
-    """Flag the staged messages identical to one in the destination (kept there, not added)."""
+def mark_duplicate_messages(dialect: Dialect) -> tuple[str, ...]:
+    """Move the keys of the staged messages identical to one in the destination (kept there,
+    not added) out of the staged messages into their own narrow table; the first statement's
+    row count is their number. Marking them in the staged rows instead rewrote each."""
     same = same_row(dialect, TC_MESSAGES, "t", "s")
-    return f"UPDATE {STAGE_MESSAGES} s SET dup = 'Y' WHERE EXISTS (SELECT 1 FROM tc_messages t WHERE {same})"
+    identical = f"EXISTS (SELECT 1 FROM tc_messages t WHERE {same})"
+    if dialect is Dialect.POSTGRES:
+        return (
+            f"WITH d AS (DELETE FROM {STAGE_MESSAGES} s WHERE {identical} RETURNING s.room_jid, s.msg_id) "
+            f"INSERT INTO {STAGE_DUPS} (room_jid, msg_id) SELECT room_jid, msg_id FROM d",
+        )
+    return (
+        f"INSERT INTO {STAGE_DUPS} (room_jid, msg_id) SELECT s.room_jid, s.msg_id FROM {STAGE_MESSAGES} s "
+        f"WHERE {identical}",
+        f"DELETE FROM {STAGE_MESSAGES} s WHERE EXISTS "
+        f"(SELECT 1 FROM {STAGE_DUPS} d WHERE d.room_jid = s.room_jid AND d.msg_id = s.msg_id)",
+    )
 
 
-# After duplicates are flagged, each side of a shared room counts only its own messages (a
-# duplicate keeps its id on the destination's side): how many, and the lowest id.
+# Once duplicates are set apart, each side of a room that has any counts only its own messages
+# (a duplicate keeps its id on the destination's side): how many, and the lowest id. A room
+# without duplicates keeps the figures of the per-room statistics.
 SHARED_OWN_INCOMING = f"""
     MERGE INTO {STAGE_SHARED} x USING (
-        SELECT room_jid, SUM(CASE WHEN dup IS NULL THEN 1 ELSE 0 END) AS n,
-               MIN(CASE WHEN dup IS NULL THEN msg_id END) AS lo, SUM(CASE WHEN dup = 'Y' THEN 1 ELSE 0 END) AS d
-        FROM {STAGE_MESSAGES} GROUP BY room_jid
+        SELECT r.room_jid, COALESCE(m.n, 0) AS n, m.lo, r.d
+        FROM (SELECT room_jid, COUNT(*) AS d FROM {STAGE_DUPS} GROUP BY room_jid) r
+        LEFT JOIN (SELECT room_jid, COUNT(*) AS n, MIN(msg_id) AS lo FROM {STAGE_MESSAGES} GROUP BY room_jid) m
+        ON m.room_jid = r.room_jid
     ) s ON (x.room_jid = s.room_jid)
     WHEN MATCHED THEN UPDATE SET s_n = s.n, s_lo = s.lo, dups = s.d, t_n = x.t_n - s.d
 """
 _NOT_DUPLICATED = (
-    f"NOT EXISTS (SELECT 1 FROM {STAGE_MESSAGES} d "
-    "WHERE d.room_jid = tc_messages.room_jid AND d.msg_id = tc_messages.msg_id AND d.dup = 'Y')"
+    f"NOT EXISTS (SELECT 1 FROM {STAGE_DUPS} d "
+    "WHERE d.room_jid = tc_messages.room_jid AND d.msg_id = tc_messages.msg_id)"
 )
 SHARED_OWN_DESTINATION = f"""
     MERGE INTO {STAGE_SHARED} x USING (
@@ -304,12 +321,12 @@ RENUMBER_DESTINATION_ROOMS = (
 
 
 def insert_staged_messages() -> str:
-    """The staged messages that are not duplicates, renumbered where their side is."""
+    """The staged messages (duplicates were set apart), renumbered where their side is."""
     others = ", ".join(f"s.{c}" for c in TC_MESSAGES.column_names if c != "msg_id")
     return (
         f"INSERT INTO tc_messages ({', '.join(TC_MESSAGES.column_names)}) "
         f"SELECT s.msg_id + CASE WHEN x.renumber = 'S' THEN x.shift ELSE 0 END, {others} "
-        f"FROM {STAGE_MESSAGES} s JOIN {STAGE_SHARED} x ON x.room_jid = s.room_jid WHERE s.dup IS NULL"
+        f"FROM {STAGE_MESSAGES} s JOIN {STAGE_SHARED} x ON x.room_jid = s.room_jid"
     )
 
 

@@ -508,6 +508,44 @@ def test_when_the_destination_side_is_renumbered_its_messages_identical_to_the_i
     assert report.shared_rooms[0].renumbered_side == "destination so far"
 
 
+def test_a_room_whose_incoming_messages_are_all_duplicates_gains_none_beside_a_room_without_any(chat_db):
+    a, b, target = chat_db(), chat_db(), chat_db()
+    other = "other@conf.example.com"
+    for side in (a, b):
+        side.message(LOBBY, 1, 1, "said before the copy 1")
+        side.message(LOBBY, 2, 2, "said before the copy 2")
+    for i in (1, 2, 3):
+        a.message(other, i, i, f"A says {i}")
+    b.message(other, 1, 9, "B says 1")
+
+    report = engine.merge(target.engine, [a.engine, b.engine])
+
+    messages = target.rows()["tc_messages"]
+    assert [(r[0], r[3]) for r in messages if r[1] == LOBBY] == [
+        (1, "said before the copy 1"),
+        (2, "said before the copy 2"),
+    ]
+    assert [(r[0], r[3]) for r in messages if r[1] == other] == [
+        (1, "A says 1"),
+        (2, "A says 2"),
+        (3, "A says 3"),
+        (4, "B says 1"),  # B's only message, renumbered after A's
+    ]
+    figures = report.tables["tc_messages"]
+    assert (figures.read, figures.written, figures.duplicates_removed, figures.ids_remapped) == (8, 6, 2, 1)
+    rooms = {room.room_jid: room for room in report.shared_rooms}
+    assert (rooms[LOBBY].messages_kept_ids, rooms[LOBBY].messages_renumbered, rooms[LOBBY].renumbered_side) == (
+        2,
+        0,
+        "none",
+    )
+    assert (rooms[other].messages_kept_ids, rooms[other].messages_renumbered, rooms[other].renumbered_side) == (
+        3,
+        1,
+        b.name,
+    )
+
+
 @pytest.mark.parametrize("way", ARCHIVE_WAYS)
 def test_destination_that_is_a_source_merged_with_an_overlapping_copy_of_itself_holds_every_row_once(
     chat_db, way, monkeypatch

@@ -92,12 +92,17 @@ def test_oracle_drops_moved_archive_rows_identical_to_the_original_with_nulls_eq
     assert "IS NOT DISTINCT FROM" not in same
 
 
-def test_oracle_flags_staged_room_messages_identical_to_the_destinations_comparing_the_clob_body():
-    text = sqlbuild.mark_duplicate_messages(Dialect.ORACLE)
-    assert text == (
-        "UPDATE imp_stage_messages s SET dup = 'Y' WHERE EXISTS (SELECT 1 FROM tc_messages t "
+def test_oracle_sets_apart_staged_room_messages_identical_to_the_destinations_comparing_the_clob_body():
+    record, remove = sqlbuild.mark_duplicate_messages(Dialect.ORACLE)
+    assert record == (
+        "INSERT INTO imp_stage_dups (room_jid, msg_id) SELECT s.room_jid, s.msg_id FROM imp_stage_messages s "
+        "WHERE EXISTS (SELECT 1 FROM tc_messages t "
         "WHERE t.msg_id = s.msg_id AND t.room_jid = s.room_jid AND t.stamp = s.stamp "
         "AND DBMS_LOB.COMPARE(t.msg, s.msg) = 0)"
+    )
+    assert remove == (
+        "DELETE FROM imp_stage_messages s WHERE EXISTS "
+        "(SELECT 1 FROM imp_stage_dups d WHERE d.room_jid = s.room_jid AND d.msg_id = s.msg_id)"
     )
 
 
