@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 FollowUp = Callable[[bool], object]
 
+# The peer's verdicts that say its critical services are down while its agent reports. A peer
+# whose heartbeat was lost (Peer Down, Peer Reboot) is not judged down on both sides: when its
+# agent comes back it initializes and, its services running, takes this node over.
+SERVICES_DOWN_VERDICTS = {HAReason.CRITICAL_SERVICE_DOWN, HAReason.DATABASE_FAILURE}
+
 
 @dataclass(frozen=True)
 class Look:
@@ -81,13 +86,25 @@ def initializing(look: Look) -> FollowUp | None:
 
 def normal(look: Look) -> FollowUp | None:
     """Normal: take the peer over when its heartbeat or a critical service has been lost long
-    enough (automatic failover; the peer goes Failed Over…, this node Taking Over)."""
-    if look.ha_enabled and look.down_since is None and look.peer.ha_state in TAKE_OVER_FROM:
+    enough (automatic failover; the peer goes Failed Over…, this node Taking Over).
+
+    A node whose own critical services are down cannot take anybody over. When they have been
+    down for the critical service delay and so have its Normal peer's, the group fails: both
+    Running in Failed Mode, Critical Service Down (reference 1.2, 1.5), until Recover; whichever
+    node's services come back first does not take the other over meanwhile.
+    """
+    if not look.ha_enabled or look.peer.ha_state not in TAKE_OVER_FROM:
+        return None
+    if look.down_since is None:
         verdict = look.srm.peer_verdict(look.peer, look.params, look.now)
         if verdict is not None and transitions.take_over(
             look.node_id, look.peer.pk, reason=verdict.reason, failed_reason=verdict.failed_reason
         ):
             return look.srm.finish_take_over
+    elif look.down_for_the_delay() and look.peer.ha_state == HAState.NORMAL:
+        verdict = look.srm.peer_verdict(look.peer, look.params, look.now)
+        if verdict is not None and verdict.reason in SERVICES_DOWN_VERDICTS:
+            transitions.fail_both(look.node_id, HAReason.CRITICAL_SERVICE_DOWN)
     return None
 
 

@@ -212,6 +212,23 @@ def fail_backup(backup_id: int, reason: HAReason) -> bool:
         return True
 
 
+def fail_both(node_id: int, reason: HAReason) -> bool:
+    """Critical services are down on both nodes of the group, so neither can take the other
+    over: both Running in Failed Mode (reference 1.2, 1.5); Recover follows.
+
+    Made only if HA is on and both nodes are still Normal: a peer that took this node over
+    meanwhile (its services back in time) keeps the failover it made.
+    """
+    with transaction.atomic():
+        locked = lock_group(node_id, recorded_by=node_id)
+        if locked is None or locked.peer is None or not locked.group.ha_enabled:
+            return False
+        if locked.node.ha_state != HAState.NORMAL or locked.peer.ha_state != HAState.NORMAL:
+            return False
+        _both_failed(locked, reason)
+        return True
+
+
 def fail_take_back(home_id: int) -> bool:
     """The home node's critical services did not start while it took its users back: both nodes
     Running in Failed Mode, Start of Critical Services Failed (reference 1.5); Recover follows."""
