@@ -247,6 +247,21 @@ def test_tc_stopped_on_both_nodes_runs_both_in_failed_mode_with_nobody_taken_ove
     refused = join_refused(a, room)
     assert (refused.code, refused.retry) == ("room-unavailable", True)
 
+    # Recover with the services still stopped: both initialize, then fail again after the delay.
+    pressed = timezone.now()
+    assert "Recover of" in server_action(operator_client, group, a, "recover")
+    wait_for(
+        lambda: (
+            both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN) and HAAlarm.objects.count() == 2
+        ),
+        30,
+        "both Running in Failed Mode again, a second alarm",
+    )
+    initializing = HATransition.objects.filter(to_state=HAState.INITIALIZING, at__gte=pressed).order_by("at")
+    again = HATransition.objects.filter(to_state=HAState.RUNNING_IN_FAILED_MODE, at__gte=pressed).order_by("at")
+    assert initializing.count() == 2 and again.count() == 2
+    assert again.first().at - initializing.last().at >= timedelta(seconds=delay)
+
     # A's TC comes back first: A takes nobody over, the group waits for Recover.
     control(operator_client, a, "start")
     wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "A's TC running again")

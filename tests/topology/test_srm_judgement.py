@@ -189,6 +189,34 @@ def test_critical_services_down_on_both_normal_nodes_past_the_delay_fail_the_gro
     assert HATransition.objects.filter(group=group).count() == 2
 
 
+@pytest.mark.parametrize(
+    "a_state, b_state",
+    [
+        (HAState.INITIALIZING, HAState.INITIALIZING),  # HA enabled, or Recover, with the services down
+        (HAState.NORMAL, HAState.INITIALIZING),
+        (HAState.INITIALIZING, HAState.NORMAL),
+    ],
+)
+def test_critical_services_down_on_both_nodes_initializing_past_the_delay_fail_the_group(both_down, a_state, b_state):
+    _group, a, b = both_down
+    Node.objects.filter(pk=a.pk).update(ha_state=a_state, ha_reason=HAReason.INITIALIZATION)
+    Node.objects.filter(pk=b.pk).update(ha_state=b_state, ha_reason=HAReason.INITIALIZATION)
+    RecoveryManager(a.pk).tick()
+    assert states(a, b) == [FAILED, FAILED]
+    assert HAAlarm.objects.filter(name=AlarmName.SRM_FAILED).count() == 1
+
+
+def test_nodes_that_just_began_initializing_get_the_whole_delay_to_bring_their_services_back(both_down):
+    _group, a, b = both_down
+    Node.objects.filter(pk__in=[a.pk, b.pk]).update(
+        ha_state=HAState.INITIALIZING, ha_reason=HAReason.INITIALIZATION, ha_state_changed_at=timezone.now()
+    )
+    RecoveryManager(a.pk).tick()
+    RecoveryManager(b.pk).tick()
+    assert states(a, b) == [(HAState.INITIALIZING, HAReason.INITIALIZATION)] * 2
+    assert not HAAlarm.objects.exists()
+
+
 def test_a_node_whose_peer_lost_its_services_within_the_delay_waits_and_the_peer_coming_back_takes_it_over(
     both_down,
 ):
