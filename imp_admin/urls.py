@@ -14,6 +14,7 @@ urlpatterns = [
     path("audit/", views.AuditTrailView.as_view(), name="audit_list"),
     path("lockouts/", views.LockoutListView.as_view(), name="lockout_list"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import django_filters
 import django_tables2 as tables
@@ -13,10 +14,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import FileResponse, JsonResponse
 from django.shortcuts import redirect
 from django.utils.formats import localize
 from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_safe
 from django.views.generic import TemplateView
 
 from imp_admin import lockout
@@ -150,6 +152,19 @@ class LockoutListView(ConsolePermissionMixin, TemplateView):
             lockout.unlock(actor=request.user, ip_address=ip_address)
             messages.success(request, f"Address {ip_address} can sign in again.")
         return redirect("lockout_list")
+
+
+FAVICON = Path(__file__).resolve().parent / "static" / "console" / "favicon.ico"
+
+
+@login_not_required
+@require_safe
+def favicon(request):
+    """``/favicon.ico``: the icon browsers ask for on pages that link none of their own (the
+    Django admin, the browsable API); the console's base layout links the same static file."""
+    response = FileResponse(FAVICON.open("rb"), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @login_not_required

@@ -60,8 +60,10 @@ FAILOVER_STATES = set(HAState) - OUT_OF_FAILOVER_STATES
 TAKE_OVER_FROM = {HAState.NORMAL, HAState.INITIALIZING, HAState.UNKNOWN}
 # the node's critical services are held stopped (manual failover);
 HOLD_DOWN_STATES = {HAState.FAILING_OVER, HAState.IDLE}
-# a failed-over node may fall back (the Fallback button, automatic fallback).
+# a failed-over node may fall back (the Fallback button, automatic fallback);
 FALLBACK_FROM = {HAState.IDLE, HAState.FAILED_OVER}
+# critical services down on both nodes, each in one of these states, fail the group (1.2, 1.5).
+BOTH_FAILED_FROM = {HAState.NORMAL, HAState.INITIALIZING}
 
 
 class HAReason(models.TextChoices):

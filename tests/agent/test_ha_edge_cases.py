@@ -1,21 +1,25 @@
 """Edge cases of high availability with real node agents: HA switched off during a failover,
-Server Actions on a node whose agent is down, and a take-back whose services do not start."""
+Server Actions on a node whose agent is down, a take-back whose services do not start, and
+critical services down on both nodes."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from messaging.chat.client import ChatClientError
 from tests.agent.conftest import fast_srm, state_of
 from tests.agent.test_failover import history_seen_by_andy, post_before_failover
 from tests.agent.test_server_actions import both, server_action
+from tests.chat.conftest import signed_in
 from tests.conftest import wait_for
 from topology import observed
 from topology.catalog import ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
-from topology.models import EndUser, HATransition, Node, ServerAction, ServerActionStatus, Service
+from topology.models import EndUser, HAAlarm, HATransition, Node, ServerAction, ServerActionStatus, Service
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +41,18 @@ def control(client, node: Node, action: str) -> str:
 
 def group_page(client, group) -> str:
     return client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+
+
+def join_refused(node: Node, room: str) -> ChatClientError:
+    """What Andy, signed in on ``node``, is told when he enters ``room``."""
+
+    async def scenario():
+        async with signed_in(node, "andy") as (andy,):
+            with pytest.raises(ChatClientError) as refused:
+                await andy.join(room)
+            return refused.value
+
+    return asyncio.run(scenario())
 
 
 def set_ha(client, group, enabled: bool) -> str:
@@ -191,3 +207,89 @@ def test_a_take_back_whose_critical_service_does_not_start_runs_both_in_failed_m
     wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal after Recover")
     assert EndUser.objects.get(user_id="andy").active_node is None
     assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)
+
+
+def test_tc_stopped_on_both_nodes_runs_both_in_failed_mode_with_nobody_taken_over_until_recover(
+    pair, agents, operator_client
+):
+    a, b, group = pair["a"], pair["b"], pair["group"]
+    # A delay long enough that both Stops are carried out within it however slowly this test
+    # runs: otherwise B would first take A over, then fail as a backup (a row of its own).
+    delay = 6
+    fast_srm(pair["cluster"], critical_service_delay=delay)
+    agents(a.name)
+    agents(b.name)
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal")
+    room = post_before_failover(a, ["before both failed"])
+
+    control(operator_client, a, "stop")
+    control(operator_client, b, "stop")
+    wait_for(
+        lambda: both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN),
+        30,
+        "both Running in Failed Mode, Critical Service Down",
+    )
+    stopped = min(tc_of(n).status_changed_at for n in (a, b))
+    failed = HATransition.objects.filter(to_state=HAState.RUNNING_IN_FAILED_MODE).order_by("at").first()
+    assert failed.at - stopped >= timedelta(seconds=delay)
+    assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
+    assert not EndUser.objects.filter(active_node__isnull=False).exists()
+    alarm = HAAlarm.objects.get()
+    assert alarm.text == f"UC_SRM-2-SRMFailed: Node {alarm.from_node} Reason Critical Service Down"
+    assert alarm.text in operator_client.get("/").content.decode()  # the dashboard's alarms
+    page = group_page(operator_client, group)
+    for node in (a, b):
+        assert f'data-node-state="{node.name}"><strong>Running in Failed Mode</strong>' in page
+        assert f'data-node-reason="{node.name}">Critical Service Down</td>' in page
+    assert page.count('value="recover"') == 2 and 'value="failover"' not in page
+    assert page.count("before Recover, which restarts the Server Recovery Managers only") == 2
+    # Andy still signs in at home, but nobody serves his rooms: he is told to try again.
+    refused = join_refused(a, room)
+    assert (refused.code, refused.retry) == ("room-unavailable", True)
+
+    # Recover with the services still stopped: both initialize, then fail again after the delay.
+    pressed = timezone.now()
+    assert "Recover of" in server_action(operator_client, group, a, "recover")
+    wait_for(
+        lambda: (
+            both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN) and HAAlarm.objects.count() == 2
+        ),
+        30,
+        "both Running in Failed Mode again, a second alarm",
+    )
+    initializing = HATransition.objects.filter(to_state=HAState.INITIALIZING, at__gte=pressed).order_by("at")
+    again = HATransition.objects.filter(to_state=HAState.RUNNING_IN_FAILED_MODE, at__gte=pressed).order_by("at")
+    assert initializing.count() == 2 and again.count() == 2
+    assert again.first().at - initializing.last().at >= timedelta(seconds=delay)
+
+    # A's TC comes back first: A takes nobody over, the group waits for Recover.
+    control(operator_client, a, "start")
+    wait_for(lambda: tc_of(a).status == ServiceStatus.STARTED, 30, "A's TC running again")
+    back = tc_of(a).status_changed_at
+    wait_for(
+        lambda: Node.objects.get(pk=a.pk).last_heartbeat > back + timedelta(seconds=delay + 1),
+        30,
+        "A's agent to run past the critical service delay with its TC back",
+    )
+    assert both(pair, HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN)
+    assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
+    page = group_page(operator_client, group)
+    assert f'data-start-services="{a.name}"' not in page and f'data-start-services="{b.name}"' in page
+
+    control(operator_client, b, "start")
+    wait_for(lambda: tc_of(b).status == ServiceStatus.STARTED, 30, "B's TC running again")
+    recovered_at = timezone.now()
+    server_action(operator_client, group, b, "recover")
+    wait_for(lambda: both(pair, HAState.NORMAL, HAReason.NORMAL), 30, "both Normal after Recover")
+    for node in (a, b):
+        after_recover = HATransition.objects.filter(node=node, at__gte=recovered_at).order_by("at", "pk")
+        assert [(t.to_state, t.reason) for t in after_recover] == [
+            (HAState.INITIALIZING, HAReason.INITIALIZATION),
+            (HAState.NORMAL, HAReason.NORMAL),
+        ]
+    assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
+    page = group_page(operator_client, group)
+    assert page.count('value="failover"') == 2 and 'value="recover"' not in page
+    assert observed.room_host(Node.objects.get(pk=a.pk)) == Node.objects.get(pk=a.pk)
+    served_by, history = history_seen_by_andy(a, room)
+    assert (served_by, history) == (a.name, ["before both failed"])

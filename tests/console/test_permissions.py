@@ -14,9 +14,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 pytestmark = pytest.mark.django_db
 
 # Public by design: the login page itself, logout (POST only, no change to data),
-# the health endpoint for load balancers, the Django admin (staff login of its own), and the
-# Prometheus endpoint (a bearer token or a console login; tests/console/test_metrics.py).
-PUBLIC = {"login", "logout", "healthz", "metrics"}
+# the health endpoint for load balancers, the Django admin (staff login of its own), the
+# Prometheus endpoint (a bearer token or a console login; tests/console/test_metrics.py), and
+# the icon browsers ask for on every page, the login page too (tests/console/test_favicon.py).
+PUBLIC = {"login", "logout", "healthz", "metrics", "favicon"}
 # A user's own page: every role creates and revokes its own API tokens (tests/api/test_rules.py).
 OWN_ACCOUNT = {"api_tokens", "api_token_revoke"}
 SAMPLE_KWARGS = {

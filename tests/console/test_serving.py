@@ -102,6 +102,10 @@ def test_gunicorn_serves_the_console_and_its_static_files_and_names_no_version(s
         status, headers, css = browser.request(stylesheet)
         assert status == 200 and ".htmx-indicator" in css
         assert "immutable" in headers["Cache-Control"]  # WhiteNoise, hashed name
+        icon = re.search(r'<link rel="icon" href="(/static/console/favicon\.[0-9a-f]{12}\.ico)"', page).group(1)
+        for url in (icon, "/favicon.ico"):  # linked by the console; asked for by the admin's pages
+            status, headers, _ = browser.request(url)
+            assert (status, headers["Content-Type"]) == (200, "image/x-icon"), url
 
         status, headers, _ = browser.request(
             "/login/", {"username": "sadmin", "password": PASSWORD, "csrfmiddlewaretoken": browser.csrf()}

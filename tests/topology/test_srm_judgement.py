@@ -1,5 +1,6 @@
 """The Server Recovery Manager's judgement, read from the config DB (no agents): when a peer
-whose critical service is down gets failed over, and with which reason; when a take-back failed."""
+whose critical service is down gets failed over, and with which reason; when a take-back failed;
+when critical services are down on both nodes and the group fails."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from topology.catalog import DesiredState, ServiceName, ServiceStatus
 from topology.choices import HAReason, HAState
 from topology.ha import transitions
 from topology.ha.monitor import RecoveryManager
-from topology.models import Node, Service, ServiceParameters
+from topology.models import AlarmName, HAAlarm, HATransition, Node, Service, ServiceParameters
 
 pytestmark = [pytest.mark.configdb, pytest.mark.django_db]
 
@@ -132,3 +133,151 @@ def test_the_groups_states_change_with_a_take_over_whichever_srm_looks(judged):
         HAState.TAKING_OVER,
         HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
     }
+
+
+@pytest.fixture
+def both_down(build):
+    """A and B Normal in an HA group, both agents reporting; on each node the Text Conference
+    Manager stopped ten minutes ago, the other services started."""
+    cluster = build.cluster()
+    a, b = build.node("imp-1a", cluster), build.node("imp-1b", cluster)
+    group = build.group("subcluster1", a, b, ha=True)
+    now = timezone.now()
+    long_ago = now - timedelta(minutes=10)
+    Node.objects.filter(pk__in=[a.pk, b.pk]).update(
+        ha_state=HAState.NORMAL,
+        ha_reason=HAReason.NORMAL,
+        ha_state_changed_at=long_ago,
+        last_heartbeat=now,
+        heartbeat_expires_at=now + timedelta(minutes=5),
+        agent_started_at=long_ago,
+    )
+    Service.objects.filter(node__in=[a, b]).update(status=ServiceStatus.STARTED, status_changed_at=long_ago)
+    Service.objects.filter(node__in=[a, b], name=ServiceName.TEXT_CONFERENCE_MANAGER).update(
+        status=ServiceStatus.STOPPED, status_changed_at=long_ago
+    )
+    return group, a, b
+
+
+def states(*nodes: Node) -> list[tuple[str, str]]:
+    return [Node.objects.filter(pk=n.pk).values_list("ha_state", "ha_reason").get() for n in nodes]
+
+
+FAILED = (HAState.RUNNING_IN_FAILED_MODE, HAReason.CRITICAL_SERVICE_DOWN)
+
+
+def test_critical_services_down_on_both_normal_nodes_past_the_delay_fail_the_group_and_nobody_is_taken_over(
+    both_down,
+):
+    group, a, b = both_down
+    assert RecoveryManager(a.pk).tick() is None
+    assert states(a, b) == [FAILED, FAILED]
+    assert list(HAAlarm.objects.values_list("name", "reason")) == [
+        (AlarmName.SRM_FAILED, HAReason.CRITICAL_SERVICE_DOWN)
+    ]
+    assert not HATransition.objects.filter(to_state=HAState.TAKING_OVER).exists()
+    assert not Node.objects.filter(rooms_hosted_by__isnull=False).exists()
+
+    # B's SRM sees the same group: nothing more happens, and no second alarm.
+    RecoveryManager(b.pk).tick()
+    assert states(a, b) == [FAILED, FAILED] and HAAlarm.objects.count() == 1
+    # A's TC comes back first: A does not take B over, the group waits for Recover.
+    Service.objects.filter(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(status=ServiceStatus.STARTED)
+    RecoveryManager(a.pk).tick()
+    RecoveryManager(b.pk).tick()
+    assert states(a, b) == [FAILED, FAILED]
+    assert HATransition.objects.filter(group=group).count() == 2
+
+
+@pytest.mark.parametrize(
+    "a_state, b_state",
+    [
+        (HAState.INITIALIZING, HAState.INITIALIZING),  # HA enabled, or Recover, with the services down
+        (HAState.NORMAL, HAState.INITIALIZING),
+        (HAState.INITIALIZING, HAState.NORMAL),
+    ],
+)
+def test_critical_services_down_on_both_nodes_initializing_past_the_delay_fail_the_group(both_down, a_state, b_state):
+    _group, a, b = both_down
+    Node.objects.filter(pk=a.pk).update(ha_state=a_state, ha_reason=HAReason.INITIALIZATION)
+    Node.objects.filter(pk=b.pk).update(ha_state=b_state, ha_reason=HAReason.INITIALIZATION)
+    RecoveryManager(a.pk).tick()
+    assert states(a, b) == [FAILED, FAILED]
+    assert HAAlarm.objects.filter(name=AlarmName.SRM_FAILED).count() == 1
+
+
+def test_nodes_that_just_began_initializing_get_the_whole_delay_to_bring_their_services_back(both_down):
+    _group, a, b = both_down
+    Node.objects.filter(pk__in=[a.pk, b.pk]).update(
+        ha_state=HAState.INITIALIZING, ha_reason=HAReason.INITIALIZATION, ha_state_changed_at=timezone.now()
+    )
+    RecoveryManager(a.pk).tick()
+    RecoveryManager(b.pk).tick()
+    assert states(a, b) == [(HAState.INITIALIZING, HAReason.INITIALIZATION)] * 2
+    assert not HAAlarm.objects.exists()
+
+
+def test_a_node_whose_peer_lost_its_services_within_the_delay_waits_and_the_peer_coming_back_takes_it_over(
+    both_down,
+):
+    _group, a, b = both_down
+    params = ServiceParameters.for_cluster(a.cluster_id)
+    almost = timezone.now() - timedelta(seconds=params.critical_service_delay - 30)
+    Service.objects.filter(node=b, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(status_changed_at=almost)
+    RecoveryManager(a.pk).tick()
+    RecoveryManager(b.pk).tick()
+    assert states(a, b) == [(HAState.NORMAL, HAReason.NORMAL)] * 2
+    # B's TC is back before its delay ran out: an ordinary automatic failover of A.
+    Service.objects.filter(node=b, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(status=ServiceStatus.STARTED)
+    assert RecoveryManager(b.pk).tick() is not None
+    assert states(a, b) == [
+        (HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING, HAReason.CRITICAL_SERVICE_DOWN),
+        (HAState.TAKING_OVER, HAReason.CRITICAL_SERVICE_DOWN),
+    ]
+
+
+def test_a_node_whose_services_are_down_does_not_fail_the_group_for_a_peer_whose_heartbeat_was_lost(both_down):
+    """Its agent back, the silent peer initializes and takes this node over: no Recover needed."""
+    _group, a, b = both_down
+    Node.objects.filter(pk=b.pk).update(
+        last_heartbeat=timezone.now() - timedelta(minutes=5), heartbeat_expires_at=timezone.now()
+    )
+    RecoveryManager(a.pk).tick()
+    assert states(a, b) == [(HAState.NORMAL, HAReason.NORMAL)] * 2
+
+
+def test_a_backup_losing_its_critical_services_after_an_automatic_failover_fails_both_nodes(both_down):
+    """Reference 1.5: Running in Failed Mode / Critical Service Down on both, the backup also
+    lost critical services."""
+    _group, a, b = both_down
+    Service.objects.filter(node=b, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(status=ServiceStatus.STARTED)
+    assert transitions.take_over(b.pk, a.pk, reason=HAReason.CRITICAL_SERVICE_DOWN)
+    assert transitions.finish_take_over(b.pk, rooms_loaded=True)
+    assert states(a, b)[1] == (HAState.RUNNING_IN_BACKUP_MODE, HAReason.CRITICAL_SERVICE_DOWN)
+    Service.objects.filter(node=b, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(
+        status=ServiceStatus.STOPPED, status_changed_at=timezone.now() - timedelta(minutes=5)
+    )
+    RecoveryManager(a.pk).tick()  # the failed-over node waits
+    assert states(a, b)[0] == (HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING, HAReason.CRITICAL_SERVICE_DOWN)
+    RecoveryManager(b.pk).tick()
+    assert states(a, b) == [FAILED, FAILED]
+    assert HAAlarm.objects.filter(name=AlarmName.SRM_FAILED, reason=HAReason.CRITICAL_SERVICE_DOWN).count() == 1
+
+
+def test_the_group_page_shows_both_nodes_failed_with_recover_and_says_to_start_the_services_first(
+    both_down, operator_client
+):
+    group, a, b = both_down
+    RecoveryManager(a.pk).tick()
+    page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    for node in (a, b):
+        assert f'data-node-state="{node.name}"><strong>Running in Failed Mode</strong>' in page
+        assert f'data-node-reason="{node.name}">Critical Service Down</td>' in page
+        assert f'data-start-services="{node.name}"' in page
+    assert page.count('value="recover"') == 2
+    assert 'value="failover"' not in page
+    # A's services started: its row no longer asks for them, B's still does.
+    Service.objects.filter(node=a, name=ServiceName.TEXT_CONFERENCE_MANAGER).update(status=ServiceStatus.STARTED)
+    page = operator_client.get(f"/system/redundancy-groups/{group.pk}/").content.decode()
+    assert f'data-start-services="{a.name}"' not in page and f'data-start-services="{b.name}"' in page
+    assert page.count('value="recover"') == 2

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from topology.choices import FALLBACK_FROM, TAKE_OVER_FROM, HAReason, HAState
+from topology.choices import BOTH_FAILED_FROM, FALLBACK_FROM, TAKE_OVER_FROM, HAReason, HAState
 from topology.ha import transitions
 
 if TYPE_CHECKING:
@@ -64,30 +64,43 @@ def unknown(look: Look) -> FollowUp | None:
 
 
 def initializing(look: Look) -> FollowUp | None:
-    """Initializing → Normal once the node's critical services run and its TC hosts its rooms.
+    """Initializing → Normal once the node's critical services run and its TC hosts its rooms;
+    Running in Failed Mode on both nodes when they have not run for the critical service delay
+    (counted from the start of the initialization) and neither have the peer's.
 
     Initializing means "the SRM service is starting": after Recover the SRM that is about to
     be restarted leaves the initialization to the restarted one.
     """
-    if look.ha_enabled and look.down_since is None and not look.srm.restart_pending():
+    if not look.ha_enabled or look.srm.restart_pending():
+        return None
+    if look.down_since is None:
         return lambda ok: (
             ok
             and transitions.set_own_state(
                 look.node_id, HAState.NORMAL, HAReason.NORMAL, only_from={HAState.INITIALIZING}
             )
         )
+    _fail_if_both_down(look)
     return None
 
 
 def normal(look: Look) -> FollowUp | None:
     """Normal: take the peer over when its heartbeat or a critical service has been lost long
-    enough (automatic failover; the peer goes Failed Over…, this node Taking Over)."""
-    if look.ha_enabled and look.down_since is None and look.peer.ha_state in TAKE_OVER_FROM:
+    enough (automatic failover; the peer goes Failed Over…, this node Taking Over).
+
+    A node whose own critical services are down cannot take anybody over: see
+    ``_fail_if_both_down``.
+    """
+    if not look.ha_enabled or look.peer.ha_state not in TAKE_OVER_FROM:
+        return None
+    if look.down_since is None:
         verdict = look.srm.peer_verdict(look.peer, look.params, look.now)
         if verdict is not None and transitions.take_over(
             look.node_id, look.peer.pk, reason=verdict.reason, failed_reason=verdict.failed_reason
         ):
             return look.srm.finish_take_over
+    else:
+        _fail_if_both_down(look)
     return None
 
 
@@ -180,6 +193,19 @@ def decide(look: Look) -> FollowUp | None:
     """The decision of the node's state, if it has one."""
     decision = DECISIONS.get(HAState(look.node.ha_state))
     return decision(look) if decision is not None else None
+
+
+def _fail_if_both_down(look: Look) -> None:
+    """Critical services down for the delay on both nodes (Normal or Initializing): neither can
+    take the other over, so the group fails, both Running in Failed Mode, Critical Service Down
+    (reference 1.2, 1.5), until Recover; whichever node's services come back first does not take
+    the other over meanwhile. A peer whose heartbeat was lost does not count: when its agent
+    comes back it initializes and, its services running, takes this node over."""
+    if not look.down_for_the_delay() or look.peer.ha_state not in BOTH_FAILED_FROM:
+        return
+    verdict = look.srm.peer_verdict(look.peer, look.params, look.now)
+    if verdict is not None and verdict.services_down:
+        transitions.fail_both(look.node_id, HAReason.CRITICAL_SERVICE_DOWN)
 
 
 def _idle_silent_peer(look: Look) -> None:

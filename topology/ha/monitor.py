@@ -32,10 +32,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Verdict:
-    """Why the peer must be failed over."""
+    """Why the peer must be failed over; ``services_down`` when its agent reports and its
+    critical services have been down for the delay (not its heartbeat lost, nor a reboot)."""
 
     reason: HAReason
     failed_reason: HAReason
+    services_down: bool = False
 
 
 class RecoveryManager:
@@ -100,12 +102,12 @@ class RecoveryManager:
             if stopped_cleanly:
                 return Verdict(HAReason.PEER_REBOOT, HAReason.PEER_REBOOT)
             if initializing:
-                return Verdict(HAReason.PEER_DOWN_DURING_INITIALIZATION, HAReason.INITIALIZATION)
+                return Verdict(HAReason.PEER_DOWN_DURING_INITIALIZATION, HAReason.INITIALIZATION, services_down=True)
             if peer.services.filter(
                 name__in=params.critical_services, status=ServiceStatus.NOT_RUNNING, database_failure=True
             ).exists():
-                return Verdict(HAReason.DATABASE_FAILURE, HAReason.DATABASE_FAILURE)
-            return Verdict(HAReason.CRITICAL_SERVICE_DOWN, HAReason.CRITICAL_SERVICE_DOWN)
+                return Verdict(HAReason.DATABASE_FAILURE, HAReason.DATABASE_FAILURE, services_down=True)
+            return Verdict(HAReason.CRITICAL_SERVICE_DOWN, HAReason.CRITICAL_SERVICE_DOWN, services_down=True)
         return None
 
     @staticmethod

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from topology.catalog import ServiceStatus
 from topology.choices import FAILOVER_STATES, TRANSITION_STATES, HAState
 from topology.ha.actions import available_actions
-from topology.models import HATransition, Node, RedundancyGroup, ServerAction, ServerActionStatus
+from topology.models import (
+    HATransition,
+    Node,
+    RedundancyGroup,
+    ServerAction,
+    ServerActionName,
+    ServerActionStatus,
+    ServiceParameters,
+)
 
 TIMELINE_LENGTH = 30
+
+
+def critical_services_down(node: Node) -> bool:
+    """Whether a critical service of ``node`` is not running, as its agent last reported."""
+    critical = ServiceParameters.for_cluster(node.cluster_id).critical_services
+    started = node.services.filter(name__in=critical, status=ServiceStatus.STARTED).count()
+    return started < len(set(critical))
 
 
 def handing_back(group: RedundancyGroup, members: list[Node]) -> list[dict]:
@@ -48,6 +64,11 @@ def group_ha_context(group: RedundancyGroup, user) -> dict:
                 "start_services_first": node is not None
                 and group.ha_enabled
                 and node.ha_state == HAState.FAILED_OVER_CRITICAL_SERVICES_NOT_RUNNING,
+                # Recover restarts the SRMs, not the services: a node whose critical services
+                # are still down would only initialize until they run (or be taken over).
+                "start_services_before_recover": node is not None
+                and ServerActionName.RECOVER in actions
+                and critical_services_down(node),
             }
         )
     pending = ServerAction.objects.filter(group=group, status=ServerActionStatus.PENDING).first()

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from topology.alarms import raise_alarm
 from topology.catalog import ControlAction, ServiceName
-from topology.choices import FAILOVER_STATES, FALLBACK_FROM, TAKE_OVER_FROM, HAReason, HAState
+from topology.choices import BOTH_FAILED_FROM, FAILOVER_STATES, FALLBACK_FROM, TAKE_OVER_FROM, HAReason, HAState
 from topology.models import (
     AlarmName,
     EndUser,
@@ -207,6 +207,23 @@ def fail_backup(backup_id: int, reason: HAReason) -> bool:
     with transaction.atomic():
         locked = lock_group(backup_id, recorded_by=backup_id)
         if locked is None or locked.node.ha_state != HAState.RUNNING_IN_BACKUP_MODE:
+            return False
+        _both_failed(locked, reason)
+        return True
+
+
+def fail_both(node_id: int, reason: HAReason) -> bool:
+    """Critical services are down on both nodes of the group, so neither can take the other
+    over: both Running in Failed Mode (reference 1.2, 1.5); Recover follows.
+
+    Made only if HA is on and both nodes are still Normal or Initializing: a peer that took
+    this node over meanwhile (its services back in time) keeps the failover it made.
+    """
+    with transaction.atomic():
+        locked = lock_group(node_id, recorded_by=node_id)
+        if locked is None or locked.peer is None or not locked.group.ha_enabled:
+            return False
+        if locked.node.ha_state not in BOTH_FAILED_FROM or locked.peer.ha_state not in BOTH_FAILED_FROM:
             return False
         _both_failed(locked, reason)
         return True
