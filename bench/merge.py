@@ -16,8 +16,10 @@ N/2000 rooms with members), then times in one run:
       its baseline is b, the same amount of data piped raw;
   (ii) the merge into a destination that is source 1 (a copy of it, taken as its own source):
       only source 2 is moved, so its baseline is b2, source 2 piped raw.
-Prints a/b, c/b, i/b, ii/b2, rows per second and peak RSS. Uses the local PostgreSQL (PGHOST,
-PGPORT, PGUSER, default 127.0.0.1:5432 postgres); drops what it created.
+Each timed case starts after a CHECKPOINT, so none pays for what came before it.
+Prints a/b, c/b, i/b, ii/b2, rows per second, peak RSS and the machine's load average. Uses
+the local PostgreSQL (PGHOST, PGPORT, PGUSER, default 127.0.0.1:5432 postgres); drops what it
+created.
 """
 
 from __future__ import annotations
@@ -108,9 +110,18 @@ def fill(name: str, rows: int, node: str, twin: str | None = None) -> None:
 
 
 def copy_of(name: str, template: str) -> None:
-    """A new database holding what ``template`` holds (a file copy, no client in between)."""
+    """A new database holding what ``template`` holds (a file copy, no client in between;
+    from PostgreSQL 15 on, FILE_COPY says so: the default WAL_LOG writes the copy to the WAL)."""
     with admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}')
+
+
+def checkpoint() -> None:
+    """Before each timed case: no case pays for the dirty pages and WAL of what came before it
+    (filling the sources, the previous case), each starts from the same state."""
+    with admin() as conn:
+        conn.execute("CHECKPOINT")
 
 
 def child(method: str, target: str, sources: list[str]) -> None:
@@ -133,6 +144,7 @@ def child(method: str, target: str, sources: list[str]) -> None:
 
 
 def run_child(method: str, target: str, sources: list[str]) -> dict:
+    checkpoint()
     out = subprocess.run(
         [sys.executable, __file__, "--child", method, target, *sources], check=True, stdout=subprocess.PIPE, text=True
     )
@@ -144,6 +156,7 @@ def raw_pipe(sources: list[str], targets: list[str]) -> list[float]:
     env = {**os.environ, "PGHOST": PG["host"], "PGPORT": str(PG["port"]), "PGUSER": PG["user"]}
     seconds = []
     for source, target in zip(sources, targets, strict=True):
+        checkpoint()
         started = time.monotonic()
         for table in TABLES:
             if table.name == "xcp_sequence":
@@ -181,6 +194,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     cases = set(args.cases.split(",")) | {"copy"}
+    load_before = os.getloadavg()[0]
     tag = uuid.uuid4().hex[:6]
     keys = ("s1", "s2", "copy", "dblink", "raw1", "raw2", "h1", "h2", "history", "own1")
     names = {k: f"imp_bench_{k}_{tag}" for k in keys}
@@ -249,6 +263,7 @@ def main() -> None:
             )
             ratios.append(f"ii/b2 = {ii['seconds'] / raw[1]:.2f}")
         print("; ".join(ratios))
+        print(f"load average (1 min): {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     finally:
         with admin() as conn:
             for name in names.values():
